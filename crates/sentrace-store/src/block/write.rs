@@ -1,0 +1,161 @@
+//! Building one encrypted block.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, FixedSizeBinaryBuilder, Int32Builder, StringBuilder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use base64::Engine;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::bloom_filter::Sbbf;
+use parquet::encryption::encrypt::FileEncryptionProperties;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use sentrace_core::TenantId;
+
+use super::{BLOOM_KEY, COLUMNS, SUMMARY_KEY, aad_prefix, block_key, key_metadata};
+use crate::keys::Dek;
+use crate::{SpanEntry, StoreError};
+
+/// Bloom filter false-positive rate per row group.
+const BLOOM_FPP: f64 = 0.01;
+
+pub(crate) fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new(COLUMNS[0], DataType::FixedSizeBinary(16), false),
+        Field::new(COLUMNS[1], DataType::FixedSizeBinary(8), false),
+        Field::new(COLUMNS[2], DataType::FixedSizeBinary(8), true),
+        Field::new(COLUMNS[3], DataType::Utf8, false),
+        Field::new(COLUMNS[4], DataType::Utf8, false),
+        Field::new(COLUMNS[5], DataType::Int32, false),
+        Field::new(COLUMNS[6], DataType::UInt64, false),
+        Field::new(COLUMNS[7], DataType::UInt64, false),
+        Field::new(COLUMNS[8], DataType::UInt64, false),
+        Field::new(COLUMNS[9], DataType::Binary, false),
+    ]))
+}
+
+/// Summary kept in the encrypted footer.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Summary {
+    pub tenant: String,
+    pub dek_id: u32,
+    pub rows: usize,
+}
+
+fn pq_err(block: &str) -> impl Fn(parquet::errors::ParquetError) -> StoreError + '_ {
+    move |e| StoreError::Parquet {
+        block: block.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn batch(spans: &[SpanEntry], block: &str) -> Result<RecordBatch, StoreError> {
+    let n = spans.len();
+    let arrow_err = |e: arrow_schema::ArrowError| StoreError::Parquet {
+        block: block.to_string(),
+        reason: e.to_string(),
+    };
+    let mut trace = FixedSizeBinaryBuilder::with_capacity(n, 16);
+    let mut span = FixedSizeBinaryBuilder::with_capacity(n, 8);
+    let mut parent = FixedSizeBinaryBuilder::with_capacity(n, 8);
+    let mut service = StringBuilder::new();
+    let mut name = StringBuilder::new();
+    let mut kind = Int32Builder::with_capacity(n);
+    let mut start = UInt64Builder::with_capacity(n);
+    let mut end = UInt64Builder::with_capacity(n);
+    let mut dur = UInt64Builder::with_capacity(n);
+    let mut canonical = BinaryBuilder::new();
+    for s in spans {
+        trace
+            .append_value(s.trace_id.as_bytes())
+            .map_err(arrow_err)?;
+        span.append_value(s.span_id.as_bytes()).map_err(arrow_err)?;
+        match &s.parent_span_id {
+            Some(p) => parent.append_value(p.as_bytes()).map_err(arrow_err)?,
+            None => parent.append_null(),
+        }
+        service.append_value(&s.service);
+        name.append_value(&s.name);
+        kind.append_value(s.kind);
+        start.append_value(s.start_unix_nanos);
+        end.append_value(s.end_unix_nanos);
+        dur.append_value(s.duration_nanos());
+        canonical.append_value(&s.canonical);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(trace.finish()),
+        Arc::new(span.finish()),
+        Arc::new(parent.finish()),
+        Arc::new(service.finish()),
+        Arc::new(name.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(start.finish()),
+        Arc::new(end.finish()),
+        Arc::new(dur.finish()),
+        Arc::new(canonical.finish()),
+    ];
+    RecordBatch::try_new(schema(), cols).map_err(arrow_err)
+}
+
+/// Encodes `spans` (sorted by trace id, then start) as an encrypted Parquet file.
+pub(crate) fn build_block(
+    tenant: &TenantId,
+    dek: &Dek,
+    name: &str,
+    spans: &[SpanEntry],
+    row_group_rows: usize,
+) -> Result<Bytes, StoreError> {
+    let err = pq_err(name);
+    let footer = block_key(dek, tenant, name, "footer")?;
+    let mut enc = FileEncryptionProperties::builder(footer.expose().to_vec())
+        .with_footer_key_metadata(key_metadata(dek.id, "footer"))
+        .with_aad_prefix(aad_prefix(tenant, name));
+    for col in COLUMNS {
+        let k = block_key(dek, tenant, name, col)?;
+        enc = enc.with_column_key_and_metadata(col, k.expose().to_vec(), key_metadata(dek.id, col));
+    }
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .with_file_encryption_properties(enc.build().map_err(&err)?)
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(Vec::with_capacity(spans.len() * 256), schema(), Some(props))
+            .map_err(&err)?;
+    let mut blooms = Vec::new();
+    for chunk in spans.chunks(row_group_rows.max(1)) {
+        let distinct: HashSet<_> = chunk.iter().map(|s| s.trace_id).collect();
+        let mut sbbf = Sbbf::new_with_ndv_fpp(distinct.len() as u64, BLOOM_FPP).map_err(&err)?;
+        for t in &distinct {
+            sbbf.insert(t.as_bytes().as_slice());
+        }
+        let mut bits = Vec::new();
+        sbbf.write_bitset(&mut bits).map_err(&err)?;
+        blooms.push(base64::engine::general_purpose::STANDARD.encode(bits));
+        writer.write(&batch(chunk, name)?).map_err(&err)?;
+        writer.flush().map_err(&err)?;
+    }
+    let bloom_json = serde_json::to_string(&blooms).map_err(|e| StoreError::Parquet {
+        block: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    writer.append_key_value_metadata(KeyValue::new(BLOOM_KEY.to_string(), bloom_json));
+    let summary = Summary {
+        tenant: tenant.as_str().to_string(),
+        dek_id: dek.id,
+        rows: spans.len(),
+    };
+    let summary_json = serde_json::to_string(&summary).map_err(|e| StoreError::Parquet {
+        block: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    writer.append_key_value_metadata(KeyValue::new(SUMMARY_KEY.to_string(), summary_json));
+    let bytes = writer.into_inner().map_err(&err)?;
+    Ok(Bytes::from(bytes))
+}

@@ -1,0 +1,164 @@
+//! Store configuration.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::StoreError;
+
+/// Configuration of the embedded store (`[store]` in the server's TOML).
+///
+/// Durations accept whole seconds (`30`) or a string with a unit suffix
+/// (`"500ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// How often spans buffered in the WAL memtable are written out as Parquet blocks.
+    #[serde(with = "duration")]
+    pub flush_interval: Duration,
+    /// Flush early once this many spans are buffered in memory (across tenants).
+    pub flush_max_spans: usize,
+    /// Blocks whose newest span ended longer ago than this are deleted.
+    #[serde(with = "duration")]
+    pub retention: Duration,
+    /// Bound on encoded bytes waiting for the WAL writer; an append beyond it gets
+    /// `StoreError::Busy` instead of being buffered.
+    pub max_queue_bytes: usize,
+    /// A WAL segment is closed and a new one started once it reaches this size in bytes.
+    pub wal_segment_bytes: u64,
+    /// Maximum number of rows in one Parquet row group (the unit of pruning).
+    pub block_row_group_rows: usize,
+    /// What to do when replay finds a damaged record that is not the tail of the last
+    /// segment: `false` (default) refuses to open the store; `true` keeps the records
+    /// before the damage, renames the segment to `*.corrupt` for forensics and reports it.
+    pub quarantine_corrupt_wal: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_secs(30),
+            flush_max_spans: 200_000,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_queue_bytes: 64 << 20,
+            wal_segment_bytes: 64 << 20,
+            block_row_group_rows: 8192,
+            quarantine_corrupt_wal: false,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Checks value ranges; run before opening a store.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let bad = |field, reason: &str| {
+            Err(StoreError::Config {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        if self.flush_interval < Duration::from_millis(10) {
+            return bad("flush_interval", "must be at least 10ms");
+        }
+        if self.flush_max_spans == 0 {
+            return bad("flush_max_spans", "must be at least 1");
+        }
+        if self.retention < Duration::from_secs(1) {
+            return bad("retention", "must be at least 1s");
+        }
+        if self.max_queue_bytes < 1024 || self.max_queue_bytes > u32::MAX as usize {
+            return bad("max_queue_bytes", "must be between 1 KiB and 4 GiB");
+        }
+        if self.wal_segment_bytes < 4096 {
+            return bad("wal_segment_bytes", "must be at least 4096");
+        }
+        if self.block_row_group_rows == 0 {
+            return bad("block_row_group_rows", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Serde for durations: integer seconds or a string with a unit.
+pub mod duration {
+    use super::*;
+
+    /// Parses `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"` or a bare number of seconds.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (num, unit) = text.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration like \"30s\", \"5m\" or \"7d\""))?;
+        let mult_ms: u64 = match unit.trim() {
+            "ms" => 1,
+            "" | "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            other => return Err(format!("unknown duration unit {other:?} in {text:?}")),
+        };
+        n.checked_mul(mult_ms)
+            .map(Duration::from_millis)
+            .ok_or_else(|| format!("duration {text:?} is too large"))
+    }
+
+    /// Formats as whole seconds (`"30s"`) or milliseconds when needed.
+    pub fn format(d: &Duration) -> String {
+        if d.subsec_millis() == 0 {
+            format!("{}s", d.as_secs())
+        } else {
+            format!("{}ms", d.as_millis())
+        }
+    }
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        format(d).serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Duration::from_secs(s)),
+            Raw::Text(t) => parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_and_typos() {
+        let cfg: StoreConfig =
+            toml::from_str("flush_interval = \"5s\"\nretention = \"2d\"\nmax_queue_bytes = 4096")
+                .unwrap();
+        assert_eq!(cfg.flush_interval, Duration::from_secs(5));
+        assert_eq!(cfg.retention, Duration::from_secs(2 * 86_400));
+        assert_eq!(cfg.max_queue_bytes, 4096);
+        cfg.validate().unwrap();
+        let back: StoreConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(back, cfg);
+        assert!(toml::from_str::<StoreConfig>("flush_intervall = 5").is_err());
+        assert!(toml::from_str::<StoreConfig>("retention = \"5 fortnights\"").is_err());
+        let secs: StoreConfig = toml::from_str("flush_interval = 7").unwrap();
+        assert_eq!(secs.flush_interval, Duration::from_secs(7));
+        assert!(
+            StoreConfig {
+                flush_max_spans: 0,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

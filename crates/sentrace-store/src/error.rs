@@ -1,0 +1,121 @@
+//! The store's error type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sentrace_core::TenantId;
+
+/// Everything that can go wrong in the store, with enough structure to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The bounded ingest queue is full: the caller should answer 429 / RESOURCE_EXHAUSTED
+    /// with `Retry-After` and must not buffer the request itself.
+    #[error("store is busy: write queue is full, retry after {retry_after:?}")]
+    Busy {
+        /// How long the client should wait before retrying.
+        retry_after: Duration,
+    },
+    /// A single request is larger than the whole write queue and can never be accepted.
+    #[error("request of {bytes} bytes exceeds the write queue bound of {max} bytes")]
+    RequestTooLarge {
+        /// Encoded size of the request.
+        bytes: usize,
+        /// The configured `max_queue_bytes`.
+        max: usize,
+    },
+    /// The store was closed (or its writer stopped after an I/O error).
+    #[error("store is closed")]
+    Closed,
+    /// A file system operation failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An object-store (block storage) operation failed.
+    #[error("object store error on {path}: {source}")]
+    ObjectStore {
+        /// The object path.
+        path: String,
+        /// The underlying error.
+        source: object_store::Error,
+    },
+    /// Encryption or decryption failed (wrong key, tampered data, moved record).
+    #[error("crypto error ({context}): authentication failed or key unusable")]
+    Crypto {
+        /// What was being encrypted or decrypted.
+        context: String,
+    },
+    /// The data key needed to read some data does not exist (for example, it was shredded).
+    #[error("data key {key_id} of tenant {tenant} is not available (shredded or never created)")]
+    KeyUnavailable {
+        /// The tenant.
+        tenant: TenantId,
+        /// The data key id named by the data.
+        key_id: u32,
+    },
+    /// A key file is unusable: bad format, wrong length, or insecure permissions.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// Stored data is damaged in a way that is not a torn tail.
+    #[error("corrupt data in {path} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The file or object.
+        path: PathBuf,
+        /// Byte offset of the damage.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A block could not be written or read as Parquet.
+    #[error("parquet error on block {block}: {reason}")]
+    Parquet {
+        /// The block path.
+        block: String,
+        /// The underlying error text.
+        reason: String,
+    },
+    /// A span handed to the store is invalid.
+    #[error("invalid span {index} of request: {reason}")]
+    InvalidSpan {
+        /// Index of the span in the request.
+        index: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The configuration is invalid.
+    #[error("invalid store configuration: {field}: {reason}")]
+    Config {
+        /// The offending field.
+        field: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A background task panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    /// Shorthand for an [`StoreError::Io`] error.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for a [`StoreError::Crypto`] error.
+    pub(crate) fn crypto(context: impl Into<String>) -> Self {
+        Self::Crypto {
+            context: context.into(),
+        }
+    }
+}

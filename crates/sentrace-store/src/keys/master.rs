@@ -1,0 +1,153 @@
+//! The master key (key-encryption key).
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::StoreError;
+use crate::crypto::{AeadKey, KEY_LEN, Secret32};
+use crate::fsutil::sync_dir;
+
+/// The master key: 32 random bytes that wrap every data key. Never printed.
+#[derive(Clone, Debug)]
+pub struct MasterKey(Secret32);
+
+/// Longest master key file accepted (64 hex characters plus whitespace).
+const MAX_FILE_LEN: u64 = 256;
+
+impl MasterKey {
+    /// Loads the master key from `path`, or creates it (mode 0600, random, fsynced) if the
+    /// file does not exist. Refuses a file that group or others can access, a symlink, or
+    /// anything but 64 hex characters.
+    pub fn load_or_create(path: &Path) -> Result<Self, StoreError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => Self::load(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),
+            Err(e) => Err(StoreError::io(path, e)),
+        }
+    }
+
+    /// Loads an existing master key file (see [`MasterKey::load_or_create`] for the rules).
+    pub fn load(path: &Path) -> Result<Self, StoreError> {
+        let bad = |reason: String| StoreError::KeyFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io(path, e))?;
+        if !meta.file_type().is_file() {
+            return Err(bad("not a regular file (symlinks are refused)".into()));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(bad(format!(
+                "mode {mode:o} lets group or others access the master key; run `chmod 600` on it"
+            )));
+        }
+        if meta.len() > MAX_FILE_LEN {
+            return Err(bad(format!(
+                "file is {} bytes, expected 64 hex characters",
+                meta.len()
+            )));
+        }
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_LEN).read_to_string(&mut text))
+            .map_err(|e| StoreError::io(path, e))?;
+        Self::from_hex(text.trim()).map_err(bad)
+    }
+
+    fn create(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::fsutil::create_private_dir(dir)?;
+        }
+        let key = Secret32::random()?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::io(path, e))?;
+        let text = format!("{}\n", hex::encode(key.expose()));
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| StoreError::io(path, e))?;
+        sync_dir(
+            path.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?;
+        Ok(Self(key))
+    }
+
+    /// Reads the master key from environment variable `var` (64 hex characters).
+    pub fn from_env(var: &str) -> Result<Self, StoreError> {
+        let text = std::env::var(var).map_err(|_| StoreError::KeyFile {
+            path: format!("${var}").into(),
+            reason: "environment variable is not set or not UTF-8".into(),
+        })?;
+        Self::from_hex(text.trim()).map_err(|reason| StoreError::KeyFile {
+            path: format!("${var}").into(),
+            reason,
+        })
+    }
+
+    /// A master key from raw bytes (for tests and KMS integrations).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(Secret32(bytes))
+    }
+
+    /// A fresh random master key (not persisted).
+    pub fn generate() -> Result<Self, StoreError> {
+        Secret32::random().map(Self)
+    }
+
+    fn from_hex(text: &str) -> Result<Self, String> {
+        let mut out = [0u8; KEY_LEN];
+        if text.len() != KEY_LEN * 2 {
+            return Err(format!(
+                "expected {} hex characters, found {}",
+                KEY_LEN * 2,
+                text.len()
+            ));
+        }
+        hex::decode_to_slice(text, &mut out).map_err(|_| "not hexadecimal".to_string())?;
+        Ok(Self(Secret32(out)))
+    }
+
+    pub(crate) fn aead(&self) -> Result<AeadKey, StoreError> {
+        AeadKey::new(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_then_load_and_mode_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/master.key");
+        let a = MasterKey::load_or_create(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let b = MasterKey::load_or_create(&path).unwrap();
+        assert_eq!(a.0.expose(), b.0.expose());
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = MasterKey::load_or_create(&path).unwrap_err();
+        assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+        assert!(MasterKey::load(&path).is_err());
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, "abc").unwrap();
+        assert!(
+            MasterKey::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("hex")
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! Sentrace storage: the key hierarchy, the encrypted write-ahead log, encrypted Parquet
+//! blocks in an object store, retention and crypto-shredding.
+//!
+//! Data path: [`Store::append`] encrypts one request into one WAL record (AES-256-GCM under
+//! the tenant's data key; the AAD binds tenant, segment, offset and key id), group-commits
+//! it with one `fdatasync` for everything queued, and makes the spans visible in memory.
+//! A background task periodically writes buffered spans to Parquet blocks sorted by trace
+//! id, encrypted with Parquet Modular Encryption under keys derived from the tenant's data
+//! key, and then drops the WAL segments they cover. On open, the WAL is replayed; see
+//! [`wal::replay`] for the torn-tail and corruption policy.
+//!
+//! Nothing is stored in plaintext: the data directory holds `keys/` (wrapped data keys),
+//! `wal/` (encrypted records), `catalog/` (encrypted service/operation lists) and
+//! `blocks/` (encrypted Parquet). Only tenant ids, key ids and block time ranges appear in
+//! clear (in file names and record headers).
+#![forbid(unsafe_code)]
+
+mod block;
+mod config;
+mod crypto;
+mod entry;
+mod error;
+mod fsutil;
+pub mod keys;
+mod memtable;
+mod search;
+mod store;
+pub mod wal;
+
+#[doc(hidden)]
+pub mod testutil;
+
+pub use config::{StoreConfig, duration};
+pub use entry::{EntryError, MAX_CANONICAL_BYTES, MAX_NAME_BYTES, SpanEntry};
+pub use error::StoreError;
+pub use keys::{KeyRing, MasterKey};
+pub use memtable::{MAX_CATALOG_OPERATIONS, MAX_CATALOG_SERVICES};
+pub use search::SpanFilter;
+pub use store::{FlushReport, ReadStats, Store};
+pub use wal::replay::{CorruptSegment, RecoveryReport, TailCut};
+pub use wal::writer::AppendReceipt;

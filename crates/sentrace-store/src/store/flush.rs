@@ -1,0 +1,170 @@
+//! Flushing buffered spans to blocks, and retention.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use object_store::{ObjectStoreExt, PutPayload};
+use sentrace_core::TenantId;
+use tokio::sync::oneshot;
+
+use super::{Store, catalog, poisoned};
+use crate::block::{BlockInfo, build_block};
+use crate::wal::format::{list_segments, segment_path};
+use crate::wal::writer::WalMsg;
+use crate::{SpanEntry, StoreError};
+
+/// What a flush did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Blocks written.
+    pub blocks: usize,
+    /// Spans moved from memory to blocks.
+    pub spans: usize,
+    /// Bytes written to the object store.
+    pub bytes: u64,
+    /// WAL segments deleted because blocks now cover them.
+    pub segments_deleted: usize,
+}
+
+impl Store {
+    /// Flushes buffered spans into Parquet blocks now (one block per tenant), then deletes
+    /// the WAL segments the blocks cover. Also runs periodically in the background, off the
+    /// acknowledgement path.
+    pub async fn flush(&self) -> Result<FlushReport, StoreError> {
+        let inner = &self.inner;
+        let _guard = inner.flush_lock.lock().await;
+        let mut report = FlushReport::default();
+        let nothing_buffered = inner.state.read().map_err(|_| poisoned())?.buffered_spans() == 0;
+        let segments_before = list_segments(&inner.wal_dir)?;
+        if nothing_buffered && segments_before.len() <= 1 {
+            return Ok(report);
+        }
+        // 1. Roll the WAL: every older segment is now covered by frozen generations.
+        let (reply, rx) = oneshot::channel();
+        inner
+            .tx
+            .send(WalMsg::Roll(reply))
+            .map_err(|_| StoreError::Closed)?;
+        let first_uncovered = rx.await.map_err(|_| StoreError::Closed)??;
+        let frozen = inner.state.read().map_err(|_| poisoned())?.frozen.clone();
+
+        // 2. Gather each tenant's spans, sorted by trace id then start.
+        let mut per_tenant: BTreeMap<TenantId, Vec<SpanEntry>> = BTreeMap::new();
+        for (_, table) in &frozen {
+            for (tenant, mem) in &table.tenants {
+                per_tenant
+                    .entry(tenant.clone())
+                    .or_default()
+                    .extend(mem.spans.iter().cloned());
+            }
+        }
+        // 3. Build and store the blocks.
+        let mut new_blocks = Vec::new();
+        for (tenant, mut spans) in per_tenant {
+            if spans.is_empty() {
+                continue;
+            }
+            spans.sort_by(|a, b| {
+                a.trace_id
+                    .cmp(&b.trace_id)
+                    .then(a.start_unix_nanos.cmp(&b.start_unix_nanos))
+                    .then(a.span_id.cmp(&b.span_id))
+            });
+            let min_start = spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0);
+            let max_end = spans
+                .iter()
+                .map(|s| s.end_unix_nanos.max(s.start_unix_nanos))
+                .max()
+                .unwrap_or(0);
+            let name = BlockInfo::new_name(min_start / 1_000_000, max_end.div_ceil(1_000_000))?;
+            let dek = inner.keys.current_dek(&tenant)?;
+            let rows = inner.cfg.block_row_group_rows;
+            let count = spans.len();
+            let (t, n) = (tenant.clone(), name.clone());
+            let bytes =
+                tokio::task::spawn_blocking(move || build_block(&t, &dek, &n, &spans, rows))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??;
+            let path = BlockInfo::object_path(&tenant, &name);
+            let len = bytes.len() as u64;
+            inner
+                .objects
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map_err(|e| StoreError::ObjectStore {
+                    path: path.to_string(),
+                    source: e,
+                })?;
+            let info = BlockInfo::parse(&path)
+                .ok_or_else(|| StoreError::Task(format!("block path {path} does not parse")))?;
+            report.blocks += 1;
+            report.spans += count;
+            report.bytes += len;
+            new_blocks.push(Arc::new(info));
+        }
+        // 4. Persist changed catalogs (before the WAL that also holds them goes away).
+        let dirty: Vec<_> = {
+            let st = inner.state.read().map_err(|_| poisoned())?;
+            st.dirty_catalogs
+                .iter()
+                .filter_map(|t| st.catalogs.get(t).map(|c| (t.clone(), c.clone())))
+                .collect()
+        };
+        for (tenant, cat) in &dirty {
+            catalog::save(&inner.catalog_dir, &inner.keys, tenant, cat)?;
+        }
+        // 5. Publish blocks and drop the flushed generations in one step for readers.
+        {
+            let mut st = inner.state.write().map_err(|_| poisoned())?;
+            for b in new_blocks {
+                let list = st.blocks.entry(b.tenant.clone()).or_default();
+                list.push(b);
+                list.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            st.frozen
+                .retain(|(g, _)| !frozen.iter().any(|(f, _)| f == g));
+            for (tenant, _) in &dirty {
+                st.dirty_catalogs.remove(tenant);
+            }
+        }
+        // 6. Delete the covered WAL segments.
+        for id in list_segments(&inner.wal_dir)? {
+            if id >= first_uncovered {
+                continue;
+            }
+            let p = segment_path(&inner.wal_dir, id);
+            std::fs::remove_file(&p).map_err(|e| StoreError::io(&p, e))?;
+            report.segments_deleted += 1;
+        }
+        crate::fsutil::sync_dir(&inner.wal_dir)?;
+        Ok(report)
+    }
+
+    /// Deletes blocks whose newest span ended more than `retention` before `now`; returns
+    /// how many were deleted. Also runs periodically in the background.
+    pub async fn enforce_retention(&self, now: SystemTime) -> Result<usize, StoreError> {
+        let now_ms = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let keep_ms = u64::try_from(self.inner.cfg.retention.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = now_ms.saturating_sub(keep_ms);
+        let expired: Vec<_> = {
+            let st = self.inner.state.read().map_err(|_| poisoned())?;
+            st.blocks
+                .values()
+                .flatten()
+                .filter(|b| b.max_end_ms < cutoff)
+                .cloned()
+                .collect()
+        };
+        for b in &expired {
+            self.delete_object(&b.path).await?;
+            let mut st = self.inner.state.write().map_err(|_| poisoned())?;
+            if let Some(list) = st.blocks.get_mut(&b.tenant) {
+                list.retain(|x| !Arc::ptr_eq(x, b));
+            }
+        }
+        Ok(expired.len())
+    }
+}

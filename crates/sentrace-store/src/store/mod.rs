@@ -1,0 +1,347 @@
+//! The [`Store`]: open/replay, append (group commit), reads, flush, retention, shutdown.
+
+mod catalog;
+mod flush;
+mod read;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use sentrace_core::TenantId;
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
+
+pub use flush::FlushReport;
+pub use read::ReadStats;
+
+use crate::block::BlockInfo;
+use crate::fsutil::create_private_dir;
+use crate::memtable::State;
+use crate::wal::replay::{RecoveryReport, replay};
+use crate::wal::writer::{AppendReceipt, AppendReq, WalMsg, WalStats, Writer};
+use crate::{KeyRing, SpanEntry, StoreConfig, StoreError};
+
+/// Fixed per-request overhead charged against the queue bound.
+const REQUEST_OVERHEAD: usize = 256;
+
+/// The embedded trace store. Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.inner.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    data_dir: PathBuf,
+    wal_dir: PathBuf,
+    catalog_dir: PathBuf,
+    cfg: StoreConfig,
+    keys: Arc<KeyRing>,
+    objects: Arc<dyn ObjectStore>,
+    state: Arc<RwLock<State>>,
+    tx: mpsc::UnboundedSender<WalMsg>,
+    queue: Arc<Semaphore>,
+    stats: Arc<WalStats>,
+    flush_lock: tokio::sync::Mutex<()>,
+    closed: AtomicBool,
+    blocks_fetched: AtomicU64,
+    row_groups_read: AtomicU64,
+    shutdown: watch::Sender<bool>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Task("store state lock poisoned".into())
+}
+
+impl Store {
+    /// Opens `data_dir` (creating `wal/`, `catalog/` and `blocks/`, mode 0700), with blocks
+    /// in a local-filesystem object store rooted at `data_dir/blocks` (fsync on write).
+    /// Replays the WAL and reports what was recovered and what tail was cut.
+    pub async fn open(
+        data_dir: &Path,
+        cfg: StoreConfig,
+        keys: Arc<KeyRing>,
+    ) -> Result<(Store, RecoveryReport), StoreError> {
+        let blocks = data_dir.join("blocks");
+        create_private_dir(&blocks)?;
+        let local = LocalFileSystem::new_with_prefix(&blocks)
+            .map_err(|e| StoreError::ObjectStore {
+                path: blocks.display().to_string(),
+                source: e,
+            })?
+            .with_fsync(true);
+        Self::open_with_object_store(data_dir, cfg, keys, Arc::new(local)).await
+    }
+
+    /// Like [`Store::open`], with blocks in any object store (S3 and others later). The store
+    /// must make a successful `put` durable.
+    pub async fn open_with_object_store(
+        data_dir: &Path,
+        cfg: StoreConfig,
+        keys: Arc<KeyRing>,
+        objects: Arc<dyn ObjectStore>,
+    ) -> Result<(Store, RecoveryReport), StoreError> {
+        cfg.validate()?;
+        let wal_dir = data_dir.join("wal");
+        let catalog_dir = data_dir.join("catalog");
+        create_private_dir(data_dir)?;
+        create_private_dir(&wal_dir)?;
+        create_private_dir(&catalog_dir)?;
+
+        let (recovered, mut report, next_segment) = {
+            let (dir, keys, q) = (wal_dir.clone(), keys.clone(), cfg.quarantine_corrupt_wal);
+            tokio::task::spawn_blocking(move || replay(&dir, &keys, q))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??
+        };
+        let mut state = State::default();
+        for (tenant, spans) in &recovered {
+            state.insert(tenant, spans);
+        }
+        drop(recovered);
+        for (tenant, cat) in catalog::load_all(&catalog_dir, &keys)? {
+            state.catalogs.entry(tenant).or_default().merge(&cat);
+        }
+        let mut listing = objects.list(None);
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| StoreError::ObjectStore {
+                path: "<list>".into(),
+                source: e,
+            })?;
+            match BlockInfo::parse(&meta.location) {
+                Some(b) => {
+                    report.blocks += 1;
+                    state
+                        .blocks
+                        .entry(b.tenant.clone())
+                        .or_default()
+                        .push(Arc::new(b));
+                }
+                None => {
+                    tracing::warn!(object = %meta.location, "ignoring unknown object in block store")
+                }
+            }
+        }
+        drop(listing);
+        for list in state.blocks.values_mut() {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+
+        let state = Arc::new(RwLock::new(state));
+        let flush_notify = Arc::new(Notify::new());
+        let stats = Arc::new(WalStats::default());
+        let writer = Writer::new(
+            wal_dir.clone(),
+            next_segment,
+            keys.clone(),
+            state.clone(),
+            cfg.wal_segment_bytes,
+            cfg.flush_max_spans,
+            flush_notify.clone(),
+            stats.clone(),
+        )?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = std::thread::Builder::new()
+            .name("sentrace-wal".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Task(format!("cannot start WAL writer: {e}")))?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let queue = Arc::new(Semaphore::new(cfg.max_queue_bytes));
+        let inner = Arc::new(Inner {
+            data_dir: data_dir.to_path_buf(),
+            wal_dir,
+            catalog_dir,
+            cfg,
+            keys,
+            objects,
+            state,
+            tx,
+            queue,
+            stats,
+            flush_lock: tokio::sync::Mutex::new(()),
+            closed: AtomicBool::new(false),
+            blocks_fetched: AtomicU64::new(0),
+            row_groups_read: AtomicU64::new(0),
+            shutdown,
+            writer: Mutex::new(Some(handle)),
+        });
+        tokio::spawn(background(
+            Arc::downgrade(&inner),
+            flush_notify,
+            shutdown_rx,
+        ));
+        Ok((Store { inner }, report))
+    }
+
+    /// The key ring this store encrypts with.
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.inner.keys
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// Appends all spans of one request for one tenant as one WAL record. Returns after the
+    /// record is fsynced (group commit: one fsync covers every request queued meanwhile);
+    /// the spans are then visible to reads. Fails fast with [`StoreError::Busy`] when the
+    /// bytes already queued for the writer plus this request exceed `max_queue_bytes`.
+    pub async fn append(
+        &self,
+        tenant: &TenantId,
+        spans: Vec<SpanEntry>,
+    ) -> Result<AppendReceipt, StoreError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let mut bytes = REQUEST_OVERHEAD;
+        for (index, s) in spans.iter().enumerate() {
+            s.check_limits().map_err(|e| StoreError::InvalidSpan {
+                index,
+                reason: e.to_string(),
+            })?;
+            bytes = bytes.saturating_add(s.encoded_len());
+        }
+        if spans.len() > crate::entry::MAX_SPANS_PER_RECORD {
+            return Err(StoreError::InvalidSpan {
+                index: crate::entry::MAX_SPANS_PER_RECORD,
+                reason: "too many spans in one request".into(),
+            });
+        }
+        let max = self.inner.cfg.max_queue_bytes;
+        let permits = u32::try_from(bytes)
+            .ok()
+            .filter(|_| bytes <= max)
+            .ok_or(StoreError::RequestTooLarge { bytes, max })?;
+        let permit = self
+            .inner
+            .queue
+            .clone()
+            .try_acquire_many_owned(permits)
+            .map_err(|_| StoreError::Busy {
+                retry_after: self.retry_after(),
+            })?;
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(WalMsg::Append(AppendReq {
+                tenant: tenant.clone(),
+                spans,
+                permit,
+                reply,
+            }))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A hint for `Retry-After`: at least one second, more when commits are slow.
+    fn retry_after(&self) -> Duration {
+        let last = self.inner.stats.last_commit_micros.load(Ordering::Relaxed);
+        Duration::from_secs(1).max(Duration::from_micros(last.saturating_mul(4)))
+    }
+
+    /// Bytes currently queued for the WAL writer.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner
+            .cfg
+            .max_queue_bytes
+            .saturating_sub(self.inner.queue.available_permits())
+    }
+
+    /// Spans buffered in memory (durable in the WAL, not yet in blocks).
+    pub fn buffered_spans(&self) -> usize {
+        self.inner
+            .state
+            .read()
+            .map(|s| s.buffered_spans())
+            .unwrap_or(0)
+    }
+
+    /// Graceful shutdown: stop accepting appends, commit and fsync what is queued, stop the
+    /// background tasks. Buffered spans stay in the WAL and are replayed on the next open.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let _ = self.inner.shutdown.send(true);
+        let (reply, rx) = oneshot::channel();
+        let res = match self.inner.tx.send(WalMsg::Close(reply)) {
+            Ok(()) => rx.await.map_err(|_| StoreError::Closed)?,
+            Err(_) => Err(StoreError::Closed),
+        };
+        let handle = self.inner.writer.lock().map_err(|_| poisoned())?.take();
+        if let Some(h) = handle {
+            tokio::task::spawn_blocking(move || h.join())
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))?
+                .map_err(|_| StoreError::Task("WAL writer panicked".into()))?;
+        }
+        // Wait for a flush in progress to finish.
+        drop(self.inner.flush_lock.lock().await);
+        res
+    }
+
+    /// Crypto-shreds a tenant: destroys its data keys, forgets its buffered spans and
+    /// catalog, and deletes its blocks. WAL records of the tenant become unreadable at once
+    /// and disappear with their segments at the next flush.
+    pub async fn shred(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        let _flush = self.inner.flush_lock.lock().await;
+        self.inner.keys.shred(tenant)?;
+        let blocks = {
+            let mut st = self.inner.state.write().map_err(|_| poisoned())?;
+            let blocks = st.blocks.get(tenant).cloned().unwrap_or_default();
+            st.forget(tenant);
+            blocks
+        };
+        for b in blocks {
+            self.delete_object(&b.path).await?;
+        }
+        catalog::remove(&self.inner.catalog_dir, tenant)
+    }
+
+    async fn delete_object(&self, path: &object_store::path::Path) -> Result<(), StoreError> {
+        use object_store::ObjectStoreExt;
+        match self.inner.objects.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::ObjectStore {
+                path: path.to_string(),
+                source: e,
+            }),
+        }
+    }
+}
+
+/// Periodic flush and retention, plus early flushes when the writer signals.
+async fn background(inner: Weak<Inner>, notify: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    let Some(interval) = inner.upgrade().map(|i| i.cfg.flush_interval) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = notify.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let store = Store { inner };
+        if let Err(e) = store.flush().await {
+            tracing::warn!(error = %e, "background flush failed; will retry");
+        }
+        if let Err(e) = store.enforce_retention(std::time::SystemTime::now()).await {
+            tracing::warn!(error = %e, "retention failed; will retry");
+        }
+    }
+}

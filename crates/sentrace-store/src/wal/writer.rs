@@ -1,0 +1,298 @@
+//! The single WAL writer thread: group commit with one fsync per batch of requests.
+//!
+//! Appends arrive on a channel whose total size is bounded by a byte semaphore held by the
+//! caller (see `Store::append`). The thread takes whatever is queued, encrypts each request
+//! into one record, writes them with one `write`, calls `fdatasync` once, makes the spans
+//! visible in the memtable and only then answers every waiter.
+//!
+//! After a failed write or fsync the file's state is unknown (see the 2018 "fsyncgate"
+//! discussion of PostgreSQL): the writer stops accepting appends rather than retrying.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use sentrace_core::TenantId;
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot};
+
+use super::format::{self, HEADER_LEN};
+use crate::entry::encode_entries;
+use crate::memtable::State;
+use crate::{KeyRing, SpanEntry, StoreError};
+
+/// Where an append landed in the WAL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendReceipt {
+    /// Segment id.
+    pub segment: u64,
+    /// Record offset in the segment.
+    pub offset: u64,
+    /// Spans in the record.
+    pub spans: usize,
+    /// Data key id that encrypted the record.
+    pub key_id: u32,
+}
+
+pub(crate) struct AppendReq {
+    pub tenant: TenantId,
+    pub spans: Vec<SpanEntry>,
+    pub permit: OwnedSemaphorePermit,
+    pub reply: oneshot::Sender<Result<AppendReceipt, StoreError>>,
+}
+
+pub(crate) enum WalMsg {
+    Append(AppendReq),
+    /// Start a new segment and freeze the memtable; answers the new segment id (every
+    /// older segment is covered by frozen generations).
+    Roll(oneshot::Sender<Result<u64, StoreError>>),
+    Close(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// Figures the writer publishes for back-pressure hints.
+#[derive(Default)]
+pub(crate) struct WalStats {
+    pub last_commit_micros: AtomicU64,
+}
+
+pub(crate) struct Writer {
+    pub dir: PathBuf,
+    pub keys: Arc<KeyRing>,
+    pub state: Arc<RwLock<State>>,
+    pub segment_bytes: u64,
+    pub flush_max_spans: usize,
+    pub flush_notify: Arc<Notify>,
+    pub stats: Arc<WalStats>,
+    seg_id: u64,
+    file: File,
+    len: u64,
+    failed: Option<String>,
+    buf: Vec<u8>,
+    plain: Vec<u8>,
+    pending: Vec<(AppendReq, AppendReceipt)>,
+}
+
+/// Most requests committed by one fsync.
+const MAX_GROUP: usize = 4096;
+
+fn open_segment(dir: &std::path::Path, id: u64) -> Result<File, StoreError> {
+    let path = format::segment_path(dir, id);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    f.write_all(&format::header(id))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| StoreError::io(&path, e))?;
+    crate::fsutil::sync_dir(dir)?;
+    Ok(f)
+}
+
+impl Writer {
+    /// Creates segment `first_segment` and returns a writer ready to run.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dir: PathBuf,
+        first_segment: u64,
+        keys: Arc<KeyRing>,
+        state: Arc<RwLock<State>>,
+        segment_bytes: u64,
+        flush_max_spans: usize,
+        flush_notify: Arc<Notify>,
+        stats: Arc<WalStats>,
+    ) -> Result<Self, StoreError> {
+        let file = open_segment(&dir, first_segment)?;
+        Ok(Self {
+            dir,
+            keys,
+            state,
+            segment_bytes,
+            flush_max_spans,
+            flush_notify,
+            stats,
+            seg_id: first_segment,
+            file,
+            len: HEADER_LEN,
+            failed: None,
+            buf: Vec::with_capacity(1 << 20),
+            plain: Vec::with_capacity(1 << 20),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Runs until `Close` or until every sender is gone.
+    pub fn run(mut self, mut rx: mpsc::UnboundedReceiver<WalMsg>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            for msg in batch {
+                match msg {
+                    WalMsg::Append(req) => self.stage(req),
+                    WalMsg::Roll(reply) => {
+                        self.commit();
+                        let _ = reply.send(self.roll(true));
+                    }
+                    WalMsg::Close(reply) => {
+                        self.commit();
+                        let res = match &self.failed {
+                            Some(e) => Err(self.failure(e)),
+                            None => self
+                                .file
+                                .sync_all()
+                                .map_err(|e| StoreError::io(self.path(), e)),
+                        };
+                        let _ = reply.send(res);
+                        return;
+                    }
+                }
+            }
+            self.commit();
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        format::segment_path(&self.dir, self.seg_id)
+    }
+
+    fn failure(&self, msg: &str) -> StoreError {
+        StoreError::io(
+            self.path(),
+            std::io::Error::other(format!("WAL writer stopped after an earlier error: {msg}")),
+        )
+    }
+
+    /// Encrypts one request into the group buffer.
+    fn stage(&mut self, req: AppendReq) {
+        if let Some(e) = &self.failed {
+            let err = self.failure(e);
+            let _ = req.reply.send(Err(err));
+            return;
+        }
+        if self.len >= self.segment_bytes {
+            self.commit();
+            if let Err(e) = self.roll(false) {
+                let _ = req.reply.send(Err(e));
+                return;
+            }
+        }
+        let dek = match self.keys.current_dek(&req.tenant) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = req.reply.send(Err(e));
+                return;
+            }
+        };
+        self.plain.clear();
+        encode_entries(&req.spans, &mut self.plain);
+        let offset = self.len.saturating_add(self.buf.len() as u64);
+        let before = self.buf.len();
+        if let Err(e) = format::encode_record(
+            &mut self.buf,
+            dek.wal_key(),
+            &req.tenant,
+            dek.id,
+            self.seg_id,
+            offset,
+            &self.plain,
+        ) {
+            self.buf.truncate(before);
+            let _ = req.reply.send(Err(e));
+            return;
+        }
+        let receipt = AppendReceipt {
+            segment: self.seg_id,
+            offset,
+            spans: req.spans.len(),
+            key_id: dek.id,
+        };
+        self.pending.push((req, receipt));
+    }
+
+    /// Writes and fsyncs the group, publishes the spans, answers the waiters.
+    fn commit(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let res = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.sync_data());
+        let pending = std::mem::take(&mut self.pending);
+        if let Err(e) = res {
+            let msg = e.to_string();
+            tracing::error!(segment = self.seg_id, error = %msg, "WAL write failed; writer stops");
+            self.failed = Some(msg.clone());
+            self.buf.clear();
+            for (req, _) in pending {
+                let _ = req.reply.send(Err(StoreError::io(
+                    self.path(),
+                    std::io::Error::new(e.kind(), msg.clone()),
+                )));
+            }
+            return;
+        }
+        self.len = self.len.saturating_add(self.buf.len() as u64);
+        self.buf.clear();
+        let buffered = match self.state.write() {
+            Ok(mut st) => {
+                for (req, _) in &pending {
+                    st.insert(&req.tenant, &req.spans);
+                }
+                st.active.spans
+            }
+            Err(_) => 0,
+        };
+        if buffered >= self.flush_max_spans {
+            self.flush_notify.notify_one();
+        }
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats
+            .last_commit_micros
+            .store(micros, Ordering::Relaxed);
+        for (req, receipt) in pending {
+            drop(req.permit);
+            let _ = req.reply.send(Ok(receipt));
+        }
+    }
+
+    /// Closes the current segment and starts the next; with `freeze`, also moves the active
+    /// memtable to the frozen list (every span in older segments is then frozen).
+    fn roll(&mut self, freeze: bool) -> Result<u64, StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(self.failure(e));
+        }
+        let next = self
+            .seg_id
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt {
+                path: self.dir.clone(),
+                offset: 0,
+                reason: "segment ids exhausted".into(),
+            })?;
+        self.file
+            .sync_all()
+            .map_err(|e| StoreError::io(self.path(), e))?;
+        let file = open_segment(&self.dir, next)?;
+        self.file = file;
+        self.seg_id = next;
+        self.len = HEADER_LEN;
+        if freeze {
+            self.state
+                .write()
+                .map_err(|_| StoreError::Task("state lock poisoned".into()))?
+                .freeze();
+        }
+        Ok(next)
+    }
+}
