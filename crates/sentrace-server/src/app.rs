@@ -1,0 +1,84 @@
+//! Shared server state and the three routers (OTLP/gRPC, OTLP/HTTP, query).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::{get, post};
+use sentrace_core::{Identity, Limits, Role};
+use sentrace_store::Store;
+
+use crate::api;
+use crate::auth::Authenticator;
+use crate::ingest;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+
+/// Everything a request handler may need.
+pub struct AppState {
+    /// Token checks.
+    pub auth: Authenticator,
+    /// The ingest pipeline.
+    pub pipeline: Pipeline,
+    /// The store, for reads.
+    pub store: Store,
+    /// Request limits.
+    pub limits: Limits,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// An identity holding the `read` role, taken from the request's bearer token.
+pub struct Reader(pub Identity);
+
+impl FromRequestParts<Arc<AppState>> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        st.auth.check(header, Role::Read).map(Reader).map_err(|e| {
+            st.metrics.auth_failure();
+            tracing::debug!(reason = %e, path = %parts.uri.path(), "query refused");
+            ingest::http::auth_response(&e)
+        })
+    }
+}
+
+/// OTLP/gRPC on its own port.
+pub fn grpc_router(st: Arc<AppState>) -> Router {
+    ingest::grpc::router(st)
+}
+
+/// OTLP/HTTP on its own port.
+pub fn otlp_http_router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(ingest::http::export))
+        .with_state(st)
+}
+
+/// The query API: Jaeger's HTTP API, the native API and metrics.
+pub fn query_router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/services", get(api::jaeger::services))
+        .route(
+            "/api/services/{service}/operations",
+            get(api::jaeger::service_operations),
+        )
+        .route("/api/operations", get(api::jaeger::operations))
+        .route("/api/traces", get(api::jaeger::search))
+        .route("/api/traces/{trace_id}", get(api::jaeger::trace))
+        .route("/api/dependencies", get(api::jaeger::dependencies))
+        .route("/v1/traces/{trace_id}", get(api::native::trace))
+        .route("/metrics", get(api::native::metrics))
+        .fallback(api::not_found)
+        .with_state(st)
+}

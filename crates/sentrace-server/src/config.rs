@@ -1,0 +1,153 @@
+//! The server configuration file (`sentrace.toml`). Strict: an unknown key is an error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use sentrace_core::Limits;
+use sentrace_store::StoreConfig;
+
+/// The whole configuration. Every section is optional; omitted values take the defaults
+/// printed by `sentrace config default`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listener addresses.
+    pub listen: ListenConfig,
+    /// TLS certificate settings.
+    pub tls: TlsConfig,
+    /// Limits on every ingest request.
+    pub limits: Limits,
+    /// The embedded store.
+    pub store: StoreConfig,
+}
+
+/// Where the server listens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// OTLP/gRPC receiver.
+    pub otlp_grpc: SocketAddr,
+    /// OTLP/HTTP receiver (`POST /v1/traces`).
+    pub otlp_http: SocketAddr,
+    /// Query API (Jaeger API, native API, metrics).
+    pub query: SocketAddr,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            otlp_grpc: SocketAddr::from(([0, 0, 0, 0], 4317)),
+            otlp_http: SocketAddr::from(([0, 0, 0, 0], 4318)),
+            query: SocketAddr::from(([0, 0, 0, 0], 16686)),
+        }
+    }
+}
+
+/// TLS settings. By default the server makes a local CA and a server certificate under
+/// `<data-dir>/tls/` on first start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain to serve instead of the generated one (needs `key`).
+    pub cert: Option<PathBuf>,
+    /// PEM private key for `cert`.
+    pub key: Option<PathBuf>,
+    /// Extra subject alternative names for the generated certificate (besides localhost,
+    /// 127.0.0.1, ::1 and the host name).
+    pub subject_alt_names: Vec<String>,
+}
+
+/// A configuration error, naming the file, line and key.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// What was wrong, with line and column when known.
+    pub message: String,
+}
+
+impl Config {
+    /// Parses TOML text; `file` names the source in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            ConfigError {
+                file: file.to_string(),
+                message: format!("line {line}, column {col}: {}", e.message()),
+            }
+        })?;
+        cfg.validate().map_err(|message| ConfigError {
+            file: file.to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err("[tls] cert and key must be set together".into());
+        }
+        let l = &self.limits;
+        for (name, v) in [
+            ("max_request_bytes", l.max_request_bytes),
+            ("max_spans_per_request", l.max_spans_per_request),
+            ("max_key_bytes", l.max_key_bytes),
+            ("max_value_bytes", l.max_value_bytes),
+            ("max_name_bytes", l.max_name_bytes),
+            ("max_value_depth", l.max_value_depth),
+        ] {
+            if v == 0 {
+                return Err(format!("[limits] {name} must be greater than 0"));
+            }
+        }
+        if l.max_request_bytes > 256 * 1024 * 1024 {
+            return Err("[limits] max_request_bytes must be at most 256 MiB".into());
+        }
+        self.store.validate().map_err(|e| format!("[store] {e}"))?;
+        Ok(())
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, col)
+}
+
+/// The full default configuration, commented; `sentrace config default` prints it.
+pub const DEFAULT_TOML: &str = include_str!("default_config.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_is_the_default() {
+        let parsed = Config::from_toml(DEFAULT_TOML, "default").unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn typo_is_an_error_with_line() {
+        let e = Config::from_toml("[limits]\nmax_spans_per_requests = 5\n", "x.toml").unwrap_err();
+        assert_eq!(e.file, "x.toml");
+        assert!(e.message.contains("line 2"), "{}", e.message);
+        assert!(
+            e.message.contains("max_spans_per_requests"),
+            "{}",
+            e.message
+        );
+        let e = Config::from_toml("[limits]\nmax_request_bytes = 0\n", "x.toml").unwrap_err();
+        assert!(e.message.contains("max_request_bytes"));
+        let e = Config::from_toml("[tls]\ncert = \"/x\"\n", "x.toml").unwrap_err();
+        assert!(e.message.contains("together"));
+    }
+}

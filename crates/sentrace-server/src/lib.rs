@@ -1,0 +1,196 @@
+//! Sentrace's network edges: OTLP receivers over gRPC and HTTP, the query APIs, TLS, first-start
+//! bootstrap and the wiring of the ingest pipeline.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod fsutil;
+pub mod ingest;
+pub mod metrics;
+pub mod pipeline;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use sentrace_store::{KeyRing, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::Config;
+
+/// How `sentrace serve` was asked to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The configuration (defaults, or the parsed `--config` file).
+    pub config: Config,
+    /// Serve plaintext HTTP/gRPC. Loopback addresses only.
+    pub insecure_plaintext: bool,
+}
+
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    let ip = if addr.is_ipv6() {
+        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+    } else {
+        std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// Applies the plaintext rule: the default wildcard addresses become loopback; any other
+/// non-loopback address is refused.
+fn plaintext_listen(cfg: &mut Config) -> anyhow::Result<()> {
+    let default = config::ListenConfig::default();
+    for (name, addr, def) in [
+        ("otlp_grpc", &mut cfg.listen.otlp_grpc, default.otlp_grpc),
+        ("otlp_http", &mut cfg.listen.otlp_http, default.otlp_http),
+        ("query", &mut cfg.listen.query, default.query),
+    ] {
+        if *addr == def {
+            *addr = loopback(*addr);
+        } else if !tls::is_loopback(addr) {
+            bail!(
+                "--insecure-plaintext is refused on the non-loopback address {addr} ([listen] {name}); use TLS, or listen on 127.0.0.1"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
+    opts.config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if opts.insecure_plaintext {
+        plaintext_listen(&mut opts.config)?;
+        tracing::warn!(
+            "!!! --insecure-plaintext: traffic and tokens travel UNENCRYPTED. For local experiments only; listening on loopback only. !!!"
+        );
+    }
+    let cfg = opts.config.clone();
+    let boot = bootstrap::ensure(&opts.data_dir, &cfg)?;
+    if boot.admin_token.is_some() || boot.created_pki {
+        println!(
+            "{}",
+            bootstrap::banner(&boot, &cfg, opts.insecure_plaintext)
+        );
+    }
+    let tls = if opts.insecure_plaintext {
+        None
+    } else {
+        Some(tls::server_config(&boot.cert, &boot.key)?)
+    };
+
+    let keys = Arc::new(KeyRing::open(&opts.data_dir.join("keys"), &boot.master)?);
+    let (store, recovery) = Store::open(&opts.data_dir, cfg.store.clone(), keys)
+        .await
+        .context("opening the store")?;
+    tracing::info!(
+        segments = recovery.segments,
+        records = recovery.records,
+        spans = recovery.spans,
+        blocks = recovery.blocks,
+        "store opened; WAL replayed"
+    );
+    if let Some(cut) = &recovery.cut {
+        tracing::warn!(
+            segment = cut.segment,
+            offset = cut.offset,
+            bytes = cut.bytes,
+            reason = %cut.reason,
+            "WAL tail cut: a torn or corrupt record at the end of the log was removed; every record before it was recovered"
+        );
+    }
+    for c in &recovery.corrupt {
+        tracing::error!(
+            segment = c.segment,
+            offset = c.offset,
+            reason = %c.reason,
+            moved_to = %c.moved_to.display(),
+            "corrupt WAL segment set aside"
+        );
+    }
+    if recovery.unreadable_records > 0 {
+        tracing::warn!(
+            records = recovery.unreadable_records,
+            "WAL records of shredded tenants skipped"
+        );
+    }
+    let metrics = Arc::new(metrics::Metrics::default());
+    let pipeline = pipeline::Pipeline::new(
+        pipeline::stages(&cfg.limits),
+        store.clone(),
+        metrics.clone(),
+    );
+    let state = Arc::new(app::AppState {
+        auth: auth::Authenticator::new(auth::tokens_path(&opts.data_dir))?,
+        pipeline,
+        store: store.clone(),
+        limits: cfg.limits.clone(),
+        metrics,
+    });
+
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (name, addr, router) in [
+        (
+            "otlp-grpc",
+            cfg.listen.otlp_grpc,
+            app::grpc_router(state.clone()),
+        ),
+        (
+            "otlp-http",
+            cfg.listen.otlp_http,
+            app::otlp_http_router(state.clone()),
+        ),
+        ("query", cfg.listen.query, app::query_router(state.clone())),
+    ] {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {name} listener on {addr}"))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(listener = name, address = %listener.local_addr()?, scheme, "listening");
+        tasks.push(tokio::spawn(tls::serve(
+            listener,
+            tls.clone(),
+            router,
+            rx.clone(),
+        )));
+    }
+    println!("sentrace: ready");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    store.close().await.context("closing the store")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,167 @@
+//! The ingest pipeline: the one place where stages are registered, in order, and where a
+//! batch flows through them once before it is stored.
+//!
+//! ```text
+//! authenticate (transport) → validate → [detect] → [minimize] → [seal] → encode → store
+//! ```
+//!
+//! Authentication happens at the transport edge, because it produces the [`Identity`] the
+//! batch is built with. Every later capability is one [`Stage`] added in [`stages`].
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use sentrace_core::proto::trace::v1::ResourceSpans;
+use sentrace_core::{
+    Batch, BatchContext, Identity, Limits, SpanId, Stage, StageError, TraceId, canonical,
+};
+use sentrace_store::{SpanEntry, Store, StoreError};
+
+use crate::metrics::Metrics;
+
+/// The `validate` stage: every limit of [`Limits`], failing closed.
+pub struct ValidateStage {
+    limits: Limits,
+}
+
+impl Stage for ValidateStage {
+    fn name(&self) -> &'static str {
+        "validate"
+    }
+
+    fn process(&self, batch: &mut Batch) -> Result<(), StageError> {
+        self.limits
+            .validate(&batch.resource_spans)
+            .map_err(|e| StageError::Invalid(e.to_string()))
+    }
+}
+
+/// The stages in the order they run. This is the only place that knows the order.
+pub fn stages(limits: &Limits) -> Vec<Arc<dyn Stage>> {
+    vec![Arc::new(ValidateStage {
+        limits: limits.clone(),
+    })]
+}
+
+/// What a successful export reports back (OTLP partial success).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Spans stored.
+    pub accepted: u64,
+    /// Spans set aside by a stage.
+    pub rejected: u64,
+    /// Why spans were set aside; empty when none were.
+    pub message: String,
+}
+
+/// Stages plus the store.
+pub struct Pipeline {
+    stages: Vec<Arc<dyn Stage>>,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl Pipeline {
+    /// A pipeline over `stages` that stores into `store`.
+    pub fn new(stages: Vec<Arc<dyn Stage>>, store: Store, metrics: Arc<Metrics>) -> Self {
+        Self {
+            stages,
+            store,
+            metrics,
+        }
+    }
+
+    /// Runs one export request through every stage, then stores it. Returns only after the
+    /// spans are durable.
+    pub async fn ingest(
+        &self,
+        identity: Identity,
+        resource_spans: Vec<ResourceSpans>,
+    ) -> Result<IngestOutcome, StageError> {
+        let tenant = identity.tenant.clone();
+        let mut batch = Batch {
+            context: BatchContext::new(identity, now_nanos()),
+            resource_spans,
+        };
+        for stage in &self.stages {
+            if let Err(e) = stage.process(&mut batch) {
+                match &e {
+                    StageError::Invalid(_) | StageError::Forbidden(_) => {
+                        self.metrics.ingest_invalid()
+                    }
+                    StageError::Exhausted { .. } => self.metrics.ingest_busy(),
+                    StageError::Internal(msg) => {
+                        tracing::error!(stage = stage.name(), error = %msg, "stage failed");
+                        self.metrics.ingest_internal();
+                    }
+                }
+                return Err(e);
+            }
+        }
+        let entries = encode_entries(&batch)?;
+        let accepted = entries.len() as u64;
+        if !entries.is_empty() {
+            self.store
+                .append(&tenant, entries)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Busy { retry_after } => {
+                        self.metrics.ingest_busy();
+                        StageError::Exhausted {
+                            message: "the store is busy; retry later".into(),
+                            retry_after,
+                        }
+                    }
+                    other => {
+                        tracing::error!(error = %other, "store append failed");
+                        self.metrics.ingest_internal();
+                        StageError::Internal(other.to_string())
+                    }
+                })?;
+        }
+        let rejected = batch.context.rejected_spans;
+        self.metrics.ingest_accepted(accepted, rejected);
+        Ok(IngestOutcome {
+            accepted,
+            rejected,
+            message: batch.context.warnings.join("; "),
+        })
+    }
+}
+
+/// Encodes every span once, canonically, and derives the index fields from the decoded span
+/// already in hand (no re-parse).
+fn encode_entries(batch: &Batch) -> Result<Vec<SpanEntry>, StageError> {
+    let mut out = Vec::with_capacity(batch.span_count());
+    for rs in &batch.resource_spans {
+        let service = sentrace_core::otlp::service_name(rs.resource.as_ref());
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                let invalid = |e: sentrace_core::IdError| StageError::Invalid(e.to_string());
+                out.push(SpanEntry {
+                    trace_id: TraceId::from_slice(&span.trace_id).map_err(invalid)?,
+                    span_id: SpanId::from_slice(&span.span_id).map_err(invalid)?,
+                    parent_span_id: if span.parent_span_id.is_empty() {
+                        None
+                    } else {
+                        Some(SpanId::from_slice(&span.parent_span_id).map_err(invalid)?)
+                    },
+                    service: service.to_string(),
+                    name: span.name.clone(),
+                    kind: span.kind,
+                    start_unix_nanos: span.start_time_unix_nano,
+                    end_unix_nanos: span.end_time_unix_nano,
+                    canonical: Bytes::from(canonical::encode(rs, ss, span)),
+                });
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,6 @@
+//! Subcommands.
+
+pub mod config;
+pub mod query;
+pub mod serve;
+pub mod tokens;

@@ -1,0 +1,156 @@
+//! `sentrace tokens`: create, list and revoke API tokens in the data directory. The server
+//! re-reads the token file on change, so these work while it runs.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use sentrace_access::parse_duration;
+use sentrace_core::{Role, TenantId};
+use sentrace_server::auth::{load_tokens, now_unix, save_tokens, tokens_path};
+
+use crate::DataDir;
+
+/// Token subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Create a token and print it, alone, on stdout.
+    Create {
+        #[command(flatten)]
+        data: DataDir,
+        /// The tenant the token acts for.
+        #[arg(long)]
+        tenant: String,
+        /// ingest, read or admin.
+        #[arg(long)]
+        role: String,
+        /// Lifetime, like 30d, 12h or 15m. Without it the token does not expire.
+        #[arg(long)]
+        expires: Option<String>,
+        /// A note shown by `tokens list`.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        data: DataDir,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        #[command(flatten)]
+        data: DataDir,
+        /// The token id (from `tokens list`).
+        id: String,
+    },
+}
+
+fn fmt_time(unix: u64) -> String {
+    // RFC 3339 in UTC without a date library: days since epoch → civil date.
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Runs a tokens subcommand.
+pub fn run(c: Command) -> anyhow::Result<ExitCode> {
+    match c {
+        Command::Create {
+            data,
+            tenant,
+            role,
+            expires,
+            description,
+        } => {
+            let tenant = TenantId::new(tenant).context("--tenant")?;
+            let role = Role::parse(&role)
+                .with_context(|| format!("--role {role:?}: expected ingest, read or admin"))?;
+            let ttl = expires
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--expires: {e}"))?;
+            let path = tokens_path(&data.data_dir);
+            std::fs::create_dir_all(&data.data_dir)
+                .with_context(|| format!("creating {}", data.data_dir.display()))?;
+            let mut set = load_tokens(&path)?;
+            let issued = set.issue(tenant, role, now_unix(), ttl, description);
+            save_tokens(&path, &set)?;
+            println!("{}", issued.token);
+            eprintln!(
+                "created token {} (tenant {}, role {}); it is shown only now",
+                issued.record.id, issued.record.tenant, issued.record.role
+            );
+        }
+        Command::List { data, json } => {
+            let set = load_tokens(&tokens_path(&data.data_dir))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&set.tokens)?);
+            } else {
+                let now = now_unix();
+                println!(
+                    "{:<16}  {:<16}  {:<6}  {:<8}  {:<20}  {:<20}  DESCRIPTION",
+                    "ID", "TENANT", "ROLE", "STATE", "CREATED", "EXPIRES"
+                );
+                for t in &set.tokens {
+                    let state = if t.revoked_unix.is_some() {
+                        "revoked"
+                    } else if !t.is_active(now) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<16}  {:<16}  {:<6}  {:<8}  {:<20}  {:<20}  {}",
+                        t.id,
+                        t.tenant,
+                        t.role,
+                        state,
+                        fmt_time(t.created_unix),
+                        t.expires_unix.map_or("never".into(), fmt_time),
+                        t.description
+                    );
+                }
+            }
+        }
+        Command::Revoke { data, id } => {
+            let path = tokens_path(&data.data_dir);
+            let mut set = load_tokens(&path)?;
+            set.revoke(&id, now_unix())?;
+            save_tokens(&path, &set)?;
+            eprintln!("revoked token {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_utc() {
+        assert_eq!(super::fmt_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::fmt_time(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}

@@ -1,0 +1,57 @@
+//! The `sentrace` command.
+#![forbid(unsafe_code)]
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sentrace: a security-first distributed tracing backend.
+#[derive(Parser, Debug)]
+#[command(name = "sentrace", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every data-directory command shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataDir {
+    /// The data directory.
+    #[arg(long, env = "SENTRACE_DATA_DIR", default_value = "./sentrace-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: OTLP in on 4317 (gRPC) and 4318 (HTTP), query API on 16686.
+    Serve(cmd::serve::Args),
+    /// Manage API tokens in the data directory (works while the server runs).
+    #[command(subcommand)]
+    Tokens(cmd::tokens::Command),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(cmd::config::Command),
+    /// Query a running server over HTTPS.
+    #[command(subcommand)]
+    Query(cmd::query::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Tokens(c) => cmd::tokens::run(c),
+        Command::Config(c) => cmd::config::run(c),
+        Command::Query(c) => cmd::query::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sentrace: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

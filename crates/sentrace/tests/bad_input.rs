@@ -1,0 +1,402 @@
+//! Bad input over the real server: every limit, malformed bodies, a gzip bomb (HTTP and
+//! gRPC) with the server's memory staying bounded. A refused request stores nothing, and its
+//! message names the span and the field.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::trace::v1::{Span, span};
+use prost::Message;
+
+const SMALL_LIMITS: &str = r#"
+[limits]
+max_request_bytes = 65536
+max_spans_per_request = 10
+max_attributes = 4
+max_events_per_span = 2
+max_links_per_span = 2
+max_key_bytes = 16
+max_value_bytes = 32
+max_name_bytes = 24
+max_array_len = 3
+max_value_depth = 3
+"#;
+
+fn int_kv(k: &str, i: i64) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(Value::IntValue(i)),
+        }),
+        ..Default::default()
+    }
+}
+
+fn nested(depth: usize) -> AnyValue {
+    let mut v = AnyValue {
+        value: Some(Value::IntValue(1)),
+    };
+    for _ in 1..depth {
+        v = AnyValue {
+            value: Some(Value::ArrayValue(ArrayValue { values: vec![v] })),
+        };
+    }
+    v
+}
+
+/// Each case: a mutation of a valid span, and what the error must mention.
+type Case = (
+    &'static str,
+    Box<dyn Fn(&mut Vec<Span>)>,
+    &'static [&'static str],
+);
+
+fn cases() -> Vec<Case> {
+    vec![
+        (
+            "spans per request",
+            Box::new(|s: &mut Vec<Span>| {
+                let base = s[0].clone();
+                for i in 0..11 {
+                    let mut x = base.clone();
+                    x.span_id = (100 + i as u64).to_be_bytes().to_vec();
+                    s.push(x);
+                }
+            }),
+            &["13 spans, limit is 10"],
+        ),
+        (
+            "attributes per span",
+            Box::new(|s: &mut Vec<Span>| {
+                s[0].attributes = (0..5).map(|i| int_kv(&format!("k{i}"), i)).collect()
+            }),
+            &["spans[0]", ".attributes", "5 attributes, limit is 4"],
+        ),
+        (
+            "key length",
+            Box::new(|s: &mut Vec<Span>| s[0].attributes = vec![int_kv(&"k".repeat(17), 1)]),
+            &["spans[0]", "attributes[0]", "longer than 16 bytes"],
+        ),
+        (
+            "value length",
+            Box::new(|s: &mut Vec<Span>| s[0].attributes = vec![kv("note", &"v".repeat(33))]),
+            &["attributes[0] (\"note\")", "longer than 32 bytes"],
+        ),
+        (
+            "nesting depth",
+            Box::new(|s: &mut Vec<Span>| {
+                s[0].attributes = vec![KeyValue {
+                    key: "deep".into(),
+                    value: Some(nested(4)),
+                    ..Default::default()
+                }]
+            }),
+            &["\"deep\"", "nested deeper than 3"],
+        ),
+        (
+            "array length",
+            Box::new(|s: &mut Vec<Span>| {
+                s[0].attributes = vec![KeyValue {
+                    key: "arr".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::ArrayValue(ArrayValue {
+                            values: (0..4).map(|_| nested(1)).collect(),
+                        })),
+                    }),
+                    ..Default::default()
+                }]
+            }),
+            &["\"arr\"", "array of 4 values, limit is 3"],
+        ),
+        (
+            "span name length",
+            Box::new(|s: &mut Vec<Span>| s[0].name = "n".repeat(25)),
+            &[".name", "longer than 24 bytes"],
+        ),
+        (
+            "events per span",
+            Box::new(|s: &mut Vec<Span>| {
+                s[0].events = (0..3)
+                    .map(|_| span::Event {
+                        name: "e".into(),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            &[".events", "3 events, limit is 2"],
+        ),
+        (
+            "links per span",
+            Box::new(|s: &mut Vec<Span>| {
+                s[0].links = (0..3)
+                    .map(|i| span::Link {
+                        trace_id: vec![7; 16],
+                        span_id: vec![i + 1; 8],
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            &[".links", "3 links, limit is 2"],
+        ),
+        (
+            "all-zero trace id",
+            Box::new(|s: &mut Vec<Span>| s[0].trace_id = vec![0; 16]),
+            &[".trace_id", "must not be all zeros"],
+        ),
+        (
+            "short span id",
+            Box::new(|s: &mut Vec<Span>| s[0].span_id = vec![1; 4]),
+            &[".span_id", "must be 8 bytes"],
+        ),
+        (
+            "bad parent id",
+            Box::new(|s: &mut Vec<Span>| s[0].parent_span_id = vec![0; 8]),
+            &[".parent_span_id", "all zeros"],
+        ),
+        (
+            "bad link id",
+            Box::new(|s: &mut Vec<Span>| {
+                s[0].links = vec![span::Link {
+                    trace_id: vec![1; 3],
+                    span_id: vec![1; 8],
+                    ..Default::default()
+                }]
+            }),
+            &["links[0].trace_id", "must be 16 bytes"],
+        ),
+        (
+            "end before start",
+            Box::new(|s: &mut Vec<Span>| s[0].end_time_unix_nano = s[0].start_time_unix_nano - 1),
+            &[".end_time_unix_nano", "is before start time"],
+        ),
+    ]
+}
+
+#[test]
+fn every_limit_refuses_the_request_and_stores_nothing() {
+    let srv = Server::new(SMALL_LIMITS).start();
+    let admin = srv.admin_token.clone().unwrap();
+    for (i, (what, mutate, needles)) in cases().into_iter().enumerate() {
+        let service = format!("limits-{i}");
+        let mut spans = vec![span(1000 + i as u64, "op")];
+        // A valid span before the bad one must not be stored either.
+        let mut good = span(2000 + i as u64, "good");
+        good.span_id = vec![9; 8];
+        mutate(&mut spans);
+        spans.insert(0, good.clone());
+        // The mutation targeted spans[0] before the insert; move the bad span first again.
+        spans.swap(0, 1);
+        let (status, body) = rpc_status(srv.post_proto(&admin, &request(&service, spans)));
+        let msg = body.message;
+        assert_eq!(status, 400, "{what}: {msg}");
+        assert_eq!(body.code, 3, "{what}");
+        for n in needles {
+            assert!(msg.contains(n), "{what}: {msg:?} lacks {n:?}");
+        }
+        let services: serde_json::Value = srv.get(&admin, "/api/services").json().unwrap();
+        assert!(
+            !services["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == service.as_str()),
+            "{what}: something was stored"
+        );
+        let r = srv.get(&admin, &format!("/api/traces/{}", hex(&good.trace_id)));
+        assert_eq!(r.status().as_u16(), 404, "{what}: the good span was stored");
+    }
+}
+
+#[test]
+fn oversized_body_is_413() {
+    let srv = Server::new(SMALL_LIMITS).start();
+    let admin = srv.admin_token.clone().unwrap();
+    let resp = srv
+        .client()
+        .post(srv.http_url())
+        .bearer_auth(&admin)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0u8; 70_000])
+        .send()
+        .unwrap();
+    let (status, body) = rpc_status(resp);
+    assert_eq!(status, 413);
+    assert!(
+        body.message.contains("larger than 65536 bytes"),
+        "{}",
+        body.message
+    );
+}
+
+#[test]
+fn malformed_bodies_get_clear_errors() {
+    let srv = Server::new("").start();
+    let admin = srv.admin_token.clone().unwrap();
+    let c = srv.client();
+    // Protobuf: a truncated message.
+    let mut bytes = request("svc", vec![span(1, "x")]).encode_to_vec();
+    bytes.truncate(bytes.len() - 3);
+    let r = c
+        .post(srv.http_url())
+        .bearer_auth(&admin)
+        .header("content-type", "application/x-protobuf")
+        .body(bytes)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+    // JSON: a bad trace id, named by its path.
+    let r = c
+        .post(srv.http_url())
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz","spanId":"0102030405060708"}]}]}]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().unwrap();
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.contains("resourceSpans[0].scopeSpans[0].spans[0].traceId"),
+        "{msg}"
+    );
+    // JSON: not JSON at all.
+    let r = c
+        .post(srv.http_url())
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body("{{{")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // Unsupported content type and encoding.
+    let r = c
+        .post(srv.http_url())
+        .bearer_auth(&admin)
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    let r = c
+        .post(srv.http_url())
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .header("content-encoding", "br")
+        .body("x")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    // The server is still healthy.
+    let ok = srv.post_proto(&admin, &request("svc", vec![span(2, "x")]));
+    assert_eq!(ok.status().as_u16(), 200);
+}
+
+/// 1 GiB of zeros, gzip-compressed (about 1 MiB).
+fn gzip_bomb() -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1024 {
+        e.write_all(&zeros).unwrap();
+    }
+    e.finish().unwrap()
+}
+
+/// Peak resident memory of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn gzip_bomb_costs_nothing() {
+    let srv = Server::new("").start();
+    let admin = srv.admin_token.clone().unwrap();
+    let bomb = gzip_bomb();
+    assert!(
+        bomb.len() < 8 << 20,
+        "the bomb must pass the compressed-size check"
+    );
+    let before = peak_rss_kib(srv.pid());
+
+    // OTLP/HTTP.
+    let r = srv
+        .client()
+        .post(srv.http_url())
+        .bearer_auth(&admin)
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(bomb.clone())
+        .send()
+        .unwrap();
+    let (status, body) = rpc_status(r);
+    assert_eq!(status, 413);
+    assert!(
+        body.message.contains("after decompression"),
+        "{}",
+        body.message
+    );
+
+    // OTLP/gRPC: one length-prefixed message with the compressed flag set.
+    let mut frame = vec![1u8];
+    frame.extend_from_slice(&(bomb.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&bomb);
+    let r = grpc_client(&srv)
+        .post(format!(
+            "https://localhost:{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            srv.grpc_port
+        ))
+        .bearer_auth(&admin)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-encoding", "gzip")
+        .body(frame)
+        .send()
+        .unwrap();
+    let code = r
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_string());
+    // RESOURCE_EXHAUSTED (8) or OUT_OF_RANGE (11) from the decoder's size limit; never OK.
+    assert!(
+        matches!(code.as_deref(), Some("8") | Some("11")),
+        "grpc-status {code:?}"
+    );
+
+    let after = peak_rss_kib(srv.pid());
+    // Inflating stops at the 8 MiB limit: the peak may grow by a few buffers, never by 1 GiB.
+    assert!(
+        after.saturating_sub(before) < 96 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
+}
+
+fn grpc_client(srv: &Server) -> reqwest::blocking::Client {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let pem = std::fs::read(srv.ca()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,318 @@
+//! Test harness: runs the real `sentrace` binary on free loopback ports with TLS, in a fresh
+//! data directory, and talks to it over HTTPS.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sentrace");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+    pub config: PathBuf,
+    pub grpc_port: u16,
+    pub http_port: u16,
+    pub query_port: u16,
+    pub admin_token: Option<String>,
+    child: Option<Child>,
+    pub stdout_lines: Vec<String>,
+}
+
+impl Server {
+    /// A server whose config file has the listen addresses plus `extra` TOML.
+    pub fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = dir.path().join("sentrace.toml");
+        let (g, h, q) = (free_port(), free_port(), free_port());
+        std::fs::write(
+            &config,
+            format!(
+                "[listen]\notlp_grpc = \"127.0.0.1:{g}\"\notlp_http = \"127.0.0.1:{h}\"\nquery = \"127.0.0.1:{q}\"\n{extra}"
+            ),
+        )
+        .unwrap();
+        Server {
+            dir,
+            data,
+            config,
+            grpc_port: g,
+            http_port: h,
+            query_port: q,
+            admin_token: None,
+            child: None,
+            stdout_lines: Vec::new(),
+        }
+    }
+
+    pub fn start(mut self) -> Self {
+        self.launch();
+        self
+    }
+
+    /// Starts the process and waits for "sentrace: ready".
+    pub fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(&self.data)
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.child = Some(child);
+        loop {
+            let line = match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(l) => l,
+                Err(_) => panic!("server did not become ready; log:\n{}", self.log()),
+            };
+            let t = line.trim();
+            if t.starts_with("st_") {
+                self.admin_token = Some(t.to_string());
+            }
+            self.stdout_lines.push(line.clone());
+            if line.starts_with("sentrace: ready") {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait: a graceful stop.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let status = c.wait().unwrap();
+            assert!(
+                status.success(),
+                "server exited with {status}; log:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.data.join("tls").join("ca.pem")
+    }
+
+    /// Runs `sentrace` with `args` and the data dir; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sentrace {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn token(&self, tenant: &str, role: &str) -> String {
+        self.cli(&["tokens", "create", "--tenant", tenant, "--role", role])
+            .trim()
+            .to_string()
+    }
+
+    pub fn client(&self) -> reqwest::blocking::Client {
+        client_for(&self.ca())
+    }
+
+    pub fn query_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.query_port)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("https://localhost:{}/v1/traces", self.http_port)
+    }
+
+    /// POSTs an OTLP protobuf body with a token.
+    pub fn post_proto(
+        &self,
+        token: &str,
+        req: &ExportTraceServiceRequest,
+    ) -> reqwest::blocking::Response {
+        self.client()
+            .post(self.http_url())
+            .bearer_auth(token)
+            .header("content-type", "application/x-protobuf")
+            .body(req.encode_to_vec())
+            .send()
+            .unwrap()
+    }
+
+    pub fn get(&self, token: &str, path: &str) -> reqwest::blocking::Response {
+        self.client()
+            .get(self.query_url(path))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn client_for(ca: &Path) -> reqwest::blocking::Client {
+    let pem = std::fs::read(ca).unwrap();
+    let cert = reqwest::Certificate::from_pem(&pem).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    for c in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let _ = cert;
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+pub fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A span with fresh random-ish ids derived from `n`.
+pub fn span(n: u64, name: &str) -> Span {
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&(n + 1).to_be_bytes());
+    trace_id[8..].copy_from_slice(&0x5e17_ace0_u64.to_be_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: (n + 1).to_be_bytes().to_vec(),
+        name: name.into(),
+        kind: 2,
+        start_time_unix_nano: now - 2_000_000,
+        end_time_unix_nano: now,
+        ..Default::default()
+    }
+}
+
+pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `google.rpc.Status` as OTLP/HTTP returns it for protobuf requests.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// Decodes an OTLP/HTTP error body (protobuf or JSON, by content type).
+pub fn rpc_status(resp: reqwest::blocking::Response) -> (u16, RpcStatus) {
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = resp.bytes().unwrap();
+    let st = if ct.starts_with("application/x-protobuf") {
+        RpcStatus::decode(body.as_ref()).unwrap()
+    } else {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        RpcStatus {
+            code: v["code"].as_i64().unwrap() as i32,
+            message: v["message"].as_str().unwrap().to_string(),
+        }
+    };
+    (status, st)
+}

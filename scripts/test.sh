@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what the tests need (a Python
+# virtual environment with the OpenTelemetry SDK), builds, checks formatting and lints, runs
+# the Rust tests, then the interop tests with real OpenTelemetry SDK clients.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> Python test environment (.venv)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --quiet
+
+echo "==> interop tests (OpenTelemetry Python SDK)"
+cargo build --quiet --bin sentrace
+SENTRACE_BIN="$PWD/target/debug/sentrace" .venv/bin/python -m pytest -q tests/interop
