@@ -17,7 +17,7 @@
 
 mod block;
 mod config;
-mod crypto;
+pub mod crypto;
 mod entry;
 mod error;
 mod fsutil;

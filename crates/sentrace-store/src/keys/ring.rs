@@ -53,7 +53,7 @@ impl Dek {
     }
 
     /// The AES-256-GCM key for WAL records.
-    pub(crate) fn wal_key(&self) -> &AeadKey {
+    pub fn wal_key(&self) -> &AeadKey {
         &self.wal
     }
 
