@@ -72,6 +72,13 @@ fn bench(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    let c = store.wal_counters();
+    println!(
+        "\nstore: {} records in {} group commits ({:.2} records per fsync)",
+        c.records,
+        c.commits,
+        c.records as f64 / c.commits.max(1) as f64
+    );
     rt.block_on(store.flush()).unwrap();
 
     // Plaintext baseline: the same requests encoded and written with one fdatasync per

@@ -250,6 +250,65 @@ async fn shredding_makes_data_unreadable_with_a_clear_error() {
             .iter()
             .all(|p| !p.to_string_lossy().contains("/other/"))
     );
+
+    // The tenant starts over under a new key id; its old WAL records stay "unreadable"
+    // (not "corrupt") on the next replay, and the new data is served.
+    store.append(&other, trace_spans(5, 2, t0)).await.unwrap();
+    store.close().await.unwrap();
+    let (store, report) = open(dir.path(), cfg()).await;
+    assert!(report.unreadable_records >= 1, "{report:?}");
+    assert_eq!(store.trace(&other, tid(5)).await.unwrap().len(), 2);
+    assert!(store.trace(&other, tid(4)).await.unwrap().is_empty());
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn busy_when_flushing_falls_behind_instead_of_buffering() {
+    let dir = tempfile::tempdir().unwrap();
+    // A real local object store whose root is then replaced by a plain file: every put fails.
+    let root = dir.path().join("broken-blocks");
+    std::fs::create_dir_all(&root).unwrap();
+    let objects = object_store::local::LocalFileSystem::new_with_prefix(&root).unwrap();
+    std::fs::remove_dir(&root).unwrap();
+    std::fs::write(&root, b"not a directory").unwrap();
+    let c = StoreConfig {
+        flush_max_spans: 10,
+        ..cfg()
+    };
+    let (store, _) = sentrace_store::Store::open_with_object_store(
+        &dir.path().join("data"),
+        c,
+        keyring(dir.path()),
+        std::sync::Arc::new(objects),
+    )
+    .await
+    .unwrap();
+    let acme = tenant("acme");
+    let t0 = now_nanos();
+    let mut busy = false;
+    for t in 1..=10 {
+        match store.append(&acme, trace_spans(t, 5, t0)).await {
+            Ok(_) => {}
+            Err(StoreError::Busy { retry_after }) => {
+                assert!(retry_after >= Duration::from_secs(1));
+                busy = true;
+                break;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(
+        busy,
+        "appends were refused once 2 x flush_max_spans were buffered"
+    );
+    assert!(store.buffered_spans() <= 20 + 5);
+    assert!(
+        store.flush().await.is_err(),
+        "the broken object store fails the flush"
+    );
+    // Everything acknowledged is still readable from memory.
+    let tid1 = trace_spans(1, 1, 0)[0].trace_id;
+    assert_eq!(store.trace(&acme, tid1).await.unwrap().len(), 5);
     store.close().await.unwrap();
 }
 

@@ -78,6 +78,14 @@ async fn concurrent_appends_share_commits_and_all_land() {
     for t in 1..=64u64 {
         assert_eq!(store.trace(&acme, trace_id(t)).await.unwrap().len(), 3);
     }
+    let c = store.wal_counters();
+    assert_eq!(c.records, 64);
+    assert!(
+        c.commits < c.records,
+        "group commit: {} fsyncs for {} records",
+        c.commits,
+        c.records
+    );
     store.close().await.unwrap();
     let (store, report) = open(dir.path(), cfg()).await;
     assert_eq!(report.records, 64);

@@ -22,7 +22,7 @@ use crate::block::BlockInfo;
 use crate::fsutil::create_private_dir;
 use crate::memtable::State;
 use crate::wal::replay::{RecoveryReport, replay};
-use crate::wal::writer::{AppendReceipt, AppendReq, WalMsg, WalStats, Writer};
+use crate::wal::writer::{AppendReceipt, AppendReq, WalCounters, WalMsg, WalStats, Writer};
 use crate::{KeyRing, SpanEntry, StoreConfig, StoreError};
 
 /// Fixed per-request overhead charged against the queue bound.
@@ -54,6 +54,7 @@ struct Inner {
     queue: Arc<Semaphore>,
     stats: Arc<WalStats>,
     flush_lock: tokio::sync::Mutex<()>,
+    flush_notify: Arc<Notify>,
     closed: AtomicBool,
     blocks_fetched: AtomicU64,
     row_groups_read: AtomicU64,
@@ -171,6 +172,7 @@ impl Store {
             queue,
             stats,
             flush_lock: tokio::sync::Mutex::new(()),
+            flush_notify: flush_notify.clone(),
             closed: AtomicBool::new(false),
             blocks_fetched: AtomicU64::new(0),
             row_groups_read: AtomicU64::new(0),
@@ -221,6 +223,25 @@ impl Store {
                 reason: "too many spans in one request".into(),
             });
         }
+        // Flushing is behind (e.g. the object store is down): refuse rather than let the
+        // in-memory buffer grow without bound.
+        let buffered = self
+            .inner
+            .state
+            .read()
+            .map_err(|_| poisoned())?
+            .buffered_spans();
+        if buffered >= self.inner.cfg.flush_max_spans.saturating_mul(2) {
+            self.inner.flush_notify.notify_one();
+            return Err(StoreError::Busy {
+                retry_after: self
+                    .inner
+                    .cfg
+                    .flush_interval
+                    .min(Duration::from_secs(30))
+                    .max(Duration::from_secs(1)),
+            });
+        }
         let max = self.inner.cfg.max_queue_bytes;
         let permits = u32::try_from(bytes)
             .ok()
@@ -251,6 +272,11 @@ impl Store {
     fn retry_after(&self) -> Duration {
         let last = self.inner.stats.last_commit_micros.load(Ordering::Relaxed);
         Duration::from_secs(1).max(Duration::from_micros(last.saturating_mul(4)))
+    }
+
+    /// WAL writer counters (group commits, records, bytes) since open.
+    pub fn wal_counters(&self) -> WalCounters {
+        self.inner.stats.counters()
     }
 
     /// Bytes currently queued for the WAL writer.

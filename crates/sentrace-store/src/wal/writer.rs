@@ -56,6 +56,30 @@ pub(crate) enum WalMsg {
 #[derive(Default)]
 pub(crate) struct WalStats {
     pub last_commit_micros: AtomicU64,
+    pub commits: AtomicU64,
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// Counters of the WAL writer since open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalCounters {
+    /// Group commits (each one `write` plus one `fdatasync`).
+    pub commits: u64,
+    /// Records (requests) committed.
+    pub records: u64,
+    /// Bytes written to segments by commits.
+    pub bytes: u64,
+}
+
+impl WalStats {
+    pub(crate) fn counters(&self) -> WalCounters {
+        WalCounters {
+            commits: self.commits.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
 }
 
 pub(crate) struct Writer {
@@ -243,6 +267,13 @@ impl Writer {
             return;
         }
         self.len = self.len.saturating_add(self.buf.len() as u64);
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .records
+            .fetch_add(pending.len() as u64, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.buf.clear();
         let buffered = match self.state.write() {
             Ok(mut st) => {
