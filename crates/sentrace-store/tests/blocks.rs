@@ -333,3 +333,33 @@ async fn early_flush_when_buffer_is_full() {
     assert!(!block_files(dir.path()).is_empty(), "background flush ran");
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn rotated_keys_keep_old_data_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = tenant("acme");
+    let t0 = now_nanos();
+    let tid = |n: u64| trace_spans(n, 1, 0)[0].trace_id;
+    {
+        let (store, _) = open(dir.path(), cfg()).await;
+        let r1 = store.append(&acme, trace_spans(1, 2, t0)).await.unwrap();
+        store.flush().await.unwrap(); // block under DEK 1
+        store.append(&acme, trace_spans(2, 2, t0)).await.unwrap(); // WAL under DEK 1
+        assert_eq!(store.keys().rotate(&acme).unwrap(), 2);
+        let r3 = store.append(&acme, trace_spans(3, 2, t0)).await.unwrap(); // WAL under DEK 2
+        assert_eq!((r1.key_id, r3.key_id), (1, 2));
+        store.close().await.unwrap();
+    }
+    let (store, report) = open(dir.path(), cfg()).await;
+    assert_eq!(report.records, 2);
+    store.flush().await.unwrap(); // block under DEK 2
+    for n in 1..=3 {
+        assert_eq!(
+            store.trace(&acme, tid(n)).await.unwrap().len(),
+            2,
+            "trace {n}"
+        );
+    }
+    assert_eq!(block_files(dir.path()).len(), 2);
+    store.close().await.unwrap();
+}

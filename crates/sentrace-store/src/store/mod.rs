@@ -108,10 +108,9 @@ impl Store {
                 .map_err(|e| StoreError::Task(e.to_string()))??
         };
         let mut state = State::default();
-        for (tenant, spans) in &recovered {
-            state.insert(tenant, spans);
+        for (tenant, spans) in recovered {
+            state.insert(&tenant, spans);
         }
-        drop(recovered);
         for (tenant, cat) in catalog::load_all(&catalog_dir, &keys)? {
             state.catalogs.entry(tenant).or_default().merge(&cat);
         }

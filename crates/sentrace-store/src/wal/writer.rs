@@ -275,14 +275,23 @@ impl Writer {
             .bytes
             .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.buf.clear();
+        let mut replies = Vec::with_capacity(pending.len());
         let buffered = match self.state.write() {
             Ok(mut st) => {
-                for (req, _) in &pending {
-                    st.insert(&req.tenant, &req.spans);
+                for (req, receipt) in pending {
+                    st.insert(&req.tenant, req.spans);
+                    replies.push((req.permit, req.reply, receipt));
                 }
                 st.active.spans
             }
-            Err(_) => 0,
+            Err(_) => {
+                for (req, _) in pending {
+                    let _ = req
+                        .reply
+                        .send(Err(StoreError::Task("state lock poisoned".into())));
+                }
+                0
+            }
         };
         if buffered >= self.flush_max_spans {
             self.flush_notify.notify_one();
@@ -291,9 +300,9 @@ impl Writer {
         self.stats
             .last_commit_micros
             .store(micros, Ordering::Relaxed);
-        for (req, receipt) in pending {
-            drop(req.permit);
-            let _ = req.reply.send(Ok(receipt));
+        for (permit, reply, receipt) in replies {
+            drop(permit);
+            let _ = reply.send(Ok(receipt));
         }
     }
 
