@@ -363,3 +363,50 @@ async fn rotated_keys_keep_old_data_readable() {
     assert_eq!(block_files(dir.path()).len(), 2);
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn search_reads_only_the_blocks_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), cfg()).await;
+    let acme = tenant("acme");
+    let t0 = now_nanos() - 3_600_000_000_000;
+    // Five blocks, each 10 seconds newer than the last, 3 traces each.
+    for blk in 0..5u64 {
+        for t in 0..3u64 {
+            let n = blk * 10 + t + 1;
+            store
+                .append(
+                    &acme,
+                    trace_spans(n, 2, t0 + blk * 10_000_000_000 + t * 1_000_000_000),
+                )
+                .await
+                .unwrap();
+        }
+        store.flush().await.unwrap();
+    }
+    let tid = |n: u64| trace_spans(n, 1, 0)[0].trace_id;
+    let before = store.read_stats().blocks_fetched;
+    let f = SpanFilter {
+        limit_traces: 2,
+        ..SpanFilter::default()
+    };
+    let res = store.search(&acme, &f).await.unwrap();
+    let mut traces: Vec<_> = res.iter().map(|s| s.trace_id).collect();
+    traces.dedup();
+    assert_eq!(traces, vec![tid(43), tid(42)]);
+    assert_eq!(
+        store.read_stats().blocks_fetched - before,
+        1,
+        "older blocks were skipped"
+    );
+    // A limit larger than one block needs the next block too, and gets exact answers.
+    let f = SpanFilter {
+        limit_traces: 4,
+        ..SpanFilter::default()
+    };
+    let res = store.search(&acme, &f).await.unwrap();
+    let mut traces: Vec<_> = res.iter().map(|s| s.trace_id).collect();
+    traces.dedup();
+    assert_eq!(traces, vec![tid(43), tid(42), tid(41), tid(33)]);
+    store.close().await.unwrap();
+}
