@@ -56,6 +56,19 @@ async fn append_is_visible_and_survives_restart() {
 }
 
 #[tokio::test]
+async fn a_data_dir_is_used_by_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), cfg()).await;
+    let err = Store::open(dir.path(), cfg(), keyring(dir.path()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("in use"), "{err}");
+    store.close().await.unwrap();
+    let (again, _) = open(dir.path(), cfg()).await;
+    again.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn concurrent_appends_share_commits_and_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(dir.path(), cfg()).await;

@@ -60,6 +60,8 @@ struct Inner {
     row_groups_read: AtomicU64,
     shutdown: watch::Sender<bool>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Exclusive lock on `data_dir/LOCK`, held until the store is closed or dropped.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 fn poisoned() -> StoreError {
@@ -98,6 +100,7 @@ impl Store {
         let wal_dir = data_dir.join("wal");
         let catalog_dir = data_dir.join("catalog");
         create_private_dir(data_dir)?;
+        let lock = lock_data_dir(data_dir)?;
         create_private_dir(&wal_dir)?;
         create_private_dir(&catalog_dir)?;
 
@@ -177,6 +180,7 @@ impl Store {
             row_groups_read: AtomicU64::new(0),
             shutdown,
             writer: Mutex::new(Some(handle)),
+            lock: Mutex::new(Some(lock)),
         });
         tokio::spawn(background(
             Arc::downgrade(&inner),
@@ -314,8 +318,9 @@ impl Store {
                 .map_err(|e| StoreError::Task(e.to_string()))?
                 .map_err(|_| StoreError::Task("WAL writer panicked".into()))?;
         }
-        // Wait for a flush in progress to finish.
+        // Wait for a flush in progress to finish, then release the directory.
         drop(self.inner.flush_lock.lock().await);
+        drop(self.inner.lock.lock().map_err(|_| poisoned())?.take());
         res
     }
 
@@ -346,6 +351,30 @@ impl Store {
                 source: e,
             }),
         }
+    }
+}
+
+/// Takes an exclusive advisory lock on `data_dir/LOCK` so two processes never share a WAL.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("LOCK");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::io(
+            &path,
+            std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "data directory is in use by another store (another process or an unclosed store)",
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
     }
 }
 
