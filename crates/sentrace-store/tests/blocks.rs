@@ -410,3 +410,55 @@ async fn search_reads_only_the_blocks_it_needs() {
     assert_eq!(traces, vec![tid(43), tid(42), tid(41), tid(33)]);
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn tenants_never_see_each_others_spans_even_with_equal_trace_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), cfg()).await;
+    let (a, b) = (tenant("alpha"), tenant("beta"));
+    let t0 = now_nanos();
+    // Same trace ids in both tenants; beta's spans have other span ids and names.
+    let beta_spans = |n: u64| {
+        (0..2)
+            .map(|i| {
+                sentrace_store::testutil::span(n, 900 + i, "billing", "charge", t0, t0 + 10, &[])
+            })
+            .collect::<Vec<_>>()
+    };
+    for n in 1..=5 {
+        store.append(&a, trace_spans(n, 3, t0)).await.unwrap();
+        store.append(&b, beta_spans(n)).await.unwrap();
+    }
+    let tid = |n: u64| trace_spans(n, 1, 0)[0].trace_id;
+    for phase in ["memory", "blocks"] {
+        for n in 1..=5 {
+            let sa = store.trace(&a, tid(n)).await.unwrap();
+            let sb = store.trace(&b, tid(n)).await.unwrap();
+            assert_eq!(ids(&sa), ids(&trace_spans(n, 3, t0)), "{phase}");
+            assert_eq!(ids(&sb), ids(&beta_spans(n)), "{phase}");
+        }
+        let all = SpanFilter {
+            limit_traces: 100,
+            ..SpanFilter::default()
+        };
+        assert!(
+            store
+                .search(&a, &all)
+                .await
+                .unwrap()
+                .iter()
+                .all(|s| s.service == "checkout")
+        );
+        assert!(
+            store
+                .search(&b, &all)
+                .await
+                .unwrap()
+                .iter()
+                .all(|s| s.service == "billing")
+        );
+        assert_eq!(store.services(&b).await.unwrap(), vec!["billing"]);
+        store.flush().await.unwrap();
+    }
+    store.close().await.unwrap();
+}
