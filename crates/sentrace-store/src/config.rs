@@ -16,7 +16,8 @@ pub struct StoreConfig {
     /// How often spans buffered in the WAL memtable are written out as Parquet blocks.
     #[serde(with = "duration")]
     pub flush_interval: Duration,
-    /// Flush early once this many spans are buffered in memory (across tenants).
+    /// Flush early once this many spans are buffered in memory (across tenants). Appends
+    /// get `StoreError::Busy` while twice this many are buffered (flushing is behind).
     pub flush_max_spans: usize,
     /// Blocks whose newest span ended longer ago than this are deleted.
     #[serde(with = "duration")]
@@ -38,7 +39,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             flush_interval: Duration::from_secs(30),
-            flush_max_spans: 200_000,
+            flush_max_spans: 100_000,
             retention: Duration::from_secs(7 * 24 * 3600),
             max_queue_bytes: 64 << 20,
             wal_segment_bytes: 64 << 20,

@@ -79,18 +79,19 @@ impl AeadKey {
     ) -> Result<(), StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| StoreError::crypto("nonce generation"))?;
+        out.reserve(NONCE_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&nonce);
         let start = out.len();
         out.extend_from_slice(plaintext);
-        let mut body = out.split_off(start);
-        self.0
-            .seal_in_place_append_tag(
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad),
-                &mut body,
+                &mut out[start..],
             )
             .map_err(|_| StoreError::crypto("AES-256-GCM seal"))?;
-        out.extend_from_slice(&body);
+        out.extend_from_slice(tag.as_ref());
         Ok(())
     }
 

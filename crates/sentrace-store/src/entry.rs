@@ -283,4 +283,25 @@ mod tests {
         assert!(decode_entries(Bytes::from(extra)).is_err());
         assert!(SpanEntry::from_canonical(Bytes::from_static(&[2, 0])).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode_entries(Bytes::from(bytes));
+        }
+
+        #[test]
+        fn encode_decode_round_trip(
+            n in 0usize..8,
+            name in "[a-zA-Z0-9 /{}_-]{0,40}",
+            start in proptest::prelude::any::<u64>(),
+        ) {
+            let spans: Vec<_> = (0..n as u64)
+                .map(|i| span(i + 1, i + 1, "svc", &name, start / 2, start / 2 + i, &[("k", "v")]))
+                .collect();
+            let mut buf = Vec::new();
+            encode_entries(&spans, &mut buf);
+            proptest::prop_assert_eq!(decode_entries(Bytes::from(buf)).unwrap(), spans);
+        }
+    }
 }

@@ -17,7 +17,7 @@
 
 mod block;
 mod config;
-mod crypto;
+pub mod crypto;
 mod entry;
 mod error;
 mod fsutil;
@@ -38,4 +38,4 @@ pub use memtable::{MAX_CATALOG_OPERATIONS, MAX_CATALOG_SERVICES};
 pub use search::SpanFilter;
 pub use store::{FlushReport, ReadStats, Store};
 pub use wal::replay::{CorruptSegment, RecoveryReport, TailCut};
-pub use wal::writer::AppendReceipt;
+pub use wal::writer::{AppendReceipt, WalCounters};

@@ -30,16 +30,17 @@ pub(crate) struct MemTable {
 }
 
 impl MemTable {
-    pub fn insert(&mut self, tenant: &TenantId, spans: &[SpanEntry]) {
+    pub fn insert(&mut self, tenant: &TenantId, spans: Vec<SpanEntry>) {
+        let n = spans.len();
         let t = self.tenants.entry(tenant.clone()).or_default();
         for s in spans {
             t.by_trace
                 .entry(s.trace_id)
                 .or_default()
                 .push(t.spans.len());
-            t.spans.push(s.clone());
+            t.spans.push(s);
         }
-        self.spans = self.spans.saturating_add(spans.len());
+        self.spans = self.spans.saturating_add(n);
     }
 
     pub fn trace(&self, tenant: &TenantId, trace_id: &TraceId, out: &mut Vec<SpanEntry>) {
@@ -114,11 +115,11 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub fn insert(&mut self, tenant: &TenantId, spans: &[SpanEntry]) {
-        self.active.insert(tenant, spans);
-        if self.catalogs.entry(tenant.clone()).or_default().add(spans) {
+    pub fn insert(&mut self, tenant: &TenantId, spans: Vec<SpanEntry>) {
+        if self.catalogs.entry(tenant.clone()).or_default().add(&spans) {
             self.dirty_catalogs.insert(tenant.clone());
         }
+        self.active.insert(tenant, spans);
     }
 
     /// Moves the active generation to `frozen`.

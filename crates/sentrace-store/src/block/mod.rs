@@ -146,3 +146,58 @@ pub(crate) fn parse_key_metadata(meta: &[u8]) -> Option<(u32, String)> {
     }
     Some((id.parse().ok()?, purpose.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyRing, MasterKey};
+    use crate::testutil::span;
+
+    #[test]
+    fn encrypted_block_round_trip_and_wrong_keys_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(KeyRing::open(dir.path(), &MasterKey::generate().unwrap()).unwrap());
+        let acme = TenantId::new("acme").unwrap();
+        let dek = keys.current_dek(&acme).unwrap();
+        let spans: Vec<_> = (1..=30u64)
+            .map(|i| span(i, i, "svc", "op", i * 1000, i * 1000 + 5, &[("k", "v")]))
+            .collect();
+        let name = BlockInfo::new_name(0, 1).unwrap();
+        let bytes = build_block(&acme, &dek, &name, &spans, 8).unwrap();
+        // Parquet Modular Encryption with an encrypted footer ends in "PARE".
+        assert_eq!(&bytes[bytes.len() - 4..], b"PARE");
+
+        let meta = load_meta(&bytes, &keys, &acme, &name).unwrap();
+        assert_eq!(meta.row_groups.len(), 4);
+        assert!(meta.blooms.iter().all(Option::is_some));
+        let all: Vec<usize> = (0..4).collect();
+        let rows = read_rows(bytes.clone(), &meta, &name, all, &|_| true).unwrap();
+        assert_eq!(rows, spans);
+        let rgs = meta.row_groups_for_trace(&spans[20].trace_id);
+        assert_eq!(rgs, vec![2]);
+
+        // Same tenant, another data key: the footer cannot be decrypted.
+        let other_ring = Arc::new(
+            KeyRing::open(&dir.path().join("o"), &MasterKey::generate().unwrap()).unwrap(),
+        );
+        other_ring.current_dek(&acme).unwrap();
+        let err = load_meta(&bytes, &other_ring, &acme, &name).unwrap_err();
+        assert!(matches!(err, StoreError::Parquet { .. }), "{err}");
+        // Renamed block or another tenant: the AAD prefix and derived keys differ.
+        let renamed = BlockInfo::new_name(0, 1).unwrap();
+        assert!(load_meta(&bytes, &keys, &acme, &renamed).is_err());
+        keys.current_dek(&TenantId::new("evil").unwrap()).unwrap();
+        assert!(load_meta(&bytes, &keys, &TenantId::new("evil").unwrap(), &name).is_err());
+        // Without decryption properties Parquet refuses the file.
+        assert!(
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).is_err()
+        );
+        // A shredded tenant gets a clear KeyUnavailable.
+        keys.shred(&acme).unwrap();
+        let fresh = build_block(&acme, &dek, &name, &spans, 8).unwrap();
+        assert!(matches!(
+            load_meta(&fresh, &keys, &acme, &name),
+            Err(StoreError::KeyUnavailable { key_id: 1, .. })
+        ));
+    }
+}

@@ -37,7 +37,9 @@ impl KeyRetriever for Retriever {
         let dek = match self.keys.dek(&self.tenant, dek_id) {
             Ok(d) => d,
             Err(e) => {
-                if let Ok(mut m) = self.missing.lock() {
+                if matches!(e, StoreError::KeyUnavailable { .. })
+                    && let Ok(mut m) = self.missing.lock()
+                {
                     *m = Some(dek_id);
                 }
                 return Err(ParquetError::General(e.to_string()));

@@ -53,7 +53,7 @@ impl Dek {
     }
 
     /// The AES-256-GCM key for WAL records.
-    pub(crate) fn wal_key(&self) -> &AeadKey {
+    pub fn wal_key(&self) -> &AeadKey {
         &self.wal
     }
 
@@ -156,6 +156,25 @@ impl KeyRing {
 
     fn path(&self, tenant: &TenantId) -> PathBuf {
         self.dir.join(format!("{}.json", tenant.as_str()))
+    }
+
+    fn tomb_path(&self, tenant: &TenantId) -> PathBuf {
+        self.dir.join(format!("{}.shredded", tenant.as_str()))
+    }
+
+    /// The highest data key id a shredded tenant ever had (0 if never shredded), so that
+    /// ids are never reused and data under a destroyed key stays "unavailable", not
+    /// "corrupt".
+    fn shredded_max_id(&self, tenant: &TenantId) -> Result<DekId, StoreError> {
+        let p = self.tomb_path(tenant);
+        match std::fs::read_to_string(&p) {
+            Ok(text) => text.trim().parse().map_err(|_| StoreError::KeyFile {
+                path: p.clone(),
+                reason: "tombstone does not hold a key id".into(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(StoreError::io(&p, e)),
+        }
     }
 
     /// The tenant's keys from cache or disk; `None` if the tenant has no key file.
@@ -272,7 +291,13 @@ impl KeyRing {
                 path: self.path(tenant),
                 reason: "data key ids exhausted".into(),
             })?,
-            None => 1,
+            None => self
+                .shredded_max_id(tenant)?
+                .checked_add(1)
+                .ok_or_else(|| StoreError::KeyFile {
+                    path: self.tomb_path(tenant),
+                    reason: "data key ids exhausted".into(),
+                })?,
         };
         let dek = Arc::new(Dek::new(id, now_secs(), Secret32::random()?)?);
         deks.insert(id, dek.clone());
@@ -340,6 +365,13 @@ impl KeyRing {
     /// the master key as well if that matters.
     pub fn shred(&self, tenant: &TenantId) -> Result<(), StoreError> {
         let _guard = self.write.lock().map_err(|_| poisoned())?;
+        // Remember the highest key id (not secret) so new keys never reuse an id.
+        let max_id = match self.load(tenant)? {
+            Some(k) => k.deks.keys().next_back().copied().unwrap_or(0),
+            None => 0,
+        }
+        .max(self.shredded_max_id(tenant)?);
+        write_atomic_private(&self.tomb_path(tenant), format!("{max_id}\n").as_bytes())?;
         self.tenants.write().map_err(|_| poisoned())?.remove(tenant);
         let path = self.path(tenant);
         match std::fs::remove_file(&path) {
@@ -408,5 +440,17 @@ mod tests {
             Err(StoreError::KeyUnavailable { key_id: 1, .. })
         ));
         assert!(!dir.path().join("acme.json").exists());
+
+        // Keys created after shredding never reuse an id: old data stays "unavailable".
+        assert_eq!(ring2.current_dek(&a).unwrap().id, 3);
+        assert!(matches!(
+            ring2.dek(&a, 2),
+            Err(StoreError::KeyUnavailable { .. })
+        ));
+        assert_ne!(
+            ring2.pseudonym_key(&a).unwrap(),
+            p1,
+            "new pseudonyms are unlinkable"
+        );
     }
 }

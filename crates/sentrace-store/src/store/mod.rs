@@ -22,7 +22,7 @@ use crate::block::BlockInfo;
 use crate::fsutil::create_private_dir;
 use crate::memtable::State;
 use crate::wal::replay::{RecoveryReport, replay};
-use crate::wal::writer::{AppendReceipt, AppendReq, WalMsg, WalStats, Writer};
+use crate::wal::writer::{AppendReceipt, AppendReq, WalCounters, WalMsg, WalStats, Writer};
 use crate::{KeyRing, SpanEntry, StoreConfig, StoreError};
 
 /// Fixed per-request overhead charged against the queue bound.
@@ -54,11 +54,14 @@ struct Inner {
     queue: Arc<Semaphore>,
     stats: Arc<WalStats>,
     flush_lock: tokio::sync::Mutex<()>,
+    flush_notify: Arc<Notify>,
     closed: AtomicBool,
     blocks_fetched: AtomicU64,
     row_groups_read: AtomicU64,
     shutdown: watch::Sender<bool>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Exclusive lock on `data_dir/LOCK`, held until the store is closed or dropped.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 fn poisoned() -> StoreError {
@@ -97,6 +100,7 @@ impl Store {
         let wal_dir = data_dir.join("wal");
         let catalog_dir = data_dir.join("catalog");
         create_private_dir(data_dir)?;
+        let lock = lock_data_dir(data_dir)?;
         create_private_dir(&wal_dir)?;
         create_private_dir(&catalog_dir)?;
 
@@ -107,10 +111,9 @@ impl Store {
                 .map_err(|e| StoreError::Task(e.to_string()))??
         };
         let mut state = State::default();
-        for (tenant, spans) in &recovered {
-            state.insert(tenant, spans);
+        for (tenant, spans) in recovered {
+            state.insert(&tenant, spans);
         }
-        drop(recovered);
         for (tenant, cat) in catalog::load_all(&catalog_dir, &keys)? {
             state.catalogs.entry(tenant).or_default().merge(&cat);
         }
@@ -171,11 +174,13 @@ impl Store {
             queue,
             stats,
             flush_lock: tokio::sync::Mutex::new(()),
+            flush_notify: flush_notify.clone(),
             closed: AtomicBool::new(false),
             blocks_fetched: AtomicU64::new(0),
             row_groups_read: AtomicU64::new(0),
             shutdown,
             writer: Mutex::new(Some(handle)),
+            lock: Mutex::new(Some(lock)),
         });
         tokio::spawn(background(
             Arc::downgrade(&inner),
@@ -221,6 +226,25 @@ impl Store {
                 reason: "too many spans in one request".into(),
             });
         }
+        // Flushing is behind (e.g. the object store is down): refuse rather than let the
+        // in-memory buffer grow without bound.
+        let buffered = self
+            .inner
+            .state
+            .read()
+            .map_err(|_| poisoned())?
+            .buffered_spans();
+        if buffered >= self.inner.cfg.flush_max_spans.saturating_mul(2) {
+            self.inner.flush_notify.notify_one();
+            return Err(StoreError::Busy {
+                retry_after: self
+                    .inner
+                    .cfg
+                    .flush_interval
+                    .min(Duration::from_secs(30))
+                    .max(Duration::from_secs(1)),
+            });
+        }
         let max = self.inner.cfg.max_queue_bytes;
         let permits = u32::try_from(bytes)
             .ok()
@@ -251,6 +275,11 @@ impl Store {
     fn retry_after(&self) -> Duration {
         let last = self.inner.stats.last_commit_micros.load(Ordering::Relaxed);
         Duration::from_secs(1).max(Duration::from_micros(last.saturating_mul(4)))
+    }
+
+    /// WAL writer counters (group commits, records, bytes) since open.
+    pub fn wal_counters(&self) -> WalCounters {
+        self.inner.stats.counters()
     }
 
     /// Bytes currently queued for the WAL writer.
@@ -289,8 +318,9 @@ impl Store {
                 .map_err(|e| StoreError::Task(e.to_string()))?
                 .map_err(|_| StoreError::Task("WAL writer panicked".into()))?;
         }
-        // Wait for a flush in progress to finish.
+        // Wait for a flush in progress to finish, then release the directory.
         drop(self.inner.flush_lock.lock().await);
+        drop(self.inner.lock.lock().map_err(|_| poisoned())?.take());
         res
     }
 
@@ -321,6 +351,30 @@ impl Store {
                 source: e,
             }),
         }
+    }
+}
+
+/// Takes an exclusive advisory lock on `data_dir/LOCK` so two processes never share a WAL.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("LOCK");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::io(
+            &path,
+            std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "data directory is in use by another store (another process or an unclosed store)",
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
     }
 }
 

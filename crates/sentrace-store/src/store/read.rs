@@ -131,13 +131,20 @@ impl Store {
         Ok(spans)
     }
 
-    /// Spans matching `f`, newest first, limited to `f.limit_traces` distinct traces. Blocks
-    /// are pruned by the time range in their names, then row groups by column statistics.
+    /// Spans matching `f`, newest first, limited to `f.limit_traces` distinct traces (those
+    /// whose newest matching span is newest). Blocks are pruned by the time range in their
+    /// names and read newest first; row groups are pruned by column statistics. Reading
+    /// stops once no older block can change the set of traces, so for a trace the answer
+    /// lists the matching spans found up to that point (all of them for spans still in
+    /// memory): use [`Store::trace`] to get complete traces.
     pub async fn search(
         &self,
         tenant: &TenantId,
         f: &SpanFilter,
     ) -> Result<Vec<SpanEntry>, StoreError> {
+        if f.limit_traces == 0 {
+            return Ok(Vec::new());
+        }
         let (mut spans, mut blocks) = self.snapshot(tenant, |t, out| t.search(tenant, f, out))?;
         blocks.retain(|b| {
             f.start_range_overlaps(
@@ -147,6 +154,11 @@ impl Store {
         });
         blocks.sort_by_key(|b| std::cmp::Reverse(b.max_end_ms));
         for b in &blocks {
+            if let Some(kth) = kth_newest_trace(&spans, f.limit_traces)
+                && kth > b.max_end_ms.saturating_mul(1_000_000)
+            {
+                break;
+            }
             let filter = f.clone();
             let found = self
                 .read_block(
@@ -184,4 +196,21 @@ impl Store {
             .map(|ops| ops.iter().cloned().collect())
             .unwrap_or_default())
     }
+}
+
+/// The newest start of the `k`-th trace when traces are ordered by their newest span start
+/// (descending); `None` if fewer than `k` traces are present.
+fn kth_newest_trace(spans: &[SpanEntry], k: usize) -> Option<u64> {
+    let mut newest: std::collections::HashMap<TraceId, u64> = std::collections::HashMap::new();
+    for s in spans {
+        let e = newest.entry(s.trace_id).or_insert(s.start_unix_nanos);
+        *e = (*e).max(s.start_unix_nanos);
+    }
+    if newest.len() < k {
+        return None;
+    }
+    let mut starts: Vec<u64> = newest.into_values().collect();
+    let idx = k.checked_sub(1)?;
+    let (_, kth, _) = starts.select_nth_unstable_by(idx, |a, b| b.cmp(a));
+    Some(*kth)
 }

@@ -56,6 +56,30 @@ pub(crate) enum WalMsg {
 #[derive(Default)]
 pub(crate) struct WalStats {
     pub last_commit_micros: AtomicU64,
+    pub commits: AtomicU64,
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// Counters of the WAL writer since open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalCounters {
+    /// Group commits (each one `write` plus one `fdatasync`).
+    pub commits: u64,
+    /// Records (requests) committed.
+    pub records: u64,
+    /// Bytes written to segments by commits.
+    pub bytes: u64,
+}
+
+impl WalStats {
+    pub(crate) fn counters(&self) -> WalCounters {
+        WalCounters {
+            commits: self.commits.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
 }
 
 pub(crate) struct Writer {
@@ -243,15 +267,31 @@ impl Writer {
             return;
         }
         self.len = self.len.saturating_add(self.buf.len() as u64);
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .records
+            .fetch_add(pending.len() as u64, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.buf.clear();
+        let mut replies = Vec::with_capacity(pending.len());
         let buffered = match self.state.write() {
             Ok(mut st) => {
-                for (req, _) in &pending {
-                    st.insert(&req.tenant, &req.spans);
+                for (req, receipt) in pending {
+                    st.insert(&req.tenant, req.spans);
+                    replies.push((req.permit, req.reply, receipt));
                 }
                 st.active.spans
             }
-            Err(_) => 0,
+            Err(_) => {
+                for (req, _) in pending {
+                    let _ = req
+                        .reply
+                        .send(Err(StoreError::Task("state lock poisoned".into())));
+                }
+                0
+            }
         };
         if buffered >= self.flush_max_spans {
             self.flush_notify.notify_one();
@@ -260,9 +300,9 @@ impl Writer {
         self.stats
             .last_commit_micros
             .store(micros, Ordering::Relaxed);
-        for (req, receipt) in pending {
-            drop(req.permit);
-            let _ = req.reply.send(Ok(receipt));
+        for (permit, reply, receipt) in replies {
+            drop(permit);
+            let _ = reply.send(Ok(receipt));
         }
     }
 
