@@ -10,7 +10,7 @@ pub mod checks;
 mod pii;
 pub mod secrets;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 
 use crate::kind::Kind;
@@ -97,10 +97,17 @@ pub struct Detectors {
     userinfo: Regex,
 }
 
+/// Compiles a built-in pattern, ASCII-only (smaller, faster automata) when the pattern
+/// allows it, with Unicode classes otherwise.
 fn compile(rule: &'static str, re: &str) -> Result<Regex, DetectorBuildError> {
-    regex::RegexBuilder::new(re)
-        .size_limit(8 << 20)
-        .build()
+    let build = |unicode: bool| {
+        regex::RegexBuilder::new(re)
+            .unicode(unicode)
+            .size_limit(8 << 20)
+            .build()
+    };
+    build(false)
+        .or_else(|_| build(true))
         .map_err(|e| DetectorBuildError {
             rule,
             source: Box::new(e),
@@ -137,6 +144,7 @@ impl Detectors {
         let prefilter = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .map_err(|e| DetectorBuildError {
                 rule: "prefilter",

@@ -66,34 +66,58 @@ impl Pii {
     }
 
     pub(super) fn find(&self, text: &str, ctx: Context, out: &mut Vec<Found>) {
+        // One pass over the bytes decides which detectors can match at all.
         let bytes = text.as_bytes();
         let mut digits = 0usize;
         let mut at = false;
-        let mut dots = 0usize;
-        let mut colons = 0usize;
+        // Digits in the current run of digits and phone separators, and the longest run.
+        let mut run = 0usize;
+        let mut best_run = 0usize;
+        // '.' between two digits, ':' next to a hex digit.
+        let mut digit_dots = 0usize;
+        let mut hex_colons = 0usize;
+        let mut prev = 0u8;
         for &b in bytes {
             match b {
-                b'0'..=b'9' => digits += 1,
-                b'@' => at = true,
-                b'.' => dots += 1,
-                b':' => colons += 1,
-                _ => {}
+                b'0'..=b'9' => {
+                    digits += 1;
+                    run += 1;
+                    if run > best_run {
+                        best_run = run;
+                    }
+                    if prev == b'.' {
+                        digit_dots += 1;
+                    }
+                }
+                b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' => {}
+                b'@' => {
+                    at = true;
+                    run = 0;
+                }
+                b':' => {
+                    if prev.is_ascii_hexdigit() || prev == b':' {
+                        hex_colons += 1;
+                    }
+                    run = 0;
+                }
+                _ => run = 0,
             }
+            prev = b;
         }
         if at {
             self.find_email(text, out);
         }
-        if digits >= 7 {
+        if best_run >= 7 || (ctx.phone_key && digits >= 7) {
             self.find_numbers(text, ctx, out);
         }
         if digits >= 8 && bytes.len() >= 15 {
             self.find_iban(text, out);
         }
         if !ctx.infra_key {
-            if dots >= 3 && digits >= 4 {
+            if digit_dots >= 3 {
                 self.find_ipv4(text, out);
             }
-            if colons >= 2 {
+            if hex_colons >= 2 {
                 self.find_ipv6(text, out);
             }
         }

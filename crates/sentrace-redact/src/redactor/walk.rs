@@ -11,6 +11,35 @@ use crate::kind::{Action, Kind};
 use crate::policy::Rules;
 use crate::sanitize::{Sink, Step, by_class};
 
+/// FNV-1a: keys are short and the cache is bounded, so a fast non-keyed hash is enough
+/// (a flood of colliding keys costs at most [`MAX_CACHED_KEYS`] probes per lookup).
+#[derive(Clone, Copy, Default)]
+struct FnvBuild;
+
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl std::hash::BuildHasher for FnvBuild {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+/// Most key classes remembered per resource.
+const MAX_CACHED_KEYS: usize = 1024;
+
 /// Where a value sits in OTLP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +98,8 @@ pub(crate) struct Walk<'a> {
     observe: Option<&'a mut Vec<Observation>>,
     found: Vec<Found>,
     norm: String,
+    /// Key classes seen in this resource (keys repeat across its spans).
+    classes: std::collections::HashMap<String, KeyClass, FnvBuild>,
     scratch: String,
     can_drop: bool,
     location: Location,
@@ -96,6 +127,7 @@ impl<'a> Walk<'a> {
             observe,
             found: Vec::new(),
             norm: String::new(),
+            classes: std::collections::HashMap::with_hasher(FnvBuild),
             scratch: String::new(),
             can_drop: true,
             location: Location::SpanAttribute,
@@ -269,7 +301,11 @@ impl<'a> Walk<'a> {
             return Step::Keep;
         }
         // Fast path: free text with nothing detected is left untouched, without copying.
+        // Nothing any detector finds is shorter than 6 bytes.
         if let KeyClass::Plain | KeyClass::Infra = class {
+            if s.len() < 6 {
+                return Step::Keep;
+            }
             let ctx = Context {
                 infra_key: class == KeyClass::Infra,
                 ..Context::default()
@@ -351,8 +387,16 @@ impl Sink for Walk<'_> {
     }
 
     fn classify(&mut self, key: &str) -> KeyClass {
+        if let Some(c) = self.classes.get(key) {
+            return *c;
+        }
         keys::normalize_into(key, &mut self.norm);
-        self.rules.classify(&self.norm)
+        let c = self.rules.classify(&self.norm);
+        // Bounded, so that hostile batches with endless distinct keys cost only CPU.
+        if self.classes.len() < MAX_CACHED_KEYS && key.len() <= 256 {
+            self.classes.insert(key.to_string(), c);
+        }
+        c
     }
 
     fn sanitize_sql(&self) -> bool {
