@@ -1,0 +1,215 @@
+//! Sensitivity classes (what a value is) and actions (what to do with it).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of sensitive value a detector or a key-name rule found.
+///
+/// The policy maps each kind to one [`Action`]. Names are the snake-case forms used in
+/// policy files, metrics labels, pseudonym prefixes and scan findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// An e-mail address.
+    Email,
+    /// A telephone number (E.164 or a national format).
+    Phone,
+    /// A payment card number (IIN range and Luhn checked).
+    Card,
+    /// An IBAN (ISO 13616, mod-97 checked).
+    Iban,
+    /// A US social security number (valid ranges only).
+    Ssn,
+    /// An IP address in a client-address context.
+    Ip,
+    /// A date of birth (found by key name).
+    Dob,
+    /// A JSON Web Token (header decodes to JSON with `alg`).
+    Jwt,
+    /// The credential of an `Authorization: Bearer` header.
+    Bearer,
+    /// The credential of an `Authorization: Basic` header.
+    BasicAuth,
+    /// A cookie value.
+    Cookie,
+    /// A session identifier.
+    SessionId,
+    /// A password (in a URL, a connection string, a query, a body, or by key name).
+    Password,
+    /// A PEM private key block.
+    PrivateKey,
+    /// A cloud or SaaS credential (AWS, GCP, GitHub, GitLab, Slack, Stripe, ...), or a
+    /// value under a key that names a secret, token or API key.
+    Secret,
+    /// A user identifier or user name (found by key name).
+    UserId,
+    /// A person's name (found by key name).
+    PersonName,
+    /// A literal in a SQL statement (replaced by `?` by the SQL sanitizer).
+    SqlLiteral,
+}
+
+impl Kind {
+    /// Every kind, in declaration order (the index of a kind is its position here).
+    pub const ALL: [Kind; 18] = [
+        Kind::Email,
+        Kind::Phone,
+        Kind::Card,
+        Kind::Iban,
+        Kind::Ssn,
+        Kind::Ip,
+        Kind::Dob,
+        Kind::Jwt,
+        Kind::Bearer,
+        Kind::BasicAuth,
+        Kind::Cookie,
+        Kind::SessionId,
+        Kind::Password,
+        Kind::PrivateKey,
+        Kind::Secret,
+        Kind::UserId,
+        Kind::PersonName,
+        Kind::SqlLiteral,
+    ];
+
+    /// Number of kinds.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Position in [`Kind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Snake-case name (`email`, `basic_auth`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::Card => "card",
+            Kind::Iban => "iban",
+            Kind::Ssn => "ssn",
+            Kind::Ip => "ip",
+            Kind::Dob => "dob",
+            Kind::Jwt => "jwt",
+            Kind::Bearer => "bearer",
+            Kind::BasicAuth => "basic_auth",
+            Kind::Cookie => "cookie",
+            Kind::SessionId => "session_id",
+            Kind::Password => "password",
+            Kind::PrivateKey => "private_key",
+            Kind::Secret => "secret",
+            Kind::UserId => "user_id",
+            Kind::PersonName => "person_name",
+            Kind::SqlLiteral => "sql_literal",
+        }
+    }
+
+    /// Whether this kind is a credential (used for OCSF severity and categories).
+    pub fn is_credential(self) -> bool {
+        matches!(
+            self,
+            Kind::Jwt
+                | Kind::Bearer
+                | Kind::BasicAuth
+                | Kind::Cookie
+                | Kind::SessionId
+                | Kind::Password
+                | Kind::PrivateKey
+                | Kind::Secret
+        )
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to do with a sensitive value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Leave the value as it is (for kinds a tenant chooses to keep).
+    Keep,
+    /// Remove the whole attribute (or array element) that holds the value. In a span name
+    /// or status message, which cannot be removed, the value is masked instead.
+    Drop,
+    /// Replace the value with its type tag, e.g. `<email>`.
+    Mask,
+    /// Replace the value with a keyed pseudonym `pse:<kind>:<hex>`: HMAC-SHA-256 under the
+    /// tenant's pseudonym key of the normalized value. Equal values join across traces;
+    /// tenants cannot link theirs.
+    Pseudonym,
+    /// Replace the value with a reversible token `tok:<kind>:<id>` from the tenant's vault.
+    Token,
+    /// Keep only the last characters (`truncate_keep` in the policy), e.g. `<card:…1111>`.
+    Truncate,
+    /// Coarsen the value: IPv4 to its /24, IPv6 to its /48, a date or timestamp to its year
+    /// (dates of birth) or hour (timestamps). Kinds without a coarser form are masked.
+    Generalize,
+}
+
+impl Action {
+    /// Every action, in declaration order.
+    pub const ALL: [Action; 7] = [
+        Action::Keep,
+        Action::Drop,
+        Action::Mask,
+        Action::Pseudonym,
+        Action::Token,
+        Action::Truncate,
+        Action::Generalize,
+    ];
+
+    /// Number of actions.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Position in [`Action::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Keep => "keep",
+            Action::Drop => "drop",
+            Action::Mask => "mask",
+            Action::Pseudonym => "pseudonym",
+            Action::Token => "token",
+            Action::Truncate => "truncate",
+            Action::Generalize => "generalize",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_match_all() {
+        for (i, k) in Kind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+        for (i, a) in Action::ALL.iter().enumerate() {
+            assert_eq!(a.index(), i);
+        }
+    }
+
+    #[test]
+    fn names_round_trip_through_serde() {
+        for k in Kind::ALL {
+            let s = serde_json::to_string(&k).unwrap();
+            assert_eq!(s, format!("\"{}\"", k.as_str()));
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The walk over every location of a span that can hold a value.
+
+use sentrace_core::proto::common::v1::{AnyValue, KeyValue, any_value::Value};
+use sentrace_core::proto::trace::v1::ResourceSpans;
+
+use super::{MAX_VALUE_DEPTH, MinimizeReport, POLICY_DIGEST_ATTRIBUTE};
+use crate::action::{ActionCtx, Applied};
+use crate::detect::{Context, Detectors, Found};
+use crate::keys::{self, KeyClass};
+use crate::kind::{Action, Kind};
+use crate::policy::Rules;
+use crate::sanitize::{Sink, Step, by_class};
+
+/// FNV-1a: keys are short and the cache is bounded, so a fast non-keyed hash is enough
+/// (a flood of colliding keys costs at most [`MAX_CACHED_KEYS`] probes per lookup).
+#[derive(Clone, Copy, Default)]
+struct FnvBuild;
+
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl std::hash::BuildHasher for FnvBuild {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+/// Most key classes remembered per resource.
+const MAX_CACHED_KEYS: usize = 1024;
+
+/// Where a value sits in OTLP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Location {
+    /// A resource attribute.
+    ResourceAttribute,
+    /// An instrumentation-scope attribute.
+    ScopeAttribute,
+    /// The span name.
+    SpanName,
+    /// A span attribute.
+    SpanAttribute,
+    /// The span status message.
+    StatusMessage,
+    /// A span event name.
+    EventName,
+    /// A span event attribute.
+    EventAttribute,
+    /// A span link attribute.
+    LinkAttribute,
+}
+
+impl Location {
+    /// Snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::ResourceAttribute => "resource_attribute",
+            Location::ScopeAttribute => "scope_attribute",
+            Location::SpanName => "span_name",
+            Location::SpanAttribute => "span_attribute",
+            Location::StatusMessage => "status_message",
+            Location::EventName => "event_name",
+            Location::EventAttribute => "event_attribute",
+            Location::LinkAttribute => "link_attribute",
+        }
+    }
+}
+
+/// One minimized value seen by an observing walk (the scan). Never holds the value.
+#[derive(Clone, Debug)]
+pub(crate) struct Observation {
+    pub kind: Kind,
+    pub rule: &'static str,
+    pub location: Location,
+    /// Attribute key (top level), empty for names and messages.
+    pub key: String,
+    /// Index of the resource, scope and span within the request.
+    pub span_index: (usize, usize, usize),
+}
+
+pub(crate) struct Walk<'a> {
+    det: &'a Detectors,
+    rules: &'a Rules,
+    act: &'a ActionCtx<'a>,
+    report: &'a mut MinimizeReport,
+    observe: Option<&'a mut Vec<Observation>>,
+    found: Vec<Found>,
+    norm: String,
+    /// Key classes seen in this resource (keys repeat across its spans).
+    classes: std::collections::HashMap<String, KeyClass, FnvBuild>,
+    scratch: String,
+    can_drop: bool,
+    location: Location,
+    key: String,
+    span_index: (usize, usize, usize),
+}
+
+fn already_minimized(v: &str) -> bool {
+    (v.starts_with('<') && v.ends_with('>')) || v.starts_with("pse:") || v.starts_with("tok:")
+}
+
+impl<'a> Walk<'a> {
+    pub(crate) fn new(
+        det: &'a Detectors,
+        rules: &'a Rules,
+        act: &'a ActionCtx<'a>,
+        report: &'a mut MinimizeReport,
+        observe: Option<&'a mut Vec<Observation>>,
+    ) -> Self {
+        Self {
+            det,
+            rules,
+            act,
+            report,
+            observe,
+            found: Vec::new(),
+            norm: String::new(),
+            classes: std::collections::HashMap::with_hasher(FnvBuild),
+            scratch: String::new(),
+            can_drop: true,
+            location: Location::SpanAttribute,
+            key: String::new(),
+            span_index: (0, 0, 0),
+        }
+    }
+
+    /// Minimizes one resource's spans; stamps each span with `digest` when given.
+    pub(crate) fn resource_spans(&mut self, rs: &mut ResourceSpans, digest: Option<&str>) {
+        let ri = self.span_index.0;
+        if let Some(res) = rs.resource.as_mut() {
+            self.location = Location::ResourceAttribute;
+            self.attrs(&mut res.attributes, false);
+        }
+        for (si, ss) in rs.scope_spans.iter_mut().enumerate() {
+            if let Some(scope) = ss.scope.as_mut() {
+                self.location = Location::ScopeAttribute;
+                self.span_index = (ri, si, 0);
+                self.attrs(&mut scope.attributes, false);
+            }
+            for (pi, span) in ss.spans.iter_mut().enumerate() {
+                self.span_index = (ri, si, pi);
+                self.location = Location::SpanName;
+                self.fixed_text(&mut span.name);
+                self.location = Location::SpanAttribute;
+                self.attrs(&mut span.attributes, true);
+                for ev in &mut span.events {
+                    self.location = Location::EventName;
+                    self.fixed_text(&mut ev.name);
+                    self.location = Location::EventAttribute;
+                    self.attrs(&mut ev.attributes, true);
+                }
+                for link in &mut span.links {
+                    self.location = Location::LinkAttribute;
+                    self.attrs(&mut link.attributes, true);
+                }
+                if let Some(st) = span.status.as_mut() {
+                    self.location = Location::StatusMessage;
+                    self.fixed_text(&mut st.message);
+                }
+                if let Some(d) = digest {
+                    span.attributes
+                        .retain(|kv| kv.key != POLICY_DIGEST_ATTRIBUTE);
+                    span.attributes.push(KeyValue {
+                        key: POLICY_DIGEST_ATTRIBUTE.to_string(),
+                        value: Some(AnyValue {
+                            value: Some(Value::StringValue(d.to_string())),
+                        }),
+                        ..Default::default()
+                    });
+                }
+                self.report.spans += 1;
+            }
+        }
+        self.span_index.0 = ri + 1;
+    }
+
+    /// A string that cannot be removed (span name, event name, status message).
+    fn fixed_text(&mut self, s: &mut String) {
+        self.key.clear();
+        self.can_drop = false;
+        self.string(KeyClass::Plain, s);
+        self.can_drop = true;
+    }
+
+    fn attrs(&mut self, attrs: &mut Vec<KeyValue>, allowlist: bool) {
+        attrs.retain_mut(|kv| {
+            if self.rules.is_ignored(&kv.key) || kv.key == POLICY_DIGEST_ATTRIBUTE {
+                return true;
+            }
+            if allowlist && !self.rules.is_allowed(&kv.key) {
+                self.report.allowlist_dropped += 1;
+                return false;
+            }
+            if self.observe.is_some() {
+                self.key.clear();
+                self.key.push_str(&kv.key);
+            }
+            let class = self.classify(&kv.key);
+            let keep = match kv.value.as_mut() {
+                Some(v) => self.any(class, v, 0) == Step::Keep,
+                None => true,
+            };
+            if !keep {
+                self.report.dropped += 1;
+            }
+            keep
+        });
+    }
+
+    fn any(&mut self, class: KeyClass, v: &mut AnyValue, depth: usize) -> Step {
+        if depth > MAX_VALUE_DEPTH {
+            v.value = Some(Value::StringValue("<too_deep>".into()));
+            self.report.oversize += 1;
+            return Step::Keep;
+        }
+        let Some(inner) = v.value.as_mut() else {
+            return Step::Keep;
+        };
+        match inner {
+            Value::StringValue(s) => self.string(class, s),
+            Value::BoolValue(_) | Value::StringValueStrindex(_) => Step::Keep,
+            Value::IntValue(i) => {
+                let sensitive = matches!(class, KeyClass::Sensitive(_));
+                // Only long integers can be a card, phone or SSN.
+                if !sensitive && i.unsigned_abs() < 1_000_000 {
+                    return Step::Keep;
+                }
+                let mut text = i.to_string();
+                let step = self.string(class, &mut text);
+                if step == Step::Keep && text != i.to_string() {
+                    *inner = Value::StringValue(text);
+                }
+                step
+            }
+            Value::DoubleValue(d) => {
+                if let KeyClass::Sensitive(_) = class {
+                    let mut text = d.to_string();
+                    let step = self.string(class, &mut text);
+                    if step == Step::Keep {
+                        *inner = Value::StringValue(text);
+                    }
+                    return step;
+                }
+                Step::Keep
+            }
+            Value::BytesValue(b) => {
+                let mut text = match (class, std::str::from_utf8(b)) {
+                    (_, Ok(s)) => s.to_string(),
+                    (KeyClass::Sensitive(_), Err(_)) => hex::encode(&b),
+                    (_, Err(_)) => return Step::Keep,
+                };
+                let before = text.clone();
+                let step = self.string(class, &mut text);
+                if step == Step::Keep && text != before {
+                    *inner = Value::StringValue(text);
+                }
+                step
+            }
+            Value::ArrayValue(arr) => {
+                let before = arr.values.len();
+                arr.values
+                    .retain_mut(|e| self.any(class, e, depth + 1) == Step::Keep);
+                self.report.dropped += (before - arr.values.len()) as u64;
+                Step::Keep
+            }
+            Value::KvlistValue(kvl) => {
+                let before = kvl.values.len();
+                kvl.values.retain_mut(|e| {
+                    let c = match class {
+                        KeyClass::Sensitive(_) => class,
+                        _ => self.classify(&e.key),
+                    };
+                    match e.value.as_mut() {
+                        Some(v) => self.any(c, v, depth + 1) == Step::Keep,
+                        None => true,
+                    }
+                });
+                self.report.dropped += (before - kvl.values.len()) as u64;
+                Step::Keep
+            }
+        }
+    }
+
+    /// Minimizes a string in place.
+    fn string(&mut self, class: KeyClass, s: &mut String) -> Step {
+        if s.len() > self.rules.max_value_bytes {
+            *s = "<too_long>".into();
+            self.report.oversize += 1;
+            return Step::Keep;
+        }
+        // Fast path: free text with nothing detected is left untouched, without copying.
+        // Nothing any detector finds is shorter than 6 bytes.
+        if let KeyClass::Plain | KeyClass::Infra = class {
+            if s.len() < 6 {
+                return Step::Keep;
+            }
+            let ctx = Context {
+                infra_key: class == KeyClass::Infra,
+                ..Context::default()
+            };
+            self.found.clear();
+            self.det.find(s, ctx, &mut self.found);
+            if self.found.is_empty() {
+                return Step::Keep;
+            }
+        }
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        let step = by_class(self, class, s, &mut out);
+        if step == Step::Keep && out != *s {
+            std::mem::swap(s, &mut out);
+        }
+        self.scratch = out;
+        step
+    }
+
+    fn note(&mut self, kind: Kind, action: Action, rule: &'static str) {
+        self.report.values[kind.index()][action.index()] += 1;
+        if let Some(obs) = self.observe.as_mut() {
+            obs.push(Observation {
+                kind,
+                rule,
+                location: self.location,
+                key: self.key.clone(),
+                span_index: self.span_index,
+            });
+        }
+    }
+
+    fn apply(&mut self, kind: Kind, rule: &'static str, v: &str, out: &mut String) -> Step {
+        let action = self.rules.action(kind);
+        self.note(kind, action, rule);
+        match self.act.apply(action, kind, v, self.can_drop) {
+            Applied::Keep => {
+                out.push_str(v);
+                Step::Keep
+            }
+            Applied::Drop => Step::Drop,
+            Applied::Replace(r) => {
+                out.push_str(&r);
+                Step::Keep
+            }
+        }
+    }
+}
+
+impl Sink for Walk<'_> {
+    fn value(&mut self, kind: Kind, v: &str, out: &mut String) -> Step {
+        if v.trim().is_empty() || already_minimized(v) {
+            out.push_str(v);
+            return Step::Keep;
+        }
+        self.apply(kind, "key-name", v, out)
+    }
+
+    fn text(&mut self, v: &str, ctx: Context, out: &mut String) -> Step {
+        let mut found = std::mem::take(&mut self.found);
+        found.clear();
+        self.det.find(v, ctx, &mut found);
+        let mut cursor = 0usize;
+        let mut step = Step::Keep;
+        for f in &found {
+            out.push_str(&v[cursor..f.start]);
+            if self.apply(f.kind, f.rule, &v[f.start..f.end], out) == Step::Drop {
+                step = Step::Drop;
+                break;
+            }
+            cursor = f.end;
+        }
+        if step == Step::Keep {
+            out.push_str(&v[cursor..]);
+        }
+        self.found = found;
+        step
+    }
+
+    fn classify(&mut self, key: &str) -> KeyClass {
+        if let Some(c) = self.classes.get(key) {
+            return *c;
+        }
+        keys::normalize_into(key, &mut self.norm);
+        let c = self.rules.classify(&self.norm);
+        // Bounded, so that hostile batches with endless distinct keys cost only CPU.
+        if self.classes.len() < MAX_CACHED_KEYS && key.len() <= 256 {
+            self.classes.insert(key.to_string(), c);
+        }
+        c
+    }
+
+    fn sanitize_sql(&self) -> bool {
+        self.rules.sanitize_sql && self.rules.action(Kind::SqlLiteral) != Action::Keep
+    }
+
+    fn sql_literal(&mut self) {
+        self.note(Kind::SqlLiteral, Action::Mask, "sql-literal");
+    }
+}
