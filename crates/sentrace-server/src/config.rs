@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use sentrace_core::Limits;
+use sentrace_redact::Policy;
 use sentrace_store::StoreConfig;
 
 /// The whole configuration. Every section is optional; omitted values take the defaults
@@ -21,6 +22,58 @@ pub struct Config {
     pub limits: Limits,
     /// The embedded store.
     pub store: StoreConfig,
+    /// Data minimization (the server enforces the policy again; it never trusts the edge).
+    pub minimize: MinimizeConfig,
+}
+
+/// The minimize stage.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinimizeConfig {
+    /// Minimize every span before it is sealed and stored. Turn off only to measure.
+    pub enabled: bool,
+    /// A redaction policy file (TOML; see `sentrace-redact`'s `default_policy.toml`).
+    /// Without it the built-in default policy applies.
+    pub policy: Option<PathBuf>,
+    /// The parsed policy (filled by `Config::load_policies`).
+    #[serde(skip)]
+    pub loaded: Option<Policy>,
+}
+
+impl Default for MinimizeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            policy: None,
+            loaded: None,
+        }
+    }
+}
+
+impl PartialEq for MinimizeConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.enabled == other.enabled && self.policy == other.policy
+    }
+}
+
+impl MinimizeConfig {
+    /// The policy to apply: the loaded file, or the built-in default.
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        match &self.loaded {
+            Some(p) => Ok(p.clone()),
+            None => match &self.policy {
+                Some(path) => load_policy(path),
+                None => Ok(Policy::default()),
+            },
+        }
+    }
+}
+
+/// Reads and parses a redaction policy file; errors name the file, line and reason.
+pub fn load_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading redaction policy {}: {e}", path.display()))?;
+    Ok(Policy::from_toml(&text, &path.display().to_string())?)
 }
 
 /// Where the server listens.
@@ -84,6 +137,15 @@ impl Config {
             message,
         })?;
         Ok(cfg)
+    }
+
+    /// Reads the files the configuration names (the redaction policy), so that errors show
+    /// at start and not on the first request.
+    pub fn load_policies(mut self) -> anyhow::Result<Self> {
+        if self.minimize.enabled && self.minimize.policy.is_some() {
+            self.minimize.loaded = Some(self.minimize.policy()?);
+        }
+        Ok(self)
     }
 
     /// Checks values that parse but make no sense.

@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
+pub mod secrets;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -90,7 +91,8 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     };
 
     let keys = Arc::new(KeyRing::open(&opts.data_dir.join("keys"), &boot.master)?);
-    let (store, recovery) = Store::open(&opts.data_dir, cfg.store.clone(), keys)
+    let cfg = cfg.load_policies()?;
+    let (store, recovery) = Store::open(&opts.data_dir, cfg.store.clone(), keys.clone())
         .await
         .context("opening the store")?;
     tracing::info!(
@@ -124,12 +126,9 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             "WAL records of shredded tenants skipped"
         );
     }
-    let metrics = Arc::new(metrics::Metrics::default());
-    let pipeline = pipeline::Pipeline::new(
-        pipeline::stages(&cfg.limits),
-        store.clone(),
-        metrics.clone(),
-    );
+    let registry = pipeline::stages(&cfg, keys.clone())?;
+    let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
+    let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone());
     let state = Arc::new(app::AppState {
         auth: auth::Authenticator::new(auth::tokens_path(&opts.data_dir))?,
         pipeline,

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Counters since start.
 #[derive(Default)]
 pub struct Metrics {
+    exporters: Vec<crate::pipeline::Exporter>,
     ingest_requests_grpc: AtomicU64,
     ingest_requests_http: AtomicU64,
     ingest_spans_accepted: AtomicU64,
@@ -28,6 +29,14 @@ pub enum Protocol {
 }
 
 impl Metrics {
+    /// Counters plus the stages' own exporters.
+    pub fn new(exporters: Vec<crate::pipeline::Exporter>) -> Self {
+        Self {
+            exporters,
+            ..Default::default()
+        }
+    }
+
     /// An ingest request arrived (before authentication).
     pub fn ingest_request(&self, p: Protocol) {
         match p {
@@ -113,6 +122,9 @@ impl Metrics {
             "Query API requests served.",
             &[("", &self.query_requests)],
         );
+        for e in &self.exporters {
+            out.push_str(&e());
+        }
         out
     }
 }

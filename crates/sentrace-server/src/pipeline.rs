@@ -16,9 +16,12 @@ use sentrace_core::proto::trace::v1::ResourceSpans;
 use sentrace_core::{
     Batch, BatchContext, Identity, Limits, SpanId, Stage, StageError, TraceId, canonical,
 };
-use sentrace_store::{SpanEntry, Store, StoreError};
+use sentrace_redact::{MinimizeStage, Redactor};
+use sentrace_store::{KeyRing, SpanEntry, Store, StoreError};
 
+use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::secrets::KeyRingSecrets;
 
 /// The `validate` stage: every limit of [`Limits`], failing closed.
 pub struct ValidateStage {
@@ -37,11 +40,39 @@ impl Stage for ValidateStage {
     }
 }
 
+/// A stage's own metrics, rendered in Prometheus text format.
+pub type Exporter = Box<dyn Fn() -> String + Send + Sync>;
+
+/// The registered stages, in order, and their metric exporters.
+pub struct Registry {
+    /// Stages in the order they run.
+    pub stages: Vec<Arc<dyn Stage>>,
+    /// Metric exporters of the stages that have them.
+    pub exporters: Vec<Exporter>,
+}
+
 /// The stages in the order they run. This is the only place that knows the order.
-pub fn stages(limits: &Limits) -> Vec<Arc<dyn Stage>> {
-    vec![Arc::new(ValidateStage {
-        limits: limits.clone(),
-    })]
+pub fn stages(cfg: &Config, keys: Arc<KeyRing>) -> anyhow::Result<Registry> {
+    let mut stages: Vec<Arc<dyn Stage>> = vec![Arc::new(ValidateStage {
+        limits: cfg.limits.clone(),
+    })];
+    let mut exporters: Vec<Exporter> = Vec::new();
+    if cfg.minimize.enabled {
+        let policy = cfg.minimize.policy()?;
+        let redactor = Arc::new(
+            Redactor::new(policy)
+                .map_err(|e| anyhow::anyhow!("building the minimization policy: {e}"))?,
+        );
+        let r = redactor.clone();
+        exporters.push(Box::new(move || r.metrics().to_prometheus()));
+        stages.push(Arc::new(MinimizeStage::new(
+            redactor,
+            Arc::new(KeyRingSecrets::new(keys)),
+        )));
+    } else {
+        tracing::warn!("[minimize] enabled = false: spans are stored without minimization");
+    }
+    Ok(Registry { stages, exporters })
 }
 
 /// What a successful export reports back (OTLP partial success).

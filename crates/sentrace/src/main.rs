@@ -37,6 +37,8 @@ enum Command {
     /// Query a running server over HTTPS.
     #[command(subcommand)]
     Query(cmd::query::Command),
+    /// Send load to a running server and report spans/s.
+    Loadgen(cmd::loadgen::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Tokens(c) => cmd::tokens::run(c),
         Command::Config(c) => cmd::config::run(c),
         Command::Query(c) => cmd::query::run(c),
+        Command::Loadgen(a) => cmd::loadgen::run(a),
     };
     match result {
         Ok(code) => code,

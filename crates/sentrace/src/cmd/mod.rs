@@ -1,6 +1,7 @@
 //! Subcommands.
 
 pub mod config;
+pub mod loadgen;
 pub mod query;
 pub mod serve;
 pub mod tokens;

@@ -74,17 +74,22 @@ pub enum Command {
 }
 
 fn client(conn: &Conn) -> anyhow::Result<reqwest::Client> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let ca = conn.ca.clone().or_else(|| {
         let p = conn.data.data_dir.join("tls").join("ca.pem");
         p.exists().then_some(p)
     });
+    https_client(ca.as_deref())
+}
+
+/// An HTTPS client on rustls/aws-lc-rs that trusts `ca` (or the system roots without it).
+pub fn https_client(ca: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
     let builder = match ca {
         Some(ca) => {
             use rustls::pki_types::{CertificateDer, pem::PemObject};
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(&ca)
+            for cert in CertificateDer::pem_file_iter(ca)
                 .with_context(|| format!("reading CA {}", ca.display()))?
             {
                 roots.add(cert.with_context(|| format!("parsing CA {}", ca.display()))?)?;

@@ -1,0 +1,210 @@
+//! `sentrace loadgen`: whole-system load over OTLP/HTTP (protobuf, TLS, token), for
+//! figures such as "ingest spans/s with a feature on vs. off" measured in one run.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+use crate::DataDir;
+
+/// Arguments of `loadgen`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataDir,
+    /// OTLP/HTTP traces endpoint.
+    #[arg(long, default_value = "https://localhost:4318/v1/traces")]
+    endpoint: String,
+    /// A token with the ingest role.
+    #[arg(long, env = "SENTRACE_TOKEN", hide_env_values = true)]
+    token: String,
+    /// CA certificate to trust (default: <data-dir>/tls/ca.pem).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// Requests to send in all.
+    #[arg(long, default_value_t = 200)]
+    requests: u64,
+    /// Spans per request.
+    #[arg(long, default_value_t = 500)]
+    spans_per_request: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Attributes per span (20 makes the "typical span" of DESIGN.md, about 700 bytes).
+    #[arg(long, default_value_t = 20)]
+    attributes: usize,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A typical server span: an HTTP route with `attributes` attributes, values varied by `n`.
+pub fn typical_span(n: u64, attributes: usize, now: u64) -> Span {
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+    trace_id[8..].copy_from_slice(&(n | 1).to_be_bytes());
+    let attr = |k: &str, v: Value| KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    };
+    let mut attrs = vec![
+        attr("http.request.method", Value::StringValue("GET".into())),
+        attr(
+            "url.path",
+            Value::StringValue(format!("/api/items/{}", n % 1000)),
+        ),
+        attr("http.response.status_code", Value::IntValue(200)),
+        attr("server.address", Value::StringValue("shop.internal".into())),
+        attr(
+            "user_agent.original",
+            Value::StringValue("Mozilla/5.0 (X11; Linux x86_64)".into()),
+        ),
+    ];
+    let mut i = 0;
+    while attrs.len() < attributes {
+        attrs.push(attr(
+            &format!("app.attribute_{i}"),
+            Value::StringValue(format!("value-{}-{i}", n % 97)),
+        ));
+        i += 1;
+    }
+    attrs.truncate(attributes);
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: (n | 1 << 63).to_be_bytes().to_vec(),
+        name: "GET /api/items/{id}".into(),
+        kind: 2,
+        start_time_unix_nano: now.saturating_sub(5_000_000),
+        end_time_unix_nano: now,
+        attributes: attrs,
+        ..Default::default()
+    }
+}
+
+fn build_request(first: u64, count: usize, attributes: usize) -> Vec<u8> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let spans = (0..count as u64)
+        .map(|i| typical_span(first + i, attributes, now))
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue("loadgen".into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Runs the load.
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    if a.concurrency == 0 || a.spans_per_request == 0 {
+        bail!("--concurrency and --spans-per-request must be at least 1");
+    }
+    let ca =
+        a.ca.clone()
+            .unwrap_or_else(|| a.data.data_dir.join("tls").join("ca.pem"));
+    let client = crate::cmd::query::https_client(Some(&ca))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let sent = Arc::new(AtomicU64::new(0));
+    let busy = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..a.concurrency {
+            let (client, sent, busy, next, bytes) = (
+                client.clone(),
+                sent.clone(),
+                busy.clone(),
+                next.clone(),
+                bytes.clone(),
+            );
+            let (endpoint, token) = (a.endpoint.clone(), a.token.clone());
+            let (total, per, attrs) = (a.requests, a.spans_per_request, a.attributes);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return Ok::<(), anyhow::Error>(());
+                    }
+                    let body = build_request(i * per as u64, per, attrs);
+                    bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                    loop {
+                        let r = client
+                            .post(&endpoint)
+                            .bearer_auth(&token)
+                            .header("content-type", "application/x-protobuf")
+                            .body(body.clone())
+                            .send()
+                            .await
+                            .context("sending")?;
+                        match r.status().as_u16() {
+                            200 => break,
+                            429 | 503 => {
+                                busy.fetch_add(1, Ordering::Relaxed);
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            s => bail!(
+                                "the server answered {s}: {}",
+                                r.text().await.unwrap_or_default()
+                            ),
+                        }
+                    }
+                    sent.fetch_add(per as u64, Ordering::Relaxed);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    let spans = sent.load(Ordering::Relaxed);
+    let rate = spans as f64 / secs;
+    let bytes = bytes.load(Ordering::Relaxed);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "spans": spans, "seconds": secs, "spans_per_second": rate,
+                "request_bytes": bytes, "bytes_per_span": bytes as f64 / spans.max(1) as f64,
+                "pushed_back": busy.load(Ordering::Relaxed),
+            })
+        );
+    } else {
+        println!(
+            "{spans} spans in {secs:.2}s: {rate:.0} spans/s ({:.0} OTLP bytes/span; {} requests pushed back)",
+            bytes as f64 / spans.max(1) as f64,
+            busy.load(Ordering::Relaxed)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
