@@ -1,0 +1,4 @@
+//! Sentrace integrity.
+#![forbid(unsafe_code)]
+
+pub mod merkle;
