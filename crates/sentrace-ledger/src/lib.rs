@@ -1,4 +1,7 @@
 //! Sentrace integrity.
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
+pub mod keys;
 pub mod merkle;
+pub mod note;
