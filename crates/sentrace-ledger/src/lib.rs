@@ -3,5 +3,7 @@
 
 pub mod checkpoint;
 pub mod keys;
+pub mod manifest;
 pub mod merkle;
 pub mod note;
+pub mod replay;
