@@ -3,7 +3,9 @@
 
 pub mod checkpoint;
 pub mod keys;
+pub mod log;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
 pub mod replay;
+pub mod tiles;

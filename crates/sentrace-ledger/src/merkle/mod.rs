@@ -180,17 +180,15 @@ impl Tree {
         Ok(())
     }
 
-    /// `MTH(D[start:end])` for a range the RFC recursion produces: `start` is aligned to
-    /// the largest power of two not above `end - start`, so every complete part is stored.
+    /// `MTH(D[start:end])` for a range the RFC recursion produces.
     fn mth(&self, start: u64, end: u64) -> Hash {
-        let n = end - start;
-        if n.is_power_of_two() {
-            let height = n.trailing_zeros() as usize;
-            // Complete, aligned subtree: stored.
-            return self.levels[height][(start >> height) as usize];
+        let mut node = |h: u32, k: u64| -> Result<Hash, std::convert::Infallible> {
+            Ok(self.levels[h as usize][k as usize])
+        };
+        match mth_with(&mut node, start, end) {
+            Ok(h) => h,
+            Err(never) => match never {},
         }
-        let k = split_point(n);
-        node_hash(&self.mth(start, start + k), &self.mth(start + k, end))
     }
 
     /// The inclusion proof of leaf `index` in the tree of size `size`
@@ -200,24 +198,12 @@ impl Tree {
         if index >= size {
             return Err(TreeError::IndexOutOfRange { index, size });
         }
-        let mut out = Vec::new();
-        self.path(index, 0, size, &mut out);
-        Ok(out)
-    }
-
-    /// `PATH(m, D[start:end])`, appending hashes from the leaf's sibling up.
-    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) {
-        let n = end - start;
-        if n == 1 {
-            return;
-        }
-        let k = split_point(n);
-        if m < k {
-            self.path(m, start, start + k, out);
-            out.push(self.mth(start + k, end));
-        } else {
-            self.path(m - k, start + k, end, out);
-            out.push(self.mth(start, start + k));
+        let mut node = |h: u32, k: u64| -> Result<Hash, std::convert::Infallible> {
+            Ok(self.levels[h as usize][k as usize])
+        };
+        match inclusion_proof_with(&mut node, index, size) {
+            Ok(p) => Ok(p),
+            Err(never) => match never {},
         }
     }
 
@@ -228,31 +214,96 @@ impl Tree {
         if old == 0 || old > new {
             return Err(TreeError::BadConsistencyRange { old, new });
         }
-        let mut out = Vec::new();
-        if old < new {
-            self.subproof(old, 0, new, true, &mut out);
+        let mut node = |h: u32, k: u64| -> Result<Hash, std::convert::Infallible> {
+            Ok(self.levels[h as usize][k as usize])
+        };
+        match consistency_proof_with(&mut node, old, new) {
+            Ok(p) => Ok(p),
+            Err(never) => match never {},
         }
-        Ok(out)
     }
+}
 
-    /// `SUBPROOF(m, D[start:end], b)`.
-    fn subproof(&self, m: u64, start: u64, end: u64, b: bool, out: &mut Vec<Hash>) {
+/// `MTH(D[start:end])` over any store of complete subtree hashes: `node(h, k)` returns the
+/// hash of the complete subtree of height `h` whose first leaf is `k << h`. The ranges of
+/// the RFC recursion are aligned, so only complete subtrees are asked for.
+pub fn mth_with<E>(
+    node: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+    start: u64,
+    end: u64,
+) -> Result<Hash, E> {
+    let n = end - start;
+    if n.is_power_of_two() {
+        let height = n.trailing_zeros();
+        return node(height, start >> height);
+    }
+    let k = split_point(n);
+    Ok(node_hash(
+        &mth_with(node, start, start + k)?,
+        &mth_with(node, start + k, end)?,
+    ))
+}
+
+/// RFC 9162 §2.1.3.1 `PATH(index, D[0:size])` over a store of complete subtree hashes
+/// (see [`mth_with`]). The caller checks `index < size`.
+pub fn inclusion_proof_with<E>(
+    node: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+    index: u64,
+    size: u64,
+) -> Result<Vec<Hash>, E> {
+    let mut out = Vec::new();
+    let (mut m, mut start, mut end) = (index, 0u64, size);
+    // Walk down from the root, collecting siblings; reverse at the end so the proof
+    // runs from the leaf's sibling up.
+    while end - start > 1 {
+        let k = split_point(end - start);
+        if m < k {
+            out.push(mth_with(node, start + k, end)?);
+            end = start + k;
+        } else {
+            out.push(mth_with(node, start, start + k)?);
+            start += k;
+            m -= k;
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// RFC 9162 §2.1.4.1 `PROOF(old, D[0:new])` over a store of complete subtree hashes
+/// (see [`mth_with`]). Empty for `old == new`; the caller checks `0 < old <= new`.
+pub fn consistency_proof_with<E>(
+    node: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+    old: u64,
+    new: u64,
+) -> Result<Vec<Hash>, E> {
+    let mut out = Vec::new();
+    if old == new {
+        return Ok(out);
+    }
+    // SUBPROOF(m, D[start:end], b), iteratively from the top; reversed at the end.
+    let (mut m, mut start, mut end, mut b) = (old, 0u64, new, true);
+    loop {
         let n = end - start;
         if m == n {
             if !b {
-                out.push(self.mth(start, end));
+                out.push(mth_with(node, start, end)?);
             }
-            return;
+            break;
         }
         let k = split_point(n);
         if m <= k {
-            self.subproof(m, start, start + k, b, out);
-            out.push(self.mth(start + k, end));
+            out.push(mth_with(node, start + k, end)?);
+            end = start + k;
         } else {
-            self.subproof(m - k, start + k, end, false, out);
-            out.push(self.mth(start, start + k));
+            out.push(mth_with(node, start, start + k)?);
+            start += k;
+            m -= k;
+            b = false;
         }
     }
+    out.reverse();
+    Ok(out)
 }
 
 #[cfg(test)]
