@@ -9,3 +9,4 @@ pub mod merkle;
 pub mod note;
 pub mod replay;
 pub mod tiles;
+pub mod verify;

@@ -1,0 +1,51 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::checkpoint::{CheckpointPolicy, LogSigner, Origin};
+use crate::log::Log;
+use crate::manifest::BatchManifest;
+use crate::merkle::span_root;
+use crate::note::KeyName;
+
+#[test]
+fn clean_log_verifies_and_pins_move_forward() {
+    let origin = Origin::new("n/t").unwrap();
+    let signer = LogSigner::from_seeds(&KeyName::new("n/t").unwrap(), [1; 32], [2; 32]);
+    let mut log = Log::new(origin.clone());
+    let mut store = BTreeMap::new();
+    let mut pins = PinState::default();
+    let policy = CheckpointPolicy::new(signer.verifier());
+    let mut total = 0;
+    for round in 0..3u64 {
+        for i in 0..100u64 {
+            let spans: Vec<Vec<u8>> = vec![format!("{round}-{i}").into_bytes()];
+            log.append_manifest(&BatchManifest {
+                origin: origin.clone(),
+                source: "c".into(),
+                sequence: 0,
+                source_time_unix_nanos: 0,
+                receive_time_unix_nanos: i,
+                span_count: 1,
+                span_root: span_root(spans.iter().map(Vec::as_slice)),
+                policy_digest: None,
+                source_signature: None,
+            })
+            .unwrap();
+            total += 1;
+        }
+        store.extend(log.flush().unwrap());
+        let note = signer.sign(&log.checkpoint(), 1).unwrap();
+        store.insert("checkpoint".into(), note.to_text().into_bytes());
+        let mut ticks = 0;
+        let mut progress = |_: &'static str, _: u64, _: u64| ticks += 1;
+        let report = Verifier::new(&policy, &store)
+            .with_progress(&mut progress)
+            .verify(&mut pins, None);
+        assert!(report.ok, "{:#?}", report.findings);
+        assert_eq!(report.entries_checked, total);
+        assert!(ticks > 0);
+        assert_eq!(pins.get("n/t").unwrap().size, total);
+    }
+    let json = serde_json::to_string(&pins).unwrap();
+    assert_eq!(serde_json::from_str::<PinState>(&json).unwrap(), pins);
+}
