@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::log_check::Authentic;
 use super::{Ctx, FindingKind, ObjectKind};
-use crate::merkle::{CompactRange, Hash, leaf_hash, span_root};
+use crate::merkle::{CompactRange, Hash, leaf_hash};
 
 /// What the store holds for one log entry (batch).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,8 +127,9 @@ pub(super) fn check_evidence(
             continue;
         }
         let recorded = recorded.filter(|r| {
-            r.len() as u64 == u64::from(m.span_count)
-                && span_root(r.iter().map(|h| h.as_slice())) == m.span_root
+            let mut rr = CompactRange::new();
+            r.iter().for_each(|h| rr.push_hash(*h));
+            r.len() as u64 == u64::from(m.span_count) && rr.root() == m.span_root
         });
         match recorded {
             Some(r) => locate_spans(ctx, ev.index, &ev.block, &stored, &r),
