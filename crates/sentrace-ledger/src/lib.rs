@@ -1,6 +1,7 @@
 //! Sentrace integrity.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod keys;
 pub mod log;

@@ -275,6 +275,28 @@ impl<'a> TileHashes<'a> {
         })
     }
 
+    /// The inclusion proof of entry `index` in the tree of this size.
+    pub fn inclusion_proof(&mut self, index: u64) -> Result<Vec<Hash>, TileError> {
+        if index >= self.size {
+            return Err(TileError::Missing {
+                path: format!("entry {index} (log size {})", self.size),
+            });
+        }
+        let size = self.size;
+        crate::merkle::inclusion_proof_with(&mut |h, k| self.node(h, k), index, size)
+    }
+
+    /// The consistency proof from size `old` (1..=size) to this size.
+    pub fn consistency_proof(&mut self, old: u64) -> Result<Vec<Hash>, TileError> {
+        if old == 0 || old > self.size {
+            return Err(TileError::Missing {
+                path: format!("tree of size {old} (log size {})", self.size),
+            });
+        }
+        let size = self.size;
+        crate::merkle::consistency_proof_with(&mut |h, k| self.node(h, k), old, size)
+    }
+
     /// The hash of the complete subtree of height `height` whose first leaf is
     /// `index << height`: read from the tile at level `height / 8` and folded.
     pub fn node(&mut self, height: u32, index: u64) -> Result<Hash, TileError> {
