@@ -11,3 +11,4 @@ pub mod note;
 pub mod replay;
 pub mod tiles;
 pub mod verify;
+pub mod witness;
