@@ -16,6 +16,52 @@ use crate::tiles::{
 /// An object to write: a tlog-tiles path and its bytes.
 pub type Write = (String, Vec<u8>);
 
+/// When to publish a new checkpoint: after `every_secs` seconds or `every_entries` new
+/// entries, whichever comes first (and only if the log grew).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointCadence {
+    /// The longest time between checkpoints while entries arrive, in seconds (≥ 1).
+    pub every_secs: u64,
+    /// The most entries appended before a checkpoint is due (≥ 1).
+    pub every_entries: u64,
+}
+
+impl Default for CheckpointCadence {
+    fn default() -> Self {
+        Self {
+            every_secs: 5,
+            every_entries: 1000,
+        }
+    }
+}
+
+/// A cadence value out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("checkpoint cadence: {0} must be at least 1")]
+pub struct CadenceError(pub &'static str);
+
+impl CheckpointCadence {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), CadenceError> {
+        if self.every_secs == 0 {
+            return Err(CadenceError("every_secs"));
+        }
+        if self.every_entries == 0 {
+            return Err(CadenceError("every_entries"));
+        }
+        Ok(())
+    }
+
+    /// True if a checkpoint is due: the log grew since the last checkpoint (of
+    /// `last_size`, published at `last_unix_secs`) and either limit was reached.
+    pub fn due(&self, last_size: u64, last_unix_secs: u64, size: u64, now_unix_secs: u64) -> bool {
+        size > last_size
+            && (size - last_size >= self.every_entries
+                || now_unix_secs.saturating_sub(last_unix_secs) >= self.every_secs)
+    }
+}
+
 /// An append-only log.
 #[derive(Debug, Clone)]
 pub struct Log {

@@ -117,3 +117,27 @@ fn oversized_entries_are_refused() {
     ));
     assert_eq!(log.size(), 0);
 }
+
+#[test]
+fn cadence_is_due_on_time_or_count() {
+    let c = CheckpointCadence {
+        every_secs: 5,
+        every_entries: 100,
+    };
+    c.validate().unwrap();
+    assert!(!c.due(10, 1000, 10, 2000), "no growth, no checkpoint");
+    assert!(!c.due(10, 1000, 50, 1004));
+    assert!(c.due(10, 1000, 50, 1005));
+    assert!(c.due(10, 1000, 110, 1001));
+    assert!(
+        CheckpointCadence {
+            every_secs: 0,
+            every_entries: 1
+        }
+        .validate()
+        .is_err()
+    );
+    let parsed: Result<CheckpointCadence, _> =
+        serde_json::from_str(r#"{"every_secs":1,"every_entries":2,"typo":3}"#);
+    assert!(parsed.is_err());
+}

@@ -122,8 +122,12 @@ pub struct Report {
     pub bytes_hashed: u64,
     /// Batches found erased.
     pub batches_erased: u64,
-    /// Everything found, in the order found.
+    /// Everything found, in the order found (at most [`MAX_FINDINGS`]).
     pub findings: Vec<Finding>,
+    /// Findings not listed because of the limit.
+    pub findings_omitted: u64,
+    /// True if some omitted finding was a failure.
+    pub omitted_failures: bool,
     /// True if there is no finding other than `erased`.
     pub ok: bool,
 }
@@ -134,6 +138,10 @@ impl Report {
         self.findings
             .iter()
             .filter(|f| f.kind != FindingKind::Erased)
+    }
+
+    fn any_failure(&self) -> bool {
+        self.omitted_failures || self.failures().next().is_some()
     }
 }
 
@@ -153,10 +161,17 @@ impl std::fmt::Debug for Verifier<'_> {
     }
 }
 
+/// The most findings a report lists; further ones are counted in `findings_omitted`.
+pub const MAX_FINDINGS: usize = 10_000;
+/// The largest log the verifier accepts to recompute (it keeps per-entry state in memory).
+pub const MAX_VERIFY_SIZE: u64 = 1 << 32;
+
 /// Internal accumulator shared by the steps.
 pub(crate) struct Ctx {
     pub(crate) origin: String,
     pub(crate) report: Report,
+    /// Receives findings past [`MAX_FINDINGS`].
+    overflow: Option<Finding>,
 }
 
 impl Ctx {
@@ -166,6 +181,23 @@ impl Ctx {
         object: ObjectKind,
         detail: String,
     ) -> &mut Finding {
+        if self.report.findings.len() >= MAX_FINDINGS {
+            self.report.findings_omitted += 1;
+            if kind != FindingKind::Erased {
+                self.report.omitted_failures = true;
+            }
+            return self.overflow.insert(Finding {
+                kind,
+                object,
+                origin: String::new(),
+                index: None,
+                other_index: None,
+                span: None,
+                block: None,
+                path: None,
+                detail,
+            });
+        }
         self.report.findings.push(Finding {
             kind,
             object,
@@ -220,6 +252,7 @@ impl<'a> Verifier<'a> {
                 .map(|o| o.to_string())
                 .unwrap_or_default(),
             report: Report::default(),
+            overflow: None,
         };
         if let Some(verified) = self.open(&mut ctx) {
             let cp = &verified.checkpoint;
@@ -239,12 +272,12 @@ impl<'a> Verifier<'a> {
             if let Some(ev) = evidence {
                 evidence::check_evidence(&mut ctx, &authentic, cp.size, ev, &mut progress);
             }
-            let ok = ctx.report.failures().next().is_none();
+            let ok = !ctx.report.any_failure();
             if ok {
                 pins.pin(&verified);
             }
         }
-        let ok = ctx.report.failures().next().is_none();
+        let ok = !ctx.report.any_failure();
         ctx.report.ok = ok;
         ctx.report
     }
@@ -274,6 +307,17 @@ impl<'a> Verifier<'a> {
         };
         ctx.report.bytes_hashed += bytes.len() as u64;
         match open_checkpoint(&bytes, self.policy) {
+            Ok(v) if v.checkpoint.size > MAX_VERIFY_SIZE => {
+                ctx.add(
+                    FindingKind::Unreadable,
+                    ObjectKind::Checkpoint,
+                    format!(
+                        "the log has {} entries; this verifier recomputes at most {MAX_VERIFY_SIZE}",
+                        v.checkpoint.size
+                    ),
+                );
+                None
+            }
             Ok(v) => Some(v),
             Err(err) => {
                 let kind = match &err {
