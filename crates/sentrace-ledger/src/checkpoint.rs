@@ -91,6 +91,7 @@ impl Origin {
     }
 
     /// The conventional origin of a Sentrace log: `<node>/<tenant>`.
+    #[cfg(feature = "core")]
     pub fn for_tenant(
         node: &str,
         tenant: &sentrace_core::TenantId,

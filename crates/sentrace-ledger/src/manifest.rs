@@ -225,6 +225,7 @@ impl BatchManifest {
     /// The manifest of a batch about to be sealed: the source is the signing source's
     /// `source_id` if there is one, else the authenticated principal; the source signature
     /// is decoded from `SourceInfo::signature` when present.
+    #[cfg(feature = "core")]
     pub fn from_context(
         origin: Origin,
         ctx: &sentrace_core::BatchContext,

@@ -92,6 +92,7 @@ fn source_signature_verifies_and_detects_changes() {
     assert!(SourceSignature::decode(&sig.encode()[1..]).is_err());
 }
 
+#[cfg(feature = "core")]
 #[test]
 fn from_context_uses_the_source_claims() {
     use sentrace_core::{BatchContext, Identity, Role, SourceInfo, TenantId};

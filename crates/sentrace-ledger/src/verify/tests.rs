@@ -49,3 +49,33 @@ fn clean_log_verifies_and_pins_move_forward() {
     let json = serde_json::to_string(&pins).unwrap();
     assert_eq!(serde_json::from_str::<PinState>(&json).unwrap(), pins);
 }
+
+#[test]
+fn witness_quorum_is_enforced_by_the_verifier() {
+    use crate::keys::{NoteSigner, SigKind};
+    let origin = Origin::new("n/t").unwrap();
+    let signer = LogSigner::from_seeds(&KeyName::new("n/t").unwrap(), [1; 32], [2; 32]);
+    let mut log = Log::new(origin.clone());
+    log.append(b"x").unwrap();
+    let mut store: BTreeMap<String, Vec<u8>> = log.flush().unwrap().into_iter().collect();
+    let mut note = signer.sign(&log.checkpoint(), 1).unwrap();
+    let w = NoteSigner::from_seed(
+        KeyName::new("w1").unwrap(),
+        SigKind::Ed25519Cosignature,
+        [9; 32],
+    );
+    let mut policy = CheckpointPolicy::new(signer.verifier());
+    policy.witnesses = vec![w.verifier().clone()];
+    policy.quorum = 1;
+    store.insert("checkpoint".into(), note.to_text().into_bytes());
+    let r = Verifier::new(&policy, &store).verify(&mut PinState::default(), None);
+    assert_eq!(
+        r.failures().map(|f| f.kind).collect::<Vec<_>>(),
+        vec![FindingKind::Unwitnessed]
+    );
+    note.signatures.push(w.sign_note(note.text(), 5).unwrap());
+    store.insert("checkpoint".into(), note.to_text().into_bytes());
+    let r = Verifier::new(&policy, &store).verify(&mut PinState::default(), None);
+    assert!(r.ok, "{:?}", r.findings);
+    assert_eq!(r.witnesses, vec!["w1".to_string()]);
+}
