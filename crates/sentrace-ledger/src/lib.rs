@@ -11,6 +11,7 @@
 //! | [`replay`] | per-source sequence and time window | — |
 //! | [`tiles`] | tile paths, hash tiles, entry bundles, [`tiles::LogReader`] | C2SP `tlog-tiles` |
 //! | [`log`] | the append side: entries in, `(path, bytes)` and checkpoint bodies out | C2SP `tlog-tiles` |
+//! | [`seal`] | the seal stage state: log + key + cadence -> publications to write | — |
 //! | [`verify`] | the verifier with located, named findings and pinned checkpoints | — |
 //! | [`bundle`] | offline-verifiable proof bundles | in the spirit of C2SP `tlog-proof` |
 //! | [`witness`] | add-checkpoint bodies, a witness state machine, cosignature checks | C2SP `tlog-witness` |
@@ -29,6 +30,7 @@ pub mod manifest;
 pub mod merkle;
 pub mod note;
 pub mod replay;
+pub mod seal;
 pub mod tiles;
 pub mod verify;
 pub mod witness;
