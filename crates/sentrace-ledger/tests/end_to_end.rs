@@ -1,6 +1,7 @@
 //! The whole flow a server runs, with a map as the object store: seal batches, publish
 //! tiles and checkpoints, get witness cosignatures, reopen after a restart, verify with a
 //! witness quorum and pinned checkpoints, and prove spans offline.
+#![cfg(feature = "core")]
 
 use std::collections::BTreeMap;
 
