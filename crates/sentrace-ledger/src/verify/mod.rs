@@ -25,6 +25,9 @@ use crate::checkpoint::{
     CheckpointError, CheckpointPolicy, VerifiedCheckpoint, has_altered_genuine_signature,
     open_checkpoint,
 };
+use std::collections::BTreeMap;
+
+use crate::manifest::SourceVerifier;
 use crate::tiles::{CHECKPOINT_PATH, LogReader};
 
 /// What went wrong (or, for `Erased`, what was found).
@@ -153,6 +156,7 @@ pub struct Verifier<'a> {
     policy: &'a CheckpointPolicy,
     reader: &'a dyn LogReader,
     progress: Option<Progress<'a>>,
+    sources: Option<&'a BTreeMap<String, SourceVerifier>>,
 }
 
 impl std::fmt::Debug for Verifier<'_> {
@@ -221,7 +225,16 @@ impl<'a> Verifier<'a> {
             policy,
             reader,
             progress: None,
+            sources: None,
         }
+    }
+
+    /// Also verifies the source signature of every signed manifest whose source is in
+    /// `keys` (source name → its registered keys). A signature that fails is named
+    /// `forged` on the entry: the log holds a batch its source did not sign.
+    pub fn with_source_keys(mut self, keys: &'a BTreeMap<String, SourceVerifier>) -> Self {
+        self.sources = Some(keys);
+        self
     }
 
     /// Reports progress through `f(stage, done, total)`.
@@ -264,10 +277,14 @@ impl<'a> Verifier<'a> {
             let pinned = pins.get(&ctx.origin).cloned();
             pins::check_rollback(&mut ctx, pinned.as_ref(), cp);
             let reader = self.reader;
+            let sources = self.sources;
             let mut progress = |stage, done, total| self.tick(stage, done, total);
             let authentic = log_check::check_log(&mut ctx, reader, cp, &mut progress);
             if let Some(pin) = &pinned {
                 pins::check_consistency(&mut ctx, pin, cp, authentic.tree.as_ref());
+            }
+            if let Some(keys) = sources {
+                check_source_signatures(&mut ctx, &authentic, keys);
             }
             if let Some(ev) = evidence {
                 evidence::check_evidence(&mut ctx, &authentic, cp.size, ev, &mut progress);
@@ -338,6 +355,31 @@ impl<'a> Verifier<'a> {
                 ctx.add(kind, ObjectKind::Checkpoint, detail).path = Some(CHECKPOINT_PATH.into());
                 None
             }
+        }
+    }
+}
+
+/// Source signatures of the authentic manifests, for the sources whose keys are known.
+fn check_source_signatures(
+    ctx: &mut Ctx,
+    auth: &log_check::Authentic,
+    keys: &BTreeMap<String, SourceVerifier>,
+) {
+    for (i, m) in auth.manifests.iter().enumerate() {
+        let Some(m) = m else { continue };
+        let Some(key) = keys.get(&m.source) else {
+            continue;
+        };
+        if let Err(e) = m.verify_source(key) {
+            let f = ctx.add(
+                FindingKind::Forged,
+                ObjectKind::Entry,
+                format!(
+                    "entry {i}: the signature of source {:?} sequence {} does not verify ({e})",
+                    m.source, m.sequence
+                ),
+            );
+            f.index = Some(i as u64);
         }
     }
 }

@@ -79,3 +79,51 @@ fn witness_quorum_is_enforced_by_the_verifier() {
     assert!(r.ok, "{:?}", r.findings);
     assert_eq!(r.witnesses, vec!["w1".to_string()]);
 }
+
+#[test]
+fn source_signatures_are_checked_when_keys_are_given() {
+    use crate::manifest::{SourceSignature, SourceSigner};
+    let origin = Origin::new("n/t").unwrap();
+    let signer = LogSigner::from_seeds(&KeyName::new("n/t").unwrap(), [1; 32], [2; 32]);
+    let agent = SourceSigner::from_seeds(&KeyName::new("a").unwrap(), [3; 32], [4; 32]);
+    let mut log = Log::new(origin.clone());
+    for i in 0..4u64 {
+        let root = [i as u8; 32];
+        // Entry 2 carries a signature over another sequence: not what the source signed.
+        let signed_seq = if i == 2 { 99 } else { i + 1 };
+        let sig = SourceSignature::sign(&agent, "a", signed_seq, 5, 1, root).unwrap();
+        log.append_manifest(&BatchManifest {
+            origin: origin.clone(),
+            source: "a".into(),
+            sequence: i + 1,
+            source_time_unix_nanos: 5,
+            receive_time_unix_nanos: 6,
+            span_count: 1,
+            span_root: root,
+            policy_digest: None,
+            source_signature: Some(sig),
+        })
+        .unwrap();
+    }
+    let mut store: BTreeMap<String, Vec<u8>> = log.flush().unwrap().into_iter().collect();
+    store.insert(
+        "checkpoint".into(),
+        signer
+            .sign(&log.checkpoint(), 1)
+            .unwrap()
+            .to_text()
+            .into_bytes(),
+    );
+    let policy = CheckpointPolicy::new(signer.verifier());
+    assert!(
+        Verifier::new(&policy, &store)
+            .verify(&mut PinState::default(), None)
+            .ok
+    );
+    let keys = BTreeMap::from([("a".to_string(), agent.verifier())]);
+    let r = Verifier::new(&policy, &store)
+        .with_source_keys(&keys)
+        .verify(&mut PinState::default(), None);
+    let f: Vec<_> = r.failures().map(|f| (f.kind, f.object, f.index)).collect();
+    assert_eq!(f, vec![(FindingKind::Forged, ObjectKind::Entry, Some(2))]);
+}
