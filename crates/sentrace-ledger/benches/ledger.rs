@@ -1,0 +1,119 @@
+//! Criterion benchmarks: log append (leaves/s), proof sizes and verify times, checkpoint
+//! signing and verification, and SHA-256 throughput against span_root throughput.
+//!
+//! Run: `cargo bench -p sentrace-ledger --bench ledger`.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sentrace_ledger::checkpoint::{
+    Checkpoint, CheckpointPolicy, LogSigner, Origin, open_checkpoint,
+};
+use sentrace_ledger::log::Log;
+use sentrace_ledger::manifest::BatchManifest;
+use sentrace_ledger::merkle::{Tree, span_root, verify_consistency, verify_inclusion};
+use sentrace_ledger::note::KeyName;
+use sha2::{Digest, Sha256};
+
+fn manifest(i: u64) -> BatchManifest {
+    BatchManifest {
+        origin: Origin::new("node1/acme").unwrap(),
+        source: "agent-1".into(),
+        sequence: i,
+        source_time_unix_nanos: 1_700_000_000_000_000_000 + i,
+        receive_time_unix_nanos: 1_700_000_000_000_000_000 + i,
+        span_count: 100,
+        span_root: [i as u8; 32],
+        policy_digest: Some([1; 32]),
+        source_signature: None,
+    }
+}
+
+fn log_append(c: &mut Criterion) {
+    let entries: Vec<Vec<u8>> = (0..10_000).map(|i| manifest(i).encode()).collect();
+    let mut g = c.benchmark_group("log_append");
+    g.throughput(Throughput::Elements(entries.len() as u64));
+    g.bench_function("10k_manifests_with_tiles", |b| {
+        b.iter(|| {
+            let mut log = Log::new(Origin::new("node1/acme").unwrap());
+            for e in &entries {
+                log.append(e).unwrap();
+            }
+            black_box(log.flush().unwrap().len())
+        })
+    });
+    g.finish();
+}
+
+fn proofs(c: &mut Criterion) {
+    let mut g = c.benchmark_group("proofs");
+    for size in [1_000u64, 1_000_000] {
+        let tree = Tree::from_leaf_hashes(
+            (0..size).map(|i| sentrace_ledger::merkle::leaf_hash(&i.to_be_bytes())),
+        );
+        let root = tree.root();
+        let index = size / 3;
+        let leaf = tree.leaf(index).unwrap();
+        let path = tree.inclusion_proof(index, size).unwrap();
+        let old = size / 2 + 1;
+        let cons = tree.consistency_proof(old, size).unwrap();
+        let old_root = tree.root_at(old).unwrap();
+        eprintln!(
+            "proof sizes at {size} leaves: inclusion {} hashes ({} bytes), consistency {} hashes ({} bytes)",
+            path.len(),
+            path.len() * 32,
+            cons.len(),
+            cons.len() * 32
+        );
+        g.bench_with_input(BenchmarkId::new("verify_inclusion", size), &size, |b, _| {
+            b.iter(|| verify_inclusion(black_box(&leaf), index, size, &path, &root).unwrap())
+        });
+        g.bench_with_input(
+            BenchmarkId::new("verify_consistency", size),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    verify_consistency(old, size, &old_root, &root, black_box(&cons)).unwrap()
+                })
+            },
+        );
+        g.bench_with_input(BenchmarkId::new("inclusion_proof", size), &size, |b, _| {
+            b.iter(|| tree.inclusion_proof(black_box(index), size).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn checkpoints(c: &mut Criterion) {
+    let signer = LogSigner::from_seeds(&KeyName::new("node1/acme").unwrap(), [1; 32], [2; 32]);
+    let cp = Checkpoint::new(Origin::new("node1/acme").unwrap(), 12345, [7; 32]);
+    let note = signer.sign(&cp, 1).unwrap().to_text();
+    eprintln!("signed checkpoint size: {} bytes", note.len());
+    let policy = CheckpointPolicy::new(signer.verifier());
+    let mut g = c.benchmark_group("checkpoint");
+    g.bench_function("sign_hybrid", |b| {
+        b.iter(|| signer.sign(black_box(&cp), 1).unwrap())
+    });
+    g.bench_function("open_hybrid", |b| {
+        b.iter(|| open_checkpoint(black_box(note.as_bytes()), &policy).unwrap())
+    });
+    g.finish();
+}
+
+fn hashing(c: &mut Criterion) {
+    // 1 MiB in spans of 713 bytes (the typical span of DESIGN.md).
+    let spans: Vec<Vec<u8>> = (0..1471).map(|i| vec![i as u8; 713]).collect();
+    let flat: Vec<u8> = spans.concat();
+    let mut g = c.benchmark_group("hashing");
+    g.throughput(Throughput::Bytes(flat.len() as u64));
+    g.bench_function("raw_sha256_1MiB", |b| {
+        b.iter(|| Sha256::digest(black_box(&flat)))
+    });
+    g.bench_function("span_root_1MiB_713B_spans", |b| {
+        b.iter(|| span_root(black_box(&spans).iter().map(Vec::as_slice)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, log_append, proofs, checkpoints, hashing);
+criterion_main!(benches);
