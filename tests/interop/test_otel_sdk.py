@@ -55,6 +55,8 @@ def emit(server, protocol, token, service):
             "tags.int": [1, 2, 3],
             "tags.bool": [True, False],
             "tags.float": [1.5, 2.5],
+            "payment.card": "4111-1111-1111-1111",
+            "user.email": "jane.doe@example.com",
         },
     ) as root:
         root.add_event("cache.miss", {"cache.key": "user:42", "attempt": 2})
@@ -116,6 +118,13 @@ def test_sdk_roundtrip(server, protocol):
     assert t["error"] == ("bool", True)
     assert t["otel.scope.name"] == ("string", "interop.test")
     assert t["otel.scope.version"] == ("string", "1.2.3")
+
+    # Minimized on the server: the card is masked, the email pseudonymized, and every span
+    # carries the digest of the policy that minimized it.
+    assert t["payment.card"] == ("string", "<card>")
+    assert t["user.email"][1].startswith("pse:email:")
+    assert "jane.doe" not in str(body) and "4111" not in str(body)
+    assert len(t["sentrace.policy.digest"][1]) == 64
 
     [log] = root["logs"]
     fields = tags(log["fields"])

@@ -39,6 +39,10 @@ enum Command {
     Query(cmd::query::Command),
     /// Send load to a running server and report spans/s.
     Loadgen(cmd::loadgen::Args),
+    /// Minimize OTLP/JSON from stdin to stdout (one request, or JSON lines).
+    Redact(cmd::redact::RedactArgs),
+    /// Scan OTLP/JSON from stdin for sensitive data; OCSF findings (class 2006) as JSON lines.
+    Scan(cmd::redact::ScanArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,8 @@ fn main() -> ExitCode {
         Command::Config(c) => cmd::config::run(c),
         Command::Query(c) => cmd::query::run(c),
         Command::Loadgen(a) => cmd::loadgen::run(a),
+        Command::Redact(a) => cmd::redact::run_redact(a),
+        Command::Scan(a) => cmd::redact::run_scan(a),
     };
     match result {
         Ok(code) => code,
