@@ -52,16 +52,23 @@ fn pairs(q: Option<String>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// `GET /api/services`.
-pub async fn services(State(st): State<Arc<AppState>>, Reader(id): Reader) -> Response {
-    st.metrics.query_request();
-    match st.store.services(&id.tenant).await {
-        Ok(s) => {
-            let n = s.len();
-            Json(Envelope::new(s, n)).into_response()
+/// A Jaeger list answer, sorted and without duplicates, or the store's error.
+fn list<T: serde::Serialize + Ord>(items: Result<Vec<T>, StoreError>) -> Response {
+    match items {
+        Ok(mut items) => {
+            items.sort();
+            items.dedup();
+            let n = items.len();
+            Json(Envelope::new(items, n)).into_response()
         }
         Err(e) => store_error(e),
     }
+}
+
+/// `GET /api/services`.
+pub async fn services(State(st): State<Arc<AppState>>, Reader(id): Reader) -> Response {
+    st.metrics.query_request();
+    list(st.store.services(&id.tenant).await)
 }
 
 /// `GET /api/services/{service}/operations`: span names.
@@ -71,16 +78,8 @@ pub async fn service_operations(
     Path(service): Path<String>,
 ) -> Response {
     st.metrics.query_request();
-    match st.store.operations(&id.tenant, &service).await {
-        Ok(ops) => {
-            let mut names: Vec<String> = ops.into_iter().map(|(n, _)| n).collect();
-            names.sort();
-            names.dedup();
-            let n = names.len();
-            Json(Envelope::new(names, n)).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let ops = st.store.operations(&id.tenant, &service).await;
+    list(ops.map(|ops| ops.into_iter().map(|(n, _)| n).collect()))
 }
 
 /// `GET /api/operations?service=&spanKind=`.
@@ -96,23 +95,16 @@ pub async fn operations(
         return error(StatusCode::BAD_REQUEST, "parameter \"service\" is required");
     };
     let kind = get("spanKind").filter(|s| !s.is_empty());
-    match st.store.operations(&id.tenant, service).await {
-        Ok(ops) => {
-            let mut out: Vec<Operation> = ops
-                .into_iter()
-                .map(|(name, k)| Operation {
-                    name,
-                    span_kind: jaeger::kind_name(k),
-                })
-                .filter(|o| kind.is_none_or(|k| k == o.span_kind))
-                .collect();
-            out.sort();
-            out.dedup();
-            let n = out.len();
-            Json(Envelope::new(out, n)).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let ops = st.store.operations(&id.tenant, service).await;
+    list(ops.map(|ops| {
+        ops.into_iter()
+            .map(|(name, k)| Operation {
+                name,
+                span_kind: jaeger::kind_name(k),
+            })
+            .filter(|o| kind.is_none_or(|k| k == o.span_kind))
+            .collect::<Vec<_>>()
+    }))
 }
 
 /// `GET /api/traces/{traceID}`.
@@ -121,19 +113,37 @@ pub async fn trace(
     Reader(id): Reader,
     Path(trace_id): Path<String>,
 ) -> Response {
-    st.metrics.query_request();
-    let tid = match parse_trace_id(&trace_id) {
-        Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    match st.store.trace(&id.tenant, tid).await {
-        Ok(entries) if entries.is_empty() => error(StatusCode::NOT_FOUND, "trace not found"),
-        Ok(entries) => {
-            let traces = jaeger::to_traces(&dedup(views(&entries)));
+    match load_trace(&st, &id.tenant, &trace_id).await {
+        Ok(spans) => {
+            let traces = jaeger::to_traces(&spans);
             let n = traces.len();
             Json(Envelope::new(traces, n)).into_response()
         }
-        Err(e) => store_error(e),
+        Err((status, msg)) => error(status, msg),
+    }
+}
+
+/// Reads one trace of `tenant` by its id as clients send it: decoded, deduplicated views, or
+/// the status and message to answer with (400 bad id, 404 unknown or another tenant's, 503).
+pub async fn load_trace(
+    st: &AppState,
+    tenant: &sentrace_core::TenantId,
+    raw_id: &str,
+) -> Result<Vec<SpanView>, (StatusCode, String)> {
+    st.metrics.query_request();
+    let tid = parse_trace_id(raw_id).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+    match st.store.trace(tenant, tid).await {
+        Ok(entries) if entries.is_empty() => {
+            Err((StatusCode::NOT_FOUND, "trace not found".to_string()))
+        }
+        Ok(entries) => Ok(dedup(views(&entries))),
+        Err(e) => {
+            tracing::error!(error = %e, "store read failed");
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage error; retry later".to_string(),
+            ))
+        }
     }
 }
 

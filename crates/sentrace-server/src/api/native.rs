@@ -8,8 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-use super::jaeger::store_error;
-use super::{dedup, parse_trace_id, regroup, views};
+use super::regroup;
 use crate::app::{AppState, Reader};
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -22,22 +21,15 @@ pub async fn trace(
     Reader(id): Reader,
     Path(trace_id): Path<String>,
 ) -> Response {
-    st.metrics.query_request();
-    let tid = match parse_trace_id(&trace_id) {
-        Ok(t) => t,
-        Err(e) => return err(StatusCode::BAD_REQUEST, e),
-    };
-    match st.store.trace(&id.tenant, tid).await {
-        Ok(entries) if entries.is_empty() => err(StatusCode::NOT_FOUND, "trace not found"),
-        Ok(entries) => {
-            let mut v = dedup(views(&entries));
+    match super::jaeger::load_trace(&st, &id.tenant, &trace_id).await {
+        Ok(mut v) => {
             v.sort_by_key(|s| s.span().start_time_unix_nano);
             Json(ExportTraceServiceRequest {
                 resource_spans: regroup(v),
             })
             .into_response()
         }
-        Err(e) => store_error(e),
+        Err((status, msg)) => err(status, msg),
     }
 }
 
