@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use sentrace_store::{KeyRing, Store};
+use sentrace_store::{KeyRing, Store, Vault};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -126,7 +126,8 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             "WAL records of shredded tenants skipped"
         );
     }
-    let registry = pipeline::stages(&cfg, keys.clone())?;
+    let vault = Arc::new(Vault::open(&opts.data_dir.join("vault"), keys.clone())?);
+    let registry = pipeline::stages(&cfg, keys.clone(), vault)?;
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone());
     let state = Arc::new(app::AppState {

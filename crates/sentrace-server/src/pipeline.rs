@@ -17,7 +17,7 @@ use sentrace_core::{
     Batch, BatchContext, Identity, Limits, SpanId, Stage, StageError, TraceId, canonical,
 };
 use sentrace_redact::{MinimizeStage, Redactor};
-use sentrace_store::{KeyRing, SpanEntry, Store, StoreError};
+use sentrace_store::{KeyRing, SpanEntry, Store, StoreError, Vault};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -52,7 +52,7 @@ pub struct Registry {
 }
 
 /// The stages in the order they run. This is the only place that knows the order.
-pub fn stages(cfg: &Config, keys: Arc<KeyRing>) -> anyhow::Result<Registry> {
+pub fn stages(cfg: &Config, keys: Arc<KeyRing>, vault: Arc<Vault>) -> anyhow::Result<Registry> {
     let mut stages: Vec<Arc<dyn Stage>> = vec![Arc::new(ValidateStage {
         limits: cfg.limits.clone(),
     })];
@@ -67,7 +67,7 @@ pub fn stages(cfg: &Config, keys: Arc<KeyRing>) -> anyhow::Result<Registry> {
         exporters.push(Box::new(move || r.metrics().to_prometheus()));
         stages.push(Arc::new(MinimizeStage::new(
             redactor,
-            Arc::new(KeyRingSecrets::new(keys)),
+            Arc::new(KeyRingSecrets::new(keys, vault)),
         )));
     } else {
         tracing::warn!("[minimize] enabled = false: spans are stored without minimization");

@@ -1,22 +1,23 @@
-//! Per-tenant secrets for the minimize stage, backed by the store's key ring: pseudonym
-//! keys derived from the tenant's keys, so pseudonyms join across traces within a tenant and
-//! never across tenants.
+//! Per-tenant secrets for the minimize stage, backed by the store's key ring and token vault:
+//! pseudonym keys derived from the tenant's keys, so pseudonyms join across traces within a
+//! tenant and never across tenants; reversible tokens whose values the vault keeps encrypted.
 
 use std::sync::Arc;
 
 use sentrace_core::TenantId;
 use sentrace_redact::{Kind, TenantSecrets, VaultError};
-use sentrace_store::KeyRing;
+use sentrace_store::{KeyRing, Vault};
 
-/// Tenant secrets from the key ring.
+/// Tenant secrets from the key ring and the vault.
 pub struct KeyRingSecrets {
     keys: Arc<KeyRing>,
+    vault: Arc<Vault>,
 }
 
 impl KeyRingSecrets {
-    /// Secrets over `keys`.
-    pub fn new(keys: Arc<KeyRing>) -> Self {
-        Self { keys }
+    /// Secrets over `keys`, tokens kept in `vault`.
+    pub fn new(keys: Arc<KeyRing>, vault: Arc<Vault>) -> Self {
+        Self { keys, vault }
     }
 }
 
@@ -35,12 +36,14 @@ impl TenantSecrets for KeyRingSecrets {
         }
     }
 
-    fn tokenize(&self, tenant: &TenantId, _kind: Kind, _value: &str) -> Result<String, VaultError> {
-        // No token vault is configured on this server yet: the minimizer masks instead.
-        Err(VaultError::Unavailable {
-            tenant: tenant.to_string(),
-            reason: "no token vault is configured; the value was masked".into(),
-        })
+    fn tokenize(&self, tenant: &TenantId, kind: Kind, value: &str) -> Result<String, VaultError> {
+        // On failure the minimizer masks the value instead (fail closed).
+        self.vault
+            .tokenize(tenant, &kind.to_string(), value)
+            .map_err(|e| VaultError::Unavailable {
+                tenant: tenant.to_string(),
+                reason: e.to_string(),
+            })
     }
 }
 

@@ -25,6 +25,7 @@ pub mod keys;
 mod memtable;
 mod search;
 mod store;
+pub mod vault;
 pub mod wal;
 
 #[doc(hidden)]
@@ -37,5 +38,6 @@ pub use keys::{KeyRing, MasterKey};
 pub use memtable::{MAX_CATALOG_OPERATIONS, MAX_CATALOG_SERVICES};
 pub use search::SpanFilter;
 pub use store::{FlushReport, ReadStats, Store};
+pub use vault::Vault;
 pub use wal::replay::{CorruptSegment, RecoveryReport, TailCut};
 pub use wal::writer::{AppendReceipt, WalCounters};
