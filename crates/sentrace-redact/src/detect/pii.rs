@@ -145,6 +145,10 @@ impl Pii {
     fn find_numbers(&self, text: &str, ctx: Context, out: &mut Vec<Found>) {
         let bytes = text.as_bytes();
         for m in self.number.find_iter(text) {
+            // Nothing this detector reports has fewer than 7 digits.
+            if m.as_str().bytes().filter(u8::is_ascii_digit).count() < 7 {
+                continue;
+            }
             let (start, mut end) = (m.start(), m.end());
             // A trailing ')' that does not close a '(' of the match belongs to the text.
             if bytes.get(end.wrapping_sub(1)) == Some(&b')') && !m.as_str().contains('(') {

@@ -321,3 +321,11 @@ fn too_deep_and_too_long_fail_closed() {
 pub(crate) fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
     sentrace_core::otlp::attr(attrs, key).map(sentrace_core::otlp::value_to_string)
 }
+
+#[test]
+fn redactor_and_stage_are_shareable() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Redactor>();
+    send_sync::<MinimizeStage>();
+    send_sync::<InMemorySecrets>();
+}
