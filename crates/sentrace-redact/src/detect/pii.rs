@@ -68,36 +68,47 @@ impl Pii {
         // Digits in the current run of digits and phone separators, and the longest run.
         let mut run = 0usize;
         let mut best_run = 0usize;
-        // '.' between two digits, ':' next to a hex digit.
-        let mut digit_dots = 0usize;
+        // Dotted digit groups in the current run of digits and dots ("203.0.113" has 2).
+        let mut dotted = 0usize;
+        let mut ipv4 = false;
+        // ':' next to a hex digit; letter-letter-digit-digit (an IBAN's start).
         let mut hex_colons = 0usize;
-        let mut prev = 0u8;
+        let mut iban = false;
+        let mut prev = [0u8; 3];
         for &b in bytes {
             match b {
                 b'0'..=b'9' => {
                     digits += 1;
                     run += 1;
-                    if run > best_run {
-                        best_run = run;
+                    best_run = best_run.max(run);
+                    if prev[2] == b'.' && prev[1].is_ascii_digit() {
+                        dotted += 1;
+                        ipv4 |= dotted >= 3;
                     }
-                    if prev == b'.' {
-                        digit_dots += 1;
-                    }
+                    iban |= prev[2].is_ascii_digit()
+                        && prev[1].is_ascii_alphabetic()
+                        && prev[0].is_ascii_alphabetic();
                 }
-                b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' => {}
+                b'.' => {}
+                b' ' | b'-' | b'(' | b')' | b'+' | b'/' => dotted = 0,
                 b'@' => {
                     at = true;
                     run = 0;
+                    dotted = 0;
                 }
                 b':' => {
-                    if prev.is_ascii_hexdigit() || prev == b':' {
+                    if prev[2].is_ascii_hexdigit() || prev[2] == b':' {
                         hex_colons += 1;
                     }
                     run = 0;
+                    dotted = 0;
                 }
-                _ => run = 0,
+                _ => {
+                    run = 0;
+                    dotted = 0;
+                }
             }
-            prev = b;
+            prev = [prev[1], prev[2], b];
         }
         if at {
             self.find_email(text, out);
@@ -105,11 +116,11 @@ impl Pii {
         if best_run >= 7 || (ctx.phone_key && digits >= 7) {
             self.find_numbers(text, ctx, out);
         }
-        if digits >= 8 && bytes.len() >= 15 {
+        if iban && digits >= 8 && bytes.len() >= 15 {
             self.find_iban(text, out);
         }
         if !ctx.infra_key {
-            if digit_dots >= 3 {
+            if ipv4 {
                 self.find_ipv4(text, out);
             }
             if hex_colons >= 2 {
