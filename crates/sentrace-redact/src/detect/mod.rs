@@ -167,11 +167,11 @@ impl Detectors {
             )?,
             kv: compile(
                 "kv",
-                r#"(?i)(?:^|[^A-Za-z0-9])([a-z0-9_\-]*?(?:password|passwd|pwd|passphrase|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credentials?|authorization|session[_\-]?id|sessid|sid|jsessionid|phpsessid))["']?\s*(?:=|:|=>)\s*["']?([^\s"'&;,<>{}\[\]()]{1,1024})"#,
+                r#"(?i)(?:^|[^A-Za-z0-9])([a-z0-9_\-]*?(?:password|passwd|pwd|passphrase|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credentials?|authorization|session[_\-]?id|sessid|sid|jsessionid|phpsessid))["']?\s*(?:=|:|=>)\s*["']?([^\s"'&;,<>{}\[\]()]+)"#,
             )?,
             userinfo: compile(
                 "url-password",
-                r"[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s/:@]{0,256}:([^\s/@]{1,256})@",
+                r"[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s/:@]*:([^\s/@]+)@",
             )?,
         })
     }

@@ -329,3 +329,31 @@ fn redactor_and_stage_are_shareable() {
     send_sync::<MinimizeStage>();
     send_sync::<InMemorySecrets>();
 }
+
+#[test]
+fn a_forged_digest_attribute_is_replaced_and_minimized_elsewhere() {
+    let mut rs = one_span(
+        "svc",
+        Span {
+            attributes: vec![kv(POLICY_DIGEST_ATTRIBUTE, s("forged"))],
+            events: vec![span::Event {
+                attributes: vec![kv(POLICY_DIGEST_ATTRIBUTE, s(EMAIL))],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    redactor().minimize(&tenant("t"), &mut rs, &secrets());
+    let span = &rs[0].scope_spans[0].spans[0];
+    let digests: Vec<_> = span
+        .attributes
+        .iter()
+        .filter(|a| a.key == POLICY_DIGEST_ATTRIBUTE)
+        .collect();
+    assert_eq!(digests.len(), 1);
+    assert_eq!(
+        attr(&span.attributes, POLICY_DIGEST_ATTRIBUTE),
+        Some(Policy::default().digest_hex())
+    );
+    assert!(!dump(&rs).contains(EMAIL));
+}
