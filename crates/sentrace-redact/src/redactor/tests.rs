@@ -357,3 +357,34 @@ fn a_forged_digest_attribute_is_replaced_and_minimized_elsewhere() {
     );
     assert!(!dump(&rs).contains(EMAIL));
 }
+
+#[test]
+fn policy_named_timestamp_keys_keep_their_hour() {
+    let policy = Policy::from_toml(
+        "version = 1\n[keys.sensitive]\n\"login.time\" = \"timestamp\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let r = Redactor::new(policy).unwrap();
+    let mut rs = one_span(
+        "svc",
+        Span {
+            attributes: vec![
+                kv("login.time", s("2024-11-24T09:45:40Z")),
+                kv("other.time", s("2024-11-24T09:45:40Z")),
+            ],
+            ..Default::default()
+        },
+    );
+    let report = r.minimize(&tenant("t"), &mut rs, &secrets());
+    let attrs = &rs[0].scope_spans[0].spans[0].attributes;
+    assert_eq!(
+        attr(attrs, "login.time").as_deref(),
+        Some("2024-11-24T09:00:00Z")
+    );
+    assert_eq!(
+        attr(attrs, "other.time").as_deref(),
+        Some("2024-11-24T09:45:40Z")
+    );
+    assert_eq!(report.count(Kind::Timestamp, Action::Generalize), 1);
+}
