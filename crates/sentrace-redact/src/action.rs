@@ -137,6 +137,9 @@ pub fn generalize(kind: Kind, value: &str) -> String {
             Err(_) => mask(kind),
         },
         Kind::Dob => year_of(value).map_or_else(|| mask(kind), |y| format!("{y}")),
+        Kind::Timestamp => timestamp_to_hour(value)
+            .or_else(|| epoch_to_hour(value))
+            .unwrap_or_else(|| mask(kind)),
         _ => mask(kind),
     }
 }
@@ -149,6 +152,24 @@ pub fn timestamp_to_hour(value: &str) -> Option<String> {
     }
     let date_hour = value.get(..13)?;
     Some(format!("{date_hour}:00:00Z"))
+}
+
+/// Floors a Unix timestamp in seconds, milliseconds, microseconds or nanoseconds (told
+/// apart by their number of digits: 10, 13, 16, 19) to its hour, in the same unit.
+fn epoch_to_hour(value: &str) -> Option<String> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = v.parse().ok()?;
+    let per_hour: u64 = match v.len() {
+        9..=10 => 3_600,
+        12..=13 => 3_600_000,
+        15..=16 => 3_600_000_000,
+        18..=19 => 3_600_000_000_000,
+        _ => return None,
+    };
+    Some(((n / per_hour) * per_hour).to_string())
 }
 
 /// A four-digit year between 1900 and 2100 found in a date (YYYY-MM-DD, DD/MM/YYYY, ...).

@@ -48,11 +48,14 @@ pub enum Kind {
     PersonName,
     /// A literal in a SQL statement (replaced by `?` by the SQL sanitizer).
     SqlLiteral,
+    /// A timestamp under a key that the policy names in `keys.sensitive` (never detected
+    /// in free text). `generalize` keeps its hour.
+    Timestamp,
 }
 
 impl Kind {
     /// Every kind, in declaration order (the index of a kind is its position here).
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Email,
         Kind::Phone,
         Kind::Card,
@@ -71,6 +74,7 @@ impl Kind {
         Kind::UserId,
         Kind::PersonName,
         Kind::SqlLiteral,
+        Kind::Timestamp,
     ];
 
     /// Number of kinds.
@@ -102,6 +106,7 @@ impl Kind {
             Kind::UserId => "user_id",
             Kind::PersonName => "person_name",
             Kind::SqlLiteral => "sql_literal",
+            Kind::Timestamp => "timestamp",
         }
     }
 
@@ -146,8 +151,8 @@ pub enum Action {
     Token,
     /// Keep only the last characters (`truncate_keep` in the policy), e.g. `<card:…1111>`.
     Truncate,
-    /// Coarsen the value: IPv4 to its /24, IPv6 to its /48, a date or timestamp to its year
-    /// (dates of birth) or hour (timestamps). Kinds without a coarser form are masked.
+    /// Coarsen the value: IPv4 to its /24, IPv6 to its /48, a date of birth to its year, a
+    /// timestamp to its hour. Kinds without a coarser form are masked.
     Generalize,
 }
 

@@ -77,12 +77,22 @@ impl Redactor {
         let Ok(tenant) = TenantId::new("scan") else {
             return Vec::new();
         };
+        self.scan_tenant(&tenant, resource_spans)
+    }
+
+    /// [`Redactor::scan`] under a tenant's key-name rules (its overrides' extra sensitive
+    /// keys apply).
+    pub fn scan_tenant(
+        &self,
+        tenant: &TenantId,
+        resource_spans: &[ResourceSpans],
+    ) -> Vec<LeakFinding> {
         let mut findings: Vec<LeakFinding> = Vec::new();
         let mut index: BTreeMap<PlaceKey, usize> = BTreeMap::new();
         for (ri, original) in resource_spans.iter().enumerate() {
             let mut rs = original.clone();
             let mut obs: Vec<Observation> = Vec::new();
-            self.observe(&mut rs, &tenant, &NoSecrets, &mut obs);
+            self.observe(&mut rs, tenant, &NoSecrets, &mut obs);
             let service = service_name(original.resource.as_ref()).to_string();
             for o in obs {
                 if o.kind == Kind::SqlLiteral {

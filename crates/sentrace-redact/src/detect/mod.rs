@@ -167,11 +167,11 @@ impl Detectors {
             )?,
             kv: compile(
                 "kv",
-                r#"(?i)(?:^|[^A-Za-z0-9])([a-z0-9_\-]*?(?:password|passwd|pwd|passphrase|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credentials?|authorization|session[_\-]?id|sessid|sid|jsessionid|phpsessid))["']?\s*(?:=|:|=>)\s*["']?([^\s"'&;,<>{}\[\]()]{1,1024})"#,
+                r#"(?i)(?:^|[^A-Za-z0-9])([a-z0-9_\-]*?(?:password|passwd|pwd|passphrase|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credentials?|authorization|session[_\-]?id|sessid|sid|jsessionid|phpsessid))["']?\s*(?:=|:|=>)\s*["']?([^\s"'&;,<>{}\[\]()]+)"#,
             )?,
             userinfo: compile(
                 "url-password",
-                r"[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s/:@]{0,256}:([^\s/@]{1,256})@",
+                r"[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s/:@]*:([^\s/@]+)@",
             )?,
         })
     }
@@ -195,36 +195,37 @@ impl Detectors {
     fn find_keyword_rules(&self, text: &str, out: &mut Vec<Found>) {
         // One pass: collect which rules are triggered (a rule is run once, whatever the
         // number of its keywords that occur).
-        let mut secret_hit = [false; 64];
+        let mut secret_hit = 0u64;
         let mut other = 0u8;
         for m in self.prefilter.find_overlapping_iter(text) {
             match self.triggers.get(m.pattern().as_usize()) {
-                Some(Trigger::Secret(i)) => {
-                    if let Some(slot) = secret_hit.get_mut(*i) {
-                        *slot = true;
-                    }
-                }
+                Some(Trigger::Secret(i)) => secret_hit |= 1u64 << (*i & 63),
                 Some(t) => other |= 1 << trigger_bit(*t),
                 None => {}
             }
         }
-        for (i, hit) in secret_hit.iter().enumerate() {
-            if !hit {
-                continue;
-            }
-            let (Some(re), Some(rule)) = (self.secret_res.get(i), secrets::RULES.get(i)) else {
-                continue;
-            };
-            for caps in re.captures_iter(text) {
-                if let Some(g) = caps.get(1)
-                    && checks::entropy(g.as_str()) >= f64::from(rule.min_entropy)
-                {
-                    out.push(Found {
-                        start: g.start(),
-                        end: g.end(),
-                        kind: Kind::Secret,
-                        rule: rule.id,
-                    });
+        while secret_hit != 0 {
+            let i = secret_hit.trailing_zeros() as usize;
+            secret_hit &= secret_hit - 1;
+            {
+                let (Some(re), Some(rule)) = (self.secret_res.get(i), secrets::RULES.get(i)) else {
+                    continue;
+                };
+                // The DFA answers "no match" cheaply; captures need the slower engines.
+                if !re.is_match(text) {
+                    continue;
+                }
+                for caps in re.captures_iter(text) {
+                    if let Some(g) = caps.get(1)
+                        && checks::entropy(g.as_str()) >= f64::from(rule.min_entropy)
+                    {
+                        out.push(Found {
+                            start: g.start(),
+                            end: g.end(),
+                            kind: Kind::Secret,
+                            rule: rule.id,
+                        });
+                    }
                 }
             }
         }
@@ -276,6 +277,9 @@ impl Detectors {
     }
 
     fn find_key_values(&self, text: &str, out: &mut Vec<Found>) {
+        if !self.kv.is_match(text) {
+            return;
+        }
         for caps in self.kv.captures_iter(text) {
             let (Some(key), Some(val)) = (caps.get(1), caps.get(2)) else {
                 continue;
@@ -340,6 +344,9 @@ fn push_group(
     out: &mut Vec<Found>,
     check: impl Fn(&str) -> bool,
 ) {
+    if !re.is_match(text) {
+        return;
+    }
     for caps in re.captures_iter(text) {
         if let Some(g) = caps.get(1)
             && check(g.as_str())

@@ -39,7 +39,6 @@ const PHONE_AFTER: &[&str] = &["office", "mobile", "fax", "cell", "home", "work"
 #[derive(Debug)]
 pub(super) struct Pii {
     email: Regex,
-    number: Regex,
     iban_seed: Regex,
     ipv4: Regex,
     ipv6: Regex,
@@ -51,10 +50,6 @@ impl Pii {
             email: compile(
                 "email",
                 r"[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)+[A-Za-z]{2,24}",
-            )?,
-            number: compile(
-                "number",
-                r"(?:\+|\()?\d(?:\d|[ .\-/]\(?\d|\)[ .\-]?\d|\(\d)*\)?(?:[ ]?(?:x|ext\.?|#)[ ]?\d{1,6})?",
             )?,
             iban_seed: compile("iban", r"\b[A-Za-z]{2}\d{2}[ ]?[A-Za-z0-9]")?,
             ipv4: compile(
@@ -73,36 +68,47 @@ impl Pii {
         // Digits in the current run of digits and phone separators, and the longest run.
         let mut run = 0usize;
         let mut best_run = 0usize;
-        // '.' between two digits, ':' next to a hex digit.
-        let mut digit_dots = 0usize;
+        // Dotted digit groups in the current run of digits and dots ("203.0.113" has 2).
+        let mut dotted = 0usize;
+        let mut ipv4 = false;
+        // ':' next to a hex digit; letter-letter-digit-digit (an IBAN's start).
         let mut hex_colons = 0usize;
-        let mut prev = 0u8;
+        let mut iban = false;
+        let mut prev = [0u8; 3];
         for &b in bytes {
             match b {
                 b'0'..=b'9' => {
                     digits += 1;
                     run += 1;
-                    if run > best_run {
-                        best_run = run;
+                    best_run = best_run.max(run);
+                    if prev[2] == b'.' && prev[1].is_ascii_digit() {
+                        dotted += 1;
+                        ipv4 |= dotted >= 3;
                     }
-                    if prev == b'.' {
-                        digit_dots += 1;
-                    }
+                    iban |= prev[2].is_ascii_digit()
+                        && prev[1].is_ascii_alphabetic()
+                        && prev[0].is_ascii_alphabetic();
                 }
-                b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' => {}
+                b'.' => {}
+                b' ' | b'-' | b'(' | b')' | b'+' | b'/' => dotted = 0,
                 b'@' => {
                     at = true;
                     run = 0;
+                    dotted = 0;
                 }
                 b':' => {
-                    if prev.is_ascii_hexdigit() || prev == b':' {
+                    if prev[2].is_ascii_hexdigit() || prev[2] == b':' {
                         hex_colons += 1;
                     }
                     run = 0;
+                    dotted = 0;
                 }
-                _ => run = 0,
+                _ => {
+                    run = 0;
+                    dotted = 0;
+                }
             }
-            prev = b;
+            prev = [prev[1], prev[2], b];
         }
         if at {
             self.find_email(text, out);
@@ -110,11 +116,11 @@ impl Pii {
         if best_run >= 7 || (ctx.phone_key && digits >= 7) {
             self.find_numbers(text, ctx, out);
         }
-        if digits >= 8 && bytes.len() >= 15 {
+        if iban && digits >= 8 && bytes.len() >= 15 {
             self.find_iban(text, out);
         }
         if !ctx.infra_key {
-            if digit_dots >= 3 {
+            if ipv4 {
                 self.find_ipv4(text, out);
             }
             if hex_colons >= 2 {
@@ -144,10 +150,15 @@ impl Pii {
 
     fn find_numbers(&self, text: &str, ctx: Context, out: &mut Vec<Found>) {
         let bytes = text.as_bytes();
-        for m in self.number.find_iter(text) {
-            let (start, mut end) = (m.start(), m.end());
+        let mut at = 0usize;
+        while let Some((start, mut end, ndigits)) = next_number(bytes, at) {
+            at = end;
+            // Nothing this detector reports has fewer than 7 digits.
+            if ndigits < 7 {
+                continue;
+            }
             // A trailing ')' that does not close a '(' of the match belongs to the text.
-            if bytes.get(end.wrapping_sub(1)) == Some(&b')') && !m.as_str().contains('(') {
+            if bytes.get(end.wrapping_sub(1)) == Some(&b')') && !bytes[start..end].contains(&b'(') {
                 end -= 1;
             }
             if !standalone(bytes, start, end) {
@@ -270,6 +281,78 @@ impl Pii {
             });
         }
     }
+}
+
+/// The next run of digits and phone separators at or after `from`: `[+(]?` digit, then
+/// digits, a separator (` .-/`) or `)` (with an optional following separator) or `(` each
+/// directly followed by a digit, an optional closing `)`, and an optional extension
+/// (`x123`, `ext. 123`, `#123`). Returns (start, end, digits in the run).
+fn next_number(b: &[u8], from: usize) -> Option<(usize, usize, usize)> {
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let mut i = from;
+    let start = loop {
+        if i >= b.len() {
+            return None;
+        }
+        if b[i].is_ascii_digit() || ((b[i] == b'+' || b[i] == b'(') && digit(i + 1)) {
+            break i;
+        }
+        i += 1;
+    };
+    let mut j = if b[start].is_ascii_digit() {
+        start
+    } else {
+        start + 1
+    };
+    let mut n = 0usize;
+    loop {
+        if digit(j) {
+            n += 1;
+            j += 1;
+            continue;
+        }
+        let step = match b.get(j) {
+            Some(b' ' | b'.' | b'-' | b'/') if digit(j + 1) => 1,
+            Some(b' ' | b'.' | b'-' | b'/') if b.get(j + 1) == Some(&b'(') && digit(j + 2) => 2,
+            Some(b')') if digit(j + 1) => 1,
+            Some(b')') if matches!(b.get(j + 1), Some(b' ' | b'.' | b'-')) && digit(j + 2) => 2,
+            Some(b'(') if digit(j + 1) => 1,
+            _ => 0,
+        };
+        if step == 0 {
+            break;
+        }
+        j += step;
+    }
+    if b.get(j) == Some(&b')') {
+        j += 1;
+    }
+    // Extension.
+    let mut k = j;
+    if b.get(k) == Some(&b' ') {
+        k += 1;
+    }
+    let ext_len = if b.get(k..k + 4) == Some(b"ext.") {
+        4
+    } else if b.get(k..k + 3) == Some(b"ext") {
+        3
+    } else if matches!(b.get(k), Some(b'x' | b'#')) {
+        1
+    } else {
+        0
+    };
+    if ext_len > 0 {
+        k += ext_len;
+        if b.get(k) == Some(&b' ') {
+            k += 1;
+        }
+        let tail = b.get(k..).unwrap_or_default();
+        let digits = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+        if (1..=6).contains(&digits) {
+            j = k + digits;
+        }
+    }
+    Some((start, j, n))
 }
 
 /// Whether `[start, end)` is a token of its own: not glued to letters, digits, or to a

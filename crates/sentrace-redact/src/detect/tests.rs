@@ -121,3 +121,10 @@ fn credentials() {
 fn rules_fit_the_trigger_table() {
     assert!(secrets::RULES.len() <= 64);
 }
+
+#[test]
+fn long_credentials_are_found_whole() {
+    let long = "A1b2".repeat(600);
+    one(&format!("password={long}&x=1"), Kind::Password, &long);
+    one(&format!("https://u:{long}@h/"), Kind::Password, &long);
+}

@@ -117,14 +117,10 @@ impl Redactor {
 
     /// The effective rules for a tenant's service.
     pub fn rules_for(&self, tenant: &str, service: &str) -> &Rules {
-        let per_service = self
-            .rules
+        self.rules
             .get(tenant)
             .or_else(|| self.rules.get(""))
-            .expect_rules();
-        per_service
-            .get(service)
-            .or_else(|| per_service.get(""))
+            .and_then(|per_service| per_service.get(service).or_else(|| per_service.get("")))
             .unwrap_or_else(|| fallback_rules())
     }
 
@@ -168,21 +164,6 @@ impl Redactor {
         let mut walk = Walk::new(&self.detectors, &rules, &act, &mut report, Some(sink));
         walk.resource_spans(rs, None);
     }
-}
-
-trait ExpectRules<'a> {
-    fn expect_rules(self) -> &'a HashMap<String, Rules>;
-}
-
-impl<'a> ExpectRules<'a> for Option<&'a HashMap<String, Rules>> {
-    fn expect_rules(self) -> &'a HashMap<String, Rules> {
-        self.unwrap_or_else(|| empty_map())
-    }
-}
-
-fn empty_map() -> &'static HashMap<String, Rules> {
-    static EMPTY: std::sync::OnceLock<HashMap<String, Rules>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(HashMap::new)
 }
 
 /// Rules used if a lookup ever misses (it cannot: `new` inserts the "" entries): mask all.

@@ -321,3 +321,70 @@ fn too_deep_and_too_long_fail_closed() {
 pub(crate) fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
     sentrace_core::otlp::attr(attrs, key).map(sentrace_core::otlp::value_to_string)
 }
+
+#[test]
+fn redactor_and_stage_are_shareable() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Redactor>();
+    send_sync::<MinimizeStage>();
+    send_sync::<InMemorySecrets>();
+}
+
+#[test]
+fn a_forged_digest_attribute_is_replaced_and_minimized_elsewhere() {
+    let mut rs = one_span(
+        "svc",
+        Span {
+            attributes: vec![kv(POLICY_DIGEST_ATTRIBUTE, s("forged"))],
+            events: vec![span::Event {
+                attributes: vec![kv(POLICY_DIGEST_ATTRIBUTE, s(EMAIL))],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    redactor().minimize(&tenant("t"), &mut rs, &secrets());
+    let span = &rs[0].scope_spans[0].spans[0];
+    let digests: Vec<_> = span
+        .attributes
+        .iter()
+        .filter(|a| a.key == POLICY_DIGEST_ATTRIBUTE)
+        .collect();
+    assert_eq!(digests.len(), 1);
+    assert_eq!(
+        attr(&span.attributes, POLICY_DIGEST_ATTRIBUTE),
+        Some(Policy::default().digest_hex())
+    );
+    assert!(!dump(&rs).contains(EMAIL));
+}
+
+#[test]
+fn policy_named_timestamp_keys_keep_their_hour() {
+    let policy = Policy::from_toml(
+        "version = 1\n[keys.sensitive]\n\"login.time\" = \"timestamp\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let r = Redactor::new(policy).unwrap();
+    let mut rs = one_span(
+        "svc",
+        Span {
+            attributes: vec![
+                kv("login.time", s("2024-11-24T09:45:40Z")),
+                kv("other.time", s("2024-11-24T09:45:40Z")),
+            ],
+            ..Default::default()
+        },
+    );
+    let report = r.minimize(&tenant("t"), &mut rs, &secrets());
+    let attrs = &rs[0].scope_spans[0].spans[0].attributes;
+    assert_eq!(
+        attr(attrs, "login.time").as_deref(),
+        Some("2024-11-24T09:00:00Z")
+    );
+    assert_eq!(
+        attr(attrs, "other.time").as_deref(),
+        Some("2024-11-24T09:45:40Z")
+    );
+    assert_eq!(report.count(Kind::Timestamp, Action::Generalize), 1);
+}

@@ -196,7 +196,7 @@ impl<'a> Walk<'a> {
 
     fn attrs(&mut self, attrs: &mut Vec<KeyValue>, allowlist: bool) {
         attrs.retain_mut(|kv| {
-            if self.rules.is_ignored(&kv.key) || kv.key == POLICY_DIGEST_ATTRIBUTE {
+            if self.rules.is_ignored(&kv.key) {
                 return true;
             }
             if allowlist && !self.rules.is_allowed(&kv.key) {

@@ -12,6 +12,10 @@ pub fn url(sink: &mut dyn Sink, v: &str, out: &mut String) -> Step {
         // Not a URL: a message that mentions one.
         return sink.text(v, Context::default(), out);
     }
+    if clean(sink, v) {
+        out.push_str(v);
+        return Step::Keep;
+    }
     let (before_frag, frag) = match v.split_once('#') {
         Some((a, b)) => (a, Some(b)),
         None => (v, None),
@@ -78,9 +82,36 @@ pub fn url(sink: &mut dyn Sink, v: &str, out: &mut String) -> Step {
     Step::Keep
 }
 
+/// Fast path: no user info, no escapes, no fragment, no query key that names a sensitive
+/// value, and nothing detected in the whole text: the URL is kept as it is.
+fn clean(sink: &mut dyn Sink, v: &str) -> bool {
+    if v.bytes().any(|b| matches!(b, b'@' | b'%' | b'#' | b'+')) {
+        return false;
+    }
+    if let Some((_, q)) = v.split_once('?') {
+        for param in q.split('&') {
+            let k = param.split_once('=').map_or(param, |(k, _)| k);
+            if !matches!(sink.classify(k), KeyClass::Plain | KeyClass::Infra) {
+                return false;
+            }
+        }
+    }
+    let mut probe = String::new();
+    sink.text(v, Context::default(), &mut probe) == Step::Keep && probe == v
+}
+
 /// A path: each segment goes through the detectors (percent-decoded when that reveals
 /// something); separators and clean segments are kept byte for byte.
 pub fn path(sink: &mut dyn Sink, v: &str, out: &mut String) -> Step {
+    // Fast path: without escapes, detecting over the whole path finds what detecting per
+    // segment would ('/' is a boundary for every detector).
+    if !v.bytes().any(|b| b == b'%' || b == b'+') {
+        let mut probe = String::new();
+        if sink.text(v, Context::default(), &mut probe) == Step::Keep && probe == v {
+            out.push_str(v);
+            return Step::Keep;
+        }
+    }
     let mut tmp = String::new();
     for (i, seg) in v.split('/').enumerate() {
         if i > 0 {
