@@ -69,7 +69,7 @@ fn classify_word(w: &str) -> Tok {
     match w {
         "and" | "or" | "xor" | "not" => Tok::Logic,
         "like" | "rlike" | "regexp" | "sounds" | "div" | "mod" | "is" | "in" | "between"
-        | "glob" | "match" | "collate" | "escape" => Tok::Op,
+        | "glob" | "match" | "collate" | "escape" | "notnull" | "isnull" => Tok::Op,
         "union" | "intersect" | "except" | "minus" => Tok::Union,
         "select" => Tok::Select,
         "from" => Tok::From,
@@ -104,7 +104,9 @@ pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token> {
     if let Some(q) = quote {
         match b.iter().position(|c| *c == q) {
             Some(p) => {
-                push(&mut out, Tok::Str, "");
+                // The text of the leading string is kept: whether it looks like a value
+                // (`admin`, `42`) or like prose (`is this yours`) matters below.
+                push(&mut out, Tok::Str, &s[..p]);
                 i = p + 1;
             }
             None => {
@@ -164,7 +166,7 @@ pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token> {
                     }
                     push(&mut out, Tok::Word, &s[i..j]);
                 } else {
-                    push(&mut out, Tok::Num, "");
+                    push(&mut out, Tok::Num, &s[i..j]);
                 }
                 i = j;
             }
@@ -237,7 +239,7 @@ pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token> {
                 i += 2;
             }
             b'=' | b'<' | b'>' | b'!' | b'+' | b'-' | b'*' | b'/' | b'%' | b'|' | b'&' | b'^'
-            | b'~' | b':' => {
+            | b'~' => {
                 let mut j = i + 1;
                 while j < b.len() && matches!(b[j], b'=' | b'<' | b'>' | b'!') && j - i < 3 {
                     j += 1;
@@ -376,6 +378,18 @@ const ATTACK_WORDS: &[&str] = &[
     "@@hostname",
     "pg_sleep",
     "dbms_pipe",
+    "tempdb",
+    "msdasql",
+    "sqloledb",
+    "utl_http",
+    "schema_name",
+    "db_name",
+    "sp_password",
+    "sysdatabases",
+    "pg_user",
+    "json_extract",
+    "lo_get",
+    "pg_ls_dir",
 ];
 
 fn is_operand(t: Tok) -> bool {
@@ -383,6 +397,26 @@ fn is_operand(t: Tok) -> bool {
         t,
         Tok::Str | Tok::Num | Tok::Word | Tok::Var | Tok::RParen | Tok::Kw
     )
+}
+
+/// Whether a token is a comparison operator (`=`, `<>`, `LIKE`, `IN`, ...).
+fn is_cmp(t: Option<&Token>) -> bool {
+    t.is_some_and(|x| {
+        x.tok == Tok::Op
+            && (x.text.starts_with(['=', '<', '>', '!'])
+                || matches!(
+                    x.text.as_str(),
+                    "like"
+                        | "rlike"
+                        | "regexp"
+                        | "is"
+                        | "in"
+                        | "between"
+                        | "sounds"
+                        | "glob"
+                        | "match"
+                ))
+    })
 }
 
 fn is_value(t: Tok) -> bool {
@@ -397,6 +431,49 @@ fn is_value(t: Tok) -> bool {
             | Tok::Kw
             | Tok::Select
     )
+}
+
+fn word(t: &[Token], i: usize) -> &str {
+    t.get(i).map_or("", |x| x.text.as_str())
+}
+
+/// Whether `t` (starting at a statement keyword) continues the way that statement does.
+fn stacked_statement(t: &[Token]) -> bool {
+    let next = t.get(1).map(|x| x.tok);
+    match word(t, 0) {
+        "update" => next == Some(Tok::Word) && word(t, 2) == "set",
+        "delete" => next == Some(Tok::From),
+        "insert" | "replace" => word(t, 1) == "into",
+        "drop" | "create" | "alter" | "truncate" | "rename" => matches!(
+            word(t, 1),
+            "table"
+                | "database"
+                | "schema"
+                | "index"
+                | "view"
+                | "procedure"
+                | "function"
+                | "user"
+                | "trigger"
+                | "login"
+        ),
+        "exec" | "execute" | "call" => {
+            matches!(next, Some(Tok::Func | Tok::Str | Tok::Var | Tok::LParen))
+                || (next == Some(Tok::Word)
+                    && matches!(
+                        t.get(2).map(|x| x.tok),
+                        Some(
+                            Tok::Dot | Tok::Str | Tok::Num | Tok::Var | Tok::LParen | Tok::Comment
+                        )
+                    ))
+        }
+        "declare" => next == Some(Tok::Var),
+        "shutdown" => matches!(next, None | Some(Tok::Comment | Tok::Semi)),
+        "waitfor" => matches!(word(t, 1), "delay" | "time"),
+        "grant" | "revoke" => t.iter().any(|x| x.text == "on" || x.text == "to"),
+        "load" => matches!(word(t, 1), "data" | "load_file"),
+        _ => matches!(next, Some(Tok::Var | Tok::Func)),
+    }
 }
 
 /// Why a token stream looks like an injection, if it does.
@@ -417,35 +494,18 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
                     return Some("union select");
                 }
             }
+            Tok::Semi
+                if i == 0
+                    && !quoted
+                    && matches!(at(1), Some(Tok::Stmt | Tok::Select))
+                    && n <= 4 =>
+            {
+                return Some("statement after separator");
+            }
             Tok::Semi if i > 0 || quoted => {
                 let stmt_ok = match at(i + 1) {
                     Some(Tok::Select) => true,
-                    Some(Tok::Stmt) => {
-                        matches!(
-                            at(i + 2),
-                            None | Some(
-                                Tok::Kw
-                                    | Tok::From
-                                    | Tok::Var
-                                    | Tok::Str
-                                    | Tok::Num
-                                    | Tok::Func
-                                    | Tok::Comment
-                                    | Tok::Semi
-                            )
-                        ) || (at(i + 2) == Some(Tok::Word)
-                            && matches!(
-                                at(i + 3),
-                                Some(
-                                    Tok::Kw
-                                        | Tok::LParen
-                                        | Tok::Dot
-                                        | Tok::Str
-                                        | Tok::Num
-                                        | Tok::Var
-                                )
-                            ))
-                    }
+                    Some(Tok::Stmt) => stacked_statement(&t[i + 1..]),
                     Some(Tok::Func) => t
                         .get(i + 1)
                         .is_some_and(|x| ATTACK_FUNCS.contains(&x.text.as_str())),
@@ -487,18 +547,20 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
                         | "json_keys"
                         | "gtid_subset"
                 );
-                let prev_break = i > 0
-                    && matches!(
-                        at(i - 1),
-                        Some(
-                            Tok::Logic
-                                | Tok::Op
-                                | Tok::Select
-                                | Tok::Comma
-                                | Tok::Semi
-                                | Tok::LParen
-                        )
-                    );
+                let var_arg = args.iter().skip(1).take(2).any(|a| a.tok == Tok::Var);
+                let prev_break = var_arg
+                    || i > 0
+                        && matches!(
+                            at(i - 1),
+                            Some(
+                                Tok::Logic
+                                    | Tok::Op
+                                    | Tok::Select
+                                    | Tok::Comma
+                                    | Tok::Semi
+                                    | Tok::LParen
+                            )
+                        );
                 if sqlish && (strong || prev_break) {
                     return Some("injection function call");
                 }
@@ -508,10 +570,10 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
             {
                 return Some("database catalog access");
             }
-            Tok::Logic if i > 0 => {
+            Tok::Logic if tk.text != "not" => {
                 // Boolean injection: `<operand> OR <x> <op> <y>`, `... AND sleep(5)`.
-                let before = at(i - 1);
-                if !before.is_some_and(is_operand) && before != Some(Tok::Str) {
+                let before = i.checked_sub(1).and_then(at);
+                if before.is_some_and(|b| !is_operand(b) && b != Tok::Op) {
                     continue;
                 }
                 let mut j = i + 1;
@@ -519,15 +581,30 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
                     j += 1;
                 }
                 match (at(j), at(j + 1), at(j + 2)) {
-                    (Some(a), Some(Tok::Op), Some(c)) if is_value(a) && is_value(c) => {
+                    (Some(a), Some(Tok::Op), Some(c))
+                        if is_value(a)
+                            && is_value(c)
+                            && (is_cmp(t.get(j + 1))
+                                || matches!(a, Tok::Func | Tok::Select)
+                                || matches!(c, Tok::Func | Tok::Select | Tok::LParen)) =>
+                    {
                         return Some("boolean expression after input");
                     }
                     (Some(Tok::Func), _, _) => {
                         return Some("function call after boolean operator");
                     }
-                    (Some(Tok::Select), _, _) => return Some("subquery after boolean operator"),
+                    (Some(Tok::Select), Some(n), _)
+                        if matches!(
+                            n,
+                            Tok::Num | Tok::Func | Tok::Var | Tok::Str | Tok::Kw | Tok::LParen
+                        ) || t.get(j + 1).is_some_and(|x| x.text == "*") =>
+                    {
+                        return Some("subquery after boolean operator");
+                    }
                     (Some(a), None | Some(Tok::Comment), _)
-                        if quoted && matches!(a, Tok::Num | Tok::Str | Tok::Kw | Tok::Word) =>
+                        if quoted
+                            && i == 1
+                            && matches!(a, Tok::Num | Tok::Str | Tok::Kw | Tok::Word) =>
                     {
                         return Some("boolean after string break");
                     }
@@ -536,6 +613,15 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
                     }
                     _ => {}
                 }
+            }
+            Tok::Select
+                if i == 0
+                    && ((at(1) == Some(Tok::Func)
+                        && t.get(1)
+                            .is_some_and(|x| ATTACK_FUNCS.contains(&x.text.as_str())))
+                        || (at(1) == Some(Tok::Num) && at(2) == Some(Tok::Comma))) =>
+            {
+                return Some("select of a function");
             }
             Tok::Select => {
                 // `select <list> from <table>` with a SQL-looking column list.
@@ -563,12 +649,14 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
                 if i > 0
                     && matches!(
                         at(i - 1),
-                        Some(Tok::LParen | Tok::Semi | Tok::Str | Tok::Op)
+                        Some(Tok::LParen | Tok::Semi | Tok::Str | Tok::Logic)
                     )
-                    && matches!(
+                    && (matches!(
                         at(i + 1),
-                        Some(Tok::Num | Tok::Func | Tok::Var | Tok::Op | Tok::Str | Tok::Kw)
-                    )
+                        Some(Tok::Num | Tok::Func | Tok::Var | Tok::Str | Tok::Kw)
+                    ) || t
+                        .get(i + 1)
+                        .is_some_and(|x| x.tok == Tok::Op && x.text == "*"))
                 {
                     return Some("subquery");
                 }
@@ -580,17 +668,44 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
                 let by = t.get(i + 1).is_some_and(|x| x.text == "by");
                 let next = if by { at(i + 2) } else { at(i + 1) };
                 if matches!(next, Some(Tok::Num | Tok::Func | Tok::Word))
-                    && (quoted
+                    && ((quoted && i == 1)
                         || at(n - 1) == Some(Tok::Comment)
-                        || tk.text == "having"
+                        || (tk.text == "having" && is_cmp(t.get(if by { i + 3 } else { i + 2 })))
                         || tk.text == "procedure")
                 {
                     return Some("clause after input");
                 }
             }
             Tok::Comment if quoted && i == 1 => return Some("comment after string break"),
+            Tok::Num
+                if matches!(
+                    i.checked_sub(1).and_then(at),
+                    Some(Tok::Comma | Tok::Logic | Tok::LParen | Tok::Semi)
+                ) && is_cmp(t.get(i + 1))
+                    && at(i + 2) == Some(Tok::Num) =>
+            {
+                return Some("numeric comparison after separator");
+            }
             Tok::Str if quoted && i == 0 => {
                 // After the break: `'; ...`, `') or (...`, `' + f(x) + '`, `'||(select ...)`.
+                let value_like = !tk.text.contains(' ') && tk.text.len() <= 40;
+                let logic_at_1 = t
+                    .get(1)
+                    .is_some_and(|x| x.tok == Tok::Logic && x.text != "not");
+                if logic_at_1 && value_like && at(2).is_some_and(is_value) {
+                    return Some("boolean after string break");
+                }
+                if matches!(at(1), Some(Tok::Op | Tok::Logic | Tok::Kw | Tok::Clause))
+                    && at(n - 1) == Some(Tok::Comment)
+                {
+                    return Some("string break, expression and comment");
+                }
+                if matches!(at(1), Some(Tok::Union | Tok::Select | Tok::Stmt)) {
+                    return Some("keyword after string break");
+                }
+                if at(1) == Some(Tok::Semi) && value_like {
+                    return Some("statement end after string break");
+                }
                 match (at(1), at(2)) {
                     (
                         Some(Tok::RParen),
