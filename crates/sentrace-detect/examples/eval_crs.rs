@@ -25,6 +25,8 @@ use sentrace_detect::payload::extract;
 use sentrace_detect::{Detector, Family, RuleKind, normalize};
 
 type Attrs = Vec<(String, String)>;
+/// A case, its per-family scores, and libinjection's (SQLi, XSS) verdicts.
+type Scored<'a> = (&'a Case, BTreeMap<Family, u8>, (bool, bool));
 
 struct Case {
     family: Family,
@@ -294,7 +296,7 @@ fn main() {
     }
     let benign_secs = start.elapsed().as_secs_f64();
 
-    let scored: Vec<(&Case, BTreeMap<Family, u8>, (bool, bool))> = cases
+    let scored: Vec<Scored<'_>> = cases
         .iter()
         .enumerate()
         .map(|(i, c)| (c, score(&d, &t, &c.attrs, i as u64), libinjection(&c.attrs)))
@@ -386,7 +388,7 @@ fn main() {
         all_hit1 += hit(t1);
         if show_misses.as_deref() == Some(fam.as_str()) {
             for (c, s, _) in &pos {
-                if !s.get(fam).is_some_and(|c| *c >= t01) {
+                if s.get(fam).is_none_or(|c| *c < t01) {
                     let kvs: Vec<KeyValue> = c
                         .attrs
                         .iter()

@@ -395,7 +395,7 @@ impl Benign {
     /// One benign value of a random kind, and the kind's name.
     pub fn value(&mut self) -> (&'static str, String) {
         match self.rng.random_range(0..16) {
-            0 | 1 | 2 => ("search", self.words(1, 6)),
+            0..=2 => ("search", self.words(1, 6)),
             3 => ("name", self.name()),
             4 => ("sentence", self.pick(SENTENCES).to_string()),
             5 => ("price", self.price()),
