@@ -60,7 +60,9 @@ fn family_of(rule: u64) -> Option<Family> {
         944 => Family::Jndi,
         934 => match rule {
             934110 | 934120 | 934190 => Family::Ssrf,
-            934180 | 934200 | 934210 | 934220 => Family::Ssti,
+            934180 | 934200 => Family::Ssti,
+            // ORM lookup-operator injection (Django `__startswith`, ...): query injection.
+            934210 | 934220 => Family::Nosql,
             _ => Family::CodeInjection,
         },
         _ => return None,

@@ -300,7 +300,10 @@ pub fn shell_view(norm: &str) -> Option<String> {
         .replace("$ifs", " ")
         .replace("${@}", "")
         .replace("$@", "")
-        .replace("$*", "");
+        .replace("$*", "")
+        .replace("```", " ")
+        .replace("``", "")
+        .replace("$()", "");
     let out: String = s
         .chars()
         .filter(|c| !matches!(c, '\'' | '"' | '\\' | '^'))

@@ -155,10 +155,69 @@ fn body(out: &mut Vec<Input>, attribute: &str, text: &str) {
         walk_json(out, attribute, &v, 0);
         return;
     }
-    if t.starts_with('<') || !t.contains('=') {
+    if t.starts_with('<') {
+        push(out, attribute, Part::Value, text);
+        xml_values(out, attribute, t);
+    } else if let Some(boundary) = multipart_boundary(t) {
+        multipart(out, attribute, t, boundary);
+    } else if !t.contains('=') {
         push(out, attribute, Part::Value, text);
     } else {
         split_pairs(out, attribute, text, '&');
+    }
+}
+
+/// Attribute values and text nodes of an XML or HTML body (no entity expansion).
+fn xml_values(out: &mut Vec<Input>, attribute: &str, t: &str) {
+    let b = t.as_bytes();
+    let mut i = 0;
+    while i < b.len() && out.len() < MAX_VALUES_PER_SPAN {
+        match b[i] {
+            b'"' | b'\'' => {
+                let q = b[i];
+                let end = b[i + 1..]
+                    .iter()
+                    .position(|c| *c == q)
+                    .map_or(b.len(), |p| i + 1 + p);
+                push(out, attribute, Part::Value, &t[i + 1..end]);
+                i = end + 1;
+            }
+            b'>' => {
+                let end = b[i + 1..]
+                    .iter()
+                    .position(|c| *c == b'<')
+                    .map_or(b.len(), |p| i + 1 + p);
+                let text = t[i + 1..end].trim();
+                push(out, attribute, Part::Value, text);
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// The boundary of a `multipart/form-data` body: its first line, `--boundary`.
+fn multipart_boundary(t: &str) -> Option<&str> {
+    let first = t.lines().next()?.trim_end();
+    (first.starts_with("--") && first.len() > 2 && t.contains("Content-Disposition"))
+        .then_some(first)
+}
+
+/// Part headers' names and file names, and part bodies, of a multipart body.
+fn multipart(out: &mut Vec<Input>, attribute: &str, t: &str, boundary: &str) {
+    for part in t.split(boundary) {
+        let part = part.trim_start_matches(['\r', '\n']);
+        let (head, body) = part
+            .split_once("\r\n\r\n")
+            .or_else(|| part.split_once("\n\n"))
+            .unwrap_or(("", part));
+        for field in head.split(';') {
+            if let Some((_, v)) = field.split_once('=') {
+                push(out, attribute, Part::Name, v.trim().trim_matches('"'));
+            }
+        }
+        let body = body.trim_end_matches(['\r', '\n', '-']);
+        push(out, attribute, Part::Value, body);
     }
 }
 
@@ -206,6 +265,26 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn xml_and_multipart_bodies() {
+        let got = inputs(&[kv(
+            "http.request.body",
+            "<?xml version=\"1.0\"?><root><a probe=\"1' or 1=1\">text node</a></root>",
+        )]);
+        let raws: Vec<&str> = got.iter().map(|i| i.raw.as_str()).collect();
+        assert!(
+            raws.contains(&"1' or 1=1") && raws.contains(&"text node"),
+            "{raws:?}"
+        );
+        let mp = "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.jsp\"\r\n\r\n<% exec %>\r\n--XyZ--\r\n";
+        let got = inputs(&[kv("http.request.body", mp)]);
+        let raws: Vec<&str> = got.iter().map(|i| i.raw.as_str()).collect();
+        assert!(
+            raws.contains(&"a.jsp") && raws.contains(&"<% exec %>"),
+            "{raws:?}"
+        );
     }
 
     #[test]

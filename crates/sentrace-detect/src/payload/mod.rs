@@ -176,14 +176,16 @@ fn b64_decode_lossy(s: &[u8]) -> Vec<u8> {
 /// Java gadget names, as a serialized-object or expression-language payload would carry.
 fn java_base64(raw: &str) -> Option<&'static str> {
     for tok in raw.split(|c: char| base64_val(c as u8).is_none() || !c.is_ascii()) {
-        if tok.len() < 12 || tok.len() > 4096 {
+        if tok.len() < 8 || tok.len() > 4096 {
             continue;
         }
-        for off in 0..4 {
-            let Some(part) = tok.as_bytes().get(off..) else {
-                break;
-            };
-            let dec = b64_decode_lossy(part).to_ascii_lowercase();
+        // A fragment cut out of a longer base64 text starts at any 6-bit boundary:
+        // re-align it by prepending 0 to 3 filler symbols.
+        for pad in ["", "A", "AA", "AAA"] {
+            let mut part = Vec::with_capacity(pad.len() + tok.len());
+            part.extend_from_slice(pad.as_bytes());
+            part.extend_from_slice(tok.as_bytes());
+            let dec = b64_decode_lossy(&part).to_ascii_lowercase();
             let text = String::from_utf8_lossy(&dec);
             if JAVA_GADGETS.iter().any(|g| text.contains(g)) {
                 return Some("base64 java gadget");
@@ -191,6 +193,29 @@ fn java_base64(raw: &str) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// Shortest base64 input that is decoded and rescanned.
+pub const MIN_BASE64_CHARS: usize = 12;
+
+/// The text inside a base64 (standard or URL-safe) value, if it decodes to printable text.
+fn base64_text(raw: &str) -> Option<String> {
+    let body = raw.trim_end_matches('=');
+    if body.len() < MIN_BASE64_CHARS
+        || body.len() > crate::normalize::MAX_INPUT_BYTES
+        || !body.bytes().all(|b| base64_val(b).is_some())
+        || !body.bytes().any(|b| b.is_ascii_uppercase())
+        || !body.bytes().any(|b| b.is_ascii_lowercase())
+    {
+        return None;
+    }
+    let dec = b64_decode_lossy(body.as_bytes());
+    let printable = dec
+        .iter()
+        .filter(|b| b.is_ascii_graphic() || matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+        .count();
+    (printable * 10 >= dec.len() * 9 && !dec.is_empty())
+        .then(|| String::from_utf8_lossy(&dec).into_owned())
 }
 
 impl PayloadEngine {
@@ -234,8 +259,17 @@ impl PayloadEngine {
     }
 
     /// Scans one input: `raw` as received, `norm` its normalized form. Hits are appended
-    /// (at most one per rule).
+    /// (at most one per rule). A base64-encoded input that decodes to text is scanned
+    /// decoded as well.
     pub fn scan(&self, raw: &str, norm: &str, part: Part, hits: &mut Vec<PayloadHit>) {
+        self.scan_view(raw, norm, part, hits);
+        if let Some(text) = base64_text(raw.trim()) {
+            let n = crate::normalize::normalize(&text);
+            self.scan_view(&text, &n, part, hits);
+        }
+    }
+
+    fn scan_view(&self, raw: &str, norm: &str, part: Part, hits: &mut Vec<PayloadHit>) {
         if norm.is_empty() {
             return;
         }
@@ -246,11 +280,11 @@ impl PayloadEngine {
             }
         };
         // Ordinary words and numbers carry no attack; base64 runs are checked below.
+        // A single word or number carries no attack; base64 runs are checked below.
         let plain = norm
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b' ' || b == b'-' || b == b'_' || b >= 0x80)
-            && !norm.contains(" select ")
-            && !norm.contains("union ");
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80)
+            && !norm.contains("__");
         if !plain {
             for idx in self.set.matches(norm).iter() {
                 if let Some(r) = self.pattern_rule.get(idx) {
@@ -270,7 +304,7 @@ impl PayloadEngine {
         }
         for (rule, b) in &self.builtins {
             let reason = match b {
-                Builtin::Sqli if !plain || norm.contains(' ') => sqli::detect(norm),
+                Builtin::Sqli if !plain => sqli::detect(norm),
                 Builtin::XssTags if !plain => xss::detect(norm),
                 Builtin::SsrfInternal if !plain => match ssrf::detect(norm) {
                     Some(ssrf::Target::Metadata) => Some("cloud metadata address"),

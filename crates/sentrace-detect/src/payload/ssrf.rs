@@ -109,11 +109,18 @@ pub fn classify_host(host: &str) -> Option<Target> {
         || host.starts_with("localhost4")
         || host.starts_with("localhost6")
         || host == "ip6-localhost"
+        || host == "ipv6-localhost"
         || host == "ip6-loopback"
     {
         return Some(Target::Loopback);
     }
-    if host.ends_with(".internal") || host.ends_with(".local") {
+    if host.ends_with(".internal")
+        || host.ends_with(".local")
+        || host.ends_with(".svc")
+        || host.contains(".svc.")
+        || host == "kubernetes"
+        || host.starts_with("kubernetes.default")
+    {
         return Some(Target::Private);
     }
     // DNS names that resolve to the address they spell (`127.0.0.1.nip.io`).
@@ -149,7 +156,20 @@ pub fn classify_host(host: &str) -> Option<Target> {
 
 /// The first URL-like target in a normalized input: scheme and host.
 pub fn url_target(s: &str) -> Option<(String, String)> {
-    let p = s.find("://").or_else(|| s.find(":\\\\"))?;
+    let Some(p) = s.find("://").or_else(|| s.find(":\\\\")) else {
+        // `http:2130706433`, `http:/127.0.0.1`: schemes that browsers and some URL
+        // parsers accept without the double slash.
+        for scheme in ["http:", "https:", "gopher:", "dict:", "ftp:"] {
+            if let Some(rest) = s.strip_prefix(scheme) {
+                let host = rest
+                    .trim_start_matches('/')
+                    .split(['/', '?', '#', ':'])
+                    .next()?;
+                return Some((scheme.trim_end_matches(':').to_string(), host.to_string()));
+            }
+        }
+        return None;
+    };
     let scheme_start = s[..p]
         .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
         .map_or(0, |q| q + 1);
@@ -165,7 +185,7 @@ pub fn url_target(s: &str) -> Option<(String, String)> {
     let authority = &rest[..authority_end];
     let hostport = authority.rsplit('@').next().unwrap_or(authority);
     let host = if let Some(inner) = hostport.strip_prefix('[') {
-        inner.split(']').next().unwrap_or("")
+        inner.split([']', '%']).next().unwrap_or("")
     } else {
         hostport.split(':').next().unwrap_or("")
     };
@@ -193,8 +213,11 @@ pub fn detect(s: &str) -> Option<Target> {
         }
     });
     match classify_host(host) {
-        Some(t @ (Target::Metadata | Target::Loopback))
+        Some(t @ (Target::Metadata | Target::Loopback | Target::Private))
             if host.matches('.').count() == 3
+                || host.ends_with(".internal")
+                || host.contains(".svc")
+                || host.starts_with("ipv6-")
                 || host.starts_with("localhost")
                 || METADATA_HOSTS.contains(&host) =>
         {

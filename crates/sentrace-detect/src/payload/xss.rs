@@ -15,7 +15,6 @@ const DANGEROUS_TAGS: &[&str] = &[
     "svg",
     "math",
     "isindex",
-    "xml",
     "xss",
     "import",
     "portal",
