@@ -19,6 +19,7 @@ pub mod detector;
 pub mod finding;
 pub mod normalize;
 pub mod payload;
+pub mod response;
 pub mod rules;
 pub mod snippet;
 pub mod span;
