@@ -76,10 +76,14 @@ fn structural(v: &str) -> bool {
         .any(|b| !(b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80))
 }
 
+#[cfg(test)]
 fn sql_changed(statement: &str, input: &str) -> bool {
-    let stmt = statement.to_lowercase();
-    let inp = input.to_lowercase();
-    if !structural(&inp) || !stmt.contains(&inp) {
+    sql_changed_lower(&statement.to_lowercase(), &input.to_lowercase())
+}
+
+/// [`sql_changed`] on lower-cased text.
+fn sql_changed_lower(stmt: &str, inp: &str) -> bool {
+    if !structural(inp) || !stmt.contains(inp) {
         return false;
     }
     let placeholder = if inp.trim().parse::<f64>().is_ok() {
@@ -87,8 +91,8 @@ fn sql_changed(statement: &str, input: &str) -> bool {
     } else {
         "x"
     };
-    let replaced = stmt.replacen(&inp, placeholder, 1);
-    sqli::shape(&stmt) != sqli::shape(&replaced)
+    let replaced = stmt.replacen(inp, placeholder, 1);
+    sqli::shape(stmt) != sqli::shape(&replaced)
 }
 
 fn url_host(url: &str) -> Option<String> {
@@ -111,7 +115,7 @@ pub fn correlate<'a>(trace: &[SpanRef<'a>]) -> Vec<Confirmed<'a>> {
         let entry = trace[e];
         let inputs: Vec<(String, String)> = extract::inputs(entry.attrs())
             .into_iter()
-            .map(|i| (i.attribute, normalize::decode(&i.raw)))
+            .map(|i| (i.attribute, normalize::decode(&i.raw).to_lowercase()))
             .filter(|(_, v)| v.chars().count() >= MIN_INPUT_CHARS)
             .collect();
         if inputs.is_empty() {
@@ -133,7 +137,8 @@ pub fn correlate<'a>(trace: &[SpanRef<'a>]) -> Vec<Confirmed<'a>> {
                 });
             };
             if let Some((k, stmt)) = sink_text(child, &["db.query.text", "db.statement"])
-                && let Some((a, v)) = inputs.iter().find(|(_, v)| sql_changed(&stmt, v))
+                .map(|(k, s)| (k, s.to_lowercase()))
+                && let Some((a, v)) = inputs.iter().find(|(_, v)| sql_changed_lower(&stmt, v))
             {
                 found(
                     "sql_structure",
@@ -168,6 +173,7 @@ pub fn correlate<'a>(trace: &[SpanRef<'a>]) -> Vec<Confirmed<'a>> {
                 }
             }
             if let Some((k, path)) = sink_text(child, &["file.path", "file.name", "file.directory"])
+                .map(|(k, p)| (k, p.to_lowercase()))
             {
                 let hit = inputs.iter().find(|(_, v)| {
                     (v.contains("..")

@@ -207,7 +207,12 @@ impl Detector {
             }
         }
         // Trace-correlated detectors.
-        for spans in by_trace.values() {
+        let correlated = c
+            .ruleset
+            .rules
+            .iter()
+            .any(|r| r.kind == RuleKind::Correlated);
+        for spans in by_trace.values().filter(|_| correlated) {
             for conf in correlate::correlate(spans) {
                 let Some(rule) = c.rule_for(conf.matcher) else {
                     continue;

@@ -408,7 +408,7 @@ impl Rule {
                             p.len()
                         )));
                     }
-                    if let Err(e) = regex::Regex::new(p) {
+                    if let Err(e) = regex::bytes::RegexBuilder::new(p).unicode(false).build() {
                         return Err(invalid(format!("pattern {p:?} does not compile: {e}")));
                     }
                 }

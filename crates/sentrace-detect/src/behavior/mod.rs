@@ -77,6 +77,17 @@ struct Series {
     history: VecDeque<(f64, f64, f64)>,
 }
 
+/// Recent response sizes of one endpoint, with a cached median and MAD.
+#[derive(Debug, Default)]
+struct Sizes {
+    ring: VecDeque<u64>,
+    stats: Option<(f64, f64)>,
+    since_stats: u32,
+}
+
+/// New samples after which the cached median and MAD are recomputed.
+const STATS_REFRESH: u32 = 16;
+
 #[derive(Debug)]
 struct TenantState {
     first_seen: u64,
@@ -86,7 +97,7 @@ struct TenantState {
     auth_by_user: Bounded<String, VecDeque<u64>>,
     denied_ids: Bounded<String, VecDeque<(u64, String)>>,
     admin_denials: Bounded<String, VecDeque<u64>>,
-    sizes: Bounded<(String, String), VecDeque<u64>>,
+    sizes: Bounded<(String, String), Sizes>,
     series: Bounded<String, Series>,
     fired: Bounded<(&'static str, String), u64>,
 }
@@ -510,11 +521,15 @@ impl Baselines {
                 .or_else(|| s.int("http.response.header.content-length"))
                 .and_then(|v| u64::try_from(v).ok());
             if let Some(size) = size {
-                let ring = st
+                let sz = st
                     .sizes
-                    .entry((s.service.to_string(), route.clone()), VecDeque::new);
-                if warm && ring.len() >= MIN_SIZE_SAMPLES {
-                    let (m, mad) = median_mad(ring.iter().map(|v| *v as f64));
+                    .entry((s.service.to_string(), route.clone()), Sizes::default);
+                if sz.stats.is_none() || sz.since_stats >= STATS_REFRESH {
+                    sz.stats = (sz.ring.len() >= MIN_SIZE_SAMPLES)
+                        .then(|| median_mad(sz.ring.iter().map(|v| *v as f64)));
+                    sz.since_stats = 0;
+                }
+                if warm && let Some((m, mad)) = sz.stats {
                     let x = size as f64;
                     if x > m + cfg.exfil_mad_k * 1.4826 * mad.max(1.0)
                         && x >= cfg.exfil_min_ratio * m
@@ -534,9 +549,10 @@ impl Baselines {
                         );
                     }
                 }
-                ring.push_back(size);
-                if ring.len() > SIZE_SAMPLES {
-                    ring.pop_front();
+                sz.ring.push_back(size);
+                sz.since_stats = sz.since_stats.saturating_add(1);
+                if sz.ring.len() > SIZE_SAMPLES {
+                    sz.ring.pop_front();
                 }
             }
             // Per-service series.

@@ -5,7 +5,7 @@ pub mod sqli;
 pub mod ssrf;
 pub mod xss;
 
-use regex::RegexSet;
+use regex::bytes::RegexSet;
 
 use crate::rules::{Rule, RuleKind, View};
 use extract::Part;
@@ -63,35 +63,20 @@ pub struct PayloadEngine {
     builtins: Vec<(usize, Builtin)>,
 }
 
-/// Java gadget and class names looked for inside base64-looking tokens.
-const JAVA_GADGETS: &[&str] = &[
-    "processbuilder",
-    "runtime",
-    "invokertransformer",
-    "instantiatetransformer",
-    "chainedtransformer",
-    "constanttransformer",
-    "clonetransformer",
-    "forclosure",
-    "whileclosure",
-    "templatesimpl",
-    "annotationinvocationhandler",
-    "java.lang",
-    "javax.management",
-    "com.sun.org",
-    "org.apache.commons",
-    "ysoserial",
-    "rmi://",
-    "ldap://",
-    "jndi:",
-    "clonefactory",
-    "prototypeclonefactory",
-    "instantiatefactory",
-    "instantiatetransformer",
-    "java.util",
-    "hashmap",
-    "badattributevalueexpexception",
-];
+/// Java gadget and class names looked for inside base64-looking tokens (one
+/// case-insensitive alternation: a single pass over the decoded bytes).
+static JAVA_GADGETS: std::sync::LazyLock<Option<regex::bytes::Regex>> = std::sync::LazyLock::new(
+    || {
+        regex::bytes::Regex::new(
+        "(?i-u)processbuilder|runtime|invokertransformer|instantiatetransformer|chainedtransformer|\
+         constanttransformer|clonetransformer|forclosure|whileclosure|templatesimpl|\
+         annotationinvocationhandler|java\\.lang|javax\\.management|com\\.sun\\.org|org\\.apache\\.commons|\
+         ysoserial|rmi://|ldap://|jndi:|clonefactory|instantiatefactory|java\\.util|hashmap|\
+         badattributevalueexpexception",
+    )
+    .ok()
+    },
+);
 
 const MONGO_OPERATORS: &[&str] = &[
     "$ne",
@@ -175,19 +160,19 @@ fn b64_decode_lossy(s: &[u8]) -> Vec<u8> {
 /// Decodes base64-looking runs (case-sensitive raw input) at every alignment and looks for
 /// Java gadget names, as a serialized-object or expression-language payload would carry.
 fn java_base64(raw: &str) -> Option<&'static str> {
+    let gadgets = JAVA_GADGETS.as_ref()?;
     for tok in raw.split(|c: char| base64_val(c as u8).is_none() || !c.is_ascii()) {
         if tok.len() < 8 || tok.len() > 4096 {
             continue;
         }
         // A fragment cut out of a longer base64 text starts at any 6-bit boundary:
         // re-align it by prepending 0 to 3 filler symbols.
-        for pad in ["", "A", "AA", "AAA"] {
-            let mut part = Vec::with_capacity(pad.len() + tok.len());
-            part.extend_from_slice(pad.as_bytes());
+        let mut part = Vec::with_capacity(tok.len() + 3);
+        for pad in 0..4 {
+            part.clear();
+            part.resize(pad, b'A');
             part.extend_from_slice(tok.as_bytes());
-            let dec = b64_decode_lossy(&part).to_ascii_lowercase();
-            let text = String::from_utf8_lossy(&dec);
-            if JAVA_GADGETS.iter().any(|g| text.contains(g)) {
+            if gadgets.is_match(&b64_decode_lossy(&part)) {
                 return Some("base64 java gadget");
             }
         }
@@ -244,7 +229,8 @@ impl PayloadEngine {
             }
         }
         let build = |p: Vec<&str>| {
-            regex::RegexSetBuilder::new(p)
+            regex::bytes::RegexSetBuilder::new(p)
+                .unicode(false)
                 .size_limit(64 << 20)
                 .dfa_size_limit(32 << 20)
                 .build()
@@ -286,7 +272,7 @@ impl PayloadEngine {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80)
             && !norm.contains("__");
         if !plain {
-            for idx in self.set.matches(norm).iter() {
+            for idx in self.set.matches(norm.as_bytes()).iter() {
                 if let Some(r) = self.pattern_rule.get(idx) {
                     add(*r, "pattern");
                 }
@@ -294,7 +280,7 @@ impl PayloadEngine {
             let shell = crate::normalize::shell_view(norm);
             for idx in self
                 .shell_set
-                .matches(shell.as_deref().unwrap_or(norm))
+                .matches(shell.as_deref().unwrap_or(norm).as_bytes())
                 .iter()
             {
                 if let Some(r) = self.shell_rule.get(idx) {
@@ -317,7 +303,9 @@ impl PayloadEngine {
                     Some(ssrf::Target::PublicIp) => Some("URL with an IP-literal host"),
                     _ => None,
                 },
-                Builtin::JavaBase64 => java_base64(raw),
+                // Serialized-object base64 has no spaces; text around it is split out
+                // by the extractor (cookies, parameters, XML text nodes).
+                Builtin::JavaBase64 if !raw.contains(' ') => java_base64(raw),
                 Builtin::NosqlOperator if norm.contains('$') => nosql(norm),
                 _ => None,
             };

@@ -58,11 +58,11 @@ pub enum Tok {
 
 /// One token with its lower-cased text (words only; empty for others).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Token {
+pub struct Token<'a> {
     /// Class.
     pub tok: Tok,
-    /// Lower-cased word text for `Word`, `Func`, `Kw`, `Stmt`, `Clause`; empty otherwise.
-    pub text: String,
+    /// The token's text (a slice of the input; empty for punctuation).
+    pub text: &'a str,
 }
 
 fn classify_word(w: &str) -> Tok {
@@ -89,18 +89,15 @@ fn classify_word(w: &str) -> Tok {
 
 /// Tokenizes `s` (already normalized, lower-case). `quote` starts the input inside a
 /// string opened by that quote character.
-pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token> {
+pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token<'_>> {
     let b = s.as_bytes();
     let mut out: Vec<Token> = Vec::new();
     let mut i = 0;
-    let push = |out: &mut Vec<Token>, tok: Tok, text: &str| {
+    fn push<'a>(out: &mut Vec<Token<'a>>, tok: Tok, text: &'a str) {
         if out.len() < MAX_TOKENS {
-            out.push(Token {
-                tok,
-                text: text.to_string(),
-            });
+            out.push(Token { tok, text });
         }
-    };
+    }
     if let Some(q) = quote {
         match b.iter().position(|c| *c == q) {
             Some(p) => {
@@ -400,12 +397,12 @@ fn is_operand(t: Tok) -> bool {
 }
 
 /// Whether a token is a comparison operator (`=`, `<>`, `LIKE`, `IN`, ...).
-fn is_cmp(t: Option<&Token>) -> bool {
+fn is_cmp(t: Option<&Token<'_>>) -> bool {
     t.is_some_and(|x| {
         x.tok == Tok::Op
             && (x.text.starts_with(['=', '<', '>', '!'])
                 || matches!(
-                    x.text.as_str(),
+                    x.text,
                     "like"
                         | "rlike"
                         | "regexp"
@@ -433,12 +430,12 @@ fn is_value(t: Tok) -> bool {
     )
 }
 
-fn word(t: &[Token], i: usize) -> &str {
-    t.get(i).map_or("", |x| x.text.as_str())
+fn word<'a>(t: &[Token<'a>], i: usize) -> &'a str {
+    t.get(i).map_or("", |x| x.text)
 }
 
 /// Whether `t` (starting at a statement keyword) continues the way that statement does.
-fn stacked_statement(t: &[Token]) -> bool {
+fn stacked_statement(t: &[Token<'_>]) -> bool {
     let next = t.get(1).map(|x| x.tok);
     match word(t, 0) {
         "update" => next == Some(Tok::Word) && word(t, 2) == "set",
@@ -477,7 +474,7 @@ fn stacked_statement(t: &[Token]) -> bool {
 }
 
 /// Why a token stream looks like an injection, if it does.
-pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
+pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
     let at = |i: usize| t.get(i).map(|x| x.tok);
     for (i, tk) in t.iter().enumerate() {
@@ -506,16 +503,14 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
                 let stmt_ok = match at(i + 1) {
                     Some(Tok::Select) => true,
                     Some(Tok::Stmt) => stacked_statement(&t[i + 1..]),
-                    Some(Tok::Func) => t
-                        .get(i + 1)
-                        .is_some_and(|x| ATTACK_FUNCS.contains(&x.text.as_str())),
+                    Some(Tok::Func) => t.get(i + 1).is_some_and(|x| ATTACK_FUNCS.contains(&x.text)),
                     _ => false,
                 };
                 if stmt_ok {
                     return Some("stacked statement");
                 }
             }
-            Tok::Func if ATTACK_FUNCS.contains(&tk.text.as_str()) => {
+            Tok::Func if ATTACK_FUNCS.contains(&tk.text) => {
                 // A call with SQL-looking arguments: `sleep(5)`, `char(65,66)`, `if(1=1,...)`.
                 let args = &t[i + 1..n.min(i + 8)];
                 let sqlish = args.iter().skip(1).take(4).any(|a| {
@@ -525,7 +520,7 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
                     )
                 });
                 let strong = matches!(
-                    tk.text.as_str(),
+                    tk.text,
                     "sleep"
                         | "pg_sleep"
                         | "benchmark"
@@ -566,7 +561,7 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
                 }
             }
             Tok::Word | Tok::Var | Tok::Kw
-                if ATTACK_WORDS.contains(&tk.text.as_str()) || tk.text.starts_with("@@") =>
+                if ATTACK_WORDS.contains(&tk.text) || tk.text.starts_with("@@") =>
             {
                 return Some("database catalog access");
             }
@@ -617,8 +612,7 @@ pub fn check_tokens(t: &[Token], quoted: bool) -> Option<&'static str> {
             Tok::Select
                 if i == 0
                     && ((at(1) == Some(Tok::Func)
-                        && t.get(1)
-                            .is_some_and(|x| ATTACK_FUNCS.contains(&x.text.as_str())))
+                        && t.get(1).is_some_and(|x| ATTACK_FUNCS.contains(&x.text)))
                         || (at(1) == Some(Tok::Num) && at(2) == Some(Tok::Comma))) =>
             {
                 return Some("select of a function");
