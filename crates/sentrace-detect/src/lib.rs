@@ -10,12 +10,14 @@
 //! - [`DetectStage`]: the [`sentrace_core::Stage`] that runs the detector before
 //!   minimization and hands findings to a [`FindingSink`].
 //! - [`Finding::to_ocsf`] (OCSF 1.3 Detection Finding, class 2004) and [`Finding::to_cef`].
-//! - [`response::ResponsePolicy`]: findings to response actions, as data.
+//! - [`response::ResponsePolicy`]: findings to response actions, as data;
+//!   [`enforce::ActiveResponses`] applies them to incoming batches (quarantine aside).
 #![forbid(unsafe_code)]
 
 pub mod behavior;
 pub mod correlate;
 pub mod detector;
+pub mod enforce;
 pub mod finding;
 pub mod normalize;
 pub mod payload;

@@ -106,3 +106,87 @@ fn policy_validation_errors_name_the_rule() {
     assert!(e.starts_with("p.toml:4"), "{e}");
     assert!(ResponsePolicy::default_policy().is_ok());
 }
+
+#[test]
+fn quarantined_source_is_set_aside_end_to_end() {
+    use sentrace_core::{Batch, BatchContext, Identity, Role, Stage};
+    use sentrace_detect::enforce::ActiveResponses;
+    use sentrace_detect::{DetectStage, MemorySink};
+    use std::sync::Arc;
+
+    // 1. An attack arrives from agent-1; the stage reports it.
+    let detector = Arc::new(Detector::with_default_rules().unwrap());
+    let sink = Arc::new(MemorySink::default());
+    let stage = DetectStage::new(detector, sink.clone());
+    let identity = Identity {
+        tenant: TenantId::new("acme").unwrap(),
+        principal: "agent-1".into(),
+        role: Role::Ingest,
+    };
+    let attack = vec![batch(
+        "shop",
+        vec![server(
+            3,
+            1,
+            vec![
+                kv("url.query", "id=1%27%20or%20%271%27%3D%271"),
+                kv("client.address", "203.0.113.5"),
+            ],
+        )],
+    )];
+    let mut b = Batch {
+        context: BatchContext::new(identity, 1_000),
+        resource_spans: attack,
+    };
+    stage.process(&mut b).unwrap();
+    let findings = sink.take();
+    // 2. The policy decides; the actions are put in force.
+    let p = ResponsePolicy::from_toml("p.toml", POLICY).unwrap();
+    let mut active = ActiveResponses::new();
+    active.apply(&p.evaluate_all(&findings, 1_000));
+    // 3. The next batch from the same principal is set aside, not dropped; another source's is not.
+    let mut next = vec![batch(
+        "shop",
+        vec![
+            server(4, 2, vec![kv("url.path", "/")]),
+            server(5, 3, vec![kv("url.path", "/x")]),
+        ],
+    )];
+    let e = active.enforce(&mut next, "agent-1", 2_000);
+    assert_eq!(e.quarantined_spans, 2);
+    assert_eq!(next[0].scope_spans[0].spans.len(), 0);
+    assert_eq!(e.quarantined[0].scope_spans[0].spans.len(), 2);
+    let mut other = vec![batch("shop", vec![server(6, 4, vec![kv("url.path", "/")])])];
+    let e = active.enforce(&mut other, "agent-2", 2_000);
+    assert_eq!(e.quarantined_spans, 0);
+    assert_eq!(other[0].scope_spans[0].spans.len(), 1);
+    // The attacker's address is throttled wherever it shows up.
+    let mut from_attacker = vec![batch(
+        "shop",
+        vec![server(7, 5, vec![kv("client.address", "203.0.113.5")])],
+    )];
+    assert_eq!(
+        active
+            .enforce(&mut from_attacker, "agent-2", 2_000)
+            .throttle_per_sec,
+        Some(5)
+    );
+    // 4. Expiry and undo.
+    let mut later = vec![batch("shop", vec![server(8, 6, vec![])])];
+    assert_eq!(
+        active
+            .enforce(&mut later, "agent-1", 1_000 + 3_601 * 1_000_000_000)
+            .quarantined_spans,
+        0
+    );
+    active.lift(&sentrace_detect::response::Target::Principal(
+        "agent-1".into(),
+    ));
+    let mut again = vec![batch("shop", vec![server(9, 7, vec![])])];
+    assert_eq!(
+        active
+            .enforce(&mut again, "agent-1", 2_000)
+            .quarantined_spans,
+        0
+    );
+}
