@@ -267,10 +267,7 @@ impl PayloadEngine {
         };
         // Ordinary words and numbers carry no attack; base64 runs are checked below.
         // A single word or number carries no attack; base64 runs are checked below.
-        let plain = norm
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80)
-            && !norm.contains("__");
+        let plain = norm.bytes().all(|b| b.is_ascii_alphanumeric() || b >= 0x80);
         if !plain {
             for idx in self.set.matches(norm.as_bytes()).iter() {
                 if let Some(r) = self.pattern_rule.get(idx) {

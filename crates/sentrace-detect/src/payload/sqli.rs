@@ -141,7 +141,9 @@ pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token<'_>> {
                     .iter()
                     .position(|x| *x == b'`')
                     .map_or(b.len(), |p| i + 2 + p);
-                push(&mut out, Tok::Word, "`");
+                // The identifier inside the backticks, so catalog names are recognized.
+                let inner = s.get(i + 1..j.saturating_sub(1).max(i + 1)).unwrap_or("");
+                push(&mut out, Tok::Word, inner);
                 i = j;
             }
             b'0'..=b'9' => {
@@ -181,11 +183,11 @@ pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token<'_>> {
                 i = j;
             }
             b'#' => {
-                push(&mut out, Tok::Comment, "");
+                push(&mut out, Tok::Comment, "#");
                 i = b.len();
             }
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                push(&mut out, Tok::Comment, "");
+                push(&mut out, Tok::Comment, "--");
                 i = b.len();
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
@@ -473,6 +475,31 @@ fn stacked_statement(t: &[Token<'_>]) -> bool {
     }
 }
 
+/// Whether a whole input is a SQL statement (`DROP TABLE x`, `DELETE FROM users;--`,
+/// `DECLARE @x`, `EXEC xp_cmdshell ...`): stricter than [`stacked_statement`], since no
+/// separator came before it.
+fn start_statement(t: &[Token<'_>]) -> bool {
+    let at = |i: usize| t.get(i).map(|x| x.tok);
+    let sql_end = |i: usize| {
+        t.get(i)
+            .is_some_and(|x| x.tok == Tok::Semi || (x.tok == Tok::Comment && x.text == "--"))
+    };
+    match word(t, 0) {
+        "drop" | "create" | "alter" | "truncate" | "rename" => {
+            stacked_statement(t) || (at(1) == Some(Tok::Word) && sql_end(2))
+        }
+        "delete" => at(1) == Some(Tok::From) && at(2) == Some(Tok::Word),
+        "insert" | "update" | "declare" | "waitfor" | "shutdown" => stacked_statement(t),
+        "exec" | "execute" => {
+            matches!(at(1), Some(Tok::Var))
+                || word(t, 1) == "immediate"
+                || word(t, 1).starts_with("xp_")
+                || word(t, 1).starts_with("sp_")
+        }
+        _ => false,
+    }
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -671,6 +698,27 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 }
             }
             Tok::Comment if quoted && i == 1 => return Some("comment after string break"),
+            Tok::Stmt if i == 0 && !quoted && start_statement(t) => {
+                return Some("SQL statement as input");
+            }
+            Tok::Str
+                if i == 0
+                    && !quoted
+                    && is_cmp(t.get(1))
+                    && matches!(at(2), Some(Tok::Str | Tok::Num)) =>
+            {
+                return Some("literal comparison");
+            }
+            Tok::Num
+                if i == 0
+                    && t.get(1)
+                        .is_some_and(|x| x.tok == Tok::Logic && x.text != "not")
+                    && t.get(2)
+                        .is_some_and(|x| matches!(x.text, "true" | "false" | "null"))
+                    && n <= 4 =>
+            {
+                return Some("boolean literal after input");
+            }
             Tok::Num
                 if matches!(
                     i.checked_sub(1).and_then(at),
@@ -690,7 +738,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                     return Some("boolean after string break");
                 }
                 if matches!(at(1), Some(Tok::Op | Tok::Logic | Tok::Kw | Tok::Clause))
-                    && at(n - 1) == Some(Tok::Comment)
+                    && matches!(at(n - 1), Some(Tok::Comment | Tok::Semi))
                 {
                     return Some("string break, expression and comment");
                 }
