@@ -303,7 +303,12 @@ pub fn shell_view(norm: &str) -> Option<String> {
         .replace("$*", "")
         .replace("```", " ")
         .replace("``", "")
-        .replace("$()", "");
+        .replace("$()", "")
+        .replace(">()", "")
+        .replace("<()", "")
+        .replace("$!", "")
+        .replace("$_", "")
+        .replace("$?", "");
     let out: String = s
         .chars()
         .filter(|c| !matches!(c, '\'' | '"' | '\\' | '^'))
