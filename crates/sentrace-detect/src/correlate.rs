@@ -103,8 +103,48 @@ fn url_host(url: &str) -> Option<String> {
 
 /// Runs the correlated detectors on the spans of one trace.
 pub fn correlate<'a>(trace: &[SpanRef<'a>]) -> Vec<Confirmed<'a>> {
+    correlate_with(trace, &entry_inputs)
+}
+
+/// Attributes a correlated detector reads on child spans.
+const SINK_KEYS: &[&str] = &[
+    "db.query.text",
+    "db.statement",
+    "url.full",
+    "http.url",
+    "file.path",
+    "file.name",
+    "file.directory",
+    "process.command_line",
+    "process.command",
+    "process.command_args",
+];
+
+/// The decoded, lower-cased inputs of an entry span (at least [`MIN_INPUT_CHARS`] long).
+pub fn entry_inputs(entry: &SpanRef<'_>) -> Vec<(String, String)> {
+    extract::inputs(entry.attrs())
+        .into_iter()
+        .map(|i| (i.attribute, normalize::decode(&i.raw).to_lowercase()))
+        .filter(|(_, v)| v.chars().count() >= MIN_INPUT_CHARS)
+        .collect()
+}
+
+/// [`correlate`] with the entry inputs supplied by the caller (the detector reuses the
+/// payload pass's decoding).
+pub fn correlate_with<'a>(
+    trace: &[SpanRef<'a>],
+    inputs_of: &dyn Fn(&SpanRef<'a>) -> Vec<(String, String)>,
+) -> Vec<Confirmed<'a>> {
     let trace = &trace[..trace.len().min(MAX_SPANS_PER_TRACE)];
     let mut out = Vec::new();
+    let has_sink = trace.iter().any(|s| {
+        s.attrs()
+            .iter()
+            .any(|kv| SINK_KEYS.contains(&kv.key.as_str()))
+    });
+    if !has_sink {
+        return out;
+    }
     let by_id: HashMap<SpanId, usize> = trace
         .iter()
         .enumerate()
@@ -113,11 +153,7 @@ pub fn correlate<'a>(trace: &[SpanRef<'a>]) -> Vec<Confirmed<'a>> {
     let entries: Vec<usize> = (0..trace.len()).filter(|i| trace[*i].is_entry()).collect();
     for &e in &entries {
         let entry = trace[e];
-        let inputs: Vec<(String, String)> = extract::inputs(entry.attrs())
-            .into_iter()
-            .map(|i| (i.attribute, normalize::decode(&i.raw).to_lowercase()))
-            .filter(|(_, v)| v.chars().count() >= MIN_INPUT_CHARS)
-            .collect();
+        let inputs = inputs_of(&entry);
         if inputs.is_empty() {
             continue;
         }

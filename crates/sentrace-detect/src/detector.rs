@@ -156,6 +156,13 @@ impl Detector {
         let mut out = Vec::new();
         let mut by_trace: HashMap<TraceId, Vec<SpanRef<'_>>> = HashMap::new();
         let mut hits: Vec<PayloadHit> = Vec::new();
+        let correlated = c
+            .ruleset
+            .rules
+            .iter()
+            .any(|r| r.kind == RuleKind::Correlated);
+        // Decoded entry inputs, keyed by span address, reused by the correlated pass.
+        let mut decoded_by_span: HashMap<usize, Vec<(String, String)>> = HashMap::new();
         for s in span::spans(resource_spans) {
             if let Some(t) = s.trace_id() {
                 by_trace.entry(t).or_default().push(s);
@@ -165,9 +172,13 @@ impl Detector {
             }
             // Payload detectors: one finding per (span, rule), evidences per input.
             let mut per_rule: Vec<(usize, Vec<Evidence>)> = Vec::new();
+            let mut kept = Vec::new();
             for input in extract::inputs(s.attrs()) {
                 let decoded = normalize::decode(&input.raw);
                 let norm = normalize::fold(&decoded);
+                if correlated && decoded.chars().count() >= correlate::MIN_INPUT_CHARS {
+                    kept.push((input.attribute.clone(), decoded.to_lowercase()));
+                }
                 hits.clear();
                 c.payload.scan(&input.raw, &norm, input.part, &mut hits);
                 for h in &hits {
@@ -184,6 +195,9 @@ impl Detector {
                         None => per_rule.push((h.rule, vec![ev])),
                     }
                 }
+            }
+            if correlated {
+                decoded_by_span.insert(std::ptr::from_ref(s.span) as usize, kept);
             }
             for (ri, evs) in per_rule {
                 let Some(rule) = c.ruleset.rules.get(ri) else {
@@ -207,13 +221,14 @@ impl Detector {
             }
         }
         // Trace-correlated detectors.
-        let correlated = c
-            .ruleset
-            .rules
-            .iter()
-            .any(|r| r.kind == RuleKind::Correlated);
+        let inputs_of = |e: &SpanRef<'_>| {
+            decoded_by_span
+                .get(&(std::ptr::from_ref(e.span) as usize))
+                .cloned()
+                .unwrap_or_else(|| correlate::entry_inputs(e))
+        };
         for spans in by_trace.values().filter(|_| correlated) {
-            for conf in correlate::correlate(spans) {
+            for conf in correlate::correlate_with(spans, &inputs_of) {
                 let Some(rule) = c.rule_for(conf.matcher) else {
                     continue;
                 };
