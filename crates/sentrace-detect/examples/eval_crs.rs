@@ -1,0 +1,449 @@
+//! Payload detection on the OWASP CRS regression corpus and on generated benign traffic.
+//!
+//! `cargo run --release -p sentrace-detect --example eval_crs -- [--benign N] [--seed S]
+//!  [--misses FAMILY] [--fps]`
+//!
+//! Each CRS test (go-ftw YAML) becomes one HTTP server span: method, `url.path`,
+//! `url.query`, `user_agent.original`, `http.request.header.<name>` and
+//! `http.request.body`. Tests with `expect_ids` in an attack family are attacks; tests with
+//! `no_expect_ids` are near-miss negatives (reported, not used for the FPR). The FPR comes
+//! from N seeded benign spans. For each family the report gives the TPR at the lowest
+//! confidence threshold whose benign FPR is at most 0.1% and 1%, and libinjection
+//! (`libinjectionrs`) on SQLi and XSS on the same decoded inputs.
+
+#[path = "support/benign.rs"]
+mod benign;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sentrace_core::TenantId;
+use sentrace_core::proto::common::v1::{AnyValue, KeyValue, any_value::Value};
+use sentrace_core::proto::resource::v1::Resource;
+use sentrace_core::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, span::SpanKind};
+use sentrace_detect::payload::extract;
+use sentrace_detect::{Detector, Family, RuleKind, normalize};
+
+type Attrs = Vec<(String, String)>;
+/// A case, its per-family scores, and libinjection's (SQLi, XSS) verdicts.
+type Scored<'a> = (&'a Case, BTreeMap<Family, u8>, (bool, bool));
+
+struct Case {
+    family: Family,
+    positive: bool,
+    id: String,
+    attrs: Attrs,
+}
+
+fn corpus_dir() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var("SENTRACE_CORPORA").ok().map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")),
+        Some(PathBuf::from("/work/shared/corpora")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|p| p.join("crs-regression"))
+        .find(|p| p.is_dir())
+}
+
+/// CRS rule id to our family; `None` for rule groups outside the attack families.
+fn family_of(rule: u64) -> Option<Family> {
+    Some(match rule / 1000 {
+        930 => Family::PathTraversal,
+        931 => Family::Ssrf,
+        932 => Family::Cmdi,
+        933 => Family::CodeInjection,
+        941 => Family::Xss,
+        942 => Family::Sqli,
+        944 => Family::Jndi,
+        934 => match rule {
+            934110 | 934120 | 934190 => Family::Ssrf,
+            934180 | 934200 => Family::Ssti,
+            // ORM lookup-operator injection (Django `__startswith`, ...): query injection.
+            934210 | 934220 => Family::Nosql,
+            _ => Family::CodeInjection,
+        },
+        _ => return None,
+    })
+}
+
+fn yaml_str(v: &serde_norway::Value) -> Option<String> {
+    match v {
+        serde_norway::Value::String(s) => Some(s.clone()),
+        serde_norway::Value::Number(n) => Some(n.to_string()),
+        serde_norway::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn load_cases(dir: &Path) -> Vec<Case> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .flat_map(|d| {
+            std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+        })
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        let Ok(doc) = serde_norway::from_str::<serde_norway::Value>(&text) else {
+            continue;
+        };
+        let Some(rule) = doc.get("rule_id").and_then(|v| v.as_u64()) else {
+            continue;
+        };
+        let Some(family) = family_of(rule) else {
+            continue;
+        };
+        let Some(tests) = doc.get("tests").and_then(|t| t.as_sequence()) else {
+            continue;
+        };
+        for t in tests {
+            let tid = t.get("test_id").and_then(yaml_str).unwrap_or_default();
+            let Some(stages) = t.get("stages").and_then(|s| s.as_sequence()) else {
+                continue;
+            };
+            for st in stages {
+                let (Some(input), Some(log)) =
+                    (st.get("input"), st.get("output").and_then(|o| o.get("log")))
+                else {
+                    continue;
+                };
+                let nonempty = |k: &str| {
+                    log.get(k)
+                        .and_then(|v| v.as_sequence())
+                        .is_some_and(|s| !s.is_empty())
+                };
+                let positive = nonempty("expect_ids");
+                if !positive && !nonempty("no_expect_ids") {
+                    continue;
+                }
+                if input.get("encoded_request").is_some() {
+                    continue;
+                }
+                let mut attrs: Attrs = Vec::new();
+                let method = input
+                    .get("method")
+                    .and_then(yaml_str)
+                    .unwrap_or_else(|| "GET".into());
+                attrs.push(("http.request.method".into(), method));
+                let uri = input
+                    .get("uri")
+                    .and_then(yaml_str)
+                    .unwrap_or_else(|| "/".into());
+                let (path, query) = uri.split_once('?').unwrap_or((&uri, ""));
+                attrs.push(("url.path".into(), path.to_string()));
+                if !query.is_empty() {
+                    attrs.push(("url.query".into(), query.to_string()));
+                }
+                if let Some(h) = input.get("headers").and_then(|h| h.as_mapping()) {
+                    for (k, v) in h {
+                        let (Some(k), Some(v)) = (yaml_str(k), yaml_str(v)) else {
+                            continue;
+                        };
+                        let k = k.to_ascii_lowercase();
+                        if k == "user-agent" {
+                            attrs.push(("user_agent.original".into(), v));
+                        } else {
+                            attrs.push((format!("http.request.header.{k}"), v));
+                        }
+                    }
+                }
+                if let Some(d) = input.get("data").and_then(yaml_str) {
+                    attrs.push(("http.request.body".into(), d));
+                }
+                out.push(Case {
+                    family,
+                    positive,
+                    id: format!("{rule}-{tid}"),
+                    attrs,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn to_span(attrs: &Attrs, n: u64) -> Vec<ResourceSpans> {
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    };
+    let mut trace = [0u8; 16];
+    trace[..8].copy_from_slice(&(n + 1).to_be_bytes());
+    vec![ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![kv("service.name", "web")],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans: vec![Span {
+                trace_id: trace.to_vec(),
+                span_id: (n + 1).to_be_bytes().to_vec(),
+                kind: SpanKind::Server as i32,
+                start_time_unix_nano: 1_700_000_000_000_000_000,
+                attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }]
+}
+
+/// Highest payload-finding confidence per family for one span (0 = no finding).
+fn score(d: &Detector, t: &TenantId, attrs: &Attrs, n: u64) -> BTreeMap<Family, u8> {
+    let mut m = BTreeMap::new();
+    for f in d.inspect(t, &to_span(attrs, n), 1) {
+        if f.kind == RuleKind::Payload {
+            let e = m.entry(f.family).or_insert(0);
+            *e = (*e).max(f.confidence);
+        }
+    }
+    m
+}
+
+fn libinjection(attrs: &Attrs) -> (bool, bool) {
+    let kvs: Vec<KeyValue> = attrs
+        .iter()
+        .map(|(k, v)| KeyValue {
+            key: k.clone(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(v.clone())),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let mut sqli = false;
+    let mut xss = false;
+    for i in extract::inputs(&kvs) {
+        let v = normalize::decode(&i.raw);
+        sqli |= libinjectionrs::detect_sqli(v.as_bytes()).is_injection();
+        xss |= libinjectionrs::detect_xss(v.as_bytes()).is_injection();
+    }
+    (sqli, xss)
+}
+
+fn pct(a: usize, b: usize) -> String {
+    if b == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}%", 100.0 * a as f64 / b as f64)
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let n_benign: usize = arg("--benign")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let seed: u64 = arg("--seed").and_then(|v| v.parse().ok()).unwrap_or(7);
+    let show_misses = arg("--misses");
+    let show_fps = args.iter().any(|a| a == "--fps");
+    if let Some(v) = arg("--explain") {
+        let d = Detector::with_default_rules().expect("default rules");
+        let t = TenantId::new("eval").expect("tenant");
+        println!("normalized: {:?}", normalize::normalize(&v));
+        for (r, why) in d.scan_value(&t, &v) {
+            println!("{} ({}): {why}", r.id, r.family);
+        }
+        return;
+    }
+    let Some(dir) = corpus_dir() else {
+        println!("crs-regression corpus not found (set SENTRACE_CORPORA); skipping");
+        return;
+    };
+    let d = Detector::with_default_rules().expect("default rules");
+    let t = TenantId::new("eval").expect("tenant");
+    let cases = load_cases(&dir);
+
+    // Benign traffic.
+    let mut generator = benign::Benign::new(seed);
+    let mut benign_scores = Vec::with_capacity(n_benign);
+    let (mut li_sqli_fp, mut li_xss_fp) = (0, 0);
+    let start = std::time::Instant::now();
+    for i in 0..n_benign {
+        let attrs = generator.request();
+        let s = score(&d, &t, &attrs, i as u64);
+        if show_fps && !s.is_empty() {
+            println!("FP {s:?} {attrs:?}");
+        }
+        let (a, b) = libinjection(&attrs);
+        li_sqli_fp += usize::from(a);
+        li_xss_fp += usize::from(b);
+        benign_scores.push(s);
+    }
+    let benign_secs = start.elapsed().as_secs_f64();
+
+    let scored: Vec<Scored<'_>> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c, score(&d, &t, &c.attrs, i as u64), libinjection(&c.attrs)))
+        .collect();
+
+    let families: Vec<Family> = {
+        let mut f: Vec<Family> = cases.iter().map(|c| c.family).collect();
+        f.sort();
+        f.dedup();
+        f
+    };
+    let thresholds: Vec<u8> = (0..=101).collect();
+    // Lowest threshold (>=1) whose benign FPR for `fam` (None = any family) is <= limit.
+    let pick = |fam: Option<Family>, limit: f64| -> u8 {
+        for &th in &thresholds[1..] {
+            let fp = benign_scores
+                .iter()
+                .filter(|s| match fam {
+                    Some(f) => s.get(&f).is_some_and(|c| *c >= th),
+                    None => s.values().any(|c| *c >= th),
+                })
+                .count();
+            if (fp as f64) <= limit * n_benign as f64 {
+                return th;
+            }
+        }
+        101
+    };
+    println!(
+        "# Payload detection: CRS regression ({} cases) + {} benign spans (seed {seed})\n",
+        cases.len(),
+        n_benign
+    );
+    println!(
+        "benign scan: {:.0} spans/s (with libinjection alongside)\n",
+        n_benign as f64 / benign_secs
+    );
+    println!(
+        "| family | attacks | TPR @FPR<=0.1% (thr) | TPR @FPR<=1% (thr) | benign FPR @0.1% thr | near-miss flagged | libinjection TPR | libinjection benign FPR |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let (mut all_pos, mut all_hit01, mut all_hit1) = (0, 0, 0);
+    for fam in &families {
+        let pos: Vec<_> = scored
+            .iter()
+            .filter(|(c, _, _)| c.positive && c.family == *fam)
+            .collect();
+        let neg: Vec<_> = scored
+            .iter()
+            .filter(|(c, _, _)| !c.positive && c.family == *fam)
+            .collect();
+        let t01 = pick(Some(*fam), 0.001);
+        let t1 = pick(Some(*fam), 0.01);
+        let hit = |th: u8| {
+            pos.iter()
+                .filter(|(_, s, _)| s.get(fam).is_some_and(|c| *c >= th))
+                .count()
+        };
+        let fp01 = benign_scores
+            .iter()
+            .filter(|s| s.get(fam).is_some_and(|c| *c >= t01))
+            .count();
+        let nm = neg
+            .iter()
+            .filter(|(_, s, _)| s.get(fam).is_some_and(|c| *c >= t01))
+            .count();
+        let (li_tpr, li_fpr) = match fam {
+            Family::Sqli => (
+                pct(pos.iter().filter(|(_, _, l)| l.0).count(), pos.len()),
+                pct(li_sqli_fp, n_benign),
+            ),
+            Family::Xss => (
+                pct(pos.iter().filter(|(_, _, l)| l.1).count(), pos.len()),
+                pct(li_xss_fp, n_benign),
+            ),
+            _ => ("-".into(), "-".into()),
+        };
+        println!(
+            "| {fam} | {} | {} ({t01}) | {} ({t1}) | {} | {} of {} | {li_tpr} | {li_fpr} |",
+            pos.len(),
+            pct(hit(t01), pos.len()),
+            pct(hit(t1), pos.len()),
+            pct(fp01, n_benign),
+            nm,
+            neg.len()
+        );
+        all_pos += pos.len();
+        all_hit01 += hit(t01);
+        all_hit1 += hit(t1);
+        if show_misses.as_deref() == Some(fam.as_str()) {
+            for (c, s, _) in &pos {
+                if s.get(fam).is_none_or(|c| *c < t01) {
+                    let kvs: Vec<KeyValue> = c
+                        .attrs
+                        .iter()
+                        .map(|(k, v)| KeyValue {
+                            key: k.clone(),
+                            value: Some(AnyValue {
+                                value: Some(Value::StringValue(v.clone())),
+                            }),
+                            ..Default::default()
+                        })
+                        .collect();
+                    let vals: Vec<String> = extract::inputs(&kvs)
+                        .into_iter()
+                        .map(|i| normalize::decode(&i.raw))
+                        .filter(|v| {
+                            !matches!(
+                                v.as_str(),
+                                "/post"
+                                    | "/get"
+                                    | "OWASP CRS test agent"
+                                    | "localhost"
+                                    | "application/x-www-form-urlencoded"
+                            )
+                        })
+                        .collect();
+                    println!("MISS {} {:?} {:?}", c.id, s, vals);
+                }
+            }
+        }
+    }
+    println!(
+        "| **all (same family)** | {all_pos} | {} | {} | | | | |",
+        pct(all_hit01, all_pos),
+        pct(all_hit1, all_pos)
+    );
+    let any01 = pick(None, 0.001);
+    let any1 = pick(None, 0.01);
+    let pos_all: Vec<_> = scored.iter().filter(|(c, _, _)| c.positive).collect();
+    let hit_any = |th: u8| {
+        pos_all
+            .iter()
+            .filter(|(_, s, _)| s.values().any(|c| *c >= th))
+            .count()
+    };
+    let fp_any = benign_scores
+        .iter()
+        .filter(|s| s.values().any(|c| *c >= any01))
+        .count();
+    println!(
+        "| **all (any family)** | {} | {} ({any01}) | {} ({any1}) | {} | | | |",
+        pos_all.len(),
+        pct(hit_any(any01), pos_all.len()),
+        pct(hit_any(any1), pos_all.len()),
+        pct(fp_any, n_benign)
+    );
+}

@@ -1,0 +1,275 @@
+//! The detector: compiled rules per tenant, run over a decoded batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sentrace_core::proto::trace::v1::ResourceSpans;
+use sentrace_core::{TenantId, TraceId};
+
+use crate::correlate;
+use crate::finding::{Evidence, Finding, Subject};
+use crate::normalize;
+use crate::payload::{PayloadEngine, PayloadHit, extract};
+use crate::rules::{Rule, RuleKind, RulesError, Ruleset, RulesetOverride};
+use crate::snippet;
+use crate::span::{self, SpanRef};
+
+/// Most evidences kept in one finding.
+pub const MAX_EVIDENCES: usize = 4;
+
+/// One tenant's compiled rules.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub(crate) ruleset: Ruleset,
+    payload: PayloadEngine,
+    by_matcher: HashMap<String, usize>,
+}
+
+impl Compiled {
+    fn new(file: &str, ruleset: Ruleset) -> Result<Self, RulesError> {
+        let payload = PayloadEngine::new(&ruleset.rules).map_err(|e| RulesError::Invalid {
+            file: file.to_string(),
+            rule: "-".into(),
+            reason: format!("patterns do not compile together: {e}"),
+        })?;
+        let by_matcher = ruleset
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind != RuleKind::Payload)
+            .filter_map(|(i, r)| r.matcher.clone().map(|m| (m, i)))
+            .collect();
+        Ok(Self {
+            ruleset,
+            payload,
+            by_matcher,
+        })
+    }
+
+    pub(crate) fn rule_for(&self, matcher: &str) -> Option<&Rule> {
+        self.by_matcher
+            .get(matcher)
+            .and_then(|i| self.ruleset.rules.get(*i))
+    }
+}
+
+/// What a detector knows about one finding besides its rule.
+#[derive(Debug)]
+pub(crate) struct Draft<'a> {
+    pub(crate) time_unix_nanos: u64,
+    pub(crate) service: &'a str,
+    pub(crate) subject: Subject,
+    pub(crate) evidences: Vec<Evidence>,
+    pub(crate) message: String,
+}
+
+/// Builds a finding from a rule and a draft; fills `uid`.
+pub(crate) fn make_finding(tenant: &TenantId, rule: &Rule, version: &str, d: Draft<'_>) -> Finding {
+    let mut f = Finding {
+        uid: String::new(),
+        tenant: tenant.clone(),
+        rule_id: rule.id.clone(),
+        title: rule.name.clone(),
+        family: rule.family,
+        kind: rule.kind,
+        severity: rule.severity,
+        confidence: rule.confidence,
+        technique: rule.technique.clone(),
+        ruleset_version: version.to_string(),
+        time_unix_nanos: d.time_unix_nanos,
+        service: d.service.to_string(),
+        subject: d.subject,
+        evidences: d.evidences,
+        message: d.message,
+    };
+    f.uid = f.compute_uid();
+    f
+}
+
+/// The threat detector. Build once, share across threads.
+#[derive(Debug)]
+pub struct Detector {
+    base: Arc<Compiled>,
+    tenants: HashMap<TenantId, Arc<Compiled>>,
+    behavior: crate::behavior::Baselines,
+}
+
+impl Detector {
+    /// Compiles a ruleset.
+    pub fn new(ruleset: Ruleset) -> Result<Self, RulesError> {
+        ruleset.validate("<ruleset>")?;
+        let base = Arc::new(Compiled::new("<ruleset>", ruleset)?);
+        Ok(Self {
+            base,
+            tenants: HashMap::new(),
+            behavior: crate::behavior::Baselines::new(),
+        })
+    }
+
+    /// A detector with the embedded default ruleset.
+    pub fn with_default_rules() -> Result<Self, RulesError> {
+        Self::new(Ruleset::default_ruleset()?)
+    }
+
+    /// Installs a tenant's override on top of the base ruleset (replacing an earlier one).
+    pub fn set_tenant_override(
+        &mut self,
+        tenant: TenantId,
+        file: &str,
+        ov: &RulesetOverride,
+    ) -> Result<(), RulesError> {
+        let set = self.base.ruleset.apply(file, ov)?;
+        self.tenants
+            .insert(tenant, Arc::new(Compiled::new(file, set)?));
+        Ok(())
+    }
+
+    /// The effective ruleset of a tenant.
+    pub fn ruleset(&self, tenant: &TenantId) -> &Ruleset {
+        &self.compiled(tenant).ruleset
+    }
+
+    pub(crate) fn compiled(&self, tenant: &TenantId) -> &Compiled {
+        self.tenants.get(tenant).unwrap_or(&self.base)
+    }
+
+    /// Payload hits of one raw input value (for tools and evaluation): `(rule, reason)`.
+    pub fn scan_value<'a>(&'a self, tenant: &TenantId, raw: &str) -> Vec<(&'a Rule, &'static str)> {
+        let c = self.compiled(tenant);
+        let norm = normalize::normalize(raw);
+        let mut hits = Vec::new();
+        c.payload.scan(raw, &norm, extract::Part::Value, &mut hits);
+        hits.into_iter()
+            .filter_map(|h| c.ruleset.rules.get(h.rule).map(|r| (r, h.reason)))
+            .collect()
+    }
+
+    /// Inspects one batch of raw (not yet minimized) spans. `now_unix_nanos` is the
+    /// receive time; it drives behavioral windows when span times are missing.
+    pub fn inspect(
+        &self,
+        tenant: &TenantId,
+        resource_spans: &[ResourceSpans],
+        now_unix_nanos: u64,
+    ) -> Vec<Finding> {
+        let c = self.compiled(tenant);
+        let mut out = Vec::new();
+        let mut by_trace: HashMap<TraceId, Vec<SpanRef<'_>>> = HashMap::new();
+        let mut hits: Vec<PayloadHit> = Vec::new();
+        let correlated = c
+            .ruleset
+            .rules
+            .iter()
+            .any(|r| r.kind == RuleKind::Correlated);
+        // Decoded entry inputs, keyed by span address, reused by the correlated pass.
+        let mut decoded_by_span: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+        for s in span::spans(resource_spans) {
+            if let Some(t) = s.trace_id() {
+                by_trace.entry(t).or_default().push(s);
+            }
+            if !s.is_entry() {
+                continue;
+            }
+            // Payload detectors: one finding per (span, rule), evidences per input.
+            let mut per_rule: Vec<(usize, Vec<Evidence>)> = Vec::new();
+            let mut kept = Vec::new();
+            for input in extract::inputs(s.attrs()) {
+                let decoded = normalize::decode(&input.raw);
+                let norm = normalize::fold(&decoded);
+                if correlated && decoded.chars().count() >= correlate::MIN_INPUT_CHARS {
+                    kept.push((input.attribute.clone(), decoded.to_lowercase()));
+                }
+                hits.clear();
+                c.payload.scan(&input.raw, &norm, input.part, &mut hits);
+                for h in &hits {
+                    let ev = Evidence {
+                        trace_id: s.trace_id(),
+                        span_id: s.span_id(),
+                        attribute: input.attribute.clone(),
+                        snippet: snippet::minimize(&decoded),
+                        reason: h.reason.to_string(),
+                    };
+                    match per_rule.iter_mut().find(|(r, _)| *r == h.rule) {
+                        Some((_, evs)) if evs.len() < MAX_EVIDENCES => evs.push(ev),
+                        Some(_) => {}
+                        None => per_rule.push((h.rule, vec![ev])),
+                    }
+                }
+            }
+            if correlated {
+                decoded_by_span.insert(std::ptr::from_ref(s.span) as usize, kept);
+            }
+            for (ri, evs) in per_rule {
+                let Some(rule) = c.ruleset.rules.get(ri) else {
+                    continue;
+                };
+                let message = format!(
+                    "{} in {} of {} ({})",
+                    rule.name,
+                    evs.first().map_or("", |e| e.attribute.as_str()),
+                    s.service,
+                    evs.first().map_or("", |e| e.reason.as_str()),
+                );
+                let draft = Draft {
+                    time_unix_nanos: time_of(s.span.start_time_unix_nano, now_unix_nanos),
+                    service: s.service,
+                    subject: s.subject(),
+                    evidences: evs,
+                    message,
+                };
+                out.push(make_finding(tenant, rule, &c.ruleset.version, draft));
+            }
+        }
+        // Trace-correlated detectors.
+        let inputs_of = |e: &SpanRef<'_>| {
+            decoded_by_span
+                .get(&(std::ptr::from_ref(e.span) as usize))
+                .cloned()
+                .unwrap_or_else(|| correlate::entry_inputs(e))
+        };
+        for spans in by_trace.values().filter(|_| correlated) {
+            for conf in correlate::correlate_with(spans, &inputs_of) {
+                let Some(rule) = c.rule_for(conf.matcher) else {
+                    continue;
+                };
+                let snip = snippet::minimize(&conf.input);
+                let evidences = vec![
+                    Evidence {
+                        trace_id: conf.entry.trace_id(),
+                        span_id: conf.entry.span_id(),
+                        attribute: conf.input_attribute.clone(),
+                        snippet: snip.clone(),
+                        reason: "request input".into(),
+                    },
+                    Evidence {
+                        trace_id: conf.sink.trace_id(),
+                        span_id: conf.sink.span_id(),
+                        attribute: conf.sink_attribute.to_string(),
+                        snippet: snip,
+                        reason: conf.reason.to_string(),
+                    },
+                ];
+                let message = format!(
+                    "{}: input of {} reached {} in {}",
+                    rule.name, conf.entry.service, conf.sink_attribute, conf.sink.service
+                );
+                let draft = Draft {
+                    time_unix_nanos: time_of(conf.sink.span.start_time_unix_nano, now_unix_nanos),
+                    service: conf.entry.service,
+                    subject: conf.entry.subject(),
+                    evidences,
+                    message,
+                };
+                out.push(make_finding(tenant, rule, &c.ruleset.version, draft));
+            }
+        }
+        // Behavioral detectors.
+        self.behavior
+            .observe(tenant, c, resource_spans, now_unix_nanos, &mut out);
+        out
+    }
+}
+
+fn time_of(span_start: u64, now: u64) -> u64 {
+    if span_start == 0 { now } else { span_start }
+}

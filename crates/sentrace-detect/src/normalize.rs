@@ -1,0 +1,376 @@
+//! Input normalization before matching: repeated URL decoding, HTML entities, unicode and
+//! hex escapes, case folding and whitespace folding. SQL comments are handled by the SQL
+//! tokenizer, which sees them as tokens.
+
+/// Longest input inspected, in bytes; the rest is ignored (an attacker padding past it
+/// gains nothing that the per-value split of `payload::extract` does not already cut).
+pub const MAX_INPUT_BYTES: usize = 8 * 1024;
+/// Decoding rounds: `%2527` takes two rounds to become `'`.
+pub const MAX_DECODE_ROUNDS: usize = 3;
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn hex_num(bytes: &[u8]) -> Option<u32> {
+    bytes.iter().try_fold(0u32, |acc, b| {
+        Some(acc.checked_mul(16)? + u32::from(hex_val(*b)?))
+    })
+}
+
+fn push_char(out: &mut Vec<u8>, cp: u32) {
+    let c = char::from_u32(cp).unwrap_or('\u{fffd}');
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+/// One round of URL decoding (`%XX`, `%uXXXX`, `+`). Returns `None` when nothing changed.
+pub fn url_decode_once(s: &str) -> Option<String> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return None;
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    let mut changed = false;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                if let Some(v) = b.get(i + 1..i + 3).and_then(hex_num) {
+                    out.push(v as u8);
+                    i += 3;
+                    changed = true;
+                    continue;
+                }
+                if matches!(b.get(i + 1), Some(b'u' | b'U'))
+                    && let Some(v) = b.get(i + 2..i + 6).and_then(hex_num)
+                {
+                    push_char(&mut out, v);
+                    i += 6;
+                    changed = true;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b'+' => {
+                out.push(b' ');
+                changed = true;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    changed.then(|| String::from_utf8_lossy(&out).into_owned())
+}
+
+fn named_entity(name: &str) -> Option<char> {
+    Some(match name {
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "amp" => '&',
+        "nbsp" => ' ',
+        "colon" => ':',
+        "lpar" => '(',
+        "rpar" => ')',
+        "sol" => '/',
+        "bsol" => '\\',
+        "semi" => ';',
+        "tab" => '\t',
+        "newline" => '\n',
+        "equals" => '=',
+        "period" => '.',
+        "grave" => '`',
+        "num" => '#',
+        "excl" => '!',
+        "percnt" => '%',
+        "lowbar" => '_',
+        "plus" => '+',
+        "comma" => ',',
+        "dollar" => '$',
+        "lbrace" | "lcub" => '{',
+        "rbrace" | "rcub" => '}',
+        "lsqb" | "lbrack" => '[',
+        "rsqb" | "rbrack" => ']',
+        _ => return None,
+    })
+}
+
+/// Decodes HTML character references (`&lt;`, `&#60;`, `&#x3c;`, with or without `;`).
+/// Returns `None` when nothing changed.
+pub fn html_decode(s: &str) -> Option<String> {
+    if !s.contains('&') {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut changed = false;
+    while let Some(pos) = rest.find('&') {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos + 1..];
+        let (decoded, used) = decode_entity(tail);
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[used..];
+                changed = true;
+            }
+            None => {
+                out.push('&');
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
+fn decode_entity(tail: &str) -> (Option<char>, usize) {
+    let b = tail.as_bytes();
+    if b.first() == Some(&b'#') {
+        let (hex, start) = match b.get(1) {
+            Some(b'x' | b'X') => (true, 2),
+            _ => (false, 1),
+        };
+        let mut end = start;
+        while end < b.len()
+            && end - start < 8
+            && (if hex {
+                b[end].is_ascii_hexdigit()
+            } else {
+                b[end].is_ascii_digit()
+            })
+        {
+            end += 1;
+        }
+        if end == start {
+            return (None, 0);
+        }
+        let digits = &tail[start..end];
+        let cp = if hex {
+            u32::from_str_radix(digits, 16).ok()
+        } else {
+            digits.parse::<u32>().ok()
+        };
+        let used = if b.get(end) == Some(&b';') {
+            end + 1
+        } else {
+            end
+        };
+        return (cp.and_then(char::from_u32), used);
+    }
+    let end = b
+        .iter()
+        .take(10)
+        .position(|c| !c.is_ascii_alphabetic())
+        .unwrap_or(b.len().min(10));
+    if end == 0 {
+        return (None, 0);
+    }
+    let name = tail[..end].to_ascii_lowercase();
+    match named_entity(&name) {
+        Some(c) => (
+            Some(c),
+            if b.get(end) == Some(&b';') {
+                end + 1
+            } else {
+                end
+            },
+        ),
+        None => (None, 0),
+    }
+}
+
+/// Decodes `\uXXXX`, `\u{X..}` and `\xNN` escapes (JavaScript, JSON, Python, shells).
+/// Returns `None` when nothing changed.
+pub fn unescape(s: &str) -> Option<String> {
+    if !s.contains('\\') {
+        return None;
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    let mut changed = false;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            match b.get(i + 1) {
+                Some(b'u' | b'U') => {
+                    if let Some(v) = b.get(i + 2..i + 6).and_then(hex_num) {
+                        push_char(&mut out, v);
+                        i += 6;
+                        changed = true;
+                        continue;
+                    }
+                    if b.get(i + 2) == Some(&b'{')
+                        && let Some(close) = b[i + 3..].iter().take(7).position(|c| *c == b'}')
+                        && let Some(v) = hex_num(&b[i + 3..i + 3 + close])
+                    {
+                        push_char(&mut out, v);
+                        i += 4 + close;
+                        changed = true;
+                        continue;
+                    }
+                }
+                Some(b'x' | b'X') => {
+                    if let Some(v) = b.get(i + 2..i + 4).and_then(hex_num) {
+                        out.push(v as u8);
+                        i += 4;
+                        changed = true;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    changed.then(|| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Decodes until a fixed point (at most [`MAX_DECODE_ROUNDS`] rounds), without case or
+/// whitespace folding.
+pub fn decode(input: &str) -> String {
+    let mut cur = truncate(input, MAX_INPUT_BYTES).to_string();
+    for _ in 0..MAX_DECODE_ROUNDS {
+        let mut changed = false;
+        if let Some(d) = url_decode_once(&cur) {
+            cur = d;
+            changed = true;
+        }
+        if let Some(d) = html_decode(&cur) {
+            cur = d;
+            changed = true;
+        }
+        if let Some(d) = unescape(&cur) {
+            cur = d;
+            changed = true;
+        }
+        if !changed {
+            break;
+        }
+    }
+    cur
+}
+
+/// Full normalization: [`decode`], then lower case, control characters and every run of
+/// whitespace folded to one space, and the ends trimmed.
+pub fn normalize(input: &str) -> String {
+    fold(&decode(input))
+}
+
+/// Lower-cases and folds whitespace and control characters (no decoding).
+pub fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        if c.is_whitespace() || c.is_control() || c == '\u{fffd}' {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        for l in c.to_lowercase() {
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// The normalized input as a shell would see it: quotes, backslashes, `^` and `$@` that
+/// split a command word are removed and `$IFS` becomes a space (`c'a't$IFS/etc` becomes
+/// `cat /etc`). Returns `None` when the view equals the input.
+pub fn shell_view(norm: &str) -> Option<String> {
+    if !norm
+        .bytes()
+        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^' | b'$'))
+    {
+        return None;
+    }
+    let s = norm
+        .replace("${ifs}", " ")
+        .replace("$ifs", " ")
+        .replace("${@}", "")
+        .replace("$@", "")
+        .replace("$*", "")
+        .replace("```", " ")
+        .replace("``", "")
+        .replace("$()", "")
+        .replace(">()", "")
+        .replace("<()", "")
+        .replace("$!", "")
+        .replace("$_", "")
+        .replace("$?", "");
+    let out: String = s
+        .chars()
+        .filter(|c| !matches!(c, '\'' | '"' | '\\' | '^'))
+        .collect();
+    (out != norm).then_some(out)
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_url_decoding() {
+        assert_eq!(normalize("%2527%2520OR%25201%253D1"), "' or 1=1");
+        assert_eq!(normalize("a+b%20C"), "a b c");
+        assert_eq!(normalize("%u003cscript%u003e"), "<script>");
+        assert_eq!(normalize("100%"), "100%");
+        assert_eq!(normalize("%zz"), "%zz");
+    }
+
+    #[test]
+    fn entities_and_escapes() {
+        assert_eq!(
+            normalize("&lt;svg onload&#x3d;alert(1)&gt;"),
+            "<svg onload=alert(1)>"
+        );
+        assert_eq!(normalize("&#60&#115cript"), "<script");
+        assert_eq!(normalize("Tom &amp; Jerry"), "tom & jerry");
+        assert_eq!(normalize("AT&T"), "at&t");
+        assert_eq!(normalize("\\u0027 or \\x31=1"), "' or 1=1");
+    }
+
+    #[test]
+    fn whitespace_and_case() {
+        assert_eq!(normalize("  UNION\t\n  SELECT  "), "union select");
+        assert_eq!(normalize("a%00b"), "a b");
+    }
+
+    #[test]
+    fn shell_view_removes_quoting() {
+        assert_eq!(
+            shell_view("c'a't$ifs/etc/pass\\wd").as_deref(),
+            Some("cat /etc/passwd")
+        );
+        assert_eq!(shell_view("plain"), None);
+    }
+
+    #[test]
+    fn truncation_is_bounded_and_safe() {
+        let long = "é".repeat(MAX_INPUT_BYTES);
+        assert!(decode(&long).len() <= MAX_INPUT_BYTES);
+    }
+}

@@ -1,0 +1,337 @@
+//! Payload detectors: match each normalized request input against the payload rules.
+
+pub mod extract;
+pub mod sqli;
+pub mod ssrf;
+pub mod xss;
+
+use regex::bytes::RegexSet;
+
+use crate::rules::{Rule, RuleKind, View};
+use extract::Part;
+
+/// Names of the builtin payload matchers a rule may use as `matcher`.
+pub const BUILTIN_MATCHERS: &[&str] = &[
+    "sqli",
+    "xss_tags",
+    "ssrf_internal",
+    "rfi_url",
+    "java_base64",
+    "nosql_operator",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Builtin {
+    Sqli,
+    XssTags,
+    SsrfInternal,
+    RfiUrl,
+    JavaBase64,
+    NosqlOperator,
+}
+
+impl Builtin {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "sqli" => Self::Sqli,
+            "xss_tags" => Self::XssTags,
+            "ssrf_internal" => Self::SsrfInternal,
+            "rfi_url" => Self::RfiUrl,
+            "java_base64" => Self::JavaBase64,
+            "nosql_operator" => Self::NosqlOperator,
+            _ => return None,
+        })
+    }
+}
+
+/// A payload rule hit on one normalized input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayloadHit {
+    /// Index of the rule in the ruleset.
+    pub rule: usize,
+    /// Why it matched (builtin reason or `pattern`).
+    pub reason: &'static str,
+}
+
+/// Compiled payload rules.
+#[derive(Debug)]
+pub struct PayloadEngine {
+    set: RegexSet,
+    pattern_rule: Vec<usize>,
+    shell_set: RegexSet,
+    shell_rule: Vec<usize>,
+    builtins: Vec<(usize, Builtin)>,
+}
+
+/// Java gadget and class names looked for inside base64-looking tokens (one
+/// case-insensitive alternation: a single pass over the decoded bytes).
+static JAVA_GADGETS: std::sync::LazyLock<Option<regex::bytes::Regex>> = std::sync::LazyLock::new(
+    || {
+        regex::bytes::Regex::new(
+        "(?i-u)processbuilder|runtime|invokertransformer|instantiatetransformer|chainedtransformer|\
+         constanttransformer|clonetransformer|forclosure|whileclosure|templatesimpl|\
+         annotationinvocationhandler|java\\.lang|javax\\.management|com\\.sun\\.org|org\\.apache\\.commons|\
+         ysoserial|rmi://|ldap://|jndi:|clonefactory|instantiatefactory|java\\.util|hashmap|\
+         badattributevalueexpexception",
+    )
+    .ok()
+    },
+);
+
+const MONGO_OPERATORS: &[&str] = &[
+    "$ne",
+    "$eq",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$regex",
+    "$where",
+    "$exists",
+    "$expr",
+    "$function",
+    "$accumulator",
+    "$or",
+    "$and",
+    "$not",
+    "$nor",
+    "$elemmatch",
+    "$lookup",
+    "$type",
+    "$size",
+    "$all",
+    "$mod",
+    "$text",
+    "$jsonschema",
+];
+
+fn nosql(s: &str) -> Option<&'static str> {
+    // `user[$ne]=`, `{"$gt": ""}`, `$where`, and operator keys in JSON bodies.
+    let mut rest = s;
+    while let Some(p) = rest.find('$') {
+        let after = &rest[p..];
+        let end = after[1..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(after.len(), |q| q + 1);
+        let op = &after[..end];
+        let at_key_start = p == 0
+            || matches!(
+                rest.as_bytes()[p - 1],
+                b'[' | b'"' | b'\'' | b'{' | b' ' | b','
+            );
+        if at_key_start && MONGO_OPERATORS.contains(&op) {
+            return Some("query operator");
+        }
+        rest = &after[end.max(1)..];
+    }
+    None
+}
+
+fn base64_val(c: u8) -> Option<u8> {
+    Some(match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' | b'-' => 62,
+        b'/' | b'_' => 63,
+        _ => return None,
+    })
+}
+
+fn b64_decode_lossy(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in s {
+        let Some(v) = base64_val(*c) else { break };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// Decodes base64-looking runs (case-sensitive raw input) at every alignment and looks for
+/// Java gadget names, as a serialized-object or expression-language payload would carry.
+fn java_base64(raw: &str) -> Option<&'static str> {
+    let gadgets = JAVA_GADGETS.as_ref()?;
+    for tok in raw.split(|c: char| base64_val(c as u8).is_none() || !c.is_ascii()) {
+        if tok.len() < 8 || tok.len() > 4096 {
+            continue;
+        }
+        // A fragment cut out of a longer base64 text starts at any 6-bit boundary:
+        // re-align it by prepending 0 to 3 filler symbols.
+        let mut part = Vec::with_capacity(tok.len() + 3);
+        for pad in 0..4 {
+            part.clear();
+            part.resize(pad, b'A');
+            part.extend_from_slice(tok.as_bytes());
+            if gadgets.is_match(&b64_decode_lossy(&part)) {
+                return Some("base64 java gadget");
+            }
+        }
+    }
+    None
+}
+
+/// Shortest base64 input that is decoded and rescanned.
+pub const MIN_BASE64_CHARS: usize = 12;
+
+/// The text inside a base64 (standard or URL-safe) value, if it decodes to printable text.
+fn base64_text(raw: &str) -> Option<String> {
+    let body = raw.trim_end_matches('=');
+    if body.len() < MIN_BASE64_CHARS
+        || body.len() > crate::normalize::MAX_INPUT_BYTES
+        || !body.bytes().all(|b| base64_val(b).is_some())
+        || !body.bytes().any(|b| b.is_ascii_uppercase())
+        || !body.bytes().any(|b| b.is_ascii_lowercase())
+    {
+        return None;
+    }
+    let dec = b64_decode_lossy(body.as_bytes());
+    let printable = dec
+        .iter()
+        .filter(|b| b.is_ascii_graphic() || matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+        .count();
+    (printable * 10 >= dec.len() * 9 && !dec.is_empty())
+        .then(|| String::from_utf8_lossy(&dec).into_owned())
+}
+
+impl PayloadEngine {
+    /// Compiles the payload rules of a (validated) ruleset.
+    pub fn new(rules: &[Rule]) -> Result<Self, regex::Error> {
+        let mut patterns = Vec::new();
+        let mut pattern_rule = Vec::new();
+        let mut shell_patterns = Vec::new();
+        let mut shell_rule = Vec::new();
+        let mut builtins = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if r.kind != RuleKind::Payload {
+                continue;
+            }
+            if let Some(b) = r.matcher.as_deref().and_then(Builtin::from_name) {
+                builtins.push((i, b));
+            }
+            for p in &r.patterns {
+                if r.view == View::Shell {
+                    shell_patterns.push(p.as_str());
+                    shell_rule.push(i);
+                } else {
+                    patterns.push(p.as_str());
+                    pattern_rule.push(i);
+                }
+            }
+        }
+        let build = |p: Vec<&str>| {
+            regex::bytes::RegexSetBuilder::new(p)
+                .unicode(false)
+                .size_limit(64 << 20)
+                .dfa_size_limit(32 << 20)
+                .build()
+        };
+        Ok(Self {
+            set: build(patterns)?,
+            pattern_rule,
+            shell_set: build(shell_patterns)?,
+            shell_rule,
+            builtins,
+        })
+    }
+
+    /// Scans one input: `raw` as received, `norm` its normalized form. Hits are appended
+    /// (at most one per rule). A base64-encoded input that decodes to text is scanned
+    /// decoded as well.
+    pub fn scan(&self, raw: &str, norm: &str, part: Part, hits: &mut Vec<PayloadHit>) {
+        self.scan_view(raw, norm, part, hits);
+        if let Some(text) = base64_text(raw.trim()) {
+            let n = crate::normalize::normalize(&text);
+            self.scan_view(&text, &n, part, hits);
+        }
+    }
+
+    fn scan_view(&self, raw: &str, norm: &str, part: Part, hits: &mut Vec<PayloadHit>) {
+        if norm.is_empty() {
+            return;
+        }
+        let start = hits.len();
+        let mut add = |rule: usize, reason: &'static str| {
+            if !hits[start..].iter().any(|h| h.rule == rule) {
+                hits.push(PayloadHit { rule, reason });
+            }
+        };
+        // Ordinary words and numbers carry no attack; base64 runs are checked below.
+        // A single word or number carries no attack; base64 runs are checked below.
+        let plain = norm.bytes().all(|b| b.is_ascii_alphanumeric() || b >= 0x80);
+        if !plain {
+            for idx in self.set.matches(norm.as_bytes()).iter() {
+                if let Some(r) = self.pattern_rule.get(idx) {
+                    add(*r, "pattern");
+                }
+            }
+            let shell = crate::normalize::shell_view(norm);
+            for idx in self
+                .shell_set
+                .matches(shell.as_deref().unwrap_or(norm).as_bytes())
+                .iter()
+            {
+                if let Some(r) = self.shell_rule.get(idx) {
+                    add(*r, "pattern (shell view)");
+                }
+            }
+        }
+        for (rule, b) in &self.builtins {
+            let reason = match b {
+                Builtin::Sqli if !plain => sqli::detect(norm),
+                Builtin::XssTags if !plain => xss::detect(norm),
+                Builtin::SsrfInternal if !plain => match ssrf::detect(norm) {
+                    Some(ssrf::Target::Metadata) => Some("cloud metadata address"),
+                    Some(ssrf::Target::Loopback) => Some("loopback address"),
+                    Some(ssrf::Target::Private) => Some("private network address"),
+                    Some(ssrf::Target::Scheme) => Some("internal-only URL scheme"),
+                    _ => None,
+                },
+                Builtin::RfiUrl if !plain && part == Part::Value => match ssrf::detect(norm) {
+                    Some(ssrf::Target::PublicIp) => Some("URL with an IP-literal host"),
+                    _ => None,
+                },
+                // Serialized-object base64 has no spaces; text around it is split out
+                // by the extractor (cookies, parameters, XML text nodes).
+                Builtin::JavaBase64 if !raw.contains(' ') => java_base64(raw),
+                Builtin::NosqlOperator if norm.contains('$') => nosql(norm),
+                _ => None,
+            };
+            if let Some(r) = reason {
+                add(*rule, r);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nosql_operators() {
+        assert!(nosql("user[$ne]").is_some());
+        assert!(nosql("$where").is_some());
+        assert!(nosql("{\"$gt\": \"\"}").is_some());
+        assert!(nosql("price $5").is_none());
+        assert!(nosql("costs us$ne").is_none());
+    }
+
+    #[test]
+    fn base64_gadgets() {
+        // base64("java.lang.ProcessBuilder") in three alignments.
+        assert!(java_base64("amF2YS5sYW5nLlByb2Nlc3NCdWlsZGVy").is_some());
+        assert!(java_base64("xamF2YS5sYW5nLlByb2Nlc3NCdWlsZGVy").is_some());
+        assert!(java_base64("dXNlcm5hbWU9Ym9iJnBhc3M9MTIz").is_none());
+        assert!(java_base64("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0").is_none());
+    }
+}

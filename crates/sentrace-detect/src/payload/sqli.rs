@@ -1,0 +1,805 @@
+//! A SQL tokenizer and token-structure checks, in the spirit of libinjection.
+//!
+//! libinjection tokenizes the input three times: as-is, as if it started inside a
+//! single-quoted string and inside a double-quoted string, folds the tokens and looks the
+//! fingerprint up in a list. We tokenize the same three ways but, instead of a fingerprint
+//! list, check a short set of token-structure shapes that an injection needs and ordinary
+//! text does not have (a string break followed by a boolean operator or a comment,
+//! `UNION SELECT`, a stacked statement, a tautology, a time-delay function, ...).
+//! The same tokenizer gives the statement "shape" used by the trace-correlated detector.
+
+/// Most tokens produced for one input; the rest is ignored.
+pub const MAX_TOKENS: usize = 512;
+
+/// A SQL token class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tok {
+    /// Quoted string (closed or not).
+    Str,
+    /// Number literal.
+    Num,
+    /// Identifier or unknown word.
+    Word,
+    /// A word followed by `(`.
+    Func,
+    /// `AND`, `OR`, `XOR`, `NOT`, `&&`, `||`.
+    Logic,
+    /// Comparison or arithmetic operator, and `LIKE`, `IN`, `IS`, `BETWEEN`, ...
+    Op,
+    /// `UNION`.
+    Union,
+    /// `SELECT`.
+    Select,
+    /// `FROM`.
+    From,
+    /// A statement starter other than SELECT (`INSERT`, `DROP`, `EXEC`, ...).
+    Stmt,
+    /// `ORDER BY`, `GROUP BY`, `HAVING`, `LIMIT`, `PROCEDURE`.
+    Clause,
+    /// Another SQL keyword (`WHERE`, `NULL`, `CASE`, `INTO`, ...).
+    Kw,
+    /// `@var` or `@@var`.
+    Var,
+    /// `(`.
+    LParen,
+    /// `)`.
+    RParen,
+    /// `,`.
+    Comma,
+    /// `;`.
+    Semi,
+    /// `--`, `#` or an unterminated `/*`: the rest of the input is a comment.
+    Comment,
+    /// `.`.
+    Dot,
+    /// Anything else.
+    Other,
+}
+
+/// One token with its lower-cased text (words only; empty for others).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token<'a> {
+    /// Class.
+    pub tok: Tok,
+    /// The token's text (a slice of the input; empty for punctuation).
+    pub text: &'a str,
+}
+
+fn classify_word(w: &str) -> Tok {
+    match w {
+        "and" | "or" | "xor" | "not" => Tok::Logic,
+        "like" | "rlike" | "regexp" | "sounds" | "div" | "mod" | "is" | "in" | "between"
+        | "glob" | "match" | "collate" | "escape" | "notnull" | "isnull" => Tok::Op,
+        "union" | "intersect" | "except" | "minus" => Tok::Union,
+        "select" => Tok::Select,
+        "from" => Tok::From,
+        "insert" | "update" | "delete" | "drop" | "create" | "alter" | "truncate" | "exec"
+        | "execute" | "declare" | "shutdown" | "grant" | "revoke" | "replace" | "merge"
+        | "call" | "waitfor" | "rename" | "load" | "handler" | "copy" | "attach" | "pragma" => {
+            Tok::Stmt
+        }
+        "order" | "group" | "having" | "limit" | "procedure" | "offset" => Tok::Clause,
+        "where" | "null" | "case" | "when" | "then" | "else" | "end" | "into" | "values"
+        | "set" | "as" | "all" | "distinct" | "exists" | "table" | "true" | "false" | "by"
+        | "top" | "outfile" | "dumpfile" | "delay" | "join" | "on" | "asc" | "desc"
+        | "database" | "schema" | "if" | "begin" | "commit" | "rollback" => Tok::Kw,
+        _ => Tok::Word,
+    }
+}
+
+/// Tokenizes `s` (already normalized, lower-case). `quote` starts the input inside a
+/// string opened by that quote character.
+pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token<'_>> {
+    let b = s.as_bytes();
+    let mut out: Vec<Token> = Vec::new();
+    let mut i = 0;
+    fn push<'a>(out: &mut Vec<Token<'a>>, tok: Tok, text: &'a str) {
+        if out.len() < MAX_TOKENS {
+            out.push(Token { tok, text });
+        }
+    }
+    if let Some(q) = quote {
+        match b.iter().position(|c| *c == q) {
+            Some(p) => {
+                // The text of the leading string is kept: whether it looks like a value
+                // (`admin`, `42`) or like prose (`is this yours`) matters below.
+                push(&mut out, Tok::Str, &s[..p]);
+                i = p + 1;
+            }
+            None => {
+                push(&mut out, Tok::Str, "");
+                return out;
+            }
+        }
+    }
+    while i < b.len() && out.len() < MAX_TOKENS {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => i += 1,
+            b'\'' | b'"' => {
+                let mut j = i + 1;
+                loop {
+                    match b.get(j) {
+                        None => break,
+                        Some(b'\\') => j += 2,
+                        Some(x) if *x == c => {
+                            if b.get(j + 1) == Some(&c) {
+                                j += 2;
+                            } else {
+                                j += 1;
+                                break;
+                            }
+                        }
+                        Some(_) => j += 1,
+                    }
+                }
+                push(&mut out, Tok::Str, "");
+                i = j.min(b.len());
+            }
+            b'`' => {
+                let j = b[i + 1..]
+                    .iter()
+                    .position(|x| *x == b'`')
+                    .map_or(b.len(), |p| i + 2 + p);
+                // The identifier inside the backticks, so catalog names are recognized.
+                let inner = s.get(i + 1..j.saturating_sub(1).max(i + 1)).unwrap_or("");
+                push(&mut out, Tok::Word, inner);
+                i = j;
+            }
+            b'0'..=b'9' => {
+                let mut j = i + 1;
+                if c == b'0' && matches!(b.get(j), Some(b'x' | b'b')) {
+                    j += 1;
+                    while j < b.len() && b[j].is_ascii_hexdigit() {
+                        j += 1;
+                    }
+                } else {
+                    while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.' || b[j] == b'e') {
+                        j += 1;
+                    }
+                }
+                // `1abc` is a word (an identifier) rather than a number followed by a word.
+                if j < b.len() && (b[j].is_ascii_alphabetic() || b[j] == b'_') {
+                    while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                        j += 1;
+                    }
+                    push(&mut out, Tok::Word, &s[i..j]);
+                } else {
+                    push(&mut out, Tok::Num, &s[i..j]);
+                }
+                i = j;
+            }
+            b'@' => {
+                let mut j = i + 1;
+                while j < b.len()
+                    && (b[j] == b'@'
+                        || b[j].is_ascii_alphanumeric()
+                        || b[j] == b'_'
+                        || b[j] == b'.')
+                {
+                    j += 1;
+                }
+                push(&mut out, Tok::Var, &s[i..j]);
+                i = j;
+            }
+            b'#' => {
+                push(&mut out, Tok::Comment, "#");
+                i = b.len();
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                push(&mut out, Tok::Comment, "--");
+                i = b.len();
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                // `/*! ... */` is MySQL executable code: tokenize its body.
+                if b.get(i + 2) == Some(&b'!') {
+                    let mut j = i + 3;
+                    while j < b.len() && b[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                    i = j;
+                    continue;
+                }
+                match s[i + 2..].find("*/") {
+                    Some(p) => i = i + 2 + p + 2,
+                    None => {
+                        push(&mut out, Tok::Comment, "");
+                        i = b.len();
+                    }
+                }
+            }
+            b'*' if b.get(i + 1) == Some(&b'/') => i += 2,
+            b'(' => {
+                push(&mut out, Tok::LParen, "");
+                i += 1;
+            }
+            b')' => {
+                push(&mut out, Tok::RParen, "");
+                i += 1;
+            }
+            b',' => {
+                push(&mut out, Tok::Comma, "");
+                i += 1;
+            }
+            b';' => {
+                push(&mut out, Tok::Semi, "");
+                i += 1;
+            }
+            b'.' => {
+                push(&mut out, Tok::Dot, "");
+                i += 1;
+            }
+            b'&' if b.get(i + 1) == Some(&b'&') => {
+                push(&mut out, Tok::Logic, "&&");
+                i += 2;
+            }
+            b'|' if b.get(i + 1) == Some(&b'|') => {
+                push(&mut out, Tok::Logic, "||");
+                i += 2;
+            }
+            b'=' | b'<' | b'>' | b'!' | b'+' | b'-' | b'*' | b'/' | b'%' | b'|' | b'&' | b'^'
+            | b'~' => {
+                let mut j = i + 1;
+                while j < b.len() && matches!(b[j], b'=' | b'<' | b'>' | b'!') && j - i < 3 {
+                    j += 1;
+                }
+                push(&mut out, Tok::Op, &s[i..j]);
+                i = j;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 => {
+                let mut j = i + 1;
+                while j < b.len()
+                    && (b[j].is_ascii_alphanumeric()
+                        || b[j] == b'_'
+                        || b[j] == b'$'
+                        || b[j] >= 0x80)
+                {
+                    j += 1;
+                }
+                let w = &s[i..j];
+                let mut tok = classify_word(w);
+                let mut k = j;
+                while k < b.len() && b[k] == b' ' {
+                    k += 1;
+                }
+                if b.get(k) == Some(&b'(') && matches!(tok, Tok::Word | Tok::Kw | Tok::Stmt) {
+                    tok = Tok::Func;
+                }
+                push(&mut out, tok, w);
+                i = j;
+            }
+            _ => {
+                push(&mut out, Tok::Other, "");
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Functions that only injections call (time delays, file reads, error-based extraction).
+const ATTACK_FUNCS: &[&str] = &[
+    "sleep",
+    "pg_sleep",
+    "benchmark",
+    "load_file",
+    "extractvalue",
+    "updatexml",
+    "name_const",
+    "xp_cmdshell",
+    "sys_eval",
+    "sys_exec",
+    "randomblob",
+    "dbms_pipe",
+    "receive_message",
+    "get_host_address",
+    "utl_inaddr",
+    "utl_http",
+    "make_set",
+    "geometrycollection",
+    "multipoint",
+    "polygon",
+    "linestring",
+    "exp",
+    "json_keys",
+    "gtid_subset",
+    "sqlite_version",
+    "pg_read_file",
+    "lo_import",
+    "xmltype",
+    "ctxsys",
+    "dbms_xmlgen",
+    "group_concat",
+    "information_schema",
+    "char",
+    "chr",
+    "concat",
+    "concat_ws",
+    "ascii",
+    "substring",
+    "substr",
+    "mid",
+    "ord",
+    "hex",
+    "unhex",
+    "version",
+    "user",
+    "current_user",
+    "system_user",
+    "if",
+    "iif",
+    "ifnull",
+    "count",
+    "length",
+    "cast",
+    "convert",
+    "elt",
+    "schema",
+    "database",
+    "waitfor",
+    "rand",
+    "floor",
+    "md5",
+    "sha1",
+    "row_count",
+    "found_rows",
+    "now",
+    "exec",
+    "execute",
+    "openrowset",
+    "opendatasource",
+    "db_name",
+    "suser_name",
+    "is_srvrolemember",
+];
+
+/// Words that only appear in SQL aimed at the database's own catalog.
+const ATTACK_WORDS: &[&str] = &[
+    "information_schema",
+    "sysobjects",
+    "syscolumns",
+    "sysusers",
+    "sqlite_master",
+    "pg_catalog",
+    "pg_shadow",
+    "xp_cmdshell",
+    "sp_executesql",
+    "sp_oacreate",
+    "outfile",
+    "dumpfile",
+    "msysobjects",
+    "all_tables",
+    "user_tables",
+    "sys.tables",
+    "mysql.user",
+    "@@version",
+    "@@datadir",
+    "@@hostname",
+    "pg_sleep",
+    "dbms_pipe",
+    "tempdb",
+    "msdasql",
+    "sqloledb",
+    "utl_http",
+    "schema_name",
+    "db_name",
+    "sp_password",
+    "sysdatabases",
+    "pg_user",
+    "json_extract",
+    "lo_get",
+    "pg_ls_dir",
+];
+
+fn is_operand(t: Tok) -> bool {
+    matches!(
+        t,
+        Tok::Str | Tok::Num | Tok::Word | Tok::Var | Tok::RParen | Tok::Kw
+    )
+}
+
+/// Whether a token is a comparison operator (`=`, `<>`, `LIKE`, `IN`, ...).
+fn is_cmp(t: Option<&Token<'_>>) -> bool {
+    t.is_some_and(|x| {
+        x.tok == Tok::Op
+            && (x.text.starts_with(['=', '<', '>', '!'])
+                || matches!(
+                    x.text,
+                    "like"
+                        | "rlike"
+                        | "regexp"
+                        | "is"
+                        | "in"
+                        | "between"
+                        | "sounds"
+                        | "glob"
+                        | "match"
+                ))
+    })
+}
+
+fn is_value(t: Tok) -> bool {
+    matches!(
+        t,
+        Tok::Str
+            | Tok::Num
+            | Tok::Word
+            | Tok::Var
+            | Tok::Func
+            | Tok::LParen
+            | Tok::Kw
+            | Tok::Select
+    )
+}
+
+fn word<'a>(t: &[Token<'a>], i: usize) -> &'a str {
+    t.get(i).map_or("", |x| x.text)
+}
+
+/// Whether `t` (starting at a statement keyword) continues the way that statement does.
+fn stacked_statement(t: &[Token<'_>]) -> bool {
+    let next = t.get(1).map(|x| x.tok);
+    match word(t, 0) {
+        "update" => next == Some(Tok::Word) && word(t, 2) == "set",
+        "delete" => next == Some(Tok::From),
+        "insert" | "replace" => word(t, 1) == "into",
+        "drop" | "create" | "alter" | "truncate" | "rename" => matches!(
+            word(t, 1),
+            "table"
+                | "database"
+                | "schema"
+                | "index"
+                | "view"
+                | "procedure"
+                | "function"
+                | "user"
+                | "trigger"
+                | "login"
+        ),
+        "exec" | "execute" | "call" => {
+            matches!(next, Some(Tok::Func | Tok::Str | Tok::Var | Tok::LParen))
+                || (next == Some(Tok::Word)
+                    && matches!(
+                        t.get(2).map(|x| x.tok),
+                        Some(
+                            Tok::Dot | Tok::Str | Tok::Num | Tok::Var | Tok::LParen | Tok::Comment
+                        )
+                    ))
+        }
+        "declare" => next == Some(Tok::Var),
+        "shutdown" => matches!(next, None | Some(Tok::Comment | Tok::Semi)),
+        "waitfor" => matches!(word(t, 1), "delay" | "time"),
+        "grant" | "revoke" => t.iter().any(|x| x.text == "on" || x.text == "to"),
+        "load" => matches!(word(t, 1), "data" | "load_file"),
+        _ => matches!(next, Some(Tok::Var | Tok::Func)),
+    }
+}
+
+/// Whether a whole input is a SQL statement (`DROP TABLE x`, `DELETE FROM users;--`,
+/// `DECLARE @x`, `EXEC xp_cmdshell ...`): stricter than [`stacked_statement`], since no
+/// separator came before it.
+fn start_statement(t: &[Token<'_>]) -> bool {
+    let at = |i: usize| t.get(i).map(|x| x.tok);
+    let sql_end = |i: usize| {
+        t.get(i)
+            .is_some_and(|x| x.tok == Tok::Semi || (x.tok == Tok::Comment && x.text == "--"))
+    };
+    match word(t, 0) {
+        "drop" | "create" | "alter" | "truncate" | "rename" => {
+            stacked_statement(t) || (at(1) == Some(Tok::Word) && sql_end(2))
+        }
+        "delete" => at(1) == Some(Tok::From) && at(2) == Some(Tok::Word),
+        "insert" | "update" | "declare" | "waitfor" | "shutdown" => stacked_statement(t),
+        "exec" | "execute" => {
+            matches!(at(1), Some(Tok::Var))
+                || word(t, 1) == "immediate"
+                || word(t, 1).starts_with("xp_")
+                || word(t, 1).starts_with("sp_")
+        }
+        _ => false,
+    }
+}
+
+/// Why a token stream looks like an injection, if it does.
+pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
+    let n = t.len();
+    let at = |i: usize| t.get(i).map(|x| x.tok);
+    for (i, tk) in t.iter().enumerate() {
+        match tk.tok {
+            Tok::Union => {
+                let mut j = i + 1;
+                if matches!(t.get(j), Some(x) if x.text == "all" || x.text == "distinct") {
+                    j += 1;
+                }
+                while at(j) == Some(Tok::LParen) {
+                    j += 1;
+                }
+                if at(j) == Some(Tok::Select) {
+                    return Some("union select");
+                }
+            }
+            Tok::Semi
+                if i == 0
+                    && !quoted
+                    && matches!(at(1), Some(Tok::Stmt | Tok::Select))
+                    && n <= 4 =>
+            {
+                return Some("statement after separator");
+            }
+            Tok::Semi if i > 0 || quoted => {
+                let stmt_ok = match at(i + 1) {
+                    Some(Tok::Select) => true,
+                    Some(Tok::Stmt) => stacked_statement(&t[i + 1..]),
+                    Some(Tok::Func) => t.get(i + 1).is_some_and(|x| ATTACK_FUNCS.contains(&x.text)),
+                    _ => false,
+                };
+                if stmt_ok {
+                    return Some("stacked statement");
+                }
+            }
+            Tok::Func if ATTACK_FUNCS.contains(&tk.text) => {
+                // A call with SQL-looking arguments: `sleep(5)`, `char(65,66)`, `if(1=1,...)`.
+                let args = &t[i + 1..n.min(i + 8)];
+                let sqlish = args.iter().skip(1).take(4).any(|a| {
+                    matches!(
+                        a.tok,
+                        Tok::Num | Tok::Select | Tok::Func | Tok::Var | Tok::Op | Tok::Comma
+                    )
+                });
+                let strong = matches!(
+                    tk.text,
+                    "sleep"
+                        | "pg_sleep"
+                        | "benchmark"
+                        | "load_file"
+                        | "extractvalue"
+                        | "updatexml"
+                        | "xp_cmdshell"
+                        | "name_const"
+                        | "sys_eval"
+                        | "randomblob"
+                        | "dbms_pipe"
+                        | "utl_inaddr"
+                        | "utl_http"
+                        | "waitfor"
+                        | "pg_read_file"
+                        | "group_concat"
+                        | "openrowset"
+                        | "is_srvrolemember"
+                        | "json_keys"
+                        | "gtid_subset"
+                );
+                let var_arg = args.iter().skip(1).take(2).any(|a| a.tok == Tok::Var);
+                let prev_break = var_arg
+                    || i > 0
+                        && matches!(
+                            at(i - 1),
+                            Some(
+                                Tok::Logic
+                                    | Tok::Op
+                                    | Tok::Select
+                                    | Tok::Comma
+                                    | Tok::Semi
+                                    | Tok::LParen
+                            )
+                        );
+                if sqlish && (strong || prev_break) {
+                    return Some("injection function call");
+                }
+            }
+            Tok::Word | Tok::Var | Tok::Kw
+                if ATTACK_WORDS.contains(&tk.text) || tk.text.starts_with("@@") =>
+            {
+                return Some("database catalog access");
+            }
+            Tok::Logic if tk.text != "not" => {
+                // Boolean injection: `<operand> OR <x> <op> <y>`, `... AND sleep(5)`.
+                let before = i.checked_sub(1).and_then(at);
+                if before.is_some_and(|b| !is_operand(b) && b != Tok::Op) {
+                    continue;
+                }
+                let mut j = i + 1;
+                while matches!(at(j), Some(Tok::Logic) | Some(Tok::LParen)) {
+                    j += 1;
+                }
+                match (at(j), at(j + 1), at(j + 2)) {
+                    (Some(a), Some(Tok::Op), Some(c))
+                        if is_value(a)
+                            && is_value(c)
+                            && (is_cmp(t.get(j + 1))
+                                || matches!(a, Tok::Func | Tok::Select)
+                                || matches!(c, Tok::Func | Tok::Select | Tok::LParen)) =>
+                    {
+                        return Some("boolean expression after input");
+                    }
+                    (Some(Tok::Func), _, _) => {
+                        return Some("function call after boolean operator");
+                    }
+                    (Some(Tok::Select), Some(n), _)
+                        if matches!(
+                            n,
+                            Tok::Num | Tok::Func | Tok::Var | Tok::Str | Tok::Kw | Tok::LParen
+                        ) || t.get(j + 1).is_some_and(|x| x.text == "*") =>
+                    {
+                        return Some("subquery after boolean operator");
+                    }
+                    (Some(a), None | Some(Tok::Comment), _)
+                        if quoted
+                            && i == 1
+                            && matches!(a, Tok::Num | Tok::Str | Tok::Kw | Tok::Word) =>
+                    {
+                        return Some("boolean after string break");
+                    }
+                    (Some(Tok::Num), Some(Tok::Comment), _) => {
+                        return Some("boolean then comment");
+                    }
+                    _ => {}
+                }
+            }
+            Tok::Select
+                if i == 0
+                    && ((at(1) == Some(Tok::Func)
+                        && t.get(1).is_some_and(|x| ATTACK_FUNCS.contains(&x.text)))
+                        || (at(1) == Some(Tok::Num) && at(2) == Some(Tok::Comma))) =>
+            {
+                return Some("select of a function");
+            }
+            Tok::Select => {
+                // `select <list> from <table>` with a SQL-looking column list.
+                let mut j = i + 1;
+                let mut saw = 0;
+                let mut prev = Tok::Select;
+                while let Some(x) = at(j) {
+                    if x == Tok::From {
+                        break;
+                    }
+                    if j > i + 12 || (x == Tok::Word && prev == Tok::Word) {
+                        saw = 0;
+                        break;
+                    }
+                    saw += 1;
+                    prev = x;
+                    j += 1;
+                }
+                if saw > 0
+                    && at(j) == Some(Tok::From)
+                    && matches!(at(j + 1), Some(Tok::Word | Tok::Kw | Tok::LParen))
+                {
+                    return Some("select from");
+                }
+                if i > 0
+                    && matches!(
+                        at(i - 1),
+                        Some(Tok::LParen | Tok::Semi | Tok::Str | Tok::Logic)
+                    )
+                    && (matches!(
+                        at(i + 1),
+                        Some(Tok::Num | Tok::Func | Tok::Var | Tok::Str | Tok::Kw)
+                    ) || t
+                        .get(i + 1)
+                        .is_some_and(|x| x.tok == Tok::Op && x.text == "*"))
+                {
+                    return Some("subquery");
+                }
+            }
+            // `' ORDER BY 3--`, `1 GROUP BY x HAVING 1=1`.
+            Tok::Clause
+                if i > 0 && matches!(at(i - 1), Some(Tok::Str | Tok::Num | Tok::RParen)) =>
+            {
+                let by = t.get(i + 1).is_some_and(|x| x.text == "by");
+                let next = if by { at(i + 2) } else { at(i + 1) };
+                if matches!(next, Some(Tok::Num | Tok::Func | Tok::Word))
+                    && ((quoted && i == 1)
+                        || at(n - 1) == Some(Tok::Comment)
+                        || (tk.text == "having" && is_cmp(t.get(if by { i + 3 } else { i + 2 })))
+                        || tk.text == "procedure")
+                {
+                    return Some("clause after input");
+                }
+            }
+            Tok::Comment if quoted && i == 1 => return Some("comment after string break"),
+            Tok::Stmt if i == 0 && !quoted && start_statement(t) => {
+                return Some("SQL statement as input");
+            }
+            Tok::Str
+                if i == 0
+                    && !quoted
+                    && is_cmp(t.get(1))
+                    && matches!(at(2), Some(Tok::Str | Tok::Num)) =>
+            {
+                return Some("literal comparison");
+            }
+            Tok::Num
+                if i == 0
+                    && t.get(1)
+                        .is_some_and(|x| x.tok == Tok::Logic && x.text != "not")
+                    && t.get(2)
+                        .is_some_and(|x| matches!(x.text, "true" | "false" | "null"))
+                    && n <= 4 =>
+            {
+                return Some("boolean literal after input");
+            }
+            Tok::Num
+                if matches!(
+                    i.checked_sub(1).and_then(at),
+                    Some(Tok::Comma | Tok::Logic | Tok::LParen | Tok::Semi)
+                ) && is_cmp(t.get(i + 1))
+                    && at(i + 2) == Some(Tok::Num) =>
+            {
+                return Some("numeric comparison after separator");
+            }
+            Tok::Str if quoted && i == 0 => {
+                // After the break: `'; ...`, `') or (...`, `' + f(x) + '`, `'||(select ...)`.
+                let value_like = !tk.text.contains(' ') && tk.text.len() <= 40;
+                let logic_at_1 = t
+                    .get(1)
+                    .is_some_and(|x| x.tok == Tok::Logic && x.text != "not");
+                if logic_at_1 && value_like && at(2).is_some_and(is_value) {
+                    return Some("boolean after string break");
+                }
+                if matches!(at(1), Some(Tok::Op | Tok::Logic | Tok::Kw | Tok::Clause))
+                    && matches!(at(n - 1), Some(Tok::Comment | Tok::Semi))
+                {
+                    return Some("string break, expression and comment");
+                }
+                if matches!(at(1), Some(Tok::Union | Tok::Select | Tok::Stmt)) {
+                    return Some("keyword after string break");
+                }
+                if at(1) == Some(Tok::Semi) && value_like {
+                    return Some("statement end after string break");
+                }
+                match (at(1), at(2)) {
+                    (
+                        Some(Tok::RParen),
+                        Some(Tok::Logic | Tok::Semi | Tok::Comment | Tok::Union),
+                    ) => {
+                        return Some("string and paren break");
+                    }
+                    (
+                        Some(Tok::Op | Tok::Logic),
+                        Some(Tok::Func | Tok::LParen | Tok::Select | Tok::Var),
+                    ) => {
+                        return Some("expression after string break");
+                    }
+                    (Some(Tok::Op), Some(Tok::Str)) if n <= 4 => {
+                        return Some("string comparison after break");
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Runs the three contexts (as-is, single-quoted, double-quoted) on a normalized input.
+pub fn detect(normalized: &str) -> Option<&'static str> {
+    if normalized.len() < 2 {
+        return None;
+    }
+    if let Some(r) = check_tokens(&tokenize(normalized, None), false) {
+        return Some(r);
+    }
+    for q in [b'\'', b'"'] {
+        if normalized.as_bytes().contains(&q)
+            && let Some(r) = check_tokens(&tokenize(normalized, Some(q)), true)
+        {
+            return Some(r);
+        }
+    }
+    None
+}
+
+/// The structural shape of a SQL statement: token classes with literals folded, so
+/// `WHERE id = 42` and `WHERE id = 7` share a shape while `WHERE id = 42 OR 1=1` does not.
+pub fn shape(statement: &str) -> Vec<Tok> {
+    tokenize(statement, None)
+        .into_iter()
+        .map(|t| t.tok)
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "sqli_tests.rs"]
+mod tests;

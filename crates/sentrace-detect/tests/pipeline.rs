@@ -1,0 +1,153 @@
+//! The stage and the trace-correlated detectors.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use sentrace_core::proto::trace::v1::span::SpanKind;
+use sentrace_core::{Batch, BatchContext, Identity, Role, Stage, TenantId};
+use sentrace_detect::{DetectStage, Detector, MemorySink, RuleKind};
+
+fn tenant() -> TenantId {
+    TenantId::new("acme").unwrap()
+}
+
+#[test]
+fn stage_emits_findings_with_principal_and_leaves_batch_unchanged() {
+    let d = Arc::new(Detector::with_default_rules().unwrap());
+    let sink = Arc::new(MemorySink::default());
+    let stage = DetectStage::new(d, sink.clone());
+    let identity = Identity {
+        tenant: tenant(),
+        principal: "agent-7".into(),
+        role: Role::Ingest,
+    };
+    let spans = vec![batch(
+        "web",
+        vec![server(1, 1, vec![kv("url.query", "f=../../etc/passwd")])],
+    )];
+    let mut b = Batch {
+        context: BatchContext::new(identity, 5),
+        resource_spans: spans.clone(),
+    };
+    stage.process(&mut b).unwrap();
+    assert_eq!(b.resource_spans, spans);
+    let f = sink.take();
+    assert!(f.iter().any(|f| f.rule_id == "lfi-traversal"), "{f:?}");
+    assert!(
+        f.iter()
+            .all(|f| f.subject.principal.as_deref() == Some("agent-7"))
+    );
+    assert_eq!(stage.name(), "detect");
+}
+
+fn correlated(spans: Vec<sentrace_core::proto::trace::v1::Span>) -> Vec<String> {
+    let d = Detector::with_default_rules().unwrap();
+    d.inspect(&tenant(), &[batch("shop", spans)], 1)
+        .into_iter()
+        .filter(|f| f.kind == RuleKind::Correlated)
+        .map(|f| f.rule_id)
+        .collect()
+}
+
+#[test]
+fn sqli_confirmed_only_when_structure_changes() {
+    let attack = correlated(vec![
+        server(1, 1, vec![kv("url.query", "id=5%20OR%201%3D1")]),
+        span(
+            1,
+            2,
+            Some(1),
+            SpanKind::Client,
+            vec![kv(
+                "db.statement",
+                "SELECT * FROM items WHERE id = 5 OR 1=1",
+            )],
+        ),
+    ]);
+    assert_eq!(attack, ["corr-sqli-confirmed"]);
+    let bound = correlated(vec![
+        server(1, 1, vec![kv("url.query", "q=red-shoes")]),
+        span(
+            1,
+            2,
+            Some(1),
+            SpanKind::Client,
+            vec![kv(
+                "db.statement",
+                "SELECT * FROM items WHERE name = 'red-shoes'",
+            )],
+        ),
+    ]);
+    assert!(bound.is_empty(), "{bound:?}");
+}
+
+#[test]
+fn ssrf_file_and_command_confirmed() {
+    let ssrf = correlated(vec![
+        server(
+            2,
+            1,
+            vec![kv(
+                "url.query",
+                "img=http://169.254.169.254/latest/meta-data/",
+            )],
+        ),
+        span(
+            2,
+            2,
+            Some(1),
+            SpanKind::Client,
+            vec![kv("url.full", "http://169.254.169.254/latest/meta-data/")],
+        ),
+    ]);
+    assert_eq!(ssrf, ["corr-ssrf-confirmed"]);
+    let search_term = correlated(vec![
+        server(2, 1, vec![kv("url.query", "q=shoes")]),
+        span(
+            2,
+            2,
+            Some(1),
+            SpanKind::Client,
+            vec![kv(
+                "url.full",
+                "https://search.internal.example/api?q=shoes",
+            )],
+        ),
+    ]);
+    assert!(search_term.is_empty(), "{search_term:?}");
+    let file = correlated(vec![
+        server(3, 1, vec![kv("url.query", "doc=../../etc/passwd")]),
+        span(
+            3,
+            2,
+            Some(1),
+            SpanKind::Internal,
+            vec![kv("file.path", "/srv/docs/../../etc/passwd")],
+        ),
+    ]);
+    assert_eq!(file, ["corr-file-path"]);
+    let cmd = correlated(vec![
+        server(4, 1, vec![kv("http.request.body", "host=example.com;id")]),
+        span(
+            4,
+            2,
+            Some(1),
+            SpanKind::Internal,
+            vec![kv("process.command_line", "ping -c 1 example.com;id")],
+        ),
+    ]);
+    assert_eq!(cmd, ["corr-command-line"]);
+    let plain_arg = correlated(vec![
+        server(4, 1, vec![kv("http.request.body", "host=example.com")]),
+        span(
+            4,
+            2,
+            Some(1),
+            SpanKind::Internal,
+            vec![kv("process.command_line", "ping -c 1 example.com")],
+        ),
+    ]);
+    assert!(plain_arg.is_empty(), "{plain_arg:?}");
+}
