@@ -1,0 +1,59 @@
+//! First start on the real binary: what is created, with which modes, and the refusal to
+//! run with a master key that others can read.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::*;
+
+fn mode(p: &std::path::Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn first_start_creates_pki_key_and_admin_token_once() {
+    let mut srv = Server::new("").start();
+    let token = srv.admin_token.clone().expect("no admin token printed");
+    let banner = srv.stdout_lines.join("\n");
+    assert!(
+        banner.contains(srv.ca().to_str().unwrap()),
+        "CA path not shown: {banner}"
+    );
+    assert!(banner.contains("OTEL_EXPORTER_OTLP_HEADERS"));
+    assert_eq!(mode(&srv.data.join("master.key")), 0o600);
+    assert_eq!(mode(&srv.data.join("tls").join("ca.key")), 0o600);
+    assert_eq!(mode(&srv.data.join("tls").join("server.key")), 0o600);
+    assert_eq!(mode(&srv.data), 0o700);
+    // The token is stored only as a hash.
+    let tokens = std::fs::read_to_string(srv.data.join("tokens.json")).unwrap();
+    let secret = token.rsplit('_').next().unwrap();
+    assert!(!tokens.contains(secret));
+    assert_eq!(srv.get(&token, "/api/services").status().as_u16(), 200);
+
+    // A second start prints no new token and keeps the old one working.
+    srv.stop();
+    srv.admin_token = None;
+    srv.launch();
+    assert!(
+        srv.admin_token.is_none(),
+        "a second admin token was printed"
+    );
+    assert_eq!(srv.get(&token, "/api/services").status().as_u16(), 200);
+    srv.stop();
+
+    // A master key readable by others: refuse to start, naming the file.
+    let key = srv.data.join("master.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(&srv.data)
+        .arg("--config")
+        .arg(&srv.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("master.key"), "{err}");
+}
