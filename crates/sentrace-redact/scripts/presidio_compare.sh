@@ -7,7 +7,7 @@
 set -eu
 SPANS="${1:-300}"
 VENV="${PRESIDIO_VENV:-/tmp/presidio-venv}"
-PEER="${PEERS_DIR:-/work/shared/peers}/presidio_redact.py"
+PEER="${PEERS_DIR:-$(cd "$(dirname "$0")/../../../.." && pwd)/shared/peers}/presidio_redact.py"
 DIR="$(mktemp -d /tmp/sentrace-redact-compare.XXXXXX)"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"

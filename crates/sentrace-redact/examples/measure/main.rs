@@ -101,7 +101,8 @@ fn digits(s: &str) -> String {
 }
 
 fn main() {
-    let corpora = arg("--corpora").unwrap_or_else(|| "/work/shared/corpora".into());
+    let corpora = arg("--corpora")
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpora").into());
     let n: usize = arg("--spans")
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000);
