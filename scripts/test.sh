@@ -23,3 +23,22 @@ cargo test --workspace --quiet
 echo "==> interop tests (OpenTelemetry Python SDK)"
 cargo build --quiet --bin sentrace
 SENTRACE_BIN="$PWD/target/debug/sentrace" .venv/bin/python -m pytest -q tests/interop
+
+echo "==> fuzz smoke (each target briefly, as rustls does)"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --quiet
+fi
+(
+  cd fuzz
+  export RUSTC_BOOTSTRAP=1
+  for target in $(cargo fuzz list); do
+    log="target/fuzz-$target.log"
+    mkdir -p target
+    if ! cargo fuzz run -O "$target" -- -max_total_time="${FUZZ_SECONDS:-10}" >"$log" 2>&1; then
+      echo "fuzz target $target failed:"; tail -60 "$log"; exit 1
+    fi
+    echo "fuzz $target: $(grep -E '^Done' "$log" || echo 'ran')"
+  done
+)
+echo "fuzz: $(cd fuzz && cargo fuzz list | wc -l) targets ran clean"
+
