@@ -4,7 +4,6 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use common::*;
 
@@ -46,14 +45,7 @@ fn first_start_creates_pki_key_and_admin_token_once() {
     // A master key readable by others: refuse to start, naming the file.
     let key = srv.data.join("master.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(&srv.data)
-        .arg("--config")
-        .arg(&srv.config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, err) = serve_once(&srv.data, &srv.config);
+    assert!(!ok);
     assert!(err.contains("master.key"), "{err}");
 }

@@ -5,25 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
 
 fn trace_status(srv: &Server, token: &str, trace_id: &str) -> u16 {
     srv.get(token, &format!("/api/traces/{trace_id}"))

@@ -14,22 +14,15 @@ fn jaeger_strings(v: &serde_json::Value) -> String {
 }
 
 fn files_contain(dir: &Path, needle: &[u8]) -> Option<String> {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read(&p)
+    files_under(dir)
+        .into_iter()
+        .find(|p| {
+            std::fs::read(p)
                 .unwrap()
                 .windows(needle.len())
                 .any(|w| w == needle)
-            {
-                return Some(p.display().to_string());
-            }
-        }
-    }
-    None
+        })
+        .map(|p| p.display().to_string())
 }
 
 #[test]
@@ -152,15 +145,8 @@ fn token_policy_keeps_values_only_in_the_encrypted_vault() {
 
     // A broken policy file stops the server with file, line and reason.
     std::fs::write(&policy, "version = 1\n[actions]\nemail = \"shout\"\n").unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(dir.path().join("d2"))
-        .arg("--config")
-        .arg(&srv.config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, err) = serve_once(&dir.path().join("d2"), &srv.config);
+    assert!(!ok);
     assert!(
         err.contains("policy.toml:3:") && err.contains("shout"),
         "{err}"

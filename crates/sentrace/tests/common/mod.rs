@@ -316,3 +316,35 @@ pub fn rpc_status(resp: reqwest::blocking::Response) -> (u16, RpcStatus) {
     };
     (status, st)
 }
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Runs `sentrace serve` to completion (for start-up refusals): (success, stderr).
+pub fn serve_once(data: &Path, config: &Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
