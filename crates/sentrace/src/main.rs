@@ -39,6 +39,11 @@ enum Command {
     Query(cmd::query::Command),
     /// Send load to a running server and report spans/s.
     Loadgen(cmd::loadgen::Args),
+    /// Verify the transparency logs and stored spans of a data directory (offline).
+    Verify(cmd::verify::Args),
+    /// The node's log keys.
+    #[command(subcommand)]
+    Keys(cmd::verify::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +54,8 @@ fn main() -> ExitCode {
         Command::Config(c) => cmd::config::run(c),
         Command::Query(c) => cmd::query::run(c),
         Command::Loadgen(a) => cmd::loadgen::run(a),
+        Command::Verify(a) => cmd::verify::run(a),
+        Command::Keys(c) => cmd::verify::run_keys(c),
     };
     match result {
         Ok(code) => code,
