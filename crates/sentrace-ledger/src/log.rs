@@ -19,7 +19,7 @@ pub type Write = (String, Vec<u8>);
 /// When to publish a new checkpoint: after `every_secs` seconds or `every_entries` new
 /// entries, whichever comes first (and only if the log grew).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct CheckpointCadence {
     /// The longest time between checkpoints while entries arrive, in seconds (≥ 1).
     pub every_secs: u64,

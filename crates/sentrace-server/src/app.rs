@@ -29,6 +29,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The transparency logs (None when `[seal] enabled = false`).
+    pub seal: Option<Arc<crate::seal::Seal>>,
 }
 
 /// An identity holding the `read` role, taken from the request's bearer token.
@@ -79,6 +81,18 @@ pub fn query_router(st: Arc<AppState>) -> Router {
         .route("/api/dependencies", get(api::jaeger::dependencies))
         .route("/v1/traces/{trace_id}", get(api::native::trace))
         .route("/metrics", get(api::native::metrics))
+        .route(
+            crate::seal::routes::CHECKPOINT_ROUTE,
+            get(crate::seal::routes::checkpoint),
+        )
+        .route(
+            crate::seal::routes::TILE_ROUTE,
+            get(crate::seal::routes::tile),
+        )
+        .route(
+            crate::seal::routes::KEYS_ROUTE,
+            get(crate::seal::routes::log_keys),
+        )
         .fallback(api::not_found)
         .with_state(st)
 }

@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
+pub mod seal;
 pub mod secrets;
 pub mod tls;
 
@@ -126,20 +127,39 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             "WAL records of shredded tenants skipped"
         );
     }
+    let seal = if cfg.seal.enabled {
+        let signer = seal::keys::load_or_create(&opts.data_dir, &boot.master, &cfg.seal.node)?;
+        let seal = seal::Seal::open(
+            &cfg.seal,
+            signer,
+            store.objects().clone(),
+            &recovery.manifests,
+        )
+        .await
+        .context("opening the transparency logs")?;
+        store.set_wal_barrier(Arc::new(seal::PublishBarrier(seal.clone())));
+        Some(seal)
+    } else {
+        tracing::warn!("[seal] enabled = false: batches are stored without a transparency log");
+        None
+    };
     let vault = Arc::new(Vault::open(&opts.data_dir.join("vault"), keys.clone())?);
     let registry = pipeline::stages(&cfg, keys.clone(), vault)?;
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
-    let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone());
+    let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
+        .with_seal(seal.clone());
     let state = Arc::new(app::AppState {
         auth: auth::Authenticator::new(auth::tokens_path(&opts.data_dir))?,
         pipeline,
         store: store.clone(),
         limits: cfg.limits.clone(),
         metrics,
+        seal: seal.clone(),
     });
 
     let (tx, rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    let publisher = seal.clone().map(|s| tokio::spawn(s.run(rx.clone())));
     for (name, addr, router) in [
         (
             "otlp-grpc",
@@ -172,6 +192,9 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let _ = tx.send(true);
     for t in tasks {
         let _ = t.await;
+    }
+    if let Some(p) = publisher {
+        let _ = p.await;
     }
     store.close().await.context("closing the store")?;
     Ok(())

@@ -2,8 +2,12 @@
 //! batch flows through them once before it is stored.
 //!
 //! ```text
-//! authenticate (transport) → validate → [detect] → [minimize] → [seal] → encode → store
+//! authenticate (transport) → validate → [detect] → [minimize] → encode → [seal] → store
 //! ```
+//!
+//! Spans are encoded once; the seal step hashes those very bytes (the manifest's
+//! `span_root`) and runs inside the store's append, under the log's lock, so the manifest
+//! shares the spans' WAL record (see [`crate::seal`]).
 //!
 //! Authentication happens at the transport edge, because it produces the [`Identity`] the
 //! batch is built with. Every later capability is one [`Stage`] added in [`stages`].
@@ -84,6 +88,8 @@ pub struct IngestOutcome {
     pub rejected: u64,
     /// Why spans were set aside; empty when none were.
     pub message: String,
+    /// The batch's place in its tenant's transparency log, if it was sealed.
+    pub receipt: Option<crate::seal::Receipt>,
 }
 
 /// Stages plus the store.
@@ -91,6 +97,7 @@ pub struct Pipeline {
     stages: Vec<Arc<dyn Stage>>,
     store: Store,
     metrics: Arc<Metrics>,
+    seal: Option<Arc<crate::seal::Seal>>,
 }
 
 fn now_nanos() -> u64 {
@@ -106,7 +113,14 @@ impl Pipeline {
             stages,
             store,
             metrics,
+            seal: None,
         }
+    }
+
+    /// Seals every stored batch into `seal`'s logs.
+    pub fn with_seal(mut self, seal: Option<Arc<crate::seal::Seal>>) -> Self {
+        self.seal = seal;
+        self
     }
 
     /// Runs one export request through every stage, then stores it. Returns only after the
@@ -138,24 +152,35 @@ impl Pipeline {
         }
         let entries = encode_entries(&batch)?;
         let accepted = entries.len() as u64;
+        let mut receipt = None;
         if !entries.is_empty() {
-            self.store
-                .append(&tenant, entries)
-                .await
-                .map_err(|e| match e {
-                    StoreError::Busy { retry_after } => {
-                        self.metrics.ingest_busy();
-                        StageError::Exhausted {
-                            message: "the store is busy; retry later".into(),
-                            retry_after,
-                        }
+            let appended = match &self.seal {
+                Some(seal) => {
+                    let reserve = crate::seal::Seal::reserve(entries.len());
+                    let ctx = &batch.context;
+                    let receipt = &mut receipt;
+                    self.store
+                        .append_sealed(&tenant, entries, reserve, |spans, submit| {
+                            seal.seal(ctx, spans, submit, receipt)
+                        })
+                        .await
+                }
+                None => self.store.append(&tenant, entries).await,
+            };
+            appended.map_err(|e| match e {
+                StoreError::Busy { retry_after } => {
+                    self.metrics.ingest_busy();
+                    StageError::Exhausted {
+                        message: "the store is busy; retry later".into(),
+                        retry_after,
                     }
-                    other => {
-                        tracing::error!(error = %other, "store append failed");
-                        self.metrics.ingest_internal();
-                        StageError::Internal(other.to_string())
-                    }
-                })?;
+                }
+                other => {
+                    tracing::error!(error = %other, "store append failed");
+                    self.metrics.ingest_internal();
+                    StageError::Internal(other.to_string())
+                }
+            })?;
         }
         let rejected = batch.context.rejected_spans;
         self.metrics.ingest_accepted(accepted, rejected);
@@ -163,6 +188,7 @@ impl Pipeline {
             accepted,
             rejected,
             message: batch.context.warnings.join("; "),
+            receipt,
         })
     }
 }
@@ -190,6 +216,7 @@ fn encode_entries(batch: &Batch) -> Result<Vec<SpanEntry>, StageError> {
                     start_unix_nanos: span.start_time_unix_nano,
                     end_unix_nanos: span.end_time_unix_nano,
                     canonical: Bytes::from(canonical::encode(rs, ss, span)),
+                    seal: None,
                 });
             }
         }

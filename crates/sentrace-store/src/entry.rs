@@ -34,7 +34,27 @@ pub struct SpanEntry {
     pub end_unix_nanos: u64,
     /// Canonical v1 bytes of the span.
     pub canonical: Bytes,
+    /// Where the span sits in the transparency log, if its batch was sealed.
+    pub seal: Option<SpanSeal>,
 }
+
+/// A sealed span's place in the transparency log: the batch's log index and the span's
+/// position in the batch (the order of the batch's span root). The span at position 0
+/// also carries the batch manifest, so the WAL record holding the spans holds the log
+/// entry too (one record, one fsync: crash-consistent by construction).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanSeal {
+    /// Log index of the batch (the manifest's index).
+    pub index: u64,
+    /// Position of the span within its batch.
+    pub position: u32,
+    /// The encoded batch manifest; only on position 0, and only in the WAL (blocks keep
+    /// index and position; the log keeps the manifest).
+    pub manifest: Option<Bytes>,
+}
+
+/// Longest encoded manifest carried in a WAL record.
+pub const MAX_MANIFEST_BYTES: usize = u16::MAX as usize;
 
 /// A canonical span could not be turned into a [`SpanEntry`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +121,7 @@ impl SpanEntry {
             start_unix_nanos: span.start_time_unix_nano,
             end_unix_nanos: span.end_time_unix_nano,
             canonical: bytes.clone(),
+            seal: None,
         };
         entry.check_limits()?;
         Ok(entry)
@@ -112,6 +133,14 @@ impl SpanEntry {
             ("service", self.service.len(), MAX_NAME_BYTES),
             ("span name", self.name.len(), MAX_NAME_BYTES),
             ("canonical span", self.canonical.len(), MAX_CANONICAL_BYTES),
+            (
+                "manifest",
+                self.seal
+                    .as_ref()
+                    .and_then(|s| s.manifest.as_ref())
+                    .map_or(0, Bytes::len),
+                MAX_MANIFEST_BYTES,
+            ),
         ] {
             if len > max {
                 return Err(EntryError::TooLong { field, len, max });
@@ -127,16 +156,26 @@ impl SpanEntry {
 
     /// Bytes this entry takes in the WAL encoding.
     pub(crate) fn encoded_len(&self) -> usize {
-        FIXED_LEN + self.service.len() + self.name.len() + self.canonical.len()
+        FIXED_LEN
+            + self.service.len()
+            + self.name.len()
+            + self.canonical.len()
+            + match &self.seal {
+                None => 0,
+                Some(s) => 12 + s.manifest.as_ref().map_or(0, |m| 2 + m.len()),
+            }
     }
 }
 
-/// trace 16 + span 8 + parent flag 1 + parent 8 + kind 4 + start 8 + end 8 + 2 + 2 + 4.
-const FIXED_LEN: usize = 16 + 8 + 1 + 8 + 4 + 8 + 8 + 2 + 2 + 4;
+/// trace 16 + span 8 + parent flag 1 + parent 8 + kind 4 + start 8 + end 8 + 2 + 2 + 4
+/// + seal flag 1.
+const FIXED_LEN: usize = 16 + 8 + 1 + 8 + 4 + 8 + 8 + 2 + 2 + 4 + 1;
 
 /// Encodes entries as the plaintext of one WAL record:
 /// `count u32 ‖ entry*`, each entry fixed fields (big-endian) then
-/// `service_len u16 ‖ name_len u16 ‖ canonical_len u32 ‖ service ‖ name ‖ canonical`.
+/// `service_len u16 ‖ name_len u16 ‖ canonical_len u32 ‖ service ‖ name ‖ canonical ‖ seal`
+/// where `seal` is `0` (unsealed), `1 ‖ index u64 ‖ position u32`, or
+/// `2 ‖ index u64 ‖ position u32 ‖ manifest_len u16 ‖ manifest`.
 /// Callers must have run [`SpanEntry::check_limits`] on every entry.
 pub(crate) fn encode_entries(entries: &[SpanEntry], out: &mut Vec<u8>) {
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
@@ -162,6 +201,18 @@ pub(crate) fn encode_entries(entries: &[SpanEntry], out: &mut Vec<u8>) {
         out.extend_from_slice(e.service.as_bytes());
         out.extend_from_slice(e.name.as_bytes());
         out.extend_from_slice(&e.canonical);
+        match &e.seal {
+            None => out.push(0),
+            Some(s) => {
+                out.push(if s.manifest.is_some() { 2 } else { 1 });
+                out.extend_from_slice(&s.index.to_be_bytes());
+                out.extend_from_slice(&s.position.to_be_bytes());
+                if let Some(m) = &s.manifest {
+                    out.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                    out.extend_from_slice(m);
+                }
+            }
+        }
     }
 }
 
@@ -231,6 +282,28 @@ pub(crate) fn decode_entries(plain: Bytes) -> Result<Vec<SpanEntry>, String> {
         let start = c.pos;
         c.take(canonical_len)?;
         let canonical = plain.slice(start..c.pos);
+        let flag = c.array::<1>()?[0];
+        let seal = match flag {
+            0 => None,
+            1 | 2 => {
+                let index = u64::from_be_bytes(c.array()?);
+                let position = u32::from_be_bytes(c.array()?);
+                let manifest = if flag == 2 {
+                    let len = usize::from(u16::from_be_bytes(c.array()?));
+                    let at = c.pos;
+                    c.take(len)?;
+                    Some(plain.slice(at..c.pos))
+                } else {
+                    None
+                };
+                Some(SpanSeal {
+                    index,
+                    position,
+                    manifest,
+                })
+            }
+            other => return Err(format!("span {i}: bad seal flag {other}")),
+        };
         out.push(SpanEntry {
             trace_id,
             span_id,
@@ -241,6 +314,7 @@ pub(crate) fn decode_entries(plain: Bytes) -> Result<Vec<SpanEntry>, String> {
             start_unix_nanos,
             end_unix_nanos,
             canonical,
+            seal,
         });
     }
     if c.pos != plain.len() {
@@ -274,7 +348,26 @@ mod tests {
         encode_entries(&[e.clone(), back.clone()], &mut buf);
         assert_eq!(buf.len(), 4 + 2 * e.encoded_len());
         let dec = decode_entries(Bytes::from(buf.clone())).unwrap();
-        assert_eq!(dec, vec![e.clone(), e]);
+        assert_eq!(dec, vec![e.clone(), e.clone()]);
+        let mut sealed = e.clone();
+        sealed.seal = Some(SpanSeal {
+            index: 7,
+            position: 0,
+            manifest: Some(Bytes::from_static(b"manifest")),
+        });
+        let mut plain = e.clone();
+        plain.seal = Some(SpanSeal {
+            index: 7,
+            position: 1,
+            manifest: None,
+        });
+        let mut sbuf = Vec::new();
+        encode_entries(&[sealed.clone(), plain.clone()], &mut sbuf);
+        assert_eq!(sbuf.len(), 4 + sealed.encoded_len() + plain.encoded_len());
+        assert_eq!(
+            decode_entries(Bytes::from(sbuf)).unwrap(),
+            vec![sealed, plain]
+        );
         for cut in [0, 3, 10, buf.len() - 1] {
             assert!(decode_entries(Bytes::from(buf[..cut].to_vec())).is_err());
         }

@@ -19,10 +19,12 @@ mod block;
 mod config;
 pub mod crypto;
 mod entry;
+mod erasure;
 mod error;
 mod fsutil;
 pub mod keys;
 mod memtable;
+mod scan;
 mod search;
 mod store;
 pub mod vault;
@@ -32,12 +34,16 @@ pub mod wal;
 pub mod testutil;
 
 pub use config::{StoreConfig, duration};
-pub use entry::{EntryError, MAX_CANONICAL_BYTES, MAX_NAME_BYTES, SpanEntry};
+pub use entry::{
+    EntryError, MAX_CANONICAL_BYTES, MAX_MANIFEST_BYTES, MAX_NAME_BYTES, SpanEntry, SpanSeal,
+};
+pub use erasure::Erasure;
 pub use error::StoreError;
 pub use keys::{KeyRing, MasterKey};
 pub use memtable::{MAX_CATALOG_OPERATIONS, MAX_CATALOG_SERVICES};
+pub use scan::{Damage, ScannedSpan, StoreScan, scan_data_dir};
 pub use search::SpanFilter;
-pub use store::{FlushReport, ReadStats, Store};
+pub use store::{BarrierFuture, FlushReport, ReadStats, Store, Submit, WalBarrier};
 pub use vault::Vault;
-pub use wal::replay::{CorruptSegment, RecoveryReport, TailCut};
+pub use wal::replay::{CorruptSegment, RecoveredManifest, RecoveryReport, TailCut};
 pub use wal::writer::{AppendReceipt, WalCounters};

@@ -43,6 +43,11 @@ enum Command {
     Redact(cmd::redact::RedactArgs),
     /// Scan OTLP/JSON from stdin for sensitive data; OCSF findings (class 2006) as JSON lines.
     Scan(cmd::redact::ScanArgs),
+    /// Verify the transparency logs and stored spans of a data directory (offline).
+    Verify(cmd::verify::Args),
+    /// The node's log keys.
+    #[command(subcommand)]
+    Keys(cmd::verify::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +60,8 @@ fn main() -> ExitCode {
         Command::Loadgen(a) => cmd::loadgen::run(a),
         Command::Redact(a) => cmd::redact::run_redact(a),
         Command::Scan(a) => cmd::redact::run_scan(a),
+        Command::Verify(a) => cmd::verify::run(a),
+        Command::Keys(c) => cmd::verify::run_keys(c),
     };
     match result {
         Ok(code) => code,

@@ -78,15 +78,22 @@ impl TraceService for GrpcIngest {
             .ingest(identity, req.resource_spans)
             .await
             .map_err(stage_status)?;
+        let receipt = outcome.receipt;
         let partial_success = (outcome.rejected > 0 || !outcome.message.is_empty()).then(|| {
             ExportTracePartialSuccess {
                 rejected_spans: i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
                 error_message: outcome.message,
             }
         });
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success,
-        }))
+        let mut resp = Response::new(ExportTraceServiceResponse { partial_success });
+        if let Some(r) = receipt {
+            for (key, value) in crate::seal::receipt_headers(&r) {
+                if let Ok(v) = value.parse() {
+                    resp.metadata_mut().insert(key, v);
+                }
+            }
+        }
+        Ok(resp)
     }
 }
 

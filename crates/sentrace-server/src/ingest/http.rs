@@ -183,7 +183,15 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
                 Format::Protobuf => (PROTOBUF, resp.encode_to_vec()),
                 Format::Json => (JSON, serde_json::to_vec(&resp).unwrap_or_default()),
             };
-            (StatusCode::OK, [(header::CONTENT_TYPE, ct)], bytes).into_response()
+            let mut r = (StatusCode::OK, [(header::CONTENT_TYPE, ct)], bytes).into_response();
+            if let Some(receipt) = outcome.receipt {
+                for (key, value) in crate::seal::receipt_headers(&receipt) {
+                    if let Ok(v) = HeaderValue::from_str(&value) {
+                        r.headers_mut().insert(key, v);
+                    }
+                }
+            }
+            r
         }
         Err(e) => stage_error(fmt, e),
     }

@@ -34,7 +34,7 @@ pub(crate) const BLOOM_KEY: &str = "sentrace.bloom.v1";
 pub(crate) const SUMMARY_KEY: &str = "sentrace.block.v1";
 
 /// Column names, in schema order.
-pub(crate) const COLUMNS: [&str; 10] = [
+pub(crate) const COLUMNS: [&str; 12] = [
     "trace_id",
     "span_id",
     "parent_span_id",
@@ -45,6 +45,8 @@ pub(crate) const COLUMNS: [&str; 10] = [
     "end_unix_nanos",
     "duration_nanos",
     "canonical",
+    "log_index",
+    "log_position",
 ];
 
 /// A block known to the store.

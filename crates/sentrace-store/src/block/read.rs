@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, UInt64Type};
+use arrow_array::types::{Int32Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use base64::Engine;
 use bytes::Bytes;
@@ -293,6 +293,12 @@ fn rows(
     let canonical = col(9)
         .as_binary_opt::<i32>()
         .ok_or_else(|| bad("canonical type".into()))?;
+    let log_index = col(10)
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(|| bad("log_index type".into()))?;
+    let log_position = col(11)
+        .as_primitive_opt::<UInt32Type>()
+        .ok_or_else(|| bad("log_position type".into()))?;
     for i in 0..b.num_rows() {
         let id_err = |e: sentrace_core::IdError| bad(format!("row {i}: {e}"));
         let entry = SpanEntry {
@@ -309,6 +315,15 @@ fn rows(
             start_unix_nanos: start.value(i),
             end_unix_nanos: end.value(i),
             canonical: Bytes::copy_from_slice(canonical.value(i)),
+            seal: match (log_index.is_null(i), log_position.is_null(i)) {
+                (true, true) => None,
+                (false, false) => Some(crate::entry::SpanSeal {
+                    index: log_index.value(i),
+                    position: log_position.value(i),
+                    manifest: None,
+                }),
+                _ => return Err(bad(format!("row {i}: log index and position disagree"))),
+            },
         };
         if keep(&entry) {
             out.push(entry);

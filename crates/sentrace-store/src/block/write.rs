@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, FixedSizeBinaryBuilder, Int32Builder, StringBuilder, UInt64Builder,
+    BinaryBuilder, FixedSizeBinaryBuilder, Int32Builder, StringBuilder, UInt32Builder,
+    UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
@@ -37,6 +38,8 @@ pub(crate) fn schema() -> Arc<Schema> {
         Field::new(COLUMNS[7], DataType::UInt64, false),
         Field::new(COLUMNS[8], DataType::UInt64, false),
         Field::new(COLUMNS[9], DataType::Binary, false),
+        Field::new(COLUMNS[10], DataType::UInt64, true),
+        Field::new(COLUMNS[11], DataType::UInt32, true),
     ]))
 }
 
@@ -71,6 +74,8 @@ fn batch(spans: &[SpanEntry], block: &str) -> Result<RecordBatch, StoreError> {
     let mut end = UInt64Builder::with_capacity(n);
     let mut dur = UInt64Builder::with_capacity(n);
     let mut canonical = BinaryBuilder::new();
+    let mut log_index = UInt64Builder::with_capacity(n);
+    let mut log_position = UInt32Builder::with_capacity(n);
     for s in spans {
         trace
             .append_value(s.trace_id.as_bytes())
@@ -87,6 +92,8 @@ fn batch(spans: &[SpanEntry], block: &str) -> Result<RecordBatch, StoreError> {
         end.append_value(s.end_unix_nanos);
         dur.append_value(s.duration_nanos());
         canonical.append_value(&s.canonical);
+        log_index.append_option(s.seal.as_ref().map(|x| x.index));
+        log_position.append_option(s.seal.as_ref().map(|x| x.position));
     }
     let cols: Vec<ArrayRef> = vec![
         Arc::new(trace.finish()),
@@ -99,6 +106,8 @@ fn batch(spans: &[SpanEntry], block: &str) -> Result<RecordBatch, StoreError> {
         Arc::new(end.finish()),
         Arc::new(dur.finish()),
         Arc::new(canonical.finish()),
+        Arc::new(log_index.finish()),
+        Arc::new(log_position.finish()),
     ];
     RecordBatch::try_new(schema(), cols).map_err(arrow_err)
 }

@@ -118,11 +118,47 @@ impl MasterKey {
     pub(crate) fn aead(&self) -> Result<AeadKey, StoreError> {
         AeadKey::new(&self.0)
     }
+
+    /// Wraps a secret for storage at rest (AES-256-GCM under a key derived from the master
+    /// key for `purpose`; `purpose` is also the AAD, so a wrapped secret cannot be
+    /// unwrapped as another one). Output: `nonce ‖ ciphertext ‖ tag`.
+    pub fn wrap(&self, purpose: &str, secret: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let key = AeadKey::new(&crate::crypto::hkdf32(
+            &self.0.0,
+            &[b"sentrace wrap v1", purpose.as_bytes()],
+        )?)?;
+        let mut out = Vec::new();
+        key.seal_append(purpose.as_bytes(), secret, &mut out)?;
+        Ok(out)
+    }
+
+    /// Unwraps what [`MasterKey::wrap`] made for the same `purpose`.
+    pub fn unwrap(&self, purpose: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let key = AeadKey::new(&crate::crypto::hkdf32(
+            &self.0.0,
+            &[b"sentrace wrap v1", purpose.as_bytes()],
+        )?)?;
+        key.open(purpose.as_bytes(), wrapped, purpose)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrap_round_trip_and_purpose_binding() {
+        let m = MasterKey::generate().unwrap();
+        let w = m.wrap("log-key", b"secret").unwrap();
+        assert_eq!(m.unwrap("log-key", &w).unwrap(), b"secret");
+        assert!(m.unwrap("other", &w).is_err());
+        assert!(
+            MasterKey::generate()
+                .unwrap()
+                .unwrap("log-key", &w)
+                .is_err()
+        );
+    }
 
     #[test]
     fn create_then_load_and_mode_check() {

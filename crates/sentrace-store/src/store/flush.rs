@@ -128,7 +128,13 @@ impl Store {
                 st.dirty_catalogs.remove(tenant);
             }
         }
-        // 6. Delete the covered WAL segments.
+        // 6. Delete the covered WAL segments, once whatever else they carry (sealed
+        //    batches' manifests) is durable in its log.
+        if let Some(barrier) = self.wal_barrier() {
+            barrier.before_wal_drop().await.map_err(|reason| {
+                StoreError::Task(format!("WAL barrier: {reason}; WAL segments kept"))
+            })?;
+        }
         for id in list_segments(&inner.wal_dir)? {
             if id >= first_uncovered {
                 continue;
@@ -159,6 +165,38 @@ impl Store {
                 .collect()
         };
         for b in &expired {
+            // Record the sealed batches the block held before it goes, so a verifier
+            // reports them as erased, not deleted.
+            match self
+                .read_block(
+                    b,
+                    |m| (0..m.row_groups.len()).collect(),
+                    |s| s.seal.is_some(),
+                )
+                .await
+            {
+                Ok(rows) => {
+                    let mut indices: Vec<u64> = rows
+                        .iter()
+                        .filter_map(|s| s.seal.as_ref().map(|x| x.index))
+                        .collect();
+                    indices.sort_unstable();
+                    indices.dedup();
+                    if !indices.is_empty() {
+                        crate::erasure::write(
+                            &self.inner.data_dir,
+                            &self.inner.keys,
+                            &b.tenant,
+                            &b.name,
+                            indices,
+                            "retention",
+                        )?;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(block = %b.path, error = %e, "expired block unreadable; deleting it without an erasure record")
+                }
+            }
             self.delete_object(&b.path).await?;
             let mut st = self.inner.state.write().map_err(|_| poisoned())?;
             if let Some(list) = st.blocks.get_mut(&b.tenant) {

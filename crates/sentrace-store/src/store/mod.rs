@@ -62,6 +62,49 @@ struct Inner {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Exclusive lock on `data_dir/LOCK`, held until the store is closed or dropped.
     lock: Mutex<Option<std::fs::File>>,
+    /// Runs before WAL segments are deleted.
+    barrier: Mutex<Option<Arc<dyn WalBarrier>>>,
+}
+
+/// Queues one request's record for the WAL writer (see [`Store::append_sealed`]).
+pub struct Submit {
+    tx: mpsc::UnboundedSender<WalMsg>,
+    tenant: TenantId,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    reply: oneshot::Sender<Result<AppendReceipt, StoreError>>,
+}
+
+impl Submit {
+    /// Queues the spans (re-checking the limits of what the seal step added).
+    pub fn send(self, spans: Vec<SpanEntry>) -> Result<(), StoreError> {
+        for (index, s) in spans.iter().enumerate() {
+            s.check_limits().map_err(|e| StoreError::InvalidSpan {
+                index,
+                reason: e.to_string(),
+            })?;
+        }
+        self.tx
+            .send(WalMsg::Append(AppendReq {
+                tenant: self.tenant,
+                spans,
+                permit: self.permit,
+                reply: self.reply,
+            }))
+            .map_err(|_| StoreError::Closed)
+    }
+}
+
+/// A future returned by [`WalBarrier::before_wal_drop`].
+pub type BarrierFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// Something that must be made durable elsewhere before WAL records are deleted: the seal
+/// stage publishes its logs' tiles, so every manifest carried by a record that a flush is
+/// about to delete is already in the log's object store. If the barrier fails, the flush
+/// keeps the segments (and retries later).
+pub trait WalBarrier: Send + Sync {
+    /// Called after blocks are written and before covered WAL segments are deleted.
+    fn before_wal_drop(&self) -> BarrierFuture;
 }
 
 fn poisoned() -> StoreError {
@@ -132,6 +175,7 @@ impl Store {
                         .or_default()
                         .push(Arc::new(b));
                 }
+                None if meta.location.as_ref().starts_with("log/") => {}
                 None => {
                     tracing::warn!(object = %meta.location, "ignoring unknown object in block store")
                 }
@@ -181,6 +225,7 @@ impl Store {
             shutdown,
             writer: Mutex::new(Some(handle)),
             lock: Mutex::new(Some(lock)),
+            barrier: Mutex::new(None),
         });
         tokio::spawn(background(
             Arc::downgrade(&inner),
@@ -209,10 +254,29 @@ impl Store {
         tenant: &TenantId,
         spans: Vec<SpanEntry>,
     ) -> Result<AppendReceipt, StoreError> {
+        self.append_sealed(tenant, spans, 0, |spans, submit| submit.send(spans))
+            .await
+    }
+
+    /// Like [`Store::append`], for a sealed batch: once every check has passed (so the
+    /// request can no longer be refused as busy or invalid), `seal` is called with the
+    /// spans and a [`Submit`]; under its log's lock it assigns the batch its log index,
+    /// tags the spans ([`crate::SpanSeal`], the manifest on position 0) and queues the
+    /// record with [`Submit::send`] *before* releasing the lock, so records of one log
+    /// reach the WAL in log-index order and a torn tail can only lose a suffix of the
+    /// log's entries, never one in the middle. `reserve` is the bytes the tags and
+    /// manifest add (charged against the queue bound).
+    pub async fn append_sealed(
+        &self,
+        tenant: &TenantId,
+        spans: Vec<SpanEntry>,
+        reserve: usize,
+        seal: impl FnOnce(Vec<SpanEntry>, Submit) -> Result<(), StoreError>,
+    ) -> Result<AppendReceipt, StoreError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
-        let mut bytes = REQUEST_OVERHEAD;
+        let mut bytes = REQUEST_OVERHEAD.saturating_add(reserve);
         for (index, s) in spans.iter().enumerate() {
             s.check_limits().map_err(|e| StoreError::InvalidSpan {
                 index,
@@ -259,16 +323,33 @@ impl Store {
                 retry_after: self.retry_after(),
             })?;
         let (reply, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(WalMsg::Append(AppendReq {
+        seal(
+            spans,
+            Submit {
+                tx: self.inner.tx.clone(),
                 tenant: tenant.clone(),
-                spans,
                 permit,
                 reply,
-            }))
-            .map_err(|_| StoreError::Closed)?;
+            },
+        )?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The object store that holds the blocks (and, under `log/`, the transparency logs).
+    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.objects
+    }
+
+    /// Installs the hook that runs before a flush deletes WAL segments (see
+    /// [`WalBarrier`]).
+    pub fn set_wal_barrier(&self, barrier: Arc<dyn WalBarrier>) {
+        if let Ok(mut b) = self.inner.barrier.lock() {
+            *b = Some(barrier);
+        }
+    }
+
+    pub(crate) fn wal_barrier(&self) -> Option<Arc<dyn WalBarrier>> {
+        self.inner.barrier.lock().ok().and_then(|b| b.clone())
     }
 
     /// A hint for `Retry-After`: at least one second, more when commits are slow.

@@ -65,7 +65,7 @@ impl Store {
         Ok((meta, Some(bytes)))
     }
 
-    async fn read_block(
+    pub(crate) async fn read_block(
         &self,
         b: &Arc<BlockInfo>,
         pick: impl Fn(&BlockMeta) -> Vec<usize>,

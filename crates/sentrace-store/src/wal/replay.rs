@@ -39,6 +39,20 @@ pub struct RecoveryReport {
     pub unreadable_records: u64,
     /// Blocks found in the object store.
     pub blocks: usize,
+    /// Batch manifests found in the replayed records (sealed batches), in WAL order. The
+    /// seal stage re-appends those its log does not hold yet.
+    pub manifests: Vec<RecoveredManifest>,
+}
+
+/// A batch manifest recovered from the WAL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveredManifest {
+    /// The tenant whose log it belongs to.
+    pub tenant: TenantId,
+    /// Its log index.
+    pub index: u64,
+    /// The encoded manifest.
+    pub manifest: bytes::Bytes,
 }
 
 /// A torn tail cut off the last segment.
@@ -138,13 +152,13 @@ pub(crate) fn replay(
     Ok((out, report, next))
 }
 
-enum Outcome {
+pub(crate) enum Outcome {
     Clean,
     Cut { offset: u64, reason: String },
     Corrupt { offset: u64, reason: String },
 }
 
-fn replay_segment(
+pub(crate) fn replay_segment(
     buf: &[u8],
     id: u64,
     is_last: bool,
@@ -202,6 +216,17 @@ fn replay_segment(
         };
         report.records += 1;
         report.spans += spans.len() as u64;
+        for s in &spans {
+            if let Some(seal) = &s.seal
+                && let Some(m) = &seal.manifest
+            {
+                report.manifests.push(RecoveredManifest {
+                    tenant: rec.tenant.clone(),
+                    index: seal.index,
+                    manifest: m.clone(),
+                });
+            }
+        }
         out.push((rec.tenant, spans));
         offset = end;
     }

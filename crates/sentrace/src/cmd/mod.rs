@@ -6,3 +6,4 @@ pub mod query;
 pub mod redact;
 pub mod serve;
 pub mod tokens;
+pub mod verify;

@@ -1,0 +1,94 @@
+//! The node's log signing key (hybrid Ed25519 + ML-DSA-44), made on first start and kept
+//! wrapped by the master key: `<data dir>/log-key.wrapped` holds
+//! `MasterKey::wrap("sentrace log key v1", LogSigner::to_secret_string())`. The public
+//! keys are in `<data dir>/log-key.pub` (vkeys, one a line) for anyone to read.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use sentrace_ledger::checkpoint::{LogSigner, LogVerifier};
+use sentrace_ledger::note::KeyName;
+use sentrace_store::MasterKey;
+
+const PURPOSE: &str = "sentrace log key v1";
+
+/// Path of the wrapped signing key.
+pub fn wrapped_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("log-key.wrapped")
+}
+
+/// Path of the public keys.
+pub fn public_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("log-key.pub")
+}
+
+/// Loads the node's log key, or makes one named `node` if there is none.
+pub fn load_or_create(
+    data_dir: &Path,
+    master: &MasterKey,
+    node: &str,
+) -> anyhow::Result<LogSigner> {
+    let path = wrapped_key_path(data_dir);
+    if path.exists() {
+        let signer = load(data_dir, master)?;
+        if signer.verifier().ed25519.name().as_str() != node {
+            bail!(
+                "the log key in {} is named {:?} but [seal] node is {node:?}; a node keeps its name (its logs' origins depend on it)",
+                path.display(),
+                signer.verifier().ed25519.name().as_str()
+            );
+        }
+        return Ok(signer);
+    }
+    let name = KeyName::new(node).map_err(|e| anyhow::anyhow!("log key name {node:?}: {e}"))?;
+    let signer =
+        LogSigner::generate(&name).map_err(|e| anyhow::anyhow!("generating the log key: {e}"))?;
+    let wrapped = master
+        .wrap(PURPOSE, signer.to_secret_string().as_bytes())
+        .context("wrapping the log key")?;
+    write_new(&path, &wrapped, 0o600)?;
+    write_new(
+        &public_key_path(data_dir),
+        format!("{}\n", signer.verifier().to_vkeys()).as_bytes(),
+        0o644,
+    )?;
+    Ok(signer)
+}
+
+/// Loads the node's log key.
+pub fn load(data_dir: &Path, master: &MasterKey) -> anyhow::Result<LogSigner> {
+    let path = wrapped_key_path(data_dir);
+    let wrapped = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let secret = master.unwrap(PURPOSE, &wrapped).with_context(|| {
+        format!(
+            "unwrapping {} (wrong master key, or the file was altered)",
+            path.display()
+        )
+    })?;
+    let text = String::from_utf8(secret).context("the unwrapped log key is not UTF-8")?;
+    LogSigner::from_secret_string(&text)
+        .map_err(|e| anyhow::anyhow!("the log key in {} is invalid: {e}", path.display()))
+}
+
+/// The node's public log keys, from the signing key.
+pub fn verifier(data_dir: &Path, master: &MasterKey) -> anyhow::Result<LogVerifier> {
+    Ok(load(data_dir, master)?.verifier())
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}

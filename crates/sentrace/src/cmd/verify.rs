@@ -1,0 +1,222 @@
+//! `sentrace verify`: offline verification of a data directory's transparency logs and
+//! stored spans, with pinned checkpoints in a local state file; and `sentrace keys show`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use sentrace_core::TenantId;
+use sentrace_ledger::checkpoint::LogVerifier;
+use sentrace_ledger::verify::{FindingKind, PinState};
+use sentrace_server::bootstrap::{MASTER_KEY_ENV, master_key_path};
+use sentrace_server::seal::audit::{AuditOptions, TenantAudit, audit};
+use sentrace_store::MasterKey;
+
+use crate::DataDir;
+
+/// Arguments of `verify`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    data: DataDir,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// The state file of pinned checkpoints (created if missing; moved forward only when
+    /// everything verifies).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Only this tenant's log.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Trust these log keys (the vkeys `sentrace keys show` prints) instead of the data
+    /// directory's own key.
+    #[arg(long)]
+    key: Option<String>,
+    /// The node name (`[seal] node`).
+    #[arg(long, default_value = "sentrace")]
+    node: String,
+}
+
+/// Loads the master key the way the server does (environment first, then the key file).
+pub fn master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
+    match std::env::var(MASTER_KEY_ENV) {
+        Ok(_) => Ok(MasterKey::from_env(MASTER_KEY_ENV)?),
+        Err(_) => Ok(MasterKey::load(&master_key_path(data_dir))
+            .with_context(|| format!("loading the master key of {}", data_dir.display()))?),
+    }
+}
+
+fn load_pins(path: Option<&Path>) -> anyhow::Result<PinState> {
+    let Some(p) = path else {
+        return Ok(PinState::default());
+    };
+    match std::fs::read(p) {
+        Ok(b) => serde_json::from_slice(&b)
+            .with_context(|| format!("parsing state file {}", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PinState::default()),
+        Err(e) => Err(e).with_context(|| format!("reading state file {}", p.display())),
+    }
+}
+
+/// Writes the state file atomically (temporary file, fsync, rename).
+fn save_pins(path: &Path, pins: &PinState) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(&serde_json::to_vec_pretty(pins)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A one-line progress bar on stderr (only on a terminal, or when forced for tests).
+struct Bar {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl Bar {
+    fn tick(&mut self, tenant: &str, stage: &str, done: u64, total: u64) {
+        if !self.on || (done != total && self.last.elapsed().as_millis() < 100) {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let width = 30u64;
+        let filled = done
+            .min(total)
+            .saturating_mul(width)
+            .checked_div(total)
+            .unwrap_or(width);
+        eprint!(
+            "\r{tenant} {stage:<8} [{}{}] {done}/{total}",
+            "#".repeat(filled as usize),
+            "-".repeat((width - filled) as usize)
+        );
+        if done == total {
+            eprintln!();
+        }
+    }
+}
+
+/// Runs `verify`.
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let master = master_key(&a.data.data_dir)?;
+    let key = a
+        .key
+        .as_deref()
+        .map(|k| LogVerifier::parse(k).map_err(|e| anyhow::anyhow!("--key: {e}")))
+        .transpose()?;
+    let tenant = a
+        .tenant
+        .as_deref()
+        .map(|t| TenantId::new(t).map_err(|e| anyhow::anyhow!("--tenant: {e}")))
+        .transpose()?;
+    let mut pins = load_pins(a.state.as_deref())?;
+    let mut bar = Bar {
+        on: std::io::stderr().is_terminal() || std::env::var_os("SENTRACE_PROGRESS").is_some(),
+        last: std::time::Instant::now(),
+    };
+    let mut progress = |t: &str, s: &'static str, d: u64, n: u64| bar.tick(t, s, d, n);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let audits = rt.block_on(audit(
+        &a.data.data_dir,
+        &master,
+        &mut pins,
+        AuditOptions {
+            node: a.node.clone(),
+            key,
+            tenant,
+            progress: &mut progress,
+        },
+    ))?;
+    let ok = audits.iter().all(|t| t.report.ok);
+    if let Some(p) = &a.state {
+        save_pins(p, &pins)?;
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "ok": ok, "logs": audits }))?
+        );
+    } else {
+        print_human(&audits);
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_human(audits: &[TenantAudit]) {
+    if audits.is_empty() {
+        println!("no transparency logs found");
+    }
+    for t in audits {
+        let r = &t.report;
+        println!(
+            "tenant {}: {} (checkpoint size {}, {} entries, {} batches, {} spans checked, {} erased)",
+            t.tenant,
+            if r.ok { "OK" } else { "FAILED" },
+            r.checkpoint_size.map_or("-".into(), |s| s.to_string()),
+            r.entries_checked,
+            r.batches_checked,
+            r.spans_checked,
+            r.batches_erased,
+        );
+        for f in &r.findings {
+            let mut at = Vec::new();
+            if let Some(b) = &f.block {
+                at.push(format!("block {b}"));
+            }
+            if let Some(i) = f.index {
+                at.push(format!("batch {i}"));
+            }
+            if let Some(s) = f.span {
+                at.push(format!("span {s}"));
+            }
+            if let Some(p) = &f.path {
+                at.push(format!("path {p}"));
+            }
+            let kind = serde_json::to_value(f.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let marker = if f.kind == FindingKind::Erased {
+                "note"
+            } else {
+                "FAIL"
+            };
+            println!("  {marker} {kind}: {} [{}]", f.detail, at.join(", "));
+        }
+        if t.unsealed_spans > 0 {
+            println!(
+                "  note: {} stored spans carry no seal (stored with [seal] enabled = false)",
+                t.unsealed_spans
+            );
+        }
+    }
+}
+
+/// `sentrace keys`.
+#[derive(clap::Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Print the node's log public keys (vkeys: Ed25519 and ML-DSA-44), for `--key`.
+    Show(DataDir),
+}
+
+/// Runs `keys`.
+pub fn run_keys(c: KeysCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        KeysCommand::Show(d) => {
+            let master = master_key(&d.data_dir)?;
+            let v = sentrace_server::seal::keys::verifier(&d.data_dir, &master)?;
+            println!("{}", v.to_vkeys());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
