@@ -29,6 +29,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Threat detection and response (None when `[detect] enabled = false`).
+    pub detect: Option<Arc<crate::detect::Runtime>>,
 }
 
 /// An identity holding the `read` role, taken from the request's bearer token.
@@ -79,6 +81,9 @@ pub fn query_router(st: Arc<AppState>) -> Router {
         .route("/api/dependencies", get(api::jaeger::dependencies))
         .route("/v1/traces/{trace_id}", get(api::native::trace))
         .route("/metrics", get(api::native::metrics))
+        .route("/api/findings", get(api::findings::findings))
+        .route("/api/responses", get(api::findings::responses))
+        .route("/api/responses/quarantine", get(api::findings::quarantine))
         .fallback(api::not_found)
         .with_state(st)
 }

@@ -24,6 +24,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Data minimization (the server enforces the policy again; it never trusts the edge).
     pub minimize: MinimizeConfig,
+    /// Threat detection, finding sinks and automated response.
+    pub detect: crate::detect::DetectConfig,
 }
 
 /// The minimize stage.
@@ -170,6 +172,7 @@ impl Config {
             return Err("[limits] max_request_bytes must be at most 256 MiB".into());
         }
         self.store.validate().map_err(|e| format!("[store] {e}"))?;
+        self.detect.validate()?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod detect;
 pub mod fsutil;
 pub mod ingest;
 pub mod metrics;
@@ -127,7 +128,14 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         );
     }
     let vault = Arc::new(Vault::open(&opts.data_dir.join("vault"), keys.clone())?);
-    let registry = pipeline::stages(&cfg, keys.clone(), vault)?;
+    let mut registry = pipeline::stages(&cfg, keys.clone(), vault)?;
+    let detect = if cfg.detect.enabled {
+        let rt = detect::Runtime::start(&cfg.detect, &opts.data_dir)?;
+        pipeline::add_detect(&mut registry, rt.clone());
+        Some(rt)
+    } else {
+        None
+    };
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone());
     let state = Arc::new(app::AppState {
@@ -136,6 +144,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         store: store.clone(),
         limits: cfg.limits.clone(),
         metrics,
+        detect,
     });
 
     let (tx, rx) = watch::channel(false);

@@ -75,6 +75,18 @@ pub fn stages(cfg: &Config, keys: Arc<KeyRing>, vault: Arc<Vault>) -> anyhow::Re
     Ok(Registry { stages, exporters })
 }
 
+/// Registers the detect stage (see [`crate::detect`]) right after `validate`, before
+/// `minimize`: detection needs the raw values.
+pub fn add_detect(registry: &mut Registry, rt: Arc<crate::detect::Runtime>) {
+    let at = registry.stages.len().min(1);
+    registry
+        .stages
+        .insert(at, Arc::new(crate::detect::DetectStage::new(rt.clone())));
+    registry
+        .exporters
+        .push(Box::new(move || rt.render_metrics()));
+}
+
 /// What a successful export reports back (OTLP partial success).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct IngestOutcome {

@@ -43,6 +43,12 @@ enum Command {
     Redact(cmd::redact::RedactArgs),
     /// Scan OTLP/JSON from stdin for sensitive data; OCSF findings (class 2006) as JSON lines.
     Scan(cmd::redact::ScanArgs),
+    /// Detect attacks in OTLP/JSON from stdin; OCSF findings (class 2004) as JSON lines.
+    Detect(cmd::detect::Args),
+    /// List or undo automated response actions in the data directory (works while the
+    /// server runs).
+    #[command(subcommand)]
+    Response(cmd::response::Command),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +61,8 @@ fn main() -> ExitCode {
         Command::Loadgen(a) => cmd::loadgen::run(a),
         Command::Redact(a) => cmd::redact::run_redact(a),
         Command::Scan(a) => cmd::redact::run_scan(a),
+        Command::Detect(a) => cmd::detect::run(a),
+        Command::Response(c) => cmd::response::run(c),
     };
     match result {
         Ok(code) => code,

@@ -1,8 +1,10 @@
 //! Subcommands.
 
 pub mod config;
+pub mod detect;
 pub mod loadgen;
 pub mod query;
 pub mod redact;
+pub mod response;
 pub mod serve;
 pub mod tokens;
