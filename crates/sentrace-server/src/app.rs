@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The transparency logs (None when `[seal] enabled = false`).
     pub seal: Option<Arc<crate::seal::Seal>>,
+    /// Threat detection and response (None when `[detect] enabled = false`).
+    pub detect: Option<Arc<crate::detect::Runtime>>,
 }
 
 /// An identity holding the `read` role, taken from the request's bearer token.
@@ -93,6 +95,9 @@ pub fn query_router(st: Arc<AppState>) -> Router {
             crate::seal::routes::KEYS_ROUTE,
             get(crate::seal::routes::log_keys),
         )
+        .route("/api/findings", get(api::findings::findings))
+        .route("/api/responses", get(api::findings::responses))
+        .route("/api/responses/quarantine", get(api::findings::quarantine))
         .fallback(api::not_found)
         .with_state(st)
 }

@@ -26,6 +26,8 @@ pub struct Config {
     pub minimize: MinimizeConfig,
     /// The transparency log: batch manifests, tiles and signed checkpoints.
     pub seal: crate::seal::SealConfig,
+    /// Threat detection, finding sinks and automated response.
+    pub detect: crate::detect::DetectConfig,
 }
 
 /// The minimize stage.
@@ -173,6 +175,7 @@ impl Config {
         }
         self.store.validate().map_err(|e| format!("[store] {e}"))?;
         self.seal.validate()?;
+        self.detect.validate()?;
         Ok(())
     }
 }

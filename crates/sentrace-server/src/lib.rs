@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod detect;
 pub mod fsutil;
 pub mod ingest;
 pub mod metrics;
@@ -144,7 +145,13 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         None
     };
     let vault = Arc::new(Vault::open(&opts.data_dir.join("vault"), keys.clone())?);
-    let registry = pipeline::stages(&cfg, keys.clone(), vault)?;
+    let detect = if cfg.detect.enabled {
+        Some(detect::Runtime::start(&cfg.detect, &opts.data_dir)?)
+    } else {
+        tracing::warn!("[detect] enabled = false: batches are not inspected for attacks");
+        None
+    };
+    let registry = pipeline::stages(&cfg, keys.clone(), vault, detect.clone())?;
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
         .with_seal(seal.clone());
@@ -155,6 +162,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         limits: cfg.limits.clone(),
         metrics,
         seal: seal.clone(),
+        detect,
     });
 
     let (tx, rx) = watch::channel(false);

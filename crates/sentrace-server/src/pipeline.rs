@@ -56,11 +56,21 @@ pub struct Registry {
 }
 
 /// The stages in the order they run. This is the only place that knows the order.
-pub fn stages(cfg: &Config, keys: Arc<KeyRing>, vault: Arc<Vault>) -> anyhow::Result<Registry> {
+pub fn stages(
+    cfg: &Config,
+    keys: Arc<KeyRing>,
+    vault: Arc<Vault>,
+    detect: Option<Arc<crate::detect::Runtime>>,
+) -> anyhow::Result<Registry> {
     let mut stages: Vec<Arc<dyn Stage>> = vec![Arc::new(ValidateStage {
         limits: cfg.limits.clone(),
     })];
     let mut exporters: Vec<Exporter> = Vec::new();
+    // Detection reads raw values, so it runs before minimization.
+    if let Some(rt) = detect {
+        stages.push(Arc::new(crate::detect::DetectStage::new(rt.clone())));
+        exporters.push(Box::new(move || rt.render_metrics()));
+    }
     if cfg.minimize.enabled {
         let policy = cfg.minimize.policy()?;
         let redactor = Arc::new(

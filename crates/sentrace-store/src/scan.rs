@@ -151,8 +151,19 @@ pub async fn scan_data_dir(data_dir: &Path, keys: Arc<KeyRing>) -> Result<StoreS
             }
         };
         scan.bytes_read += bytes.len() as u64;
+        let sidecar = match objects.get(&crate::block::mac::mac_path(&b.path)).await {
+            Ok(r) => r.bytes().await.ok(),
+            Err(_) => None,
+        };
         let (keys2, tenant, name) = (keys.clone(), b.tenant.clone(), b.name.clone());
         let read = tokio::task::spawn_blocking(move || {
+            // The whole file first: Parquet decryption alone skips bytes it does not need.
+            let sidecar = sidecar.ok_or_else(|| StoreError::Corrupt {
+                path: format!("{}/{name}.parquet", tenant.as_str()).into(),
+                offset: 0,
+                reason: "block integrity tag is missing".into(),
+            })?;
+            crate::block::mac::check(&keys2, &tenant, &name, &bytes, &sidecar)?;
             let meta = load_meta(&bytes, &keys2, &tenant, &name)?;
             let groups = (0..meta.arrow.metadata().num_row_groups()).collect();
             read_rows(bytes, &meta, &name, groups, &|_| true)

@@ -18,15 +18,27 @@ fn wal_segments(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir.join("wal")).unwrap().count()
 }
 
+/// The block files under `dir`; asserts that each has its integrity tag and that no tag is
+/// left without its block.
 fn block_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
+    let mut blocks = Vec::new();
+    let mut tags = Vec::new();
     let root = dir.join("blocks");
     for t in std::fs::read_dir(&root).into_iter().flatten().flatten() {
         for f in std::fs::read_dir(t.path()).into_iter().flatten().flatten() {
-            out.push(f.path());
+            let p = f.path();
+            let name = p.to_string_lossy().into_owned();
+            if name.ends_with(".parquet") {
+                blocks.push(p);
+            } else if let Some(block) = name.strip_suffix(".mac") {
+                tags.push(std::path::PathBuf::from(block));
+            }
         }
     }
-    out
+    blocks.sort();
+    tags.sort();
+    assert_eq!(blocks, tags, "blocks and integrity tags must pair up");
+    blocks
 }
 
 #[tokio::test]

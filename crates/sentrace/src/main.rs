@@ -48,6 +48,12 @@ enum Command {
     /// The node's log keys.
     #[command(subcommand)]
     Keys(cmd::verify::KeysCommand),
+    /// Detect attacks in OTLP/JSON from stdin; OCSF findings (class 2004) as JSON lines.
+    Detect(cmd::detect::Args),
+    /// List or undo automated response actions in the data directory (works while the
+    /// server runs).
+    #[command(subcommand)]
+    Response(cmd::response::Command),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +68,8 @@ fn main() -> ExitCode {
         Command::Scan(a) => cmd::redact::run_scan(a),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Keys(c) => cmd::verify::run_keys(c),
+        Command::Detect(a) => cmd::detect::run(a),
+        Command::Response(c) => cmd::response::run(c),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! Query APIs.
 
+pub mod findings;
 pub mod jaeger;
 pub mod native;
 

@@ -82,12 +82,25 @@ impl Store {
             let rows = inner.cfg.block_row_group_rows;
             let count = spans.len();
             let (t, n) = (tenant.clone(), name.clone());
-            let bytes =
-                tokio::task::spawn_blocking(move || build_block(&t, &dek, &n, &spans, rows))
-                    .await
-                    .map_err(|e| StoreError::Task(e.to_string()))??;
+            let (bytes, tag) = tokio::task::spawn_blocking(move || {
+                let bytes = build_block(&t, &dek, &n, &spans, rows)?;
+                let tag = crate::block::mac::seal(&dek, &t, &n, &bytes)?;
+                Ok::<_, StoreError>((bytes, tag))
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
             let path = BlockInfo::object_path(&tenant, &name);
             let len = bytes.len() as u64;
+            // The integrity tag first: a block never exists without one.
+            let mac_path = crate::block::mac::mac_path(&path);
+            inner
+                .objects
+                .put(&mac_path, PutPayload::from(tag))
+                .await
+                .map_err(|e| StoreError::ObjectStore {
+                    path: mac_path.to_string(),
+                    source: e,
+                })?;
             inner
                 .objects
                 .put(&path, PutPayload::from(bytes))

@@ -425,6 +425,18 @@ impl Store {
 
     async fn delete_object(&self, path: &object_store::path::Path) -> Result<(), StoreError> {
         use object_store::ObjectStoreExt;
+        if path.as_ref().ends_with(".parquet") {
+            let mac = crate::block::mac::mac_path(path);
+            match self.inner.objects.delete(&mac).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(StoreError::ObjectStore {
+                        path: mac.to_string(),
+                        source: e,
+                    });
+                }
+            }
+        }
         match self.inner.objects.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(StoreError::ObjectStore {

@@ -1,9 +1,11 @@
 //! Subcommands.
 
 pub mod config;
+pub mod detect;
 pub mod loadgen;
 pub mod query;
 pub mod redact;
+pub mod response;
 pub mod serve;
 pub mod tokens;
 pub mod verify;

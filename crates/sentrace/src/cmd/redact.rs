@@ -52,7 +52,7 @@ fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
 }
 
 /// Reads stdin as a stream of OTLP/JSON requests (one object, or one per line).
-fn read_requests() -> anyhow::Result<Vec<ExportTraceServiceRequest>> {
+pub fn read_requests() -> anyhow::Result<Vec<ExportTraceServiceRequest>> {
     let mut input = Vec::new();
     std::io::stdin()
         .take(MAX_INPUT_BYTES + 1)

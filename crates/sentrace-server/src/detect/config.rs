@@ -1,0 +1,186 @@
+//! The `[detect]` section of the server configuration.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Threat detection, sinks and automated response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Run the detect stage (before minimization, on raw values in memory).
+    pub enabled: bool,
+    /// A ruleset file (TOML, the format of sentrace-detect's `rules/default.toml`) used
+    /// instead of the built-in default ruleset.
+    pub rules: Option<PathBuf>,
+    /// A directory of per-tenant overrides, one `<tenant>.toml` each.
+    pub tenant_rules_dir: Option<PathBuf>,
+    /// Findings kept in memory per tenant for `GET /api/findings` (oldest dropped first).
+    pub max_findings_per_tenant: usize,
+    /// Where findings are forwarded.
+    pub sinks: SinksConfig,
+    /// Automated response.
+    pub response: ResponseConfig,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rules: None,
+            tenant_rules_dir: None,
+            max_findings_per_tenant: 10_000,
+            sinks: SinksConfig::default(),
+            response: ResponseConfig::default(),
+        }
+    }
+}
+
+/// Finding sinks. Each has its own bounded queue; a full queue drops (and counts) findings
+/// instead of slowing ingest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksConfig {
+    /// Findings waiting per sink before new ones are dropped.
+    pub queue_capacity: usize,
+    /// Delivery attempts per finding (first try included) before it is counted as failed.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt up to 30 s.
+    pub retry_backoff_ms: u64,
+    /// A JSON-lines file of OCSF findings.
+    pub file: Option<FileSinkConfig>,
+    /// HTTPS webhooks signed with HMAC-SHA-256 (also the targets of `webhook` responses).
+    pub webhook: Vec<WebhookSinkConfig>,
+    /// Syslog receivers (RFC 5424 over TCP or TLS, CEF payload).
+    pub syslog: Vec<SyslogSinkConfig>,
+}
+
+impl Default for SinksConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 1024,
+            max_attempts: 5,
+            retry_backoff_ms: 200,
+            file: None,
+            webhook: Vec::new(),
+            syslog: Vec::new(),
+        }
+    }
+}
+
+/// The JSON-lines file sink.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// The file; created mode 0600, appended to.
+    pub path: PathBuf,
+}
+
+/// An HTTPS webhook. Each POST carries the OCSF finding as JSON and the header
+/// `Sentrace-Signature: t=<unix seconds>,v1=<hex HMAC-SHA-256(secret, "<t>." + body)>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSinkConfig {
+    /// Name, used by `webhook` response actions and in metrics.
+    pub name: String,
+    /// `https://` URL.
+    pub url: String,
+    /// File holding the shared HMAC secret (its bytes, trailing newline removed).
+    pub secret_file: PathBuf,
+    /// PEM CA certificates to trust instead of the system roots.
+    pub ca: Option<PathBuf>,
+    /// Forward every finding (true) or only calls from `webhook` response actions (false).
+    #[serde(default = "yes")]
+    pub all_findings: bool,
+    /// Request timeout in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_timeout_ms() -> u64 {
+    5000
+}
+
+/// A syslog receiver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogSinkConfig {
+    /// Name, used in metrics.
+    pub name: String,
+    /// `host:port`.
+    pub address: String,
+    /// Use TLS (RFC 5425). The server name is the host part of `address`.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM CA certificates to trust instead of the system roots (TLS only).
+    pub ca: Option<PathBuf>,
+    /// Connect/write timeout in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// Automated response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseConfig {
+    /// Turn findings into actions (tag, keep, throttle, quarantine, webhook).
+    pub enabled: bool,
+    /// A response policy file (TOML, the format of sentrace-detect's `rules/response.toml`)
+    /// used instead of the built-in default policy.
+    pub policy: Option<PathBuf>,
+    /// Quarantined spans kept in memory per tenant (oldest dropped first, and counted).
+    pub max_quarantined_spans_per_tenant: usize,
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            policy: None,
+            max_quarantined_spans_per_tenant: 100_000,
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_findings_per_tenant == 0 {
+            return Err("[detect] max_findings_per_tenant must be greater than 0".into());
+        }
+        let s = &self.sinks;
+        if s.queue_capacity == 0 || s.max_attempts == 0 {
+            return Err(
+                "[detect.sinks] queue_capacity and max_attempts must be greater than 0".into(),
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for w in &s.webhook {
+            if !w.url.starts_with("https://") {
+                return Err(format!(
+                    "[[detect.sinks.webhook]] {}: url must start with https://",
+                    w.name
+                ));
+            }
+            if !names.insert(w.name.clone()) {
+                return Err(format!(
+                    "[[detect.sinks.webhook]] name {} is used twice",
+                    w.name
+                ));
+            }
+        }
+        for y in &s.syslog {
+            if !y.address.contains(':') {
+                return Err(format!(
+                    "[[detect.sinks.syslog]] {}: address must be host:port",
+                    y.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! Threat detection and automated response in the server (issue #5, I/O half).
+//!
+//! One pipeline stage, [`DetectStage`], runs right after `validate` and before `minimize`,
+//! on raw values in memory:
+//!
+//! 1. re-reads the undo file if `sentrace response undo` changed it;
+//! 2. enforces the responses in force: spans of a quarantined source are set aside (kept in
+//!    a bounded in-memory quarantine, reported to the sender as OTLP partial success), a
+//!    throttled source gets `RESOURCE_EXHAUSTED`/429 beyond its rate, spans of a kept source
+//!    are flagged `sentrace.sampling.keep = true`;
+//! 3. runs the detector ([`sentrace_detect::Detector`]) on the rest;
+//! 4. hands every finding to [`Runtime::on_finding`]: the bounded per-tenant finding ring
+//!    (memory only), the sinks' bounded queues (never waiting), and the response policy,
+//!    whose actions are audited before they take effect; `tag_trace` actions tag the
+//!    evidence spans of the batch (`security.finding.rule`, `security.finding.family`).
+//!
+//! Findings and quarantined spans live in memory only (bounded): nothing raw reaches disk
+//! besides the store itself. The audit log holds ids, rule names and targets (client
+//! addresses, users, principals), never span values.
+
+pub mod config;
+pub mod findings;
+pub mod response;
+pub mod sinks;
+pub mod stage;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use anyhow::Context;
+use sentrace_core::TenantId;
+use sentrace_detect::response::PlannedAction;
+use sentrace_detect::{Detector, Finding, Ruleset, RulesetOverride, Severity};
+
+pub use config::DetectConfig;
+pub use stage::DetectStage;
+
+/// Detection counters.
+#[derive(Debug, Default)]
+pub struct DetectMetrics {
+    batches: AtomicU64,
+    findings: [AtomicU64; 5],
+}
+
+fn severity_index(s: Severity) -> usize {
+    match s {
+        Severity::Info => 0,
+        Severity::Low => 1,
+        Severity::Medium => 2,
+        Severity::High => 3,
+        Severity::Critical => 4,
+    }
+}
+
+const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
+/// Everything detection needs at run time; shared by the stage, the API and the exporter.
+pub struct Runtime {
+    /// The compiled detector.
+    pub detector: Arc<Detector>,
+    /// Recent findings per tenant.
+    pub findings: findings::FindingStore,
+    /// Outbound sinks.
+    pub sinks: sinks::Sinks,
+    /// Response policy, actions in force, audit and quarantine.
+    pub response: Option<response::ResponseState>,
+    metrics: DetectMetrics,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+/// Builds the detector from the configuration: the default ruleset or `rules`, plus one
+/// override per `<tenant>.toml` in `tenant_rules_dir`.
+pub fn build_detector(cfg: &DetectConfig) -> anyhow::Result<Detector> {
+    let ruleset = match &cfg.rules {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading detection rules {}", p.display()))?;
+            Ruleset::from_toml(&p.display().to_string(), &text)?
+        }
+        None => Ruleset::default_ruleset()?,
+    };
+    let mut d = Detector::new(ruleset)?;
+    if let Some(dir) = &cfg.tenant_rules_dir {
+        load_tenant_overrides(&mut d, dir)?;
+    }
+    Ok(d)
+}
+
+/// Installs every `<tenant>.toml` of `dir` as that tenant's override.
+pub fn load_tenant_overrides(d: &mut Detector, dir: &std::path::Path) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("reading rules dir {}", dir.display()))?;
+    for e in entries {
+        let path = e?.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("toml") {
+            continue;
+        }
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        // `ruleset.toml` is a whole ruleset (see `sentrace detect --rules DIR`), not a tenant.
+        if stem == "ruleset" {
+            continue;
+        }
+        let tenant = TenantId::new(stem)
+            .with_context(|| format!("{}: the file name is not a tenant id", path.display()))?;
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {file}"))?;
+        let ov = RulesetOverride::from_toml(&file, &text)?;
+        d.set_tenant_override(tenant, &file, &ov)?;
+    }
+    Ok(())
+}
+
+impl Runtime {
+    /// Builds the detector, starts the sinks (needs a tokio runtime) and loads the response
+    /// state from `data_dir/responses/`.
+    pub fn start(cfg: &DetectConfig, data_dir: &std::path::Path) -> anyhow::Result<Arc<Self>> {
+        let detector = Arc::new(build_detector(cfg)?);
+        let sinks = sinks::Sinks::start(&cfg.sinks)?;
+        let response = if cfg.response.enabled {
+            Some(response::ResponseState::open(&cfg.response, data_dir)?)
+        } else {
+            None
+        };
+        Ok(Arc::new(Self {
+            detector,
+            findings: findings::FindingStore::new(cfg.max_findings_per_tenant),
+            sinks,
+            response,
+            metrics: DetectMetrics::default(),
+        }))
+    }
+
+    /// Takes one finding: stores it, queues it to the sinks, and returns the response actions
+    /// that were audited and are now in force (for `tag_trace` on the batch).
+    pub fn on_finding(&self, f: Finding, now_unix_nanos: u64) -> Vec<PlannedAction> {
+        self.metrics.findings[severity_index(f.severity)].fetch_add(1, Relaxed);
+        self.sinks.send(&f);
+        let actions = match &self.response {
+            Some(r) => {
+                let actions = r.on_finding(&f, now_unix_nanos);
+                for a in &actions {
+                    if let sentrace_detect::response::Action::Webhook { name, .. } = &a.action {
+                        self.sinks.call_webhook(name, &f);
+                    }
+                }
+                actions
+            }
+            None => Vec::new(),
+        };
+        self.findings.push(f);
+        actions
+    }
+
+    /// Prometheus text for the detection, sink and response counters.
+    pub fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP sentrace_detect_batches_total Batches inspected by the detect stage.\n# TYPE sentrace_detect_batches_total counter\nsentrace_detect_batches_total {}",
+            self.metrics.batches.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sentrace_detect_findings_total Findings by severity.\n# TYPE sentrace_detect_findings_total counter"
+        );
+        for (i, name) in SEVERITIES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sentrace_detect_findings_total{{severity=\"{name}\"}} {}",
+                self.metrics.findings[i].load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sentrace_detect_findings_stored Findings held in memory for /api/findings.\n# TYPE sentrace_detect_findings_stored gauge\nsentrace_detect_findings_stored {}",
+            self.findings.len()
+        );
+        out.push_str(&self.sinks.render_metrics());
+        if let Some(r) = &self.response {
+            out.push_str(&r.render_metrics());
+        }
+        out
+    }
+}

@@ -1,0 +1,700 @@
+//! Automated response in the server: the policy, the actions in force per tenant, the
+//! append-only audit log, the undo file and the quarantine.
+//!
+//! Files under `<data-dir>/responses/` (mode 0600, JSON lines, append-only):
+//!
+//! - `audit.jsonl`: one [`AuditRecord`] per event: `applied` when the server puts an action
+//!   in force (written before it takes effect), `undone` when `sentrace response undo` asks
+//!   to lift one. Records hold ids, rule names and targets, never span values.
+//! - `undo.jsonl`: the ids `sentrace response undo` lifted, one [`UndoRecord`] a line. The
+//!   server checks the file's inode, size and mtime on every batch (as it does for the
+//!   token file) and re-reads it when it changed.
+//!
+//! On start the server replays `audit.jsonl` minus `undo.jsonl`, so actions survive restarts.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{BufRead, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use sentrace_core::proto::trace::v1::ResourceSpans;
+use sentrace_core::{Batch, StageError, TenantId};
+use sentrace_detect::Finding;
+use sentrace_detect::enforce::ActiveResponses;
+use sentrace_detect::response::{Action, PlannedAction, ResponsePolicy};
+
+use super::config::ResponseConfig;
+
+/// Longest audit or undo line read back.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The responses directory of a data directory.
+pub fn responses_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("responses")
+}
+
+/// One audit log line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditRecord {
+    /// The server put an action in force.
+    Applied {
+        /// When, Unix ns.
+        time_unix_nanos: u64,
+        /// The tenant whose finding triggered it.
+        tenant: TenantId,
+        /// The action, with its id, rule and finding.
+        #[serde(flatten)]
+        planned: PlannedAction,
+    },
+    /// An operator lifted an action.
+    Undone {
+        /// When, Unix ns.
+        time_unix_nanos: u64,
+        /// The action id.
+        id: String,
+        /// Who asked (`cli`).
+        by: String,
+    },
+}
+
+/// One line of `undo.jsonl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UndoRecord {
+    /// The lifted action id.
+    pub id: String,
+    /// When, Unix ns.
+    pub time_unix_nanos: u64,
+}
+
+fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow::anyhow!("opening {}: {e}", path.display())),
+    };
+    let mut out = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() || line.len() > MAX_LINE_BYTES {
+            continue;
+        }
+        match serde_json::from_str(&line) {
+            Ok(r) => out.push(r),
+            // A torn last line (crash mid-write) is skipped, not fatal.
+            Err(e) => {
+                tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping unreadable line")
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn append_line<T: Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut line = serde_json::to_vec(rec)?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // One write of the whole line: O_APPEND keeps concurrent writers' lines whole.
+    f.write_all(&line)
+        .with_context(|| format!("appending to {}", path.display()))
+}
+
+/// Reads the audit log of a responses directory.
+pub fn read_audit(dir: &Path) -> anyhow::Result<Vec<AuditRecord>> {
+    read_lines(&dir.join("audit.jsonl"))
+}
+
+/// Reads the undo file of a responses directory.
+pub fn read_undo(dir: &Path) -> anyhow::Result<Vec<UndoRecord>> {
+    read_lines(&dir.join("undo.jsonl"))
+}
+
+/// Lifts an action (what `sentrace response undo` does): appends to the undo file and the
+/// audit log. The running server picks it up on its next batch.
+pub fn undo(dir: &Path, id: &str, now_unix_nanos: u64) -> anyhow::Result<()> {
+    append_line(
+        &dir.join("undo.jsonl"),
+        &UndoRecord {
+            id: id.to_string(),
+            time_unix_nanos: now_unix_nanos,
+        },
+    )?;
+    append_line(
+        &dir.join("audit.jsonl"),
+        &AuditRecord::Undone {
+            time_unix_nanos: now_unix_nanos,
+            id: id.to_string(),
+            by: "cli".into(),
+        },
+    )
+}
+
+/// Where an action stands.
+pub fn status(p: &PlannedAction, undone: &HashSet<String>, now: u64) -> &'static str {
+    if undone.contains(&p.id) {
+        return "undone";
+    }
+    match &p.action {
+        Action::Quarantine {
+            until_unix_nanos, ..
+        }
+        | Action::KeepSource {
+            until_unix_nanos, ..
+        }
+        | Action::Throttle {
+            until_unix_nanos, ..
+        } => {
+            if *until_unix_nanos > now {
+                "active"
+            } else {
+                "expired"
+            }
+        }
+        Action::TagTrace { .. } | Action::Webhook { .. } => "done",
+    }
+}
+
+/// An action's containment key (kind and target), for actions that last.
+fn shape(a: &Action) -> Option<(String, u64)> {
+    match a {
+        Action::Quarantine {
+            target,
+            until_unix_nanos,
+        } => Some((format!("quarantine:{target:?}"), *until_unix_nanos)),
+        Action::KeepSource {
+            target,
+            until_unix_nanos,
+        } => Some((format!("keep:{target:?}"), *until_unix_nanos)),
+        Action::Throttle {
+            target,
+            rate_per_sec,
+            until_unix_nanos,
+        } => Some((
+            format!("throttle:{rate_per_sec}:{target:?}"),
+            *until_unix_nanos,
+        )),
+        Action::TagTrace { .. } | Action::Webhook { .. } => None,
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Applied actions, in order.
+    records: Vec<(TenantId, u64, PlannedAction)>,
+    undone: HashSet<String>,
+    active: HashMap<TenantId, ActiveResponses>,
+    /// Lasting actions in force: (tenant, shape) → until.
+    in_force: HashMap<(TenantId, String), u64>,
+    undo_stamp: Option<(u64, u64, i64, i64)>,
+}
+
+impl Inner {
+    fn rebuild(&mut self) {
+        self.active.clear();
+        self.in_force.clear();
+        for (tenant, _, p) in &self.records {
+            if self.undone.contains(&p.id) {
+                continue;
+            }
+            self.active
+                .entry(tenant.clone())
+                .or_default()
+                .apply(std::slice::from_ref(p));
+            if let Some((k, until)) = shape(&p.action) {
+                let e = self.in_force.entry((tenant.clone(), k)).or_insert(0);
+                *e = (*e).max(until);
+            }
+        }
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    last: u64,
+}
+
+/// Response counters.
+#[derive(Default)]
+struct Counters {
+    applied: AtomicU64,
+    audit_failures: AtomicU64,
+    quarantined: AtomicU64,
+    quarantine_evicted: AtomicU64,
+    throttled_batches: AtomicU64,
+    kept_spans: AtomicU64,
+    undone: AtomicU64,
+}
+
+/// The response side of the detect runtime.
+pub struct ResponseState {
+    policy: ResponsePolicy,
+    dir: PathBuf,
+    inner: RwLock<Inner>,
+    audit_lock: Mutex<()>,
+    quarantine_cap: usize,
+    quarantine: Mutex<HashMap<TenantId, (VecDeque<ResourceSpans>, usize)>>,
+    buckets: Mutex<HashMap<(TenantId, String), Bucket>>,
+    counters: Counters,
+}
+
+fn undo_stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+fn span_count(rs: &ResourceSpans) -> usize {
+    rs.scope_spans.iter().map(|s| s.spans.len()).sum()
+}
+
+impl ResponseState {
+    /// Loads the policy and replays the audit log of `data_dir/responses/`.
+    pub fn open(cfg: &ResponseConfig, data_dir: &Path) -> anyhow::Result<Self> {
+        let policy = match &cfg.policy {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading response policy {}", p.display()))?;
+                ResponsePolicy::from_toml(&p.display().to_string(), &text)?
+            }
+            None => ResponsePolicy::default_policy()?,
+        };
+        let dir = responses_dir(data_dir);
+        let mut inner = Inner::default();
+        for r in read_audit(&dir)? {
+            if let AuditRecord::Applied {
+                time_unix_nanos,
+                tenant,
+                planned,
+            } = r
+            {
+                inner.records.push((tenant, time_unix_nanos, planned));
+            }
+        }
+        let undo_path = dir.join("undo.jsonl");
+        inner.undo_stamp = undo_stamp(&undo_path);
+        inner.undone = read_undo(&dir)?.into_iter().map(|u| u.id).collect();
+        inner.rebuild();
+        Ok(Self {
+            policy,
+            dir,
+            inner: RwLock::new(inner),
+            audit_lock: Mutex::new(()),
+            quarantine_cap: cfg.max_quarantined_spans_per_tenant,
+            quarantine: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Re-reads the undo file if it changed since the last look.
+    pub fn refresh_undo(&self) {
+        let path = self.dir.join("undo.jsonl");
+        let now = undo_stamp(&path);
+        let stale = self
+            .inner
+            .read()
+            .map(|g| g.undo_stamp != now)
+            .unwrap_or(false);
+        if !stale {
+            return;
+        }
+        match read_undo(&self.dir) {
+            Ok(list) => {
+                if let Ok(mut g) = self.inner.write() {
+                    g.undo_stamp = now;
+                    let before = g.undone.len();
+                    g.undone = list.into_iter().map(|u| u.id).collect();
+                    let lifted = g.undone.len().saturating_sub(before);
+                    self.counters.undone.fetch_add(lifted as u64, Relaxed);
+                    g.rebuild();
+                    tracing::info!(lifted, "response undo file changed; actions rebuilt");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "undo file unreadable; keeping actions"),
+        }
+    }
+
+    /// Evaluates the policy on a finding; audits then applies each new action. Returns the
+    /// actions put in force (an action whose kind and target is already in force is skipped).
+    pub fn on_finding(&self, f: &Finding, now: u64) -> Vec<PlannedAction> {
+        let planned = self.policy.evaluate(f, now);
+        if planned.is_empty() {
+            return planned;
+        }
+        let Ok(mut g) = self.inner.write() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for p in planned {
+            if let Some((k, _)) = shape(&p.action)
+                && g.in_force
+                    .get(&(f.tenant.clone(), k))
+                    .is_some_and(|u| *u > now)
+            {
+                continue;
+            }
+            let rec = AuditRecord::Applied {
+                time_unix_nanos: now,
+                tenant: f.tenant.clone(),
+                planned: p.clone(),
+            };
+            // Audit first: an action that cannot be audited is not applied.
+            let audited = {
+                let _l = self.audit_lock.lock();
+                append_line(&self.dir.join("audit.jsonl"), &rec)
+            };
+            if let Err(e) = audited {
+                tracing::error!(error = %e, action = %p.id, "audit log write failed; action not applied");
+                self.counters.audit_failures.fetch_add(1, Relaxed);
+                continue;
+            }
+            self.counters.applied.fetch_add(1, Relaxed);
+            tracing::info!(action = %p.id, rule = %p.response_rule, finding = %p.finding_uid, "response action applied");
+            g.active
+                .entry(f.tenant.clone())
+                .or_default()
+                .apply(std::slice::from_ref(&p));
+            if let Some((k, until)) = shape(&p.action) {
+                let e = g.in_force.entry((f.tenant.clone(), k)).or_insert(0);
+                *e = (*e).max(until);
+            }
+            g.records.push((f.tenant.clone(), now, p.clone()));
+            out.push(p);
+        }
+        out
+    }
+
+    /// Enforces the tenant's actions on a batch: quarantined spans move to the quarantine
+    /// (reported as rejected, with a warning), throttled sources beyond their rate get
+    /// `Exhausted`, spans of kept sources get `sentrace.sampling.keep = true`.
+    pub fn enforce(&self, batch: &mut Batch, now: u64) -> Result<(), StageError> {
+        self.refresh_undo();
+        let tenant = batch.context.identity.tenant.clone();
+        let e = {
+            let Ok(g) = self.inner.read() else {
+                return Ok(());
+            };
+            let Some(active) = g.active.get(&tenant) else {
+                return Ok(());
+            };
+            active.enforce(
+                &mut batch.resource_spans,
+                &batch.context.identity.principal,
+                now,
+            )
+        };
+        if let Some(rate) = e.throttle_per_sec {
+            let key = (tenant.clone(), batch.context.identity.principal.clone());
+            let cost = (batch.span_count() + e.quarantined_spans) as f64;
+            let mut b = self
+                .buckets
+                .lock()
+                .map_err(|_| StageError::Internal("throttle lock".into()))?;
+            let bucket = b.entry(key).or_insert(Bucket {
+                tokens: f64::from(rate),
+                last: now,
+            });
+            let elapsed = now.saturating_sub(bucket.last) as f64 / 1e9;
+            bucket.tokens = (bucket.tokens + elapsed * f64::from(rate)).min(f64::from(rate.max(1)));
+            bucket.last = now;
+            if bucket.tokens < cost {
+                self.counters.throttled_batches.fetch_add(1, Relaxed);
+                return Err(StageError::Exhausted {
+                    message: format!(
+                        "this source is throttled to {rate} spans/s by a response action"
+                    ),
+                    retry_after: Duration::from_secs(1),
+                });
+            }
+            bucket.tokens -= cost;
+        }
+        if !e.keep_traces.is_empty() {
+            let keep: HashSet<&str> = e.keep_traces.iter().map(String::as_str).collect();
+            let n = super::stage::tag_spans(
+                &mut batch.resource_spans,
+                |trace_hex, _| keep.contains(trace_hex),
+                &[("sentrace.sampling.keep", "true")],
+                true,
+            );
+            self.counters.kept_spans.fetch_add(n as u64, Relaxed);
+        }
+        if e.quarantined_spans > 0 {
+            let n = e.quarantined_spans;
+            batch.context.rejected_spans = batch.context.rejected_spans.saturating_add(n as u64);
+            batch.context.warnings.push(format!(
+                "{n} span(s) set aside: their source is quarantined by a response action"
+            ));
+            self.counters.quarantined.fetch_add(n as u64, Relaxed);
+            if let Ok(mut q) = self.quarantine.lock() {
+                let (ring, count) = q.entry(tenant).or_default();
+                for rs in e.quarantined {
+                    *count += span_count(&rs);
+                    ring.push_back(rs);
+                }
+                while *count > self.quarantine_cap {
+                    let Some(old) = ring.pop_front() else { break };
+                    let k = span_count(&old);
+                    *count = count.saturating_sub(k);
+                    self.counters
+                        .quarantine_evicted
+                        .fetch_add(k as u64, Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenant's actions with their status, newest first.
+    pub fn list(&self, tenant: &TenantId, now: u64) -> Vec<serde_json::Value> {
+        let Ok(g) = self.inner.read() else {
+            return Vec::new();
+        };
+        g.records
+            .iter()
+            .rev()
+            .filter(|(t, _, _)| t == tenant)
+            .map(|(_, time, p)| {
+                serde_json::json!({
+                    "id": p.id,
+                    "time_unix_nanos": time,
+                    "response_rule": p.response_rule,
+                    "finding_uid": p.finding_uid,
+                    "action": p.action,
+                    "status": status(p, &g.undone, now),
+                })
+            })
+            .collect()
+    }
+
+    /// The tenant's quarantined spans (as received) and their count.
+    pub fn quarantined(&self, tenant: &TenantId) -> (Vec<ResourceSpans>, usize) {
+        self.quarantine
+            .lock()
+            .ok()
+            .and_then(|q| {
+                q.get(tenant)
+                    .map(|(r, n)| (r.iter().cloned().collect(), *n))
+            })
+            .unwrap_or_default()
+    }
+
+    /// Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        let c = &self.counters;
+        let mut out = String::from(
+            "# HELP sentrace_response_events_total Response actions and their effects.\n# TYPE sentrace_response_events_total counter\n",
+        );
+        for (what, v) in [
+            ("applied", &c.applied),
+            ("audit_failed", &c.audit_failures),
+            ("undone", &c.undone),
+            ("quarantined_spans", &c.quarantined),
+            ("quarantine_evicted_spans", &c.quarantine_evicted),
+            ("throttled_batches", &c.throttled_batches),
+            ("kept_spans", &c.kept_spans),
+        ] {
+            out.push_str(&format!(
+                "sentrace_response_events_total{{event=\"{what}\"}} {}\n",
+                v.load(Relaxed)
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sentrace_core::proto::common::v1::{AnyValue, KeyValue, any_value};
+    use sentrace_core::proto::trace::v1::{ScopeSpans, Span};
+    use sentrace_core::{BatchContext, Identity, Role, SpanId, TraceId};
+    use sentrace_detect::{Evidence, Family, RuleKind, Severity, Subject};
+
+    const POLICY: &str = r#"
+format = 1
+[[rule]]
+id = "contain"
+families = ["sqli"]
+actions = [
+  { type = "quarantine", subject = "client_address", ttl_secs = 60 },
+  { type = "throttle", subject = "user", rate_per_sec = 3, ttl_secs = 60 },
+]
+"#;
+    const S: u64 = 1_000_000_000;
+
+    fn tenant() -> TenantId {
+        TenantId::new("acme").unwrap()
+    }
+
+    fn finding(client: &str, user: &str) -> Finding {
+        let mut f = Finding {
+            uid: String::new(),
+            tenant: tenant(),
+            rule_id: "sqli-tokenizer".into(),
+            title: "t".into(),
+            family: Family::Sqli,
+            kind: RuleKind::Payload,
+            severity: Severity::High,
+            confidence: 90,
+            technique: "T1190".into(),
+            ruleset_version: "1".into(),
+            time_unix_nanos: 100 * S,
+            service: "shop".into(),
+            subject: Subject {
+                client_address: Some(client.into()),
+                user: Some(user.into()),
+                principal: None,
+            },
+            evidences: vec![Evidence {
+                trace_id: Some(TraceId::from_bytes([1; 16]).unwrap()),
+                span_id: Some(SpanId::from_bytes([1; 8]).unwrap()),
+                attribute: "url.query".into(),
+                snippet: "x".into(),
+                reason: "r".into(),
+            }],
+            message: "m".into(),
+        };
+        f.uid = f.compute_uid();
+        f
+    }
+
+    fn attr(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn batch(spans: &[(&str, &str)], now: u64) -> Batch {
+        let spans = spans
+            .iter()
+            .enumerate()
+            .map(|(i, (client, user))| Span {
+                trace_id: vec![9; 16],
+                span_id: vec![u8::try_from(i + 1).unwrap(); 8],
+                kind: 2,
+                attributes: vec![attr("client.address", client), attr("enduser.id", user)],
+                ..Default::default()
+            })
+            .collect();
+        Batch {
+            context: BatchContext::new(
+                Identity {
+                    tenant: tenant(),
+                    principal: "tok_1".into(),
+                    role: Role::Ingest,
+                },
+                now,
+            ),
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn open(dir: &Path) -> ResponseState {
+        let policy = dir.join("policy.toml");
+        std::fs::write(&policy, POLICY).unwrap();
+        let cfg = ResponseConfig {
+            policy: Some(policy),
+            max_quarantined_spans_per_tenant: 3,
+            ..Default::default()
+        };
+        ResponseState::open(&cfg, dir).unwrap()
+    }
+
+    #[test]
+    fn audit_quarantine_undo_and_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = open(dir.path());
+        let now = 100 * S;
+        let actions = st.on_finding(&finding("203.0.113.7", "mallory"), now);
+        assert_eq!(actions.len(), 2);
+        // Audited before taking effect.
+        let audit = read_audit(&responses_dir(dir.path())).unwrap();
+        assert_eq!(audit.len(), 2);
+        // A second finding from the same source adds nothing while the first is in force.
+        assert!(
+            st.on_finding(&finding("203.0.113.7", "mallory"), now + S)
+                .is_empty()
+        );
+        assert_eq!(read_audit(&responses_dir(dir.path())).unwrap().len(), 2);
+
+        let mut b = batch(
+            &[("203.0.113.7", "alice"), ("192.0.2.1", "bob")],
+            now + 2 * S,
+        );
+        st.enforce(&mut b, now + 2 * S).unwrap();
+        assert_eq!(b.span_count(), 1, "the quarantined span left the batch");
+        assert_eq!(b.context.rejected_spans, 1);
+        assert!(b.context.warnings[0].contains("quarantined"));
+        assert_eq!(st.quarantined(&tenant()).1, 1);
+        // Bounded: the oldest quarantined spans go first, counted.
+        for i in 0..3u64 {
+            let mut b = batch(&[("203.0.113.7", "alice")], now + (3 + i) * S);
+            st.enforce(&mut b, now + (3 + i) * S).unwrap();
+        }
+        assert_eq!(st.quarantined(&tenant()).1, 3);
+        assert!(
+            st.render_metrics()
+                .contains("event=\"quarantine_evicted_spans\"} 1")
+        );
+
+        // Throttle: user mallory may send 3 spans/s.
+        let mut b = batch(&[("192.0.2.1", "mallory"); 3], now + 10 * S);
+        st.enforce(&mut b, now + 10 * S).unwrap();
+        let mut b = batch(&[("192.0.2.1", "mallory"); 2], now + 10 * S + 1);
+        assert!(matches!(
+            st.enforce(&mut b, now + 10 * S + 1),
+            Err(StageError::Exhausted { .. })
+        ));
+
+        // Undo the quarantine as the CLI does; the state notices the file change.
+        let q = actions
+            .iter()
+            .find(|a| matches!(a.action, Action::Quarantine { .. }))
+            .unwrap();
+        undo(&responses_dir(dir.path()), &q.id, now + 11 * S).unwrap();
+        let mut b = batch(&[("203.0.113.7", "alice")], now + 12 * S);
+        st.enforce(&mut b, now + 12 * S).unwrap();
+        assert_eq!(b.span_count(), 1, "spans flow again after undo");
+        let list = st.list(&tenant(), now + 12 * S);
+        assert!(
+            list.iter()
+                .any(|a| a["id"] == q.id.as_str() && a["status"] == "undone")
+        );
+
+        // Expiry.
+        let mut b = batch(&[("192.0.2.1", "mallory"); 5], now + 100 * S);
+        st.enforce(&mut b, now + 100 * S).unwrap();
+
+        // Replay on start: the throttle is back in force, the quarantine stays undone.
+        let st2 = open(dir.path());
+        let mut b = batch(&[("203.0.113.7", "x")], now + 13 * S);
+        st2.enforce(&mut b, now + 13 * S).unwrap();
+        assert_eq!(b.span_count(), 1);
+        let mut b = batch(&[("192.0.2.1", "mallory"); 5], now + 13 * S);
+        assert!(st2.enforce(&mut b, now + 13 * S).is_err());
+    }
+}

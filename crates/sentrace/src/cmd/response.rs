@@ -1,0 +1,111 @@
+//! `sentrace response list|undo`: the automated-response audit log of a data directory.
+//! Works while the server runs: `undo` appends to `responses/undo.jsonl`, which the server
+//! re-reads on its next batch.
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use sentrace_server::detect::response::{self, AuditRecord};
+
+use crate::DataDir;
+
+/// Response subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// List response actions (newest last) with their status.
+    List {
+        #[command(flatten)]
+        data: DataDir,
+        /// JSON lines output.
+        #[arg(long)]
+        json: bool,
+        /// Include finished ones (tags, webhooks, expired, undone).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Lift an action by id (from `response list`).
+    Undo {
+        #[command(flatten)]
+        data: DataDir,
+        /// The action id.
+        id: String,
+    },
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Runs a response subcommand.
+pub fn run(c: Command) -> anyhow::Result<ExitCode> {
+    match c {
+        Command::List { data, json, all } => {
+            let dir = response::responses_dir(&data.data_dir);
+            let undone: HashSet<String> = response::read_undo(&dir)?
+                .into_iter()
+                .map(|u| u.id)
+                .collect();
+            let now = now_nanos();
+            for r in response::read_audit(&dir)? {
+                let AuditRecord::Applied {
+                    time_unix_nanos,
+                    tenant,
+                    planned,
+                } = r
+                else {
+                    continue;
+                };
+                let status = response::status(&planned, &undone, now);
+                if !all && status != "active" {
+                    continue;
+                }
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "id": planned.id,
+                            "status": status,
+                            "time_unix_nanos": time_unix_nanos,
+                            "tenant": tenant,
+                            "response_rule": planned.response_rule,
+                            "finding_uid": planned.finding_uid,
+                            "action": planned.action,
+                        })
+                    );
+                } else {
+                    println!(
+                        "{}  {status:<8} {}  {}  {}",
+                        planned.id,
+                        tenant.as_str(),
+                        planned.response_rule,
+                        serde_json::to_string(&planned.action)?
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Undo { data, id } => {
+            let dir = response::responses_dir(&data.data_dir);
+            let undone: HashSet<String> = response::read_undo(&dir)?
+                .into_iter()
+                .map(|u| u.id)
+                .collect();
+            let known = response::read_audit(&dir)?
+                .into_iter()
+                .any(|r| matches!(r, AuditRecord::Applied { ref planned, .. } if planned.id == id));
+            if !known {
+                bail!("no response action with id {id:?} in {}", dir.display());
+            }
+            if undone.contains(&id) {
+                eprintln!("action {id} was already undone");
+                return Ok(ExitCode::SUCCESS);
+            }
+            response::undo(&dir, &id, now_nanos())?;
+            eprintln!("action {id} undone; the server lifts it on its next batch");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
