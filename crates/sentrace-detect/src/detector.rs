@@ -174,9 +174,11 @@ impl Detector {
             let mut per_rule: Vec<(usize, Vec<Evidence>)> = Vec::new();
             let mut kept = Vec::new();
             for input in extract::inputs(s.attrs()) {
-                let decoded = normalize::decode(&input.raw);
-                let norm = normalize::fold(&decoded);
-                if correlated && decoded.chars().count() >= correlate::MIN_INPUT_CHARS {
+                let decoded = normalize::decode_cow(&input.raw);
+                let norm = normalize::fold_cow(&decoded);
+                // Only inputs with some non-word character can reach a sink in a way the
+                // correlated detectors report (see `correlate::may_correlate`).
+                if correlated && correlate::may_correlate(&decoded) {
                     kept.push((input.attribute.clone(), decoded.to_lowercase()));
                 }
                 hits.clear();
@@ -221,14 +223,13 @@ impl Detector {
             }
         }
         // Trace-correlated detectors.
-        let inputs_of = |e: &SpanRef<'_>| {
-            decoded_by_span
-                .get(&(std::ptr::from_ref(e.span) as usize))
-                .cloned()
-                .unwrap_or_else(|| correlate::entry_inputs(e))
-        };
+        let inputs_of =
+            |e: &SpanRef<'_>| match decoded_by_span.get(&(std::ptr::from_ref(e.span) as usize)) {
+                Some(v) => std::borrow::Cow::Borrowed(v.as_slice()),
+                None => std::borrow::Cow::Owned(correlate::entry_inputs(e)),
+            };
         for spans in by_trace.values().filter(|_| correlated) {
-            for conf in correlate::correlate_with(spans, &inputs_of) {
+            for conf in correlate::correlate_cow(spans, &inputs_of) {
                 let Some(rule) = c.rule_for(conf.matcher) else {
                     continue;
                 };

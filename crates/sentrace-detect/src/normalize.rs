@@ -259,6 +259,36 @@ pub fn decode(input: &str) -> String {
     cur
 }
 
+/// [`decode`] without a copy when there is nothing to decode (no `%`, `+`, `&` or `\\`,
+/// and within [`MAX_INPUT_BYTES`]): the common case.
+pub fn decode_cow(input: &str) -> std::borrow::Cow<'_, str> {
+    if input.len() <= MAX_INPUT_BYTES
+        && !input
+            .bytes()
+            .any(|b| matches!(b, b'%' | b'+' | b'&' | b'\\'))
+    {
+        std::borrow::Cow::Borrowed(input)
+    } else {
+        std::borrow::Cow::Owned(decode(input))
+    }
+}
+
+/// [`fold`] without a copy when the text is already folded: ASCII without upper case or
+/// control characters, single spaces only between words.
+pub fn fold_cow(s: &str) -> std::borrow::Cow<'_, str> {
+    let b = s.as_bytes();
+    let folded = b.first() != Some(&b' ')
+        && b.last() != Some(&b' ')
+        && b.iter()
+            .all(|c| (0x21..0x7f).contains(c) && !c.is_ascii_uppercase() || *c == b' ')
+        && !s.contains("  ");
+    if folded {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(fold(s))
+    }
+}
+
 /// Full normalization: [`decode`], then lower case, control characters and every run of
 /// whitespace folded to one space, and the ends trimmed.
 pub fn normalize(input: &str) -> String {
@@ -424,6 +454,27 @@ mod tests {
         assert_eq!(normalize("Tom &amp; Jerry"), "tom & jerry");
         assert_eq!(normalize("AT&T"), "at&t");
         assert_eq!(normalize("\\u0027 or \\x31=1"), "' or 1=1");
+    }
+
+    #[test]
+    fn borrowed_fast_paths_agree() {
+        for s in [
+            "plain words",
+            "Mixed Case",
+            "  spaced  ",
+            "a%20b",
+            "x+y",
+            "a&amp;b",
+            "tab\there",
+            "é",
+            "/api/v1/orders",
+            "\\u0027",
+            "",
+        ] {
+            assert_eq!(decode_cow(s), decode(s), "{s:?}");
+            assert_eq!(fold_cow(s), fold(s), "{s:?}");
+            assert_eq!(fold_cow(&decode_cow(s)), normalize(s), "{s:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Payload detectors: match each normalized request input against the payload rules.
 
 pub mod extract;
+pub mod prefilter;
 pub mod sqli;
 pub mod ssrf;
 pub mod xss;
@@ -56,11 +57,58 @@ pub struct PayloadHit {
 /// Compiled payload rules.
 #[derive(Debug)]
 pub struct PayloadEngine {
-    set: RegexSet,
-    pattern_rule: Vec<usize>,
-    shell_set: RegexSet,
-    shell_rule: Vec<usize>,
+    set: PatternSet,
+    shell_set: PatternSet,
     builtins: Vec<(usize, Builtin)>,
+}
+
+/// A compiled pattern set and, for inert inputs ([`prefilter::is_inert`]), the subset of
+/// its patterns that can match them at all.
+#[derive(Debug)]
+struct PatternSet {
+    all: RegexSet,
+    all_rule: Vec<usize>,
+    inert: RegexSet,
+    inert_rule: Vec<usize>,
+}
+
+impl PatternSet {
+    fn new(patterns: &[(&str, usize)]) -> Result<Self, regex::Error> {
+        let build = |p: Vec<&str>| {
+            regex::bytes::RegexSetBuilder::new(p)
+                .unicode(false)
+                .size_limit(64 << 20)
+                .dfa_size_limit(32 << 20)
+                .build()
+        };
+        let inert: Vec<&(&str, usize)> = patterns
+            .iter()
+            .filter(|(p, _)| prefilter::can_match_over_inert(p))
+            .collect();
+        Ok(Self {
+            all: build(patterns.iter().map(|(p, _)| *p).collect())?,
+            all_rule: patterns.iter().map(|(_, r)| *r).collect(),
+            inert: build(inert.iter().map(|(p, _)| *p).collect())?,
+            inert_rule: inert.iter().map(|(_, r)| *r).collect(),
+        })
+    }
+
+    /// Calls `f` with the rule of every matching pattern.
+    fn each_match(&self, text: &[u8], inert: bool, mut f: impl FnMut(usize)) {
+        let (set, rules) = if inert {
+            (&self.inert, &self.inert_rule)
+        } else {
+            (&self.all, &self.all_rule)
+        };
+        if set.is_empty() {
+            return;
+        }
+        for idx in set.matches(text).iter() {
+            if let Some(r) = rules.get(idx) {
+                f(*r);
+            }
+        }
+    }
 }
 
 /// Java gadget and class names looked for inside base64-looking tokens (one
@@ -142,37 +190,43 @@ fn base64_val(c: u8) -> Option<u8> {
 
 fn b64_decode_lossy(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    b64_decode_into(s, 0, &mut out);
+    out
+}
+
+/// Decodes base64 symbols into `out` (cleared first) as if `skip` zero symbols came
+/// before them (re-aligning a fragment cut at any 6-bit boundary); stops at the first
+/// non-base64 byte.
+fn b64_decode_into(s: &[u8], skip: u32, out: &mut Vec<u8>) {
+    out.clear();
     let mut acc: u32 = 0;
-    let mut bits = 0;
+    let mut bits = 6 * skip;
     for c in s {
         let Some(v) = base64_val(*c) else { break };
         acc = (acc << 6) | u32::from(v);
         bits += 6;
-        if bits >= 8 {
+        while bits >= 8 {
             bits -= 8;
             out.push((acc >> bits) as u8);
             acc &= (1 << bits) - 1;
         }
     }
-    out
 }
 
 /// Decodes base64-looking runs (case-sensitive raw input) at every alignment and looks for
 /// Java gadget names, as a serialized-object or expression-language payload would carry.
 fn java_base64(raw: &str) -> Option<&'static str> {
     let gadgets = JAVA_GADGETS.as_ref()?;
+    let mut buf = Vec::new();
     for tok in raw.split(|c: char| base64_val(c as u8).is_none() || !c.is_ascii()) {
         if tok.len() < 8 || tok.len() > 4096 {
             continue;
         }
         // A fragment cut out of a longer base64 text starts at any 6-bit boundary:
-        // re-align it by prepending 0 to 3 filler symbols.
-        let mut part = Vec::with_capacity(tok.len() + 3);
+        // decode it as if 0 to 3 filler symbols came first.
         for pad in 0..4 {
-            part.clear();
-            part.resize(pad, b'A');
-            part.extend_from_slice(tok.as_bytes());
-            if gadgets.is_match(&b64_decode_lossy(&part)) {
+            b64_decode_into(tok.as_bytes(), pad, &mut buf);
+            if gadgets.is_match(&buf) {
                 return Some("base64 java gadget");
             }
         }
@@ -207,9 +261,7 @@ impl PayloadEngine {
     /// Compiles the payload rules of a (validated) ruleset.
     pub fn new(rules: &[Rule]) -> Result<Self, regex::Error> {
         let mut patterns = Vec::new();
-        let mut pattern_rule = Vec::new();
         let mut shell_patterns = Vec::new();
-        let mut shell_rule = Vec::new();
         let mut builtins = Vec::new();
         for (i, r) in rules.iter().enumerate() {
             if r.kind != RuleKind::Payload {
@@ -220,26 +272,15 @@ impl PayloadEngine {
             }
             for p in &r.patterns {
                 if r.view == View::Shell {
-                    shell_patterns.push(p.as_str());
-                    shell_rule.push(i);
+                    shell_patterns.push((p.as_str(), i));
                 } else {
-                    patterns.push(p.as_str());
-                    pattern_rule.push(i);
+                    patterns.push((p.as_str(), i));
                 }
             }
         }
-        let build = |p: Vec<&str>| {
-            regex::bytes::RegexSetBuilder::new(p)
-                .unicode(false)
-                .size_limit(64 << 20)
-                .dfa_size_limit(32 << 20)
-                .build()
-        };
         Ok(Self {
-            set: build(patterns)?,
-            pattern_rule,
-            shell_set: build(shell_patterns)?,
-            shell_rule,
+            set: PatternSet::new(&patterns)?,
+            shell_set: PatternSet::new(&shell_patterns)?,
             builtins,
         })
     }
@@ -265,38 +306,45 @@ impl PayloadEngine {
                 hits.push(PayloadHit { rule, reason });
             }
         };
-        // Ordinary words and numbers carry no attack; base64 runs are checked below.
         // A single word or number carries no attack; base64 runs are checked below.
         let plain = norm.bytes().all(|b| b.is_ascii_alphanumeric() || b >= 0x80);
+        // Inert text (letters, digits, space, `-_.,/`) only runs the patterns that can
+        // match such text at all, and skips the markup and script-URL checks.
+        let inert = !plain && prefilter::is_inert(norm);
         if !plain {
-            for idx in self.set.matches(norm.as_bytes()).iter() {
-                if let Some(r) = self.pattern_rule.get(idx) {
-                    add(*r, "pattern");
-                }
-            }
-            let shell = crate::normalize::shell_view(norm);
-            for idx in self
-                .shell_set
-                .matches(shell.as_deref().unwrap_or(norm).as_bytes())
-                .iter()
-            {
-                if let Some(r) = self.shell_rule.get(idx) {
-                    add(*r, "pattern (shell view)");
-                }
-            }
+            self.set
+                .each_match(norm.as_bytes(), inert, |r| add(r, "pattern"));
+            let shell = if inert {
+                None
+            } else {
+                crate::normalize::shell_view(norm)
+            };
+            self.shell_set
+                .each_match(shell.as_deref().unwrap_or(norm).as_bytes(), inert, |r| {
+                    add(r, "pattern (shell view)")
+                });
         }
+        let mut ssrf_target = None;
+        let mut ssrf_done = false;
+        let mut ssrf_of = |norm: &str| {
+            if !ssrf_done {
+                ssrf_target = ssrf::detect(norm);
+                ssrf_done = true;
+            }
+            ssrf_target
+        };
         for (rule, b) in &self.builtins {
             let reason = match b {
                 Builtin::Sqli if !plain => sqli::detect(norm),
-                Builtin::XssTags if !plain => xss::detect(norm),
-                Builtin::SsrfInternal if !plain => match ssrf::detect(norm) {
+                Builtin::XssTags if !plain && !inert => xss::detect(norm),
+                Builtin::SsrfInternal if !plain => match ssrf_of(norm) {
                     Some(ssrf::Target::Metadata) => Some("cloud metadata address"),
                     Some(ssrf::Target::Loopback) => Some("loopback address"),
                     Some(ssrf::Target::Private) => Some("private network address"),
                     Some(ssrf::Target::Scheme) => Some("internal-only URL scheme"),
                     _ => None,
                 },
-                Builtin::RfiUrl if !plain && part == Part::Value => match ssrf::detect(norm) {
+                Builtin::RfiUrl if !plain && part == Part::Value => match ssrf_of(norm) {
                     Some(ssrf::Target::PublicIp) => Some("URL with an IP-literal host"),
                     _ => None,
                 },
