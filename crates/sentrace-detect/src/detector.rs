@@ -156,6 +156,7 @@ impl Detector {
         let mut out = Vec::new();
         let mut by_trace: HashMap<TraceId, Vec<SpanRef<'_>>> = HashMap::new();
         let mut hits: Vec<PayloadHit> = Vec::new();
+        let mut inputs: Vec<extract::InputRef<'_>> = Vec::new();
         let correlated = c
             .ruleset
             .rules
@@ -173,13 +174,14 @@ impl Detector {
             // Payload detectors: one finding per (span, rule), evidences per input.
             let mut per_rule: Vec<(usize, Vec<Evidence>)> = Vec::new();
             let mut kept = Vec::new();
-            for input in extract::inputs(s.attrs()) {
+            extract::inputs_ref(s.attrs(), &mut inputs);
+            for input in &inputs {
                 let decoded = normalize::decode_cow(&input.raw);
                 let norm = normalize::fold_cow(&decoded);
                 // Only inputs with some non-word character can reach a sink in a way the
                 // correlated detectors report (see `correlate::may_correlate`).
                 if correlated && correlate::may_correlate(&decoded) {
-                    kept.push((input.attribute.clone(), decoded.to_lowercase()));
+                    kept.push((input.attribute.to_string(), decoded.to_lowercase()));
                 }
                 hits.clear();
                 c.payload.scan(&input.raw, &norm, input.part, &mut hits);
@@ -187,7 +189,7 @@ impl Detector {
                     let ev = Evidence {
                         trace_id: s.trace_id(),
                         span_id: s.span_id(),
-                        attribute: input.attribute.clone(),
+                        attribute: input.attribute.to_string(),
                         snippet: snippet::minimize(&decoded),
                         reason: h.reason.to_string(),
                     };

@@ -259,6 +259,25 @@ pub fn decode(input: &str) -> String {
     cur
 }
 
+/// [`fold`] of ASCII text, a byte at a time.
+fn fold_ascii(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut space = false;
+    for &b in s.as_bytes() {
+        if b.is_ascii_whitespace() || b.is_ascii_control() || b == 0x0b {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(b' ');
+        }
+        space = false;
+        out.push(b.to_ascii_lowercase());
+    }
+    // Only ASCII bytes were pushed.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// [`decode`] without a copy when there is nothing to decode (no `%`, `+`, `&` or `\\`,
 /// and within [`MAX_INPUT_BYTES`]): the common case.
 pub fn decode_cow(input: &str) -> std::borrow::Cow<'_, str> {
@@ -297,6 +316,9 @@ pub fn normalize(input: &str) -> String {
 
 /// Lower-cases and folds whitespace and control characters (no decoding).
 pub fn fold(s: &str) -> String {
+    if s.is_ascii() {
+        return fold_ascii(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut space = false;
     for c in s.chars() {
@@ -474,6 +496,35 @@ mod tests {
             assert_eq!(decode_cow(s), decode(s), "{s:?}");
             assert_eq!(fold_cow(s), fold(s), "{s:?}");
             assert_eq!(fold_cow(&decode_cow(s)), normalize(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn ascii_fold_matches_char_fold() {
+        let chars = |s: &str| -> String {
+            let mut out = String::new();
+            let mut space = false;
+            for c in s.chars() {
+                if c.is_whitespace() || c.is_control() {
+                    space = true;
+                    continue;
+                }
+                if space && !out.is_empty() {
+                    out.push(' ');
+                }
+                space = false;
+                out.extend(c.to_lowercase());
+            }
+            out
+        };
+        let all: String = (0u8..0x80).map(char::from).collect();
+        for s in [
+            all.as_str(),
+            " A\x0bB\x1c\x7fC  ",
+            "\t\n",
+            "Mozilla/5.0 (X11)",
+        ] {
+            assert_eq!(fold(s), chars(s), "{s:?}");
         }
     }
 

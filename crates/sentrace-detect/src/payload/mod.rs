@@ -217,6 +217,9 @@ fn b64_decode_into(s: &[u8], skip: u32, out: &mut Vec<u8>) {
 /// Java gadget names, as a serialized-object or expression-language payload would carry.
 fn java_base64(raw: &str) -> Option<&'static str> {
     let gadgets = JAVA_GADGETS.as_ref()?;
+    // Every alignment of every run, NUL-separated (no gadget name holds a NUL, so no
+    // match spans two pieces), searched in one pass.
+    let mut all = Vec::new();
     let mut buf = Vec::new();
     for tok in raw.split(|c: char| base64_val(c as u8).is_none() || !c.is_ascii()) {
         if tok.len() < 8 || tok.len() > 4096 {
@@ -226,12 +229,11 @@ fn java_base64(raw: &str) -> Option<&'static str> {
         // decode it as if 0 to 3 filler symbols came first.
         for pad in 0..4 {
             b64_decode_into(tok.as_bytes(), pad, &mut buf);
-            if gadgets.is_match(&buf) {
-                return Some("base64 java gadget");
-            }
+            all.extend_from_slice(&buf);
+            all.push(0);
         }
     }
-    None
+    (!all.is_empty() && gadgets.is_match(&all)).then_some("base64 java gadget")
 }
 
 /// Shortest base64 input that is decoded and rescanned.
