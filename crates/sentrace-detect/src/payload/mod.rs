@@ -177,15 +177,31 @@ fn nosql(s: &str) -> Option<&'static str> {
     None
 }
 
+/// Base64 symbol values (standard and URL-safe alphabets); 0xff for other bytes.
+const BASE64_LUT: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0u8;
+    while i < 26 {
+        t[(b'A' + i) as usize] = i;
+        t[(b'a' + i) as usize] = i + 26;
+        i += 1;
+    }
+    let mut d = 0u8;
+    while d < 10 {
+        t[(b'0' + d) as usize] = d + 52;
+        d += 1;
+    }
+    t[b'+' as usize] = 62;
+    t[b'-' as usize] = 62;
+    t[b'/' as usize] = 63;
+    t[b'_' as usize] = 63;
+    t
+};
+
+#[inline]
 fn base64_val(c: u8) -> Option<u8> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' | b'-' => 62,
-        b'/' | b'_' => 63,
-        _ => return None,
-    })
+    let v = BASE64_LUT[usize::from(c)];
+    (v != 0xff).then_some(v)
 }
 
 fn b64_decode_lossy(s: &[u8]) -> Vec<u8> {

@@ -25,45 +25,47 @@ pub fn is_inert(norm: &str) -> bool {
     norm.bytes().all(inert_byte)
 }
 
-/// Every inert byte, for range intersection.
-fn inert_bytes() -> impl Iterator<Item = u8> {
-    (0u8..=0x7f).filter(|b| inert_byte(*b))
+fn range_has(start: u32, end: u32, alphabet: &dyn Fn(u8) -> bool) -> bool {
+    (0u8..=0x7f).any(|b| alphabet(b) && (start..=end).contains(&u32::from(b)))
 }
 
-fn range_has_inert(start: u32, end: u32) -> bool {
-    inert_bytes().any(|b| (start..=end).contains(&u32::from(b)))
-}
-
-/// Whether the regular expression `h` can match some string made of inert bytes only
-/// (assertions are assumed satisfiable, which only errs towards "can").
-pub fn hir_can_match_inert(h: &Hir) -> bool {
+/// Whether the regular expression `h` can match some string made only of bytes in
+/// `alphabet` (ASCII) (assertions are assumed satisfiable, which only errs towards "can").
+pub fn hir_can_match_over(h: &Hir, alphabet: &dyn Fn(u8) -> bool) -> bool {
+    let sub = |h: &Hir| hir_can_match_over(h, alphabet);
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => true,
-        HirKind::Literal(l) => l.0.iter().all(|b| inert_byte(*b)),
+        HirKind::Literal(l) => l.0.iter().all(|b| alphabet(*b)),
         HirKind::Class(Class::Bytes(c)) => c
             .ranges()
             .iter()
-            .any(|r| range_has_inert(u32::from(r.start()), u32::from(r.end()))),
+            .any(|r| range_has(u32::from(r.start()), u32::from(r.end()), alphabet)),
         HirKind::Class(Class::Unicode(c)) => c
             .ranges()
             .iter()
-            .any(|r| range_has_inert(u32::from(r.start()), u32::from(r.end()))),
-        HirKind::Repetition(r) => r.min == 0 || hir_can_match_inert(&r.sub),
-        HirKind::Capture(c) => hir_can_match_inert(&c.sub),
-        HirKind::Concat(v) => v.iter().all(hir_can_match_inert),
-        HirKind::Alternation(v) => v.iter().any(hir_can_match_inert),
+            .any(|r| range_has(u32::from(r.start()), u32::from(r.end()), alphabet)),
+        HirKind::Repetition(r) => r.min == 0 || sub(&r.sub),
+        HirKind::Capture(c) => sub(&c.sub),
+        HirKind::Concat(v) => v.iter().all(sub),
+        HirKind::Alternation(v) => v.iter().any(sub),
     }
 }
 
 /// Whether `pattern` (compiled as the payload sets compile it: bytes, no Unicode) can
-/// match an inert input. A pattern that does not parse here counts as "can".
-pub fn can_match_over_inert(pattern: &str) -> bool {
+/// match a text made only of bytes in `alphabet`. A pattern that does not parse here
+/// counts as "can".
+pub fn can_match_over(pattern: &str, alphabet: &dyn Fn(u8) -> bool) -> bool {
     regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(pattern)
-        .map_or(true, |h| hir_can_match_inert(&h))
+        .map_or(true, |h| hir_can_match_over(&h, alphabet))
+}
+
+/// Whether `pattern` can match an inert input.
+pub fn can_match_over_inert(pattern: &str) -> bool {
+    can_match_over(pattern, &inert_byte)
 }
 
 #[cfg(test)]
@@ -83,6 +85,27 @@ mod tests {
         assert!(can_match_over_inert(r"a(?:<)?b"));
         assert!(can_match_over_inert(r"[^<]+"));
         assert!(!can_match_over_inert(r"[<>]+"));
+    }
+
+    #[test]
+    fn default_ruleset_splits() {
+        let rs = crate::rules::Ruleset::default_ruleset().expect("default rules");
+        let pats: Vec<&str> = rs
+            .rules
+            .iter()
+            .flat_map(|r| r.patterns.iter().map(String::as_str))
+            .collect();
+        let inert = pats.iter().filter(|p| can_match_over_inert(p)).count();
+        // Most patterns need a metacharacter; the sensitive-file ones do not.
+        assert!(
+            inert > 0 && inert * 2 < pats.len(),
+            "{inert} of {}",
+            pats.len()
+        );
+        assert!(
+            pats.iter()
+                .any(|p| p.contains("passwd") && can_match_over_inert(p))
+        );
     }
 
     #[test]
