@@ -19,6 +19,7 @@ pub const BUILTIN_MATCHERS: &[&str] = &[
     "rfi_url",
     "java_base64",
     "nosql_operator",
+    "crlf_protocol",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +30,7 @@ enum Builtin {
     RfiUrl,
     JavaBase64,
     NosqlOperator,
+    CrlfProtocol,
 }
 
 impl Builtin {
@@ -40,6 +42,7 @@ impl Builtin {
             "rfi_url" => Self::RfiUrl,
             "java_base64" => Self::JavaBase64,
             "nosql_operator" => Self::NosqlOperator,
+            "crlf_protocol" => Self::CrlfProtocol,
             _ => return None,
         })
     }
@@ -197,6 +200,97 @@ const BASE64_LUT: [u8; 256] = {
     t[b'_' as usize] = 63;
     t
 };
+
+/// Mail and file-transfer protocol commands (SMTP RFC 5321, POP3 RFC 1939, IMAP RFC 9051,
+/// FTP RFC 959) that an input smuggles onto its own line.
+const PROTOCOL_VERBS: &[&str] = &[
+    "helo",
+    "ehlo",
+    "mail",
+    "rcpt",
+    "data",
+    "rset",
+    "vrfy",
+    "expn",
+    "noop",
+    "quit",
+    "starttls",
+    "auth",
+    "apop",
+    "user",
+    "pass",
+    "stat",
+    "list",
+    "retr",
+    "dele",
+    "top",
+    "uidl",
+    "capa",
+    "login",
+    "authenticate",
+    "select",
+    "examine",
+    "create",
+    "delete",
+    "rename",
+    "lsub",
+    "status",
+    "append",
+    "expunge",
+    "search",
+    "fetch",
+    "store",
+    "copy",
+    "uid",
+    "logout",
+    "capability",
+    "stor",
+    "port",
+    "pasv",
+    "cwd",
+    "mkd",
+    "rmd",
+    "site",
+    "help",
+];
+
+/// A line, after a line break inside the input, that is a protocol command: `[tag] VERB`
+/// with at most a few short arguments (`\r\nRETR 1`, `\r\nA1 LOGIN u p`, `\r\nDATA`).
+fn crlf_protocol(raw: &str) -> Option<&'static str> {
+    let b = raw.as_bytes();
+    let encoded_break = b
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && matches!(w[2], b'a' | b'A' | b'd' | b'D'));
+    if !encoded_break && !b.iter().any(|c| matches!(c, b'\n' | b'\r')) {
+        return None;
+    }
+    let decoded = crate::normalize::decode(raw);
+    // The first line is the value the application expected; the rest were injected.
+    for line in decoded.split(['\r', '\n']).skip(1) {
+        let words: Vec<&str> = line.split_ascii_whitespace().take(6).collect();
+        let verb_at = |i: usize| {
+            words
+                .get(i)
+                .is_some_and(|w| PROTOCOL_VERBS.iter().any(|v| w.eq_ignore_ascii_case(v)))
+        };
+        let short_args = |from: usize| {
+            words.len() <= from + 3
+                && words[from.min(words.len())..]
+                    .iter()
+                    .all(|w| w.len() <= 64 && !w.ends_with([',', '.', '!', '?']))
+        };
+        let tag_ok = words
+            .first()
+            .is_some_and(|t| t.len() <= 8 && t.bytes().all(|c| c.is_ascii_alphanumeric()))
+            && words
+                .first()
+                .is_some_and(|t| t.bytes().any(|c| c.is_ascii_digit()));
+        if (verb_at(0) && short_args(1)) || (tag_ok && verb_at(1) && short_args(2)) {
+            return Some("protocol command after a line break");
+        }
+    }
+    None
+}
 
 #[inline]
 fn base64_val(c: u8) -> Option<u8> {
@@ -370,6 +464,7 @@ impl PayloadEngine {
                 // by the extractor (cookies, parameters, XML text nodes).
                 Builtin::JavaBase64 if !raw.contains(' ') => java_base64(raw),
                 Builtin::NosqlOperator if norm.contains('$') => nosql(norm),
+                Builtin::CrlfProtocol => crlf_protocol(raw),
                 _ => None,
             };
             if let Some(r) = reason {
@@ -390,6 +485,29 @@ mod tests {
         assert!(nosql("{\"$gt\": \"\"}").is_some());
         assert!(nosql("price $5").is_none());
         assert!(nosql("costs us$ne").is_none());
+    }
+
+    #[test]
+    fn protocol_commands_after_line_breaks() {
+        for s in [
+            "x\r\nRETR 123",
+            "\r\nDATA",
+            "%0d%0aQUIT",
+            "\r\nA1 LOGIN bob secret",
+            "\r\na002 copy 2:4 MEETING\n",
+            "\r\nEHLO test.com",
+        ] {
+            assert!(crlf_protocol(s).is_some(), "missed {s:?}");
+        }
+        for s in [
+            "RETR 123",
+            "Hello,\r\nthe data is attached, see the list below.\r\nThanks",
+            "line one\nTop 10 tips for summer, really.",
+            "1. Set the table\n2. Order by Friday",
+            "# shoes\n\n* It's 5'10\" tall",
+        ] {
+            assert!(crlf_protocol(s).is_none(), "false positive on {s:?}");
+        }
     }
 
     #[test]
