@@ -201,31 +201,8 @@ const BASE64_LUT: [u8; 256] = {
     t
 };
 
-/// Mail and file-transfer protocol commands (SMTP RFC 5321, POP3 RFC 1939, IMAP RFC 9051,
-/// FTP RFC 959) that an input smuggles onto its own line.
-const PROTOCOL_VERBS: &[&str] = &[
-    "helo",
-    "ehlo",
-    "mail",
-    "rcpt",
-    "data",
-    "rset",
-    "vrfy",
-    "expn",
-    "noop",
-    "quit",
-    "starttls",
-    "auth",
-    "apop",
-    "user",
-    "pass",
-    "stat",
-    "list",
-    "retr",
-    "dele",
-    "top",
-    "uidl",
-    "capa",
+/// IMAP commands (RFC 9051), which follow a tag: `A1 LOGIN u p`.
+const IMAP_VERBS: &[&str] = &[
     "login",
     "authenticate",
     "select",
@@ -233,29 +210,105 @@ const PROTOCOL_VERBS: &[&str] = &[
     "create",
     "delete",
     "rename",
+    "subscribe",
     "lsub",
+    "list",
     "status",
     "append",
+    "check",
+    "close",
     "expunge",
     "search",
     "fetch",
     "store",
     "copy",
+    "move",
     "uid",
     "logout",
     "capability",
-    "stor",
-    "port",
-    "pasv",
-    "cwd",
-    "mkd",
-    "rmd",
-    "site",
-    "help",
+    "noop",
+    "starttls",
 ];
 
-/// A line, after a line break inside the input, that is a protocol command: `[tag] VERB`
-/// with at most a few short arguments (`\r\nRETR 1`, `\r\nA1 LOGIN u p`, `\r\nDATA`).
+fn is_num(w: &str) -> bool {
+    !w.is_empty() && w.len() <= 10 && w.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// Whether one line is a mail or file-transfer protocol command with the arguments that
+/// command takes (SMTP RFC 5321, POP3 RFC 1939, IMAP RFC 9051, FTP RFC 959). The
+/// argument grammar is what separates `RETR 1` from a line of prose such as `Top 3` or
+/// `Data attached`.
+fn protocol_line(line: &str) -> bool {
+    let words: Vec<&str> = line.split_ascii_whitespace().take(8).collect();
+    let Some((verb, args)) = words.split_first() else {
+        return false;
+    };
+    let verb = verb.to_ascii_lowercase();
+    let n = args.len();
+    let domain = |w: &str| {
+        w.contains('.')
+            && w.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b".-[]:".contains(&c))
+    };
+    let single = match verb.as_str() {
+        "data" | "quit" | "rset" | "noop" | "stat" | "capa" | "starttls" | "pasv" | "rein" => {
+            n == 0
+        }
+        "retr" | "dele" => n == 1 && is_num(args[0]),
+        "list" | "uidl" => n == 1 && is_num(args[0]),
+        "top" => n == 2 && is_num(args[0]) && is_num(args[1]),
+        "helo" | "ehlo" => n == 1 && domain(args[0]),
+        "mail" | "rcpt" => args.first().is_some_and(|a| {
+            let a = a.to_ascii_lowercase();
+            a.starts_with("from:") || a.starts_with("to:")
+        }),
+        "apop" => n == 2 && args[1].len() == 32 && args[1].bytes().all(|c| c.is_ascii_hexdigit()),
+        "auth" => {
+            (1..=2).contains(&n)
+                && matches!(
+                    args[0].to_ascii_lowercase().as_str(),
+                    "plain"
+                        | "login"
+                        | "cram-md5"
+                        | "xoauth2"
+                        | "oauthbearer"
+                        | "digest-md5"
+                        | "ntlm"
+                        | "gssapi"
+                        | "scram-sha-1"
+                        | "scram-sha-256"
+                )
+        }
+        // `USER name` and `PASS word` read like prose ("User feedback"): not used.
+        "port" => n == 1 && args[0].split(',').count() == 6 && args[0].split(',').all(is_num),
+        _ => false,
+    };
+    if single {
+        return true;
+    }
+    // IMAP: `tag command args`, the tag an atom with a digit, or args in IMAP syntax.
+    let Some((cmd, rest)) = args.split_first() else {
+        return false;
+    };
+    let imap_syntax = rest.iter().any(|w| {
+        w.starts_with(['(', '"', '{', '\\'])
+            || (w.contains(':')
+                && w.bytes()
+                    .all(|c| c.is_ascii_digit() || c == b':' || c == b'*'))
+    });
+    let tag_ok = verb.len() <= 8
+        && verb.bytes().all(|c| c.is_ascii_alphanumeric())
+        && ((verb.bytes().any(|c| c.is_ascii_digit())
+            && verb.bytes().any(|c| c.is_ascii_alphabetic()))
+            || imap_syntax);
+    tag_ok
+        && IMAP_VERBS.iter().any(|v| cmd.eq_ignore_ascii_case(v))
+        && (imap_syntax || rest.len() <= 3)
+}
+
+/// A line, after a line break inside the input, that is a protocol command with its
+/// arguments (`\r\nRETR 1`, `\r\nA1 LOGIN u p`, `\r\nDATA`): CRLF injection into a mail
+/// or file-transfer conversation.
 fn crlf_protocol(raw: &str) -> Option<&'static str> {
     let b = raw.as_bytes();
     let encoded_break = b
@@ -266,30 +319,11 @@ fn crlf_protocol(raw: &str) -> Option<&'static str> {
     }
     let decoded = crate::normalize::decode(raw);
     // The first line is the value the application expected; the rest were injected.
-    for line in decoded.split(['\r', '\n']).skip(1) {
-        let words: Vec<&str> = line.split_ascii_whitespace().take(6).collect();
-        let verb_at = |i: usize| {
-            words
-                .get(i)
-                .is_some_and(|w| PROTOCOL_VERBS.iter().any(|v| w.eq_ignore_ascii_case(v)))
-        };
-        let short_args = |from: usize| {
-            words.len() <= from + 3
-                && words[from.min(words.len())..]
-                    .iter()
-                    .all(|w| w.len() <= 64 && !w.ends_with([',', '.', '!', '?']))
-        };
-        let tag_ok = words
-            .first()
-            .is_some_and(|t| t.len() <= 8 && t.bytes().all(|c| c.is_ascii_alphanumeric()))
-            && words
-                .first()
-                .is_some_and(|t| t.bytes().any(|c| c.is_ascii_digit()));
-        if (verb_at(0) && short_args(1)) || (tag_ok && verb_at(1) && short_args(2)) {
-            return Some("protocol command after a line break");
-        }
-    }
-    None
+    decoded
+        .split(['\r', '\n'])
+        .skip(1)
+        .any(protocol_line)
+        .then_some("protocol command after a line break")
 }
 
 #[inline]
@@ -494,6 +528,8 @@ mod tests {
             "\r\nDATA",
             "%0d%0aQUIT",
             "\r\nA1 LOGIN bob secret",
+            "\r\nd store 2  FLAGS (\\Deleted)",
+            "\r\nTOP 1 2",
             "\r\na002 copy 2:4 MEETING\n",
             "\r\nEHLO test.com",
         ] {
@@ -503,6 +539,9 @@ mod tests {
             "RETR 123",
             "Hello,\r\nthe data is attached, see the list below.\r\nThanks",
             "line one\nTop 10 tips for summer, really.",
+            "Thanks\r\nData attached\r\nTop 3\r\nList of items:\r\nStatus?\r\nHelp",
+            "Hi\r\nI list the items below\r\nAlice",
+            "Status?\r\n10 select node.js join\r\nZoe",
             "1. Set the table\n2. Order by Friday",
             "# shoes\n\n* It's 5'10\" tall",
         ] {
