@@ -125,8 +125,16 @@ pub fn entry_inputs(entry: &SpanRef<'_>) -> Vec<(String, String)> {
     extract::inputs(entry.attrs())
         .into_iter()
         .map(|i| (i.attribute, normalize::decode(&i.raw).to_lowercase()))
-        .filter(|(_, v)| v.chars().count() >= MIN_INPUT_CHARS)
+        .filter(|(_, v)| may_correlate(v))
         .collect()
+}
+
+/// Whether a decoded input can be reported by a correlated detector: at least
+/// [`MIN_INPUT_CHARS`] long and either with a non-word character (every detector needs
+/// one: SQL structure, path and shell syntax, a host with `.` or `:`) or `localhost`.
+pub fn may_correlate(decoded: &str) -> bool {
+    decoded.chars().nth(MIN_INPUT_CHARS - 1).is_some()
+        && (structural(decoded) || decoded.eq_ignore_ascii_case("localhost"))
 }
 
 /// [`correlate`] with the entry inputs supplied by the caller (the detector reuses the
@@ -134,6 +142,17 @@ pub fn entry_inputs(entry: &SpanRef<'_>) -> Vec<(String, String)> {
 pub fn correlate_with<'a>(
     trace: &[SpanRef<'a>],
     inputs_of: &dyn Fn(&SpanRef<'a>) -> Vec<(String, String)>,
+) -> Vec<Confirmed<'a>> {
+    correlate_cow(trace, &|e| std::borrow::Cow::Owned(inputs_of(e)))
+}
+
+/// An entry span's decoded inputs, `(attribute, lower-cased value)`, owned or borrowed.
+pub type Inputs<'b> = std::borrow::Cow<'b, [(String, String)]>;
+
+/// [`correlate_with`], with inputs that may be borrowed (no copy per trace).
+pub fn correlate_cow<'a, 'b>(
+    trace: &[SpanRef<'a>],
+    inputs_of: &dyn Fn(&SpanRef<'a>) -> Inputs<'b>,
 ) -> Vec<Confirmed<'a>> {
     let trace = &trace[..trace.len().min(MAX_SPANS_PER_TRACE)];
     let mut out = Vec::new();

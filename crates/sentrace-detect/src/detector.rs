@@ -156,6 +156,7 @@ impl Detector {
         let mut out = Vec::new();
         let mut by_trace: HashMap<TraceId, Vec<SpanRef<'_>>> = HashMap::new();
         let mut hits: Vec<PayloadHit> = Vec::new();
+        let mut inputs: Vec<extract::InputRef<'_>> = Vec::new();
         let correlated = c
             .ruleset
             .rules
@@ -173,11 +174,14 @@ impl Detector {
             // Payload detectors: one finding per (span, rule), evidences per input.
             let mut per_rule: Vec<(usize, Vec<Evidence>)> = Vec::new();
             let mut kept = Vec::new();
-            for input in extract::inputs(s.attrs()) {
-                let decoded = normalize::decode(&input.raw);
-                let norm = normalize::fold(&decoded);
-                if correlated && decoded.chars().count() >= correlate::MIN_INPUT_CHARS {
-                    kept.push((input.attribute.clone(), decoded.to_lowercase()));
+            extract::inputs_ref(s.attrs(), &mut inputs);
+            for input in &inputs {
+                let decoded = normalize::decode_cow(&input.raw);
+                let norm = normalize::fold_cow(&decoded);
+                // Only inputs with some non-word character can reach a sink in a way the
+                // correlated detectors report (see `correlate::may_correlate`).
+                if correlated && correlate::may_correlate(&decoded) {
+                    kept.push((input.attribute.to_string(), decoded.to_lowercase()));
                 }
                 hits.clear();
                 c.payload.scan(&input.raw, &norm, input.part, &mut hits);
@@ -185,7 +189,7 @@ impl Detector {
                     let ev = Evidence {
                         trace_id: s.trace_id(),
                         span_id: s.span_id(),
-                        attribute: input.attribute.clone(),
+                        attribute: input.attribute.to_string(),
                         snippet: snippet::minimize(&decoded),
                         reason: h.reason.to_string(),
                     };
@@ -221,14 +225,13 @@ impl Detector {
             }
         }
         // Trace-correlated detectors.
-        let inputs_of = |e: &SpanRef<'_>| {
-            decoded_by_span
-                .get(&(std::ptr::from_ref(e.span) as usize))
-                .cloned()
-                .unwrap_or_else(|| correlate::entry_inputs(e))
-        };
+        let inputs_of =
+            |e: &SpanRef<'_>| match decoded_by_span.get(&(std::ptr::from_ref(e.span) as usize)) {
+                Some(v) => std::borrow::Cow::Borrowed(v.as_slice()),
+                None => std::borrow::Cow::Owned(correlate::entry_inputs(e)),
+            };
         for spans in by_trace.values().filter(|_| correlated) {
-            for conf in correlate::correlate_with(spans, &inputs_of) {
+            for conf in correlate::correlate_cow(spans, &inputs_of) {
                 let Some(rule) = c.rule_for(conf.matcher) else {
                     continue;
                 };

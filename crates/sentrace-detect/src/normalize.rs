@@ -259,6 +259,55 @@ pub fn decode(input: &str) -> String {
     cur
 }
 
+/// [`fold`] of ASCII text, a byte at a time.
+fn fold_ascii(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut space = false;
+    for &b in s.as_bytes() {
+        if b.is_ascii_whitespace() || b.is_ascii_control() || b == 0x0b {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(b' ');
+        }
+        space = false;
+        out.push(b.to_ascii_lowercase());
+    }
+    // Only ASCII bytes were pushed.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`decode`] without a copy when there is nothing to decode (no `%`, `+`, `&` or `\\`,
+/// and within [`MAX_INPUT_BYTES`]): the common case.
+pub fn decode_cow(input: &str) -> std::borrow::Cow<'_, str> {
+    if input.len() <= MAX_INPUT_BYTES
+        && !input
+            .bytes()
+            .any(|b| matches!(b, b'%' | b'+' | b'&' | b'\\'))
+    {
+        std::borrow::Cow::Borrowed(input)
+    } else {
+        std::borrow::Cow::Owned(decode(input))
+    }
+}
+
+/// [`fold`] without a copy when the text is already folded: ASCII without upper case or
+/// control characters, single spaces only between words.
+pub fn fold_cow(s: &str) -> std::borrow::Cow<'_, str> {
+    let b = s.as_bytes();
+    let folded = b.first() != Some(&b' ')
+        && b.last() != Some(&b' ')
+        && b.iter()
+            .all(|c| (0x21..0x7f).contains(c) && !c.is_ascii_uppercase() || *c == b' ')
+        && !s.contains("  ");
+    if folded {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(fold(s))
+    }
+}
+
 /// Full normalization: [`decode`], then lower case, control characters and every run of
 /// whitespace folded to one space, and the ends trimmed.
 pub fn normalize(input: &str) -> String {
@@ -267,6 +316,9 @@ pub fn normalize(input: &str) -> String {
 
 /// Lower-cases and folds whitespace and control characters (no decoding).
 pub fn fold(s: &str) -> String {
+    if s.is_ascii() {
+        return fold_ascii(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut space = false;
     for c in s.chars() {
@@ -278,9 +330,77 @@ pub fn fold(s: &str) -> String {
             out.push(' ');
         }
         space = false;
+        if let Some(a) = compat_ascii(c) {
+            out.push(a);
+            continue;
+        }
         for l in c.to_lowercase() {
             out.push(l);
         }
+    }
+    out
+}
+
+/// The ASCII character a compatibility form stands for (what NFKC, and so IDNA host
+/// mapping, makes of it): fullwidth forms (`＜`, `ｓ`), circled and parenthesized digits
+/// and letters (`①`, `ⓛ`, `Ⓛ`, `⓪`). Lower case.
+pub fn compat_ascii(c: char) -> Option<char> {
+    let cp = u32::from(c);
+    let ascii = |v: u32| char::from_u32(v).map(|a| a.to_ascii_lowercase());
+    match cp {
+        // Fullwidth ASCII variants U+FF01..U+FF5E map to U+0021..U+007E.
+        0xff01..=0xff5e => ascii(cp - 0xff01 + 0x21),
+        // Circled digits one to nine, U+2460..U+2468.
+        0x2460..=0x2468 => ascii(cp - 0x2460 + u32::from(b'1')),
+        // Parenthesized digits one to nine, U+2474..U+247C.
+        0x2474..=0x247c => ascii(cp - 0x2474 + u32::from(b'1')),
+        // Digits with full stop one to nine, U+2488..U+2490.
+        0x2488..=0x2490 => ascii(cp - 0x2488 + u32::from(b'1')),
+        // Circled capital and small letters, U+24B6..U+24E9.
+        0x24b6..=0x24cf => ascii(cp - 0x24b6 + u32::from(b'a')),
+        0x24d0..=0x24e9 => ascii(cp - 0x24d0 + u32::from(b'a')),
+        // Circled digit zero, U+24EA; negative circled digit zero, U+24FF.
+        0x24ea | 0x24ff => Some('0'),
+        // Dingbat circled digits one to nine (three styles), U+2776..U+2792.
+        0x2776..=0x277e => ascii(cp - 0x2776 + u32::from(b'1')),
+        0x2780..=0x2788 => ascii(cp - 0x2780 + u32::from(b'1')),
+        0x278a..=0x2792 => ascii(cp - 0x278a + u32::from(b'1')),
+        // Ideographic full stop, as IDNA treats it in host names.
+        0x3002 => Some('.'),
+        _ => None,
+    }
+}
+
+/// Shell glob bracket expressions that stand for one known character (`/[e]tc`,
+/// `/[e///]tc`, `pa[s]swd`) become that character; one that stands for any character
+/// (`[?]`, `[!x]`) becomes `?`. Longer classes (`[details]`, `[1,2]`) stay.
+fn collapse_brackets(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'['
+            && let Some(len) = b[i + 1..].iter().take(12).position(|c| *c == b']')
+        {
+            let inner = &s[i + 1..i + 1 + len];
+            let allowed = inner.bytes().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'/' | b'?' | b'!' | b'^' | b'*')
+            });
+            let mut alnum = inner.bytes().filter(u8::is_ascii_alphanumeric);
+            let first = alnum.next();
+            let one_char = alnum.all(|c| Some(c) == first);
+            if allowed && !inner.is_empty() && one_char {
+                match first {
+                    Some(c) if !inner.starts_with(['!', '^']) => out.push(char::from(c)),
+                    _ => out.push('?'),
+                }
+                i += len + 2;
+                continue;
+            }
+        }
+        let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
+        out.push(ch);
+        i += ch.len_utf8().max(1);
     }
     out
 }
@@ -291,7 +411,7 @@ pub fn fold(s: &str) -> String {
 pub fn shell_view(norm: &str) -> Option<String> {
     if !norm
         .bytes()
-        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^' | b'$'))
+        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^' | b'$' | b'['))
     {
         return None;
     }
@@ -309,6 +429,11 @@ pub fn shell_view(norm: &str) -> Option<String> {
         .replace("$!", "")
         .replace("$_", "")
         .replace("$?", "");
+    let s = if s.contains('[') {
+        collapse_brackets(&s)
+    } else {
+        s
+    };
     let out: String = s
         .chars()
         .filter(|c| !matches!(c, '\'' | '"' | '\\' | '^'))
@@ -354,6 +479,56 @@ mod tests {
     }
 
     #[test]
+    fn borrowed_fast_paths_agree() {
+        for s in [
+            "plain words",
+            "Mixed Case",
+            "  spaced  ",
+            "a%20b",
+            "x+y",
+            "a&amp;b",
+            "tab\there",
+            "é",
+            "/api/v1/orders",
+            "\\u0027",
+            "",
+        ] {
+            assert_eq!(decode_cow(s), decode(s), "{s:?}");
+            assert_eq!(fold_cow(s), fold(s), "{s:?}");
+            assert_eq!(fold_cow(&decode_cow(s)), normalize(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn ascii_fold_matches_char_fold() {
+        let chars = |s: &str| -> String {
+            let mut out = String::new();
+            let mut space = false;
+            for c in s.chars() {
+                if c.is_whitespace() || c.is_control() {
+                    space = true;
+                    continue;
+                }
+                if space && !out.is_empty() {
+                    out.push(' ');
+                }
+                space = false;
+                out.extend(c.to_lowercase());
+            }
+            out
+        };
+        let all: String = (0u8..0x80).map(char::from).collect();
+        for s in [
+            all.as_str(),
+            " A\x0bB\x1c\x7fC  ",
+            "\t\n",
+            "Mozilla/5.0 (X11)",
+        ] {
+            assert_eq!(fold(s), chars(s), "{s:?}");
+        }
+    }
+
+    #[test]
     fn whitespace_and_case() {
         assert_eq!(normalize("  UNION\t\n  SELECT  "), "union select");
         assert_eq!(normalize("a%00b"), "a b");
@@ -366,6 +541,24 @@ mod tests {
             Some("cat /etc/passwd")
         );
         assert_eq!(shell_view("plain"), None);
+        assert_eq!(
+            shell_view("cat /[e///]tc/[p//]asswd").as_deref(),
+            Some("cat /etc/passwd")
+        );
+        assert_eq!(
+            shell_view("cat /[?]tc/pa[!x]swd").as_deref(),
+            Some("cat /?tc/pa?swd")
+        );
+        assert_eq!(shell_view("see [details](x)"), None);
+        assert_eq!(shell_view("a[1,2]"), None);
+    }
+
+    #[test]
+    fn compatibility_forms_fold_to_ascii() {
+        assert_eq!(normalize("①②⑦.⓪.⓪.①"), "127.0.0.1");
+        assert_eq!(normalize("ⓛⓞⓒⓐⓛⓗⓞⓢⓣ ⓁⓄⒸⒶⓁ"), "localhost local");
+        assert_eq!(normalize("＜ｓｃｒｉｐｔ＞"), "<script>");
+        assert_eq!(normalize("Saint-Étienne"), "saint-étienne");
     }
 
     #[test]

@@ -22,7 +22,10 @@
 //! (query, path, body and header values; see `payload::extract`). Builtin matchers are
 //! `sqli` (tokenizer), `xss_tags` (HTML tag/attribute scan), `java_base64` (base64-wrapped
 //! Java gadget names), `ssrf_url` (URL targets: metadata, loopback, private, encoded IPs)
-//! and `nosql_operator` (query-operator keys). Correlated and behavioral rules name the
+//! `nosql_operator` (query-operator keys) and `crlf_protocol` (an SMTP/POP3/IMAP/FTP
+//! command, with its argument grammar, on a later line of the input). Patterns that
+//! provably need a byte outside letters, digits, space and `-_.,/` are not run on inputs
+//! made only of those (`payload::prefilter`). Correlated and behavioral rules name the
 //! builtin detector in `matcher` and carry no patterns.
 //!
 //! A tenant override (same format, section names below) may disable rules, change a rule's

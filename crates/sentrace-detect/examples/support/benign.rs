@@ -392,10 +392,41 @@ impl Benign {
         )
     }
 
+    /// A multi-line support or review message as a browser posts a textarea: CRLF line
+    /// breaks, greeting, short lines that start with ordinary words (some of which are
+    /// also protocol verbs: "Help", "List", "Top", "Data", "Status").
+    fn message(&mut self) -> String {
+        const OPENERS: &[&str] = &[
+            "Hi,",
+            "Hello team",
+            "Help",
+            "Status?",
+            "Data attached",
+            "List of items:",
+            "Top 3",
+            "Thanks",
+            "User feedback",
+            "Order 12345",
+        ];
+        let mut lines = vec![self.pick(OPENERS).to_string()];
+        for _ in 0..self.rng.random_range(1..4) {
+            let line = match self.rng.random_range(0..4) {
+                0 => self.pick(SENTENCES).to_string(),
+                1 => self.pick(OPENERS).to_string(),
+                2 => format!("- {}", self.words(1, 4)),
+                _ => self.words(2, 6),
+            };
+            lines.push(line);
+        }
+        lines.push(self.name());
+        lines.join("\r\n")
+    }
+
     /// One benign value of a random kind, and the kind's name.
     pub fn value(&mut self) -> (&'static str, String) {
-        match self.rng.random_range(0..16) {
+        match self.rng.random_range(0..17) {
             0..=2 => ("search", self.words(1, 6)),
+            16 => ("message", self.message()),
             3 => ("name", self.name()),
             4 => ("sentence", self.pick(SENTENCES).to_string()),
             5 => ("price", self.price()),

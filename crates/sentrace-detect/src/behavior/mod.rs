@@ -307,9 +307,9 @@ impl Baselines {
             cooldown: cfg.cooldown_secs.saturating_mul(NANOS),
             out,
         };
-        let service_of: HashMap<Vec<u8>, &str> = spans
+        let service_of: HashMap<&[u8], &str> = spans
             .iter()
-            .map(|s| (s.span.span_id.clone(), s.service))
+            .map(|s| (s.span.span_id.as_slice(), s.service))
             .collect();
         for s in &spans {
             let t = if s.span.start_time_unix_nano == 0 {
@@ -320,7 +320,7 @@ impl Baselines {
             let warm = t >= warm_at;
             // Service edges.
             let mut edges: Vec<(String, String)> = Vec::new();
-            if let Some(ps) = service_of.get(&s.span.parent_span_id)
+            if let Some(ps) = service_of.get(s.span.parent_span_id.as_slice())
                 && *ps != s.service
             {
                 edges.push((ps.to_string(), s.service.to_string()));

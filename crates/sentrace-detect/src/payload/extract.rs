@@ -6,6 +6,8 @@
 //! the body attributes in [`BODY_KEYS`]. Query strings, form bodies and cookies are split
 //! into parameter names and values; JSON bodies are walked (keys and string leaves).
 
+use std::borrow::Cow;
+
 use sentrace_core::otlp::value_to_string;
 use sentrace_core::proto::common::v1::{KeyValue, any_value::Value};
 
@@ -76,37 +78,68 @@ pub fn is_input_key(key: &str) -> bool {
             .is_some_and(|h| !SKIP_HEADERS.contains(&h))
 }
 
+/// One request input, borrowed from the span where possible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputRef<'a> {
+    /// The span attribute it came from.
+    pub attribute: &'a str,
+    /// Name or value.
+    pub part: Part,
+    /// The raw (not yet normalized) text.
+    pub raw: Cow<'a, str>,
+}
+
+impl InputRef<'_> {
+    /// The owned form.
+    pub fn to_input(&self) -> Input {
+        Input {
+            attribute: self.attribute.to_string(),
+            part: self.part,
+            raw: self.raw.to_string(),
+        }
+    }
+}
+
 /// The string (or string-array) values of an attribute.
-fn strings(kv: &KeyValue) -> Vec<String> {
+fn strings(kv: &KeyValue) -> Vec<Cow<'_, str>> {
     match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(Value::StringValue(s)) => vec![s.clone()],
+        Some(Value::StringValue(s)) => vec![Cow::Borrowed(s.as_str())],
         Some(Value::ArrayValue(a)) => a
             .values
             .iter()
             .filter_map(|v| match &v.value {
-                Some(Value::StringValue(s)) => Some(s.clone()),
+                Some(Value::StringValue(s)) => Some(Cow::Borrowed(s.as_str())),
                 _ => None,
             })
             .collect(),
-        Some(Value::BytesValue(b)) => vec![String::from_utf8_lossy(b).into_owned()],
-        Some(_) => kv.value.as_ref().map(value_to_string).into_iter().collect(),
+        Some(Value::BytesValue(b)) => vec![String::from_utf8_lossy(b)],
+        Some(_) => kv
+            .value
+            .as_ref()
+            .map(|v| Cow::Owned(value_to_string(v)))
+            .into_iter()
+            .collect(),
         None => Vec::new(),
     }
 }
 
-fn push(out: &mut Vec<Input>, attribute: &str, part: Part, raw: &str) {
+fn push<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, part: Part, raw: &'a str) {
+    push_cow(out, attribute, part, Cow::Borrowed(raw));
+}
+
+fn push_cow<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, part: Part, raw: Cow<'a, str>) {
     if raw.is_empty() || out.len() >= MAX_VALUES_PER_SPAN {
         return;
     }
-    out.push(Input {
-        attribute: attribute.to_string(),
+    out.push(InputRef {
+        attribute,
         part,
-        raw: raw.to_string(),
+        raw,
     });
 }
 
 /// Splits `a=1&b=2` (or `a=1; b=2` with `sep = ';'`) into names and values.
-fn split_pairs(out: &mut Vec<Input>, attribute: &str, text: &str, sep: char) {
+fn split_pairs<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, text: &'a str, sep: char) {
     for pair in text.split(sep) {
         let pair = pair.trim_start();
         match pair.split_once('=') {
@@ -119,18 +152,25 @@ fn split_pairs(out: &mut Vec<Input>, attribute: &str, text: &str, sep: char) {
     }
 }
 
-fn walk_json(out: &mut Vec<Input>, attribute: &str, v: &serde_json::Value, depth: usize) {
+fn walk_json<'a>(
+    out: &mut Vec<InputRef<'a>>,
+    attribute: &'a str,
+    v: &serde_json::Value,
+    depth: usize,
+) {
     if depth > MAX_JSON_DEPTH || out.len() >= MAX_VALUES_PER_SPAN {
         return;
     }
     match v {
-        serde_json::Value::String(s) => push(out, attribute, Part::Value, s),
+        serde_json::Value::String(s) => {
+            push_cow(out, attribute, Part::Value, Cow::Owned(s.clone()))
+        }
         serde_json::Value::Array(a) => a
             .iter()
             .for_each(|x| walk_json(out, attribute, x, depth + 1)),
         serde_json::Value::Object(o) => {
             for (k, x) in o {
-                push(out, attribute, Part::Name, k);
+                push_cow(out, attribute, Part::Name, Cow::Owned(k.clone()));
                 walk_json(out, attribute, x, depth + 1);
             }
         }
@@ -138,7 +178,7 @@ fn walk_json(out: &mut Vec<Input>, attribute: &str, v: &serde_json::Value, depth
     }
 }
 
-fn split_url(out: &mut Vec<Input>, attribute: &str, url: &str) {
+fn split_url<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, url: &'a str) {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     push(out, attribute, Part::Value, path);
     if !query.is_empty() {
@@ -146,7 +186,7 @@ fn split_url(out: &mut Vec<Input>, attribute: &str, url: &str) {
     }
 }
 
-fn body(out: &mut Vec<Input>, attribute: &str, text: &str) {
+fn body<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, text: &'a str) {
     let t = text.trim_start();
     if (t.starts_with('{') || t.starts_with('['))
         && t.len() <= MAX_JSON_BYTES
@@ -168,7 +208,7 @@ fn body(out: &mut Vec<Input>, attribute: &str, text: &str) {
 }
 
 /// Attribute values and text nodes of an XML or HTML body (no entity expansion).
-fn xml_values(out: &mut Vec<Input>, attribute: &str, t: &str) {
+fn xml_values<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, t: &'a str) {
     let b = t.as_bytes();
     let mut i = 0;
     while i < b.len() && out.len() < MAX_VALUES_PER_SPAN {
@@ -204,7 +244,7 @@ fn multipart_boundary(t: &str) -> Option<&str> {
 }
 
 /// Part headers' names and file names, and part bodies, of a multipart body.
-fn multipart(out: &mut Vec<Input>, attribute: &str, t: &str, boundary: &str) {
+fn multipart<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, t: &'a str, boundary: &str) {
     for part in t.split(boundary) {
         let part = part.trim_start_matches(['\r', '\n']);
         let (head, body) = part
@@ -223,33 +263,61 @@ fn multipart(out: &mut Vec<Input>, attribute: &str, t: &str, boundary: &str) {
 
 /// Appends the inputs of one attribute to `out`.
 pub fn inputs_of(kv: &KeyValue, out: &mut Vec<Input>) {
+    let mut refs = Vec::new();
+    inputs_ref_of(kv, &mut refs);
+    let room = MAX_VALUES_PER_SPAN.saturating_sub(out.len());
+    out.extend(refs.iter().take(room).map(InputRef::to_input));
+}
+
+/// Appends the inputs of one attribute to `out`, borrowing from the attribute.
+pub fn inputs_ref_of<'a>(kv: &'a KeyValue, out: &mut Vec<InputRef<'a>>) {
     let key = kv.key.as_str();
     if !is_input_key(key) {
         return;
     }
     for s in strings(kv) {
-        match key {
-            "url.query" => split_pairs(out, key, &s, '&'),
-            "url.full" | "http.url" => {
-                let after_scheme = s.split_once("://").map_or(s.as_str(), |(_, r)| r);
-                let path = after_scheme.find('/').map_or("", |p| &after_scheme[p..]);
-                split_url(out, key, path);
+        match s {
+            Cow::Borrowed(s) => split_value(out, key, s),
+            Cow::Owned(s) => {
+                // Not a string attribute (bytes, numbers): split a copy, keep owned parts.
+                let mut tmp = Vec::new();
+                split_value(&mut tmp, key, &s);
+                for i in tmp {
+                    push_cow(out, key, i.part, Cow::Owned(i.raw.into_owned()));
+                }
             }
-            "http.target" => split_url(out, key, &s),
-            "http.request.header.cookie" => split_pairs(out, key, &s, ';'),
-            k if BODY_KEYS.contains(&k) => body(out, key, &s),
-            _ => push(out, key, Part::Value, &s),
         }
+    }
+}
+
+fn split_value<'a>(out: &mut Vec<InputRef<'a>>, key: &'a str, s: &'a str) {
+    match key {
+        "url.query" => split_pairs(out, key, s, '&'),
+        "url.full" | "http.url" => {
+            let after_scheme = s.split_once("://").map_or(s, |(_, r)| r);
+            let path = after_scheme.find('/').map_or("", |p| &after_scheme[p..]);
+            split_url(out, key, path);
+        }
+        "http.target" => split_url(out, key, s),
+        "http.request.header.cookie" => split_pairs(out, key, s, ';'),
+        k if BODY_KEYS.contains(&k) => body(out, key, s),
+        _ => push(out, key, Part::Value, s),
     }
 }
 
 /// All inputs of a span's attributes.
 pub fn inputs(attrs: &[KeyValue]) -> Vec<Input> {
-    let mut out = Vec::new();
+    let mut refs = Vec::new();
+    inputs_ref(attrs, &mut refs);
+    refs.iter().map(InputRef::to_input).collect()
+}
+
+/// All inputs of a span's attributes, borrowed; `out` is cleared first (reuse it).
+pub fn inputs_ref<'a>(attrs: &'a [KeyValue], out: &mut Vec<InputRef<'a>>) {
+    out.clear();
     for kv in attrs {
-        inputs_of(kv, &mut out);
+        inputs_ref_of(kv, out);
     }
-    out
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Payload detectors: match each normalized request input against the payload rules.
 
 pub mod extract;
+pub mod prefilter;
 pub mod sqli;
 pub mod ssrf;
 pub mod xss;
@@ -18,6 +19,7 @@ pub const BUILTIN_MATCHERS: &[&str] = &[
     "rfi_url",
     "java_base64",
     "nosql_operator",
+    "crlf_protocol",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,7 @@ enum Builtin {
     RfiUrl,
     JavaBase64,
     NosqlOperator,
+    CrlfProtocol,
 }
 
 impl Builtin {
@@ -39,6 +42,7 @@ impl Builtin {
             "rfi_url" => Self::RfiUrl,
             "java_base64" => Self::JavaBase64,
             "nosql_operator" => Self::NosqlOperator,
+            "crlf_protocol" => Self::CrlfProtocol,
             _ => return None,
         })
     }
@@ -56,11 +60,58 @@ pub struct PayloadHit {
 /// Compiled payload rules.
 #[derive(Debug)]
 pub struct PayloadEngine {
-    set: RegexSet,
-    pattern_rule: Vec<usize>,
-    shell_set: RegexSet,
-    shell_rule: Vec<usize>,
+    set: PatternSet,
+    shell_set: PatternSet,
     builtins: Vec<(usize, Builtin)>,
+}
+
+/// A compiled pattern set and, for inert inputs ([`prefilter::is_inert`]), the subset of
+/// its patterns that can match them at all.
+#[derive(Debug)]
+struct PatternSet {
+    all: RegexSet,
+    all_rule: Vec<usize>,
+    inert: RegexSet,
+    inert_rule: Vec<usize>,
+}
+
+impl PatternSet {
+    fn new(patterns: &[(&str, usize)]) -> Result<Self, regex::Error> {
+        let build = |p: Vec<&str>| {
+            regex::bytes::RegexSetBuilder::new(p)
+                .unicode(false)
+                .size_limit(64 << 20)
+                .dfa_size_limit(32 << 20)
+                .build()
+        };
+        let inert: Vec<&(&str, usize)> = patterns
+            .iter()
+            .filter(|(p, _)| prefilter::can_match_over_inert(p))
+            .collect();
+        Ok(Self {
+            all: build(patterns.iter().map(|(p, _)| *p).collect())?,
+            all_rule: patterns.iter().map(|(_, r)| *r).collect(),
+            inert: build(inert.iter().map(|(p, _)| *p).collect())?,
+            inert_rule: inert.iter().map(|(_, r)| *r).collect(),
+        })
+    }
+
+    /// Calls `f` with the rule of every matching pattern.
+    fn each_match(&self, text: &[u8], inert: bool, mut f: impl FnMut(usize)) {
+        let (set, rules) = if inert {
+            (&self.inert, &self.inert_rule)
+        } else {
+            (&self.all, &self.all_rule)
+        };
+        if set.is_empty() {
+            return;
+        }
+        for idx in set.matches(text).iter() {
+            if let Some(r) = rules.get(idx) {
+                f(*r);
+            }
+        }
+    }
 }
 
 /// Java gadget and class names looked for inside base64-looking tokens (one
@@ -129,55 +180,204 @@ fn nosql(s: &str) -> Option<&'static str> {
     None
 }
 
+/// Base64 symbol values (standard and URL-safe alphabets); 0xff for other bytes.
+const BASE64_LUT: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0u8;
+    while i < 26 {
+        t[(b'A' + i) as usize] = i;
+        t[(b'a' + i) as usize] = i + 26;
+        i += 1;
+    }
+    let mut d = 0u8;
+    while d < 10 {
+        t[(b'0' + d) as usize] = d + 52;
+        d += 1;
+    }
+    t[b'+' as usize] = 62;
+    t[b'-' as usize] = 62;
+    t[b'/' as usize] = 63;
+    t[b'_' as usize] = 63;
+    t
+};
+
+/// IMAP commands (RFC 9051), which follow a tag: `A1 LOGIN u p`.
+const IMAP_VERBS: &[&str] = &[
+    "login",
+    "authenticate",
+    "select",
+    "examine",
+    "create",
+    "delete",
+    "rename",
+    "subscribe",
+    "lsub",
+    "list",
+    "status",
+    "append",
+    "check",
+    "close",
+    "expunge",
+    "search",
+    "fetch",
+    "store",
+    "copy",
+    "move",
+    "uid",
+    "logout",
+    "capability",
+    "noop",
+    "starttls",
+];
+
+fn is_num(w: &str) -> bool {
+    !w.is_empty() && w.len() <= 10 && w.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// Whether one line is a mail or file-transfer protocol command with the arguments that
+/// command takes (SMTP RFC 5321, POP3 RFC 1939, IMAP RFC 9051, FTP RFC 959). The
+/// argument grammar is what separates `RETR 1` from a line of prose such as `Top 3` or
+/// `Data attached`.
+fn protocol_line(line: &str) -> bool {
+    let words: Vec<&str> = line.split_ascii_whitespace().take(8).collect();
+    let Some((verb, args)) = words.split_first() else {
+        return false;
+    };
+    let verb = verb.to_ascii_lowercase();
+    let n = args.len();
+    let domain = |w: &str| {
+        w.contains('.')
+            && w.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b".-[]:".contains(&c))
+    };
+    let single = match verb.as_str() {
+        "data" | "quit" | "rset" | "noop" | "stat" | "capa" | "starttls" | "pasv" | "rein" => {
+            n == 0
+        }
+        "retr" | "dele" => n == 1 && is_num(args[0]),
+        "list" | "uidl" => n == 1 && is_num(args[0]),
+        "top" => n == 2 && is_num(args[0]) && is_num(args[1]),
+        "helo" | "ehlo" => n == 1 && domain(args[0]),
+        "mail" | "rcpt" => args.first().is_some_and(|a| {
+            let a = a.to_ascii_lowercase();
+            a.starts_with("from:") || a.starts_with("to:")
+        }),
+        "apop" => n == 2 && args[1].len() == 32 && args[1].bytes().all(|c| c.is_ascii_hexdigit()),
+        "auth" => {
+            (1..=2).contains(&n)
+                && matches!(
+                    args[0].to_ascii_lowercase().as_str(),
+                    "plain"
+                        | "login"
+                        | "cram-md5"
+                        | "xoauth2"
+                        | "oauthbearer"
+                        | "digest-md5"
+                        | "ntlm"
+                        | "gssapi"
+                        | "scram-sha-1"
+                        | "scram-sha-256"
+                )
+        }
+        // `USER name` and `PASS word` read like prose ("User feedback"): not used.
+        "port" => n == 1 && args[0].split(',').count() == 6 && args[0].split(',').all(is_num),
+        _ => false,
+    };
+    if single {
+        return true;
+    }
+    // IMAP: `tag command args`, the tag an atom with a digit, or args in IMAP syntax.
+    let Some((cmd, rest)) = args.split_first() else {
+        return false;
+    };
+    let imap_syntax = rest.iter().any(|w| {
+        w.starts_with(['(', '"', '{', '\\'])
+            || (w.contains(':')
+                && w.bytes()
+                    .all(|c| c.is_ascii_digit() || c == b':' || c == b'*'))
+    });
+    let tag_ok = verb.len() <= 8
+        && verb.bytes().all(|c| c.is_ascii_alphanumeric())
+        && ((verb.bytes().any(|c| c.is_ascii_digit())
+            && verb.bytes().any(|c| c.is_ascii_alphabetic()))
+            || imap_syntax);
+    tag_ok
+        && IMAP_VERBS.iter().any(|v| cmd.eq_ignore_ascii_case(v))
+        && (imap_syntax || rest.len() <= 3)
+}
+
+/// A line, after a line break inside the input, that is a protocol command with its
+/// arguments (`\r\nRETR 1`, `\r\nA1 LOGIN u p`, `\r\nDATA`): CRLF injection into a mail
+/// or file-transfer conversation.
+fn crlf_protocol(raw: &str) -> Option<&'static str> {
+    let b = raw.as_bytes();
+    let encoded_break = b
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && matches!(w[2], b'a' | b'A' | b'd' | b'D'));
+    if !encoded_break && !b.iter().any(|c| matches!(c, b'\n' | b'\r')) {
+        return None;
+    }
+    let decoded = crate::normalize::decode(raw);
+    // The first line is the value the application expected; the rest were injected.
+    decoded
+        .split(['\r', '\n'])
+        .skip(1)
+        .any(protocol_line)
+        .then_some("protocol command after a line break")
+}
+
+#[inline]
 fn base64_val(c: u8) -> Option<u8> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' | b'-' => 62,
-        b'/' | b'_' => 63,
-        _ => return None,
-    })
+    let v = BASE64_LUT[usize::from(c)];
+    (v != 0xff).then_some(v)
 }
 
 fn b64_decode_lossy(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    b64_decode_into(s, 0, &mut out);
+    out
+}
+
+/// Decodes base64 symbols into `out` (cleared first) as if `skip` zero symbols came
+/// before them (re-aligning a fragment cut at any 6-bit boundary); stops at the first
+/// non-base64 byte.
+fn b64_decode_into(s: &[u8], skip: u32, out: &mut Vec<u8>) {
+    out.clear();
     let mut acc: u32 = 0;
-    let mut bits = 0;
+    let mut bits = 6 * skip;
     for c in s {
         let Some(v) = base64_val(*c) else { break };
         acc = (acc << 6) | u32::from(v);
         bits += 6;
-        if bits >= 8 {
+        while bits >= 8 {
             bits -= 8;
             out.push((acc >> bits) as u8);
             acc &= (1 << bits) - 1;
         }
     }
-    out
 }
 
 /// Decodes base64-looking runs (case-sensitive raw input) at every alignment and looks for
 /// Java gadget names, as a serialized-object or expression-language payload would carry.
 fn java_base64(raw: &str) -> Option<&'static str> {
     let gadgets = JAVA_GADGETS.as_ref()?;
+    // Every alignment of every run, NUL-separated (no gadget name holds a NUL, so no
+    // match spans two pieces), searched in one pass.
+    let mut all = Vec::new();
+    let mut buf = Vec::new();
     for tok in raw.split(|c: char| base64_val(c as u8).is_none() || !c.is_ascii()) {
         if tok.len() < 8 || tok.len() > 4096 {
             continue;
         }
         // A fragment cut out of a longer base64 text starts at any 6-bit boundary:
-        // re-align it by prepending 0 to 3 filler symbols.
-        let mut part = Vec::with_capacity(tok.len() + 3);
+        // decode it as if 0 to 3 filler symbols came first.
         for pad in 0..4 {
-            part.clear();
-            part.resize(pad, b'A');
-            part.extend_from_slice(tok.as_bytes());
-            if gadgets.is_match(&b64_decode_lossy(&part)) {
-                return Some("base64 java gadget");
-            }
+            b64_decode_into(tok.as_bytes(), pad, &mut buf);
+            all.extend_from_slice(&buf);
+            all.push(0);
         }
     }
-    None
+    (!all.is_empty() && gadgets.is_match(&all)).then_some("base64 java gadget")
 }
 
 /// Shortest base64 input that is decoded and rescanned.
@@ -207,9 +407,7 @@ impl PayloadEngine {
     /// Compiles the payload rules of a (validated) ruleset.
     pub fn new(rules: &[Rule]) -> Result<Self, regex::Error> {
         let mut patterns = Vec::new();
-        let mut pattern_rule = Vec::new();
         let mut shell_patterns = Vec::new();
-        let mut shell_rule = Vec::new();
         let mut builtins = Vec::new();
         for (i, r) in rules.iter().enumerate() {
             if r.kind != RuleKind::Payload {
@@ -220,26 +418,15 @@ impl PayloadEngine {
             }
             for p in &r.patterns {
                 if r.view == View::Shell {
-                    shell_patterns.push(p.as_str());
-                    shell_rule.push(i);
+                    shell_patterns.push((p.as_str(), i));
                 } else {
-                    patterns.push(p.as_str());
-                    pattern_rule.push(i);
+                    patterns.push((p.as_str(), i));
                 }
             }
         }
-        let build = |p: Vec<&str>| {
-            regex::bytes::RegexSetBuilder::new(p)
-                .unicode(false)
-                .size_limit(64 << 20)
-                .dfa_size_limit(32 << 20)
-                .build()
-        };
         Ok(Self {
-            set: build(patterns)?,
-            pattern_rule,
-            shell_set: build(shell_patterns)?,
-            shell_rule,
+            set: PatternSet::new(&patterns)?,
+            shell_set: PatternSet::new(&shell_patterns)?,
             builtins,
         })
     }
@@ -265,38 +452,45 @@ impl PayloadEngine {
                 hits.push(PayloadHit { rule, reason });
             }
         };
-        // Ordinary words and numbers carry no attack; base64 runs are checked below.
         // A single word or number carries no attack; base64 runs are checked below.
         let plain = norm.bytes().all(|b| b.is_ascii_alphanumeric() || b >= 0x80);
+        // Inert text (letters, digits, space, `-_.,/`) only runs the patterns that can
+        // match such text at all, and skips the markup and script-URL checks.
+        let inert = !plain && prefilter::is_inert(norm);
         if !plain {
-            for idx in self.set.matches(norm.as_bytes()).iter() {
-                if let Some(r) = self.pattern_rule.get(idx) {
-                    add(*r, "pattern");
-                }
-            }
-            let shell = crate::normalize::shell_view(norm);
-            for idx in self
-                .shell_set
-                .matches(shell.as_deref().unwrap_or(norm).as_bytes())
-                .iter()
-            {
-                if let Some(r) = self.shell_rule.get(idx) {
-                    add(*r, "pattern (shell view)");
-                }
-            }
+            self.set
+                .each_match(norm.as_bytes(), inert, |r| add(r, "pattern"));
+            let shell = if inert {
+                None
+            } else {
+                crate::normalize::shell_view(norm)
+            };
+            self.shell_set
+                .each_match(shell.as_deref().unwrap_or(norm).as_bytes(), inert, |r| {
+                    add(r, "pattern (shell view)")
+                });
         }
+        let mut ssrf_target = None;
+        let mut ssrf_done = false;
+        let mut ssrf_of = |norm: &str| {
+            if !ssrf_done {
+                ssrf_target = ssrf::detect(norm);
+                ssrf_done = true;
+            }
+            ssrf_target
+        };
         for (rule, b) in &self.builtins {
             let reason = match b {
                 Builtin::Sqli if !plain => sqli::detect(norm),
-                Builtin::XssTags if !plain => xss::detect(norm),
-                Builtin::SsrfInternal if !plain => match ssrf::detect(norm) {
+                Builtin::XssTags if !plain && !inert => xss::detect(norm),
+                Builtin::SsrfInternal if !plain => match ssrf_of(norm) {
                     Some(ssrf::Target::Metadata) => Some("cloud metadata address"),
                     Some(ssrf::Target::Loopback) => Some("loopback address"),
                     Some(ssrf::Target::Private) => Some("private network address"),
                     Some(ssrf::Target::Scheme) => Some("internal-only URL scheme"),
                     _ => None,
                 },
-                Builtin::RfiUrl if !plain && part == Part::Value => match ssrf::detect(norm) {
+                Builtin::RfiUrl if !plain && part == Part::Value => match ssrf_of(norm) {
                     Some(ssrf::Target::PublicIp) => Some("URL with an IP-literal host"),
                     _ => None,
                 },
@@ -304,6 +498,7 @@ impl PayloadEngine {
                 // by the extractor (cookies, parameters, XML text nodes).
                 Builtin::JavaBase64 if !raw.contains(' ') => java_base64(raw),
                 Builtin::NosqlOperator if norm.contains('$') => nosql(norm),
+                Builtin::CrlfProtocol => crlf_protocol(raw),
                 _ => None,
             };
             if let Some(r) = reason {
@@ -324,6 +519,34 @@ mod tests {
         assert!(nosql("{\"$gt\": \"\"}").is_some());
         assert!(nosql("price $5").is_none());
         assert!(nosql("costs us$ne").is_none());
+    }
+
+    #[test]
+    fn protocol_commands_after_line_breaks() {
+        for s in [
+            "x\r\nRETR 123",
+            "\r\nDATA",
+            "%0d%0aQUIT",
+            "\r\nA1 LOGIN bob secret",
+            "\r\nd store 2  FLAGS (\\Deleted)",
+            "\r\nTOP 1 2",
+            "\r\na002 copy 2:4 MEETING\n",
+            "\r\nEHLO test.com",
+        ] {
+            assert!(crlf_protocol(s).is_some(), "missed {s:?}");
+        }
+        for s in [
+            "RETR 123",
+            "Hello,\r\nthe data is attached, see the list below.\r\nThanks",
+            "line one\nTop 10 tips for summer, really.",
+            "Thanks\r\nData attached\r\nTop 3\r\nList of items:\r\nStatus?\r\nHelp",
+            "Hi\r\nI list the items below\r\nAlice",
+            "Status?\r\n10 select node.js join\r\nZoe",
+            "1. Set the table\n2. Order by Friday",
+            "# shoes\n\n* It's 5'10\" tall",
+        ] {
+            assert!(crlf_protocol(s).is_none(), "false positive on {s:?}");
+        }
     }
 
     #[test]

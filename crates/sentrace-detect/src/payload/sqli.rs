@@ -237,6 +237,16 @@ pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token<'_>> {
                 push(&mut out, Tok::Logic, "||");
                 i += 2;
             }
+            // PostgreSQL JSON key tests: `?`, `?|`, `?&`.
+            b'?' => {
+                let j = if matches!(b.get(i + 1), Some(b'|' | b'&')) {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                push(&mut out, Tok::Op, &s[i..j]);
+                i = j;
+            }
             b'=' | b'<' | b'>' | b'!' | b'+' | b'-' | b'*' | b'/' | b'%' | b'|' | b'&' | b'^'
             | b'~' => {
                 let mut j = i + 1;
@@ -418,6 +428,70 @@ fn is_cmp(t: Option<&Token<'_>>) -> bool {
     })
 }
 
+/// Whether a token is a literal (string, number or `NULL`/`TRUE`/`FALSE`).
+fn is_literal(t: Option<&Token<'_>>) -> bool {
+    t.is_some_and(|x| {
+        matches!(x.tok, Tok::Str | Tok::Num)
+            || (x.tok == Tok::Kw && matches!(x.text, "null" | "true" | "false"))
+    })
+}
+
+/// Whether a whole input is one comparison of two literals (`1=1`, `42 like 42`,
+/// `'a' not regexp 'b'`, `1 is not 2`, `42<=>42`): a tautology or contradiction that
+/// only makes sense spliced into a WHERE clause.
+fn literal_comparison(t: &[Token<'_>]) -> bool {
+    let mut j = 1;
+    if !is_literal(t.first()) {
+        return false;
+    }
+    if t.get(j).is_some_and(|x| x.text == "not") {
+        j += 1;
+    }
+    if !(is_cmp(t.get(j)) || t.get(j).is_some_and(|x| x.text.starts_with('?'))) {
+        return false;
+    }
+    j += 1;
+    if t.get(j).is_some_and(|x| x.text == "not") {
+        j += 1;
+    }
+    is_literal(t.get(j)) && matches!(t.get(j + 1).map(|x| x.tok), None | Some(Tok::Comment))
+}
+
+/// Whether an input starts with a boolean operator and continues as a comparison
+/// (`xor 5>`, `or 'a' <`, `|| name ==`, `&&(e===`, `OR '{"a":1}' ? 'a'`): the tail of a
+/// condition that the input extends.
+fn leading_boolean(t: &[Token<'_>]) -> bool {
+    let Some(first) = t.first() else {
+        return false;
+    };
+    if first.tok != Tok::Logic || first.text == "not" {
+        return false;
+    }
+    let symbol = matches!(first.text, "&&" | "||" | "xor");
+    let mut j = 1;
+    while t.get(j).is_some_and(|x| x.tok == Tok::LParen) {
+        j += 1;
+    }
+    let Some(operand) = t.get(j) else {
+        return false;
+    };
+    let literal = is_literal(Some(operand)) || operand.tok == Tok::Var;
+    if !(literal || (operand.tok == Tok::Word && (symbol || j > 1))) {
+        return false;
+    }
+    let op = t.get(j + 1);
+    let cmp = is_cmp(op) || op.is_some_and(|x| x.tok == Tok::Op && x.text.starts_with('?'));
+    let arith = op.is_some_and(|x| x.tok == Tok::Op && matches!(x.text, "-" | "+"));
+    match t.get(j + 2) {
+        // Nothing (or a comment) after the operator: the input is a dangling condition.
+        None
+        | Some(Token {
+            tok: Tok::Comment, ..
+        }) => (cmp || (arith && literal)) && (literal || symbol),
+        Some(next) => cmp && is_value(next.tok) && (literal || symbol),
+    }
+}
+
 fn is_value(t: Tok) -> bool {
     matches!(
         t,
@@ -592,6 +666,18 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
             {
                 return Some("database catalog access");
             }
+            Tok::Logic if i == 0 && !quoted && leading_boolean(t) => {
+                return Some("boolean operator leading a condition");
+            }
+            Tok::Logic
+                if tk.text != "not"
+                    && i > 0
+                    && matches!(at(i - 1), Some(Tok::Str | Tok::Num))
+                    && at(i + 1) == Some(Tok::Comment)
+                    && t[..i].iter().any(|x| is_cmp(Some(x))) =>
+            {
+                return Some("comparison, boolean operator and comment");
+            }
             Tok::Logic if tk.text != "not" => {
                 // Boolean injection: `<operand> OR <x> <op> <y>`, `... AND sleep(5)`.
                 let before = i.checked_sub(1).and_then(at);
@@ -700,6 +786,9 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
             Tok::Comment if quoted && i == 1 => return Some("comment after string break"),
             Tok::Stmt if i == 0 && !quoted && start_statement(t) => {
                 return Some("SQL statement as input");
+            }
+            Tok::Str | Tok::Num | Tok::Kw if i == 0 && !quoted && literal_comparison(t) => {
+                return Some("literal comparison");
             }
             Tok::Str
                 if i == 0

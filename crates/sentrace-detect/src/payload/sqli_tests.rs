@@ -81,3 +81,46 @@ fn shape_folds_literals() {
         shape("select * from t where id = 42 or 1=1")
     );
 }
+
+#[test]
+fn fragments_extending_a_condition() {
+    for s in [
+        "1=1",
+        "42 like 42",
+        "11!=1",
+        "1 is not 2",
+        "'1' not regexp '2'",
+        "42<=>42",
+        "xor 2 <",
+        "or 'a' <",
+        "xor 99>",
+        "|| langCode ==",
+        "&& setPath !=",
+        "&&(e===",
+        "||(null!=",
+        "OR '[1,2]' ? '1'",
+        "1='1' or-- -",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "or best offer",
+        "and more",
+        "not 2 late",
+        "10/10",
+        "2024-01-05",
+        "size=m",
+        "or 5 stars",
+        "and 2 more",
+        "rating >= 4",
+        "a == b",
+        "Q: does it fit? A: yes",
+        "1 of 3",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}

@@ -24,6 +24,36 @@ const DANGEROUS_SCHEMES: &[&str] = &[
     "smb", "rmi", "iiop", "corba", "nis", "nds", "dns", "netdoc",
 ];
 
+/// Public DNS names that resolve to loopback (wildcards included: `*.lvh.me`).
+const LOOPBACK_NAMES: &[&str] = &[
+    "localtest.me",
+    "lvh.me",
+    "vcap.me",
+    "lacolhost.com",
+    "fbi.com",
+    "127.0.0.1.nip.io",
+    "localh.st",
+    "ip6-localhost",
+    "ip6-loopback",
+];
+
+/// A purely numeric host wider than 32 bits (`7147006462`, `0x41414141a9fea9fe`): some
+/// URL parsers keep its low 32 bits, so it reaches the address they spell.
+fn truncated_numeric_v4(host: &str) -> Option<Ipv4Addr> {
+    let v = if let Some(h) = host.strip_prefix("0x") {
+        if h.len() <= 8 || h.len() > 16 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u64::from_str_radix(h, 16).ok()?
+    } else {
+        if host.len() < 10 || host.len() > 19 || !host.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        host.parse::<u64>().ok()?
+    };
+    (v > u64::from(u32::MAX)).then(|| Ipv4Addr::from((v & 0xffff_ffff) as u32))
+}
+
 /// How a URL target is classified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -103,6 +133,12 @@ pub fn classify_host(host: &str) -> Option<Target> {
     if METADATA_HOSTS.contains(&host) {
         return Some(Target::Metadata);
     }
+    if LOOPBACK_NAMES
+        .iter()
+        .any(|n| host == *n || host.strip_suffix(n).is_some_and(|h| h.ends_with('.')))
+    {
+        return Some(Target::Loopback);
+    }
     if host == "localhost"
         || host.ends_with(".localhost")
         || host.starts_with("localhost.")
@@ -133,7 +169,7 @@ pub fn classify_host(host: &str) -> Option<Target> {
             return Some(Target::Loopback);
         }
     }
-    if let Some(ip) = parse_ipv4_loose(host) {
+    if let Some(ip) = parse_ipv4_loose(host).or_else(|| truncated_numeric_v4(host)) {
         return Some(classify_v4(ip));
     }
     if let Ok(ip6) = host.parse::<Ipv6Addr>() {
@@ -161,10 +197,11 @@ pub fn url_target(s: &str) -> Option<(String, String)> {
         // parsers accept without the double slash.
         for scheme in ["http:", "https:", "gopher:", "dict:", "ftp:"] {
             if let Some(rest) = s.strip_prefix(scheme) {
-                let host = rest
-                    .trim_start_matches('/')
-                    .split(['/', '?', '#', ':'])
-                    .next()?;
+                let rest = rest.trim_start_matches('/');
+                let host = match rest.strip_prefix('[') {
+                    Some(inner) => inner.split([']', '%']).next()?,
+                    None => rest.split(['/', '?', '#', ':']).next()?,
+                };
                 return Some((scheme.trim_end_matches(':').to_string(), host.to_string()));
             }
         }
@@ -182,14 +219,28 @@ pub fn url_target(s: &str) -> Option<(String, String)> {
     let authority_end = rest
         .find(['/', '?', '#', '\\', ' ', '"', '\'', '<', '>'])
         .unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
+    Some((scheme, host_of(&rest[..authority_end]).to_string()))
+}
+
+/// The host of an authority (`user@host:port`, `[v6]:port`).
+fn host_of(authority: &str) -> &str {
     let hostport = authority.rsplit('@').next().unwrap_or(authority);
-    let host = if let Some(inner) = hostport.strip_prefix('[') {
+    if let Some(inner) = hostport.strip_prefix('[') {
         inner.split([']', '%']).next().unwrap_or("")
     } else {
         hostport.split(':').next().unwrap_or("")
-    };
-    Some((scheme, host.to_string()))
+    }
+}
+
+/// The host that a lenient parser sees when the authority runs to the first `/` and the
+/// last `@` before it wins (`http://a.com:80 &@127.0.0.1:22/`, `http://a.com#@10.0.0.1/`):
+/// parsers disagree on where userinfo ends, and SSRF filters check the wrong one.
+fn lenient_host(s: &str) -> Option<&str> {
+    let p = s.find("://")?;
+    let rest = &s[p + 3..];
+    let end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..end];
+    authority.contains('@').then(|| host_of(authority))
 }
 
 /// SSRF target classification of a normalized input.
@@ -198,10 +249,21 @@ pub fn detect(s: &str) -> Option<Target> {
         if DANGEROUS_SCHEMES.contains(&scheme.as_str()) {
             return Some(Target::Scheme);
         }
-        if !host.is_empty() {
-            return classify_host(&host);
+        let strict = if host.is_empty() {
+            None
+        } else {
+            classify_host(&host)
+        };
+        if !matches!(
+            strict,
+            Some(Target::Metadata | Target::Loopback | Target::Private)
+        ) && let Some(h) = lenient_host(s).filter(|h| !h.is_empty() && *h != host)
+            && let Some(t @ (Target::Metadata | Target::Loopback | Target::Private)) =
+                classify_host(h)
+        {
+            return Some(t);
         }
-        return None;
+        return strict;
     }
     // A bare host or host:port value (`url=169.254.169.254/latest`, `host=localhost:6379`).
     let head = s.split(['/', '?', '#']).next().unwrap_or("");
@@ -219,6 +281,7 @@ pub fn detect(s: &str) -> Option<Target> {
                 || host.contains(".svc")
                 || host.starts_with("ipv6-")
                 || host.starts_with("localhost")
+                || LOOPBACK_NAMES.contains(&host)
                 || METADATA_HOSTS.contains(&host) =>
         {
             Some(t)
@@ -273,5 +336,20 @@ mod tests {
         assert_eq!(t("version 10.0.1 released"), None);
         assert_eq!(t("127.5"), None);
         assert_eq!(t("see https://docs.rs/regex"), None);
+        assert_eq!(t("http://7147006462/"), Some(Target::Metadata));
+        assert_eq!(t("http://0x41414141A9FEA9FE/"), Some(Target::Metadata));
+        assert_eq!(
+            t("http://google.com:80 &@127.88.23.245:22/# @google.com:80/"),
+            Some(Target::Loopback)
+        );
+        assert_eq!(
+            t("http://google.com:80 &@google.com:80# @127.88.23.245:22/"),
+            Some(Target::Loopback)
+        );
+        assert_eq!(t("http:[::ffff:a9fe:a9fe]"), Some(Target::Metadata));
+        assert_eq!(t("lvh.me/"), Some(Target::Loopback));
+        assert_eq!(t("http://app.localtest.me/"), Some(Target::Loopback));
+        assert_eq!(t("https://user@example.com/a@b"), None);
+        assert_eq!(t("https://example.com/p/12345678901"), None);
     }
 }
