@@ -11,7 +11,7 @@ use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sentrace_core::TenantId;
 
-use crate::block::{BlockInfo, load_meta, read_rows};
+use crate::block::{BlockInfo, load_meta_checked, read_rows};
 use crate::wal::format;
 use crate::wal::replay::{Outcome, RecoveryReport, replay_segment};
 use crate::{KeyRing, SpanEntry, StoreError};
@@ -151,9 +151,22 @@ pub async fn scan_data_dir(data_dir: &Path, keys: Arc<KeyRing>) -> Result<StoreS
             }
         };
         scan.bytes_read += bytes.len() as u64;
+        let mac_path = crate::block::mac_path(&b.tenant, &b.name);
+        let tag = match objects.get(&mac_path).await {
+            Ok(r) => r.bytes().await.ok(),
+            Err(_) => None,
+        };
         let (keys2, tenant, name) = (keys.clone(), b.tenant.clone(), b.name.clone());
         let read = tokio::task::spawn_blocking(move || {
-            let meta = load_meta(&bytes, &keys2, &tenant, &name)?;
+            let Some(tag) = tag else {
+                return Err(StoreError::Corrupt {
+                    path: format!("{name}.mac").into(),
+                    offset: 0,
+                    reason: "the block's integrity tag is missing".into(),
+                });
+            };
+            crate::block::check_block_mac(&keys2, &tenant, &name, &bytes, &tag)?;
+            let meta = load_meta_checked(&bytes, &keys2, &tenant, &name)?;
             let groups = (0..meta.arrow.metadata().num_row_groups()).collect();
             read_rows(bytes, &meta, &name, groups, &|_| true)
         })

@@ -23,7 +23,16 @@ fn block_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let root = dir.join("blocks");
     for t in std::fs::read_dir(&root).into_iter().flatten().flatten() {
         for f in std::fs::read_dir(t.path()).into_iter().flatten().flatten() {
-            out.push(f.path());
+            let p = f.path();
+            if p.extension().is_some_and(|e| e == "parquet") {
+                // Every block has its integrity tag beside it.
+                assert!(
+                    p.with_extension("mac").exists(),
+                    "{} has no .mac",
+                    p.display()
+                );
+                out.push(p);
+            }
         }
     }
     out

@@ -41,6 +41,10 @@ enum Command {
     Loadgen(cmd::loadgen::Args),
     /// Verify the transparency logs and stored spans of a data directory (offline).
     Verify(cmd::verify::Args),
+    /// Write an offline-verifiable proof bundle of a trace (from a data directory).
+    Proof(cmd::proof::ProofArgs),
+    /// Verify a proof bundle with nothing but the log's public keys.
+    VerifyProof(cmd::proof::VerifyProofArgs),
     /// The node's log keys.
     #[command(subcommand)]
     Keys(cmd::verify::KeysCommand),
@@ -56,6 +60,8 @@ fn main() -> ExitCode {
         Command::Loadgen(a) => cmd::loadgen::run(a),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Keys(c) => cmd::verify::run_keys(c),
+        Command::Proof(a) => cmd::proof::run_proof(a),
+        Command::VerifyProof(a) => cmd::proof::run_verify_proof(a),
     };
     match result {
         Ok(code) => code,

@@ -94,6 +94,7 @@ fn options(
     keys: &Arc<KeyRing>,
     tenant: &TenantId,
     name: &str,
+    page_index: bool,
 ) -> Result<(ArrowReaderOptions, Arc<Retriever>), StoreError> {
     let retriever = Arc::new(Retriever {
         keys: keys.clone(),
@@ -109,7 +110,13 @@ fn options(
             reason: e.to_string(),
         })?;
     Ok((
-        ArrowReaderOptions::new().with_file_decryption_properties(props),
+        ArrowReaderOptions::new()
+            .with_file_decryption_properties(props)
+            .with_page_index_policy(if page_index {
+                parquet::file::metadata::PageIndexPolicy::Required
+            } else {
+                parquet::file::metadata::PageIndexPolicy::Skip
+            }),
         retriever,
     ))
 }
@@ -134,7 +141,37 @@ pub(crate) fn load_meta(
     tenant: &TenantId,
     name: &str,
 ) -> Result<BlockMeta, StoreError> {
-    let (opts, retriever) = options(keys, tenant, name)?;
+    load_meta_with(bytes, keys, tenant, name, false)
+}
+
+/// Like [`load_meta`], for a full verification: also checks the leading magic and loads
+/// (decrypts and authenticates) the page indexes, so that no byte of the file goes
+/// unchecked by a full read.
+pub(crate) fn load_meta_checked(
+    bytes: &Bytes,
+    keys: &Arc<KeyRing>,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<BlockMeta, StoreError> {
+    // Encrypted-footer files start (and end) with "PARE" (Parquet Modular Encryption).
+    if bytes.get(..4) != Some(b"PARE".as_slice()) {
+        return Err(StoreError::Corrupt {
+            path: name.into(),
+            offset: 0,
+            reason: "the block does not start with the encrypted Parquet magic \"PARE\"".into(),
+        });
+    }
+    load_meta_with(bytes, keys, tenant, name, true)
+}
+
+fn load_meta_with(
+    bytes: &Bytes,
+    keys: &Arc<KeyRing>,
+    tenant: &TenantId,
+    name: &str,
+    page_index: bool,
+) -> Result<BlockMeta, StoreError> {
+    let (opts, retriever) = options(keys, tenant, name, page_index)?;
     let arrow = ArrowReaderMetadata::load(bytes, opts).map_err(|e| map_err(&retriever, name, e))?;
     let md = arrow.metadata();
     let bad = |reason: String| StoreError::Corrupt {

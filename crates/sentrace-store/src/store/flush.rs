@@ -81,13 +81,23 @@ impl Store {
             let dek = inner.keys.current_dek(&tenant)?;
             let rows = inner.cfg.block_row_group_rows;
             let count = spans.len();
-            let (t, n) = (tenant.clone(), name.clone());
-            let bytes =
-                tokio::task::spawn_blocking(move || build_block(&t, &dek, &n, &spans, rows))
-                    .await
-                    .map_err(|e| StoreError::Task(e.to_string()))??;
+            let (t, n, d) = (tenant.clone(), name.clone(), dek.clone());
+            let bytes = tokio::task::spawn_blocking(move || build_block(&t, &d, &n, &spans, rows))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??;
             let path = BlockInfo::object_path(&tenant, &name);
             let len = bytes.len() as u64;
+            // The integrity tag goes first: a block without its tag is never published.
+            let mac = crate::block::block_mac(&dek, &tenant, &name, &bytes)?;
+            let mac_path = crate::block::mac_path(&tenant, &name);
+            inner
+                .objects
+                .put(&mac_path, PutPayload::from(mac))
+                .await
+                .map_err(|e| StoreError::ObjectStore {
+                    path: mac_path.to_string(),
+                    source: e,
+                })?;
             inner
                 .objects
                 .put(&path, PutPayload::from(bytes))
@@ -198,6 +208,8 @@ impl Store {
                 }
             }
             self.delete_object(&b.path).await?;
+            self.delete_object(&crate::block::mac_path(&b.tenant, &b.name))
+                .await?;
             let mut st = self.inner.state.write().map_err(|_| poisoned())?;
             if let Some(list) = st.blocks.get_mut(&b.tenant) {
                 list.retain(|x| !Arc::ptr_eq(x, b));

@@ -175,7 +175,8 @@ impl Store {
                         .or_default()
                         .push(Arc::new(b));
                 }
-                None if meta.location.as_ref().starts_with("log/") => {}
+                None if meta.location.as_ref().starts_with("log/")
+                    || meta.location.as_ref().ends_with(".mac") => {}
                 None => {
                     tracing::warn!(object = %meta.location, "ignoring unknown object in block store")
                 }
@@ -419,6 +420,8 @@ impl Store {
         };
         for b in blocks {
             self.delete_object(&b.path).await?;
+            self.delete_object(&crate::block::mac_path(&b.tenant, &b.name))
+                .await?;
         }
         catalog::remove(&self.inner.catalog_dir, tenant)
     }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod loadgen;
+pub mod proof;
 pub mod query;
 pub mod serve;
 pub mod tokens;
