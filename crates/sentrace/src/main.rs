@@ -45,6 +45,10 @@ enum Command {
     Scan(cmd::redact::ScanArgs),
     /// Verify the transparency logs and stored spans of a data directory (offline).
     Verify(cmd::verify::Args),
+    /// Write an offline-verifiable proof bundle of a trace (from a data directory).
+    Proof(cmd::proof::ProofArgs),
+    /// Verify a proof bundle with nothing but the log's public keys.
+    VerifyProof(cmd::proof::VerifyProofArgs),
     /// The node's log keys.
     #[command(subcommand)]
     Keys(cmd::verify::KeysCommand),
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
         Command::Keys(c) => cmd::verify::run_keys(c),
         Command::Detect(a) => cmd::detect::run(a),
         Command::Response(c) => cmd::response::run(c),
+        Command::Proof(a) => cmd::proof::run_proof(a),
+        Command::VerifyProof(a) => cmd::proof::run_verify_proof(a),
     };
     match result {
         Ok(code) => code,

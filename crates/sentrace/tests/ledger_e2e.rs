@@ -448,3 +448,108 @@ fn verify_clean_store_pins_and_tamper_suite() {
 
     let _ = block_named;
 }
+
+#[test]
+fn proof_bundle_verifies_offline_with_the_public_key_only() {
+    let fx = fixture();
+    let work = tempfile::tempdir().unwrap();
+    let vkeys = String::from_utf8(
+        Command::new(BIN)
+            .args(["keys", "show", "--data-dir"])
+            .arg(&fx.data)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    // Trace of span 201 (batch 2, in a block) and of span 500 (batch 5, in the WAL).
+    for n in [201u64, 500] {
+        let trace = hex(&span(n, "x").trace_id);
+        let file = work.path().join(format!("{n}.proof"));
+        let out = Command::new(BIN)
+            .args(["proof", &trace, "-o"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&fx.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ok = Command::new(BIN)
+            .args(["verify-proof"])
+            .arg(&file)
+            .args(["--key", vkeys.trim()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&ok.stdout).to_string();
+        assert!(ok.status.success(), "{text}");
+        assert!(text.contains("OK: 1 spans in 1 batches"), "{text}");
+        // A changed byte in a span, or another key, fails.
+        let body = std::fs::read_to_string(&file).unwrap();
+        let span_line = body
+            .lines()
+            .find(|l| l.starts_with("span "))
+            .unwrap()
+            .to_string();
+        let b64 = span_line.split(' ').nth(2).unwrap();
+        let mut raw = base64_decode(b64);
+        let mid = raw.len() / 2;
+        raw[mid] ^= 1;
+        let forged = body.replace(b64, &base64_encode(&raw));
+        std::fs::write(&file, forged).unwrap();
+        let bad = Command::new(BIN)
+            .args(["verify-proof"])
+            .arg(&file)
+            .args(["--key", vkeys.trim()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            bad.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&bad.stdout)
+        );
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[test]
+fn kill_9_before_any_checkpoint_loses_no_log_entry() {
+    // No checkpoint is due for an hour: the manifests live only in the WAL when the
+    // process dies.
+    let mut srv = Server::new(
+        "[store]\nflush_interval = \"1h\"\n[seal.checkpoint]\nevery_secs = 3600\nevery_entries = 100000\n",
+    )
+    .start();
+    let admin = srv.admin_token.clone().unwrap();
+    for i in 0..3u64 {
+        assert_eq!(post(&srv, &admin, i * 10, 2), i);
+    }
+    assert_eq!(
+        checkpoint_size(&srv, &admin),
+        None,
+        "no checkpoint is due yet"
+    );
+    srv.kill9();
+    srv.launch();
+    // Re-sealed from the WAL and published at start; the next batch continues the log.
+    assert_eq!(checkpoint_size(&srv, &admin), Some(3));
+    assert_eq!(post(&srv, &admin, 100, 2), 3);
+    srv.stop();
+    let (code, v) = verify(&srv.data, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["logs"][0]["report"]["checkpoint_size"], 4);
+    assert_eq!(v["logs"][0]["report"]["batches_checked"], 4);
+}

@@ -49,7 +49,7 @@ pub struct AuditOptions<'a> {
 }
 
 /// Reads every object of `log/<tenant>/` into memory, by tlog-tiles path.
-async fn load_log(
+pub(crate) async fn load_log(
     objects: &dyn ObjectStore,
     tenant: &TenantId,
 ) -> anyhow::Result<HashMap<String, Vec<u8>>> {

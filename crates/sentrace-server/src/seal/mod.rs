@@ -26,6 +26,7 @@
 pub mod audit;
 pub mod config;
 pub mod keys;
+pub mod proof;
 pub mod routes;
 
 use std::collections::{BTreeMap, HashMap};

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod detect;
 pub mod loadgen;
+pub mod proof;
 pub mod query;
 pub mod redact;
 pub mod response;
