@@ -45,31 +45,60 @@ pub enum CanonicalError {
     Shape,
 }
 
+/// Encodes the spans of one `ResourceSpans` canonically, encoding the resource (and each
+/// scope) once instead of once per span.
+pub struct ResourceEncoder<'a> {
+    rs: &'a ResourceSpans,
+    resource: Vec<u8>,
+}
+
+impl<'a> ResourceEncoder<'a> {
+    /// Pre-encodes the resource of `rs`.
+    pub fn new(rs: &'a ResourceSpans) -> Self {
+        let mut resource = Vec::new();
+        if let Some(r) = &rs.resource {
+            message::encode(1, r, &mut resource);
+        }
+        Self { rs, resource }
+    }
+
+    /// Pre-encodes a scope of this resource, for [`ResourceEncoder::encode_into`].
+    pub fn scope(ss: &ScopeSpans) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(scope) = &ss.scope {
+            message::encode(1, scope, &mut out);
+        }
+        out
+    }
+
+    /// Appends the canonical v1 encoding of `span` of scope `ss`, whose pre-encoded scope
+    /// field is `scope` (from [`ResourceEncoder::scope`]).
+    pub fn encode_into(&self, out: &mut Vec<u8>, ss: &ScopeSpans, scope: &[u8], span: &Span) {
+        let scope_len = scope.len()
+            + message::encoded_len(2, span)
+            + if ss.schema_url.is_empty() {
+                0
+            } else {
+                string::encoded_len(3, &ss.schema_url)
+            };
+        out.push(VERSION_1);
+        out.extend_from_slice(&self.resource);
+        encode_key(2, WireType::LengthDelimited, out);
+        encode_varint(scope_len as u64, out);
+        out.extend_from_slice(scope);
+        message::encode(2, span, out);
+        if !ss.schema_url.is_empty() {
+            string::encode(3, &ss.schema_url, out);
+        }
+        if !self.rs.schema_url.is_empty() {
+            string::encode(3, &self.rs.schema_url, out);
+        }
+    }
+}
+
 /// Appends the canonical v1 encoding of `span` (with its resource and scope) to `out`.
 pub fn encode_into(out: &mut Vec<u8>, rs: &ResourceSpans, ss: &ScopeSpans, span: &Span) {
-    let scope_len = ss.scope.as_ref().map_or(0, |s| message::encoded_len(1, s))
-        + message::encoded_len(2, span)
-        + if ss.schema_url.is_empty() {
-            0
-        } else {
-            string::encoded_len(3, &ss.schema_url)
-        };
-    out.push(VERSION_1);
-    if let Some(resource) = &rs.resource {
-        message::encode(1, resource, out);
-    }
-    encode_key(2, WireType::LengthDelimited, out);
-    encode_varint(scope_len as u64, out);
-    if let Some(scope) = &ss.scope {
-        message::encode(1, scope, out);
-    }
-    message::encode(2, span, out);
-    if !ss.schema_url.is_empty() {
-        string::encode(3, &ss.schema_url, out);
-    }
-    if !rs.schema_url.is_empty() {
-        string::encode(3, &rs.schema_url, out);
-    }
+    ResourceEncoder::new(rs).encode_into(out, ss, &ResourceEncoder::scope(ss), span);
 }
 
 /// The canonical v1 encoding of one span.

@@ -209,8 +209,12 @@ fn encode_entries(batch: &Batch) -> Result<Vec<SpanEntry>, StageError> {
     let mut out = Vec::with_capacity(batch.span_count());
     for rs in &batch.resource_spans {
         let service = sentrace_core::otlp::service_name(rs.resource.as_ref());
+        let encoder = canonical::ResourceEncoder::new(rs);
         for ss in &rs.scope_spans {
+            let scope = canonical::ResourceEncoder::scope(ss);
             for span in &ss.spans {
+                let mut bytes = Vec::with_capacity(256);
+                encoder.encode_into(&mut bytes, ss, &scope, span);
                 let invalid = |e: sentrace_core::IdError| StageError::Invalid(e.to_string());
                 out.push(SpanEntry {
                     trace_id: TraceId::from_slice(&span.trace_id).map_err(invalid)?,
@@ -225,7 +229,7 @@ fn encode_entries(batch: &Batch) -> Result<Vec<SpanEntry>, StageError> {
                     kind: span.kind,
                     start_unix_nanos: span.start_time_unix_nano,
                     end_unix_nanos: span.end_time_unix_nano,
-                    canonical: Bytes::from(canonical::encode(rs, ss, span)),
+                    canonical: Bytes::from(bytes),
                     seal: None,
                 });
             }
