@@ -146,7 +146,11 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     };
     let vault = Arc::new(Vault::open(&opts.data_dir.join("vault"), keys.clone())?);
     let detect = if cfg.detect.enabled {
-        Some(detect::Runtime::start(&cfg.detect, &opts.data_dir)?)
+        Some(detect::Runtime::start(
+            &cfg.detect,
+            &opts.data_dir,
+            keys.clone(),
+        )?)
     } else {
         tracing::warn!("[detect] enabled = false: batches are not inspected for attacks");
         None

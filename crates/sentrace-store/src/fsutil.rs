@@ -1,7 +1,7 @@
 //! Small durable file-system helpers.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -43,4 +43,27 @@ pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError>
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
     sync_dir(dir)
+}
+
+/// Reads a whole file of at most `max` bytes; a missing file reads as empty. `what` names
+/// the file in the error (e.g. "vault file").
+pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, StoreError> {
+    match File::open(path) {
+        Ok(f) => {
+            let mut bytes = Vec::new();
+            f.take(max.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .map_err(|e| StoreError::io(path, e))?;
+            if bytes.len() as u64 > max {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: max,
+                    reason: format!("{what} larger than {max} bytes"),
+                });
+            }
+            Ok(bytes)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(StoreError::io(path, e)),
+    }
 }

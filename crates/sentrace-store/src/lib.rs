@@ -22,6 +22,7 @@ mod entry;
 mod erasure;
 mod error;
 mod fsutil;
+pub mod journal;
 pub mod keys;
 mod memtable;
 mod scan;
@@ -39,6 +40,7 @@ pub use entry::{
 };
 pub use erasure::Erasure;
 pub use error::StoreError;
+pub use journal::Journal;
 pub use keys::{KeyRing, MasterKey};
 pub use memtable::{MAX_CATALOG_OPERATIONS, MAX_CATALOG_SERVICES};
 pub use scan::{Damage, ScannedSpan, StoreScan, scan_data_dir};

@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ use aws_lc_rs::hmac;
 use sentrace_core::TenantId;
 
 use crate::crypto::{AeadKey, hkdf32};
-use crate::fsutil::{create_private_dir, write_atomic_private};
+use crate::fsutil::{create_private_dir, read_bounded, write_atomic_private};
 use crate::{KeyRing, StoreError};
 
 const TOKEN_LEN: usize = 16;
@@ -119,25 +119,7 @@ impl Vault {
     }
 
     fn read_file(&self, tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
-        let path = self.path(tenant);
-        match File::open(&path) {
-            Ok(f) => {
-                let mut bytes = Vec::new();
-                f.take(MAX_FILE_BYTES + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| StoreError::io(&path, e))?;
-                if bytes.len() as u64 > MAX_FILE_BYTES {
-                    return Err(StoreError::Corrupt {
-                        path,
-                        offset: MAX_FILE_BYTES,
-                        reason: "vault file larger than 1 GiB".into(),
-                    });
-                }
-                Ok(bytes)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(StoreError::io(&path, e)),
-        }
+        read_bounded(&self.path(tenant), MAX_FILE_BYTES, "vault file")
     }
 
     fn token_id(

@@ -275,9 +275,19 @@ policy = "{}"
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // 7. Actions survive a restart (replayed from the audit log minus undo).
+    // 7. Actions, findings and quarantined spans survive a restart (replayed from the
+    // audit log minus undo, and from the encrypted journals).
+    let findings_before = json(&srv, &read, "/api/findings?limit=1000");
     srv.stop();
     srv.launch();
+    let findings_after = json(&srv, &read, "/api/findings?limit=1000");
+    assert_eq!(
+        findings_after, findings_before,
+        "findings kept across the restart"
+    );
+    let qs = json(&srv, &read, "/api/responses/quarantine");
+    assert!(qs.to_string().contains("203.0.113.7"), "{qs}");
+    assert_eq!(json(&srv, &read, "/api/responses")["quarantined_spans"], 1);
     let responses = json(&srv, &read, "/api/responses");
     let q = responses["actions"]
         .as_array()

@@ -15,7 +15,8 @@ pub struct DetectConfig {
     pub rules: Option<PathBuf>,
     /// A directory of per-tenant overrides, one `<tenant>.toml` each.
     pub tenant_rules_dir: Option<PathBuf>,
-    /// Findings kept in memory per tenant for `GET /api/findings` (oldest dropped first).
+    /// Findings kept per tenant for `GET /api/findings`, in memory and in the encrypted
+    /// journal `<data-dir>/findings/` (oldest dropped first).
     pub max_findings_per_tenant: usize,
     /// Where findings are forwarded.
     pub sinks: SinksConfig,
@@ -132,7 +133,8 @@ pub struct ResponseConfig {
     /// A response policy file (TOML, the format of sentrace-detect's `rules/response.toml`)
     /// used instead of the built-in default policy.
     pub policy: Option<PathBuf>,
-    /// Quarantined spans kept in memory per tenant (oldest dropped first, and counted).
+    /// Quarantined spans kept per tenant, in memory and in the encrypted journal
+    /// `<data-dir>/responses/quarantine/` (oldest dropped first, and counted).
     pub max_quarantined_spans_per_tenant: usize,
 }
 

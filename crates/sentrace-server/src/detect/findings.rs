@@ -1,16 +1,24 @@
-//! Recent findings per tenant, in memory, bounded; and the `GET /api/findings` filter.
+//! Recent findings per tenant, bounded, kept in memory for queries and on disk in an
+//! encrypted per-tenant journal so that a restart loses none; and the `GET /api/findings`
+//! filter.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use sentrace_core::TenantId;
 use sentrace_detect::{Finding, Severity};
+use sentrace_store::Journal;
 
-/// A bounded ring of findings per tenant.
+/// A bounded ring of findings per tenant, persisted when a journal is given.
 #[derive(Debug)]
 pub struct FindingStore {
     cap: usize,
     inner: Mutex<HashMap<TenantId, VecDeque<Finding>>>,
+    journal: Option<Journal>,
+    /// Journal records per tenant (compacted to the ring's content past twice the bound).
+    journaled: Mutex<HashMap<TenantId, usize>>,
+    write_errors: AtomicU64,
 }
 
 /// What `GET /api/findings` asks for. Every set field must match.
@@ -51,23 +59,124 @@ impl FindingFilter {
 }
 
 impl FindingStore {
-    /// At most `cap` findings per tenant.
+    /// At most `cap` findings per tenant, in memory only.
     pub fn new(cap: usize) -> Self {
         Self {
             cap: cap.max(1),
             inner: Mutex::new(HashMap::new()),
+            journal: None,
+            journaled: Mutex::new(HashMap::new()),
+            write_errors: AtomicU64::new(0),
         }
+    }
+
+    /// At most `cap` findings per tenant, persisted in `journal`; loads what it holds.
+    /// Damaged records are reported and skipped; a shredded tenant's findings are gone.
+    pub fn open(cap: usize, journal: Journal) -> anyhow::Result<Self> {
+        let mut s = Self::new(cap);
+        let mut inner = HashMap::new();
+        let mut journaled = HashMap::new();
+        for tenant in journal.tenants()? {
+            let loaded = journal.load(&tenant)?;
+            for (offset, why) in &loaded.damaged {
+                tracing::error!(tenant = %tenant, offset, reason = %why, "findings journal: damaged record skipped");
+            }
+            let mut q = VecDeque::new();
+            for rec in &loaded.records {
+                match serde_json::from_slice::<Finding>(rec) {
+                    Ok(f) if f.tenant == tenant => q.push_back(f),
+                    Ok(f) => {
+                        tracing::error!(tenant = %tenant, other = %f.tenant, "findings journal: record of another tenant skipped")
+                    }
+                    Err(e) => {
+                        tracing::error!(tenant = %tenant, error = %e, "findings journal: unreadable finding skipped")
+                    }
+                }
+            }
+            while q.len() > s.cap {
+                q.pop_front();
+            }
+            journaled.insert(tenant.clone(), loaded.records.len());
+            inner.insert(tenant, q);
+        }
+        s.inner = Mutex::new(inner);
+        s.journaled = Mutex::new(journaled);
+        s.journal = Some(journal);
+        Ok(s)
     }
 
     /// Adds a finding, dropping the tenant's oldest beyond the bound.
     pub fn push(&self, f: Finding) {
-        if let Ok(mut g) = self.inner.lock() {
-            let q = g.entry(f.tenant.clone()).or_default();
+        let tenant = f.tenant.clone();
+        self.push_all(&tenant, vec![f]);
+    }
+
+    /// Adds one tenant's findings (one journal write, one fsync), dropping the oldest
+    /// beyond the bound. A failed journal write is logged and counted; the findings stay
+    /// queryable in memory and were already handed to the sinks.
+    pub fn push_all(&self, tenant: &TenantId, findings: Vec<Finding>) {
+        if findings.is_empty() {
+            return;
+        }
+        if let Some(j) = &self.journal {
+            let recs: Vec<Vec<u8>> = findings
+                .iter()
+                .filter_map(|f| serde_json::to_vec(f).ok())
+                .collect();
+            match j.append(tenant, &recs) {
+                Ok(n) => {
+                    if let Ok(mut g) = self.journaled.lock() {
+                        g.insert(tenant.clone(), n);
+                    }
+                }
+                Err(e) => {
+                    self.write_errors.fetch_add(1, Relaxed);
+                    tracing::error!(tenant = %tenant, error = %e, "findings journal write failed; findings kept in memory only");
+                }
+            }
+        }
+        let Ok(mut g) = self.inner.lock() else {
+            return;
+        };
+        let q = g.entry(tenant.clone()).or_default();
+        for f in findings {
             if q.len() >= self.cap {
                 q.pop_front();
             }
             q.push_back(f);
         }
+        self.compact(tenant, q);
+    }
+
+    /// Rewrites the tenant's journal to the ring's content once it holds more than twice
+    /// the bound, so the file stays bounded too.
+    fn compact(&self, tenant: &TenantId, q: &VecDeque<Finding>) {
+        let Some(j) = &self.journal else { return };
+        let Ok(mut journaled) = self.journaled.lock() else {
+            return;
+        };
+        let n = journaled.get(tenant).copied().unwrap_or(0);
+        if n <= self.cap.saturating_mul(2) {
+            return;
+        }
+        let recs: Vec<Vec<u8>> = q
+            .iter()
+            .filter_map(|f| serde_json::to_vec(f).ok())
+            .collect();
+        match j.rewrite(tenant, &recs) {
+            Ok(()) => {
+                journaled.insert(tenant.clone(), recs.len());
+            }
+            Err(e) => {
+                self.write_errors.fetch_add(1, Relaxed);
+                tracing::error!(tenant = %tenant, error = %e, "findings journal compaction failed");
+            }
+        }
+    }
+
+    /// Journal writes that failed since start.
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors.load(Relaxed)
     }
 
     /// Findings held, all tenants.
@@ -132,6 +241,51 @@ mod tests {
         };
         f.uid = f.compute_uid();
         f
+    }
+
+    #[test]
+    fn persisted_across_restart_and_compacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = std::sync::Arc::new(
+            sentrace_store::KeyRing::open(
+                &dir.path().join("keys"),
+                &sentrace_store::MasterKey::from_bytes([9; 32]),
+            )
+            .unwrap(),
+        );
+        let open = || {
+            let j = Journal::open(&dir.path().join("findings"), "findings", keys.clone()).unwrap();
+            FindingStore::open(3, j).unwrap()
+        };
+        let s = open();
+        for n in 1..=10 {
+            s.push(finding("a", n, Severity::High, Family::Sqli));
+        }
+        s.push(finding("b", 20, Severity::Low, Family::Xss));
+        let all = FindingFilter {
+            limit: 100,
+            ..Default::default()
+        };
+        let a = TenantId::new("a").unwrap();
+        let times = |s: &FindingStore| -> Vec<u64> {
+            s.query(&a, &all)
+                .iter()
+                .map(|f| f.time_unix_nanos)
+                .collect()
+        };
+        assert_eq!(times(&s), vec![10000, 9000, 8000]);
+        drop(s);
+        // A restart finds the same findings, and the journal stayed bounded (compacted).
+        let s = open();
+        assert_eq!(times(&s), vec![10000, 9000, 8000]);
+        assert_eq!(s.len(), 4);
+        assert!(s.journaled.lock().unwrap()[&a] <= 6);
+        let raw = std::fs::read(dir.path().join("findings/a.journal")).unwrap();
+        assert!(
+            !raw.windows(9).any(|w| w == b"url.query"),
+            "encrypted at rest"
+        );
+        assert_eq!(s.write_errors(), 0);
     }
 
     #[test]

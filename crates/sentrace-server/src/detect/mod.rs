@@ -9,14 +9,17 @@
 //!    throttled source gets `RESOURCE_EXHAUSTED`/429 beyond its rate, spans of a kept source
 //!    are flagged `sentrace.sampling.keep = true`;
 //! 3. runs the detector ([`sentrace_detect::Detector`]) on the rest;
-//! 4. hands every finding to [`Runtime::on_finding`]: the bounded per-tenant finding ring
-//!    (memory only), the sinks' bounded queues (never waiting), and the response policy,
-//!    whose actions are audited before they take effect; `tag_trace` actions tag the
-//!    evidence spans of the batch (`security.finding.rule`, `security.finding.family`).
+//! 4. hands every finding to [`Runtime::on_finding`]: the sinks' bounded queues (never
+//!    waiting) and the response policy, whose actions are audited (fsynced) before they
+//!    take effect; `tag_trace` actions tag the evidence spans of the batch
+//!    (`security.finding.rule`, `security.finding.family`);
+//! 5. stores the batch's findings in the bounded per-tenant finding ring, persisted in an
+//!    encrypted journal (`<data-dir>/findings/`, one write and fsync per batch).
 //!
-//! Findings and quarantined spans live in memory only (bounded): nothing raw reaches disk
-//! besides the store itself. The audit log holds ids, rule names and targets (client
-//! addresses, users, principals), never span values.
+//! Findings (minimized snippets only) and quarantined spans (raw, as received) are kept on
+//! disk only in encrypted per-tenant journals under the tenant's data key, so
+//! crypto-shredding a tenant removes them too. The audit log holds ids, rule names and
+//! targets (client addresses, users, principals), never span values.
 
 pub mod config;
 pub mod findings;
@@ -118,44 +121,55 @@ pub fn load_tenant_overrides(d: &mut Detector, dir: &std::path::Path) -> anyhow:
 }
 
 impl Runtime {
-    /// Builds the detector, starts the sinks (needs a tokio runtime) and loads the response
-    /// state from `data_dir/responses/`.
-    pub fn start(cfg: &DetectConfig, data_dir: &std::path::Path) -> anyhow::Result<Arc<Self>> {
+    /// Builds the detector, starts the sinks (needs a tokio runtime), loads the findings
+    /// journal from `data_dir/findings/` and the response state from `data_dir/responses/`.
+    pub fn start(
+        cfg: &DetectConfig,
+        data_dir: &std::path::Path,
+        keys: Arc<sentrace_store::KeyRing>,
+    ) -> anyhow::Result<Arc<Self>> {
         let detector = Arc::new(build_detector(cfg)?);
         let sinks = sinks::Sinks::start(&cfg.sinks)?;
         let response = if cfg.response.enabled {
-            Some(response::ResponseState::open(&cfg.response, data_dir)?)
+            Some(response::ResponseState::open(
+                &cfg.response,
+                data_dir,
+                Some(keys.clone()),
+            )?)
         } else {
             None
         };
+        let journal = sentrace_store::Journal::open(&data_dir.join("findings"), "findings", keys)
+            .context("opening the findings journal")?;
+        let findings = findings::FindingStore::open(cfg.max_findings_per_tenant, journal)
+            .context("loading the findings journal")?;
         Ok(Arc::new(Self {
             detector,
-            findings: findings::FindingStore::new(cfg.max_findings_per_tenant),
+            findings,
             sinks,
             response,
             metrics: DetectMetrics::default(),
         }))
     }
 
-    /// Takes one finding: stores it, queues it to the sinks, and returns the response actions
-    /// that were audited and are now in force (for `tag_trace` on the batch).
-    pub fn on_finding(&self, f: Finding, now_unix_nanos: u64) -> Vec<PlannedAction> {
+    /// Takes one finding: counts it, queues it to the sinks, and returns the response
+    /// actions that were audited and are now in force (for `tag_trace` on the batch). The
+    /// caller stores the batch's findings with [`findings::FindingStore::push_all`].
+    pub fn on_finding(&self, f: &Finding, now_unix_nanos: u64) -> Vec<PlannedAction> {
         self.metrics.findings[severity_index(f.severity)].fetch_add(1, Relaxed);
-        self.sinks.send(&f);
-        let actions = match &self.response {
+        self.sinks.send(f);
+        match &self.response {
             Some(r) => {
-                let actions = r.on_finding(&f, now_unix_nanos);
+                let actions = r.on_finding(f, now_unix_nanos);
                 for a in &actions {
                     if let sentrace_detect::response::Action::Webhook { name, .. } = &a.action {
-                        self.sinks.call_webhook(name, &f);
+                        self.sinks.call_webhook(name, f);
                     }
                 }
                 actions
             }
             None => Vec::new(),
-        };
-        self.findings.push(f);
-        actions
+        }
     }
 
     /// Prometheus text for the detection, sink and response counters.
@@ -180,8 +194,13 @@ impl Runtime {
         }
         let _ = writeln!(
             out,
-            "# HELP sentrace_detect_findings_stored Findings held in memory for /api/findings.\n# TYPE sentrace_detect_findings_stored gauge\nsentrace_detect_findings_stored {}",
+            "# HELP sentrace_detect_findings_stored Findings held for /api/findings.\n# TYPE sentrace_detect_findings_stored gauge\nsentrace_detect_findings_stored {}",
             self.findings.len()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sentrace_detect_findings_journal_errors_total Failed writes of the findings journal.\n# TYPE sentrace_detect_findings_journal_errors_total counter\nsentrace_detect_findings_journal_errors_total {}",
+            self.findings.write_errors()
         );
         out.push_str(&self.sinks.render_metrics());
         if let Some(r) = &self.response {

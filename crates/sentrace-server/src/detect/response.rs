@@ -10,7 +10,12 @@
 //!   server checks the file's inode, size and mtime on every batch (as it does for the
 //!   token file) and re-reads it when it changed.
 //!
+//! Every audit line is fsynced before the action takes effect (and before `undo` returns).
 //! On start the server replays `audit.jsonl` minus `undo.jsonl`, so actions survive restarts.
+//!
+//! Quarantined spans (raw, as received) are kept in `quarantine/<tenant>.journal`, an
+//! encrypted journal under the tenant's data key ([`sentrace_store::Journal`]), written and
+//! fsynced before the sender is told they were set aside; a restart keeps them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, Write};
@@ -109,9 +114,18 @@ fn append_line<T: Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
-    // One write of the whole line: O_APPEND keeps concurrent writers' lines whole.
+    // One write of the whole line: O_APPEND keeps concurrent writers' lines whole; fsync
+    // before returning, because the caller acts on the record right after.
+    let new = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
     f.write_all(&line)
-        .with_context(|| format!("appending to {}", path.display()))
+        .and_then(|_| f.sync_data())
+        .with_context(|| format!("appending to {}", path.display()))?;
+    if new && let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Reads the audit log of a responses directory.
@@ -247,7 +261,8 @@ pub struct ResponseState {
     inner: RwLock<Inner>,
     audit_lock: Mutex<()>,
     quarantine_cap: usize,
-    quarantine: Mutex<HashMap<TenantId, (VecDeque<ResourceSpans>, usize)>>,
+    quarantine: Mutex<HashMap<TenantId, Quarantine>>,
+    journal: Option<sentrace_store::Journal>,
     buckets: Mutex<HashMap<(TenantId, String), Bucket>>,
     counters: Counters,
 }
@@ -261,9 +276,60 @@ fn span_count(rs: &ResourceSpans) -> usize {
     rs.scope_spans.iter().map(|s| s.spans.len()).sum()
 }
 
+/// One tenant's quarantine: requests' resource spans, their span count, and how many
+/// records its journal holds (compacted once it is twice the ring's length).
+#[derive(Default)]
+struct Quarantine {
+    ring: VecDeque<ResourceSpans>,
+    spans: usize,
+    journaled: usize,
+}
+
+fn load_quarantine(
+    journal: &sentrace_store::Journal,
+    cap: usize,
+) -> anyhow::Result<HashMap<TenantId, Quarantine>> {
+    use prost::Message;
+    let mut out = HashMap::new();
+    for tenant in journal.tenants()? {
+        let loaded = journal.load(&tenant)?;
+        for (offset, why) in &loaded.damaged {
+            tracing::error!(tenant = %tenant, offset, reason = %why, "quarantine journal: damaged record skipped");
+        }
+        let mut q = Quarantine {
+            journaled: loaded.records.len(),
+            ..Default::default()
+        };
+        for rec in &loaded.records {
+            match ResourceSpans::decode(rec.as_slice()) {
+                Ok(rs) => {
+                    q.spans += span_count(&rs);
+                    q.ring.push_back(rs);
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %tenant, error = %e, "quarantine journal: undecodable record skipped")
+                }
+            }
+        }
+        // The bound applies on load too (records evicted before the last compaction).
+        while q.spans > cap {
+            let Some(old) = q.ring.pop_front() else { break };
+            q.spans = q.spans.saturating_sub(span_count(&old));
+        }
+        out.insert(tenant, q);
+    }
+    Ok(out)
+}
+
 impl ResponseState {
-    /// Loads the policy and replays the audit log of `data_dir/responses/`.
-    pub fn open(cfg: &ResponseConfig, data_dir: &Path) -> anyhow::Result<Self> {
+    /// Loads the policy, replays the audit log of `data_dir/responses/` and, with `keys`,
+    /// opens the encrypted quarantine journal there (without keys the quarantine is kept
+    /// in memory only: for tools and tests).
+    pub fn open(
+        cfg: &ResponseConfig,
+        data_dir: &Path,
+        keys: Option<std::sync::Arc<sentrace_store::KeyRing>>,
+    ) -> anyhow::Result<Self> {
         let policy = match &cfg.policy {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -288,13 +354,24 @@ impl ResponseState {
         inner.undo_stamp = undo_stamp(&undo_path);
         inner.undone = read_undo(&dir)?.into_iter().map(|u| u.id).collect();
         inner.rebuild();
+        let (journal, quarantine) = match keys {
+            Some(keys) => {
+                let j = sentrace_store::Journal::open(&dir.join("quarantine"), "quarantine", keys)
+                    .context("opening the quarantine journal")?;
+                let q = load_quarantine(&j, cfg.max_quarantined_spans_per_tenant)
+                    .context("loading the quarantine journal")?;
+                (Some(j), q)
+            }
+            None => (None, HashMap::new()),
+        };
         Ok(Self {
             policy,
             dir,
             inner: RwLock::new(inner),
             audit_lock: Mutex::new(()),
             quarantine_cap: cfg.max_quarantined_spans_per_tenant,
-            quarantine: Mutex::new(HashMap::new()),
+            quarantine: Mutex::new(quarantine),
+            journal,
             buckets: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         })
@@ -434,24 +511,54 @@ impl ResponseState {
         }
         if e.quarantined_spans > 0 {
             let n = e.quarantined_spans;
+            self.keep_aside(&tenant, e.quarantined)?;
             batch.context.rejected_spans = batch.context.rejected_spans.saturating_add(n as u64);
             batch.context.warnings.push(format!(
                 "{n} span(s) set aside: their source is quarantined by a response action"
             ));
             self.counters.quarantined.fetch_add(n as u64, Relaxed);
-            if let Ok(mut q) = self.quarantine.lock() {
-                let (ring, count) = q.entry(tenant).or_default();
-                for rs in e.quarantined {
-                    *count += span_count(&rs);
-                    ring.push_back(rs);
-                }
-                while *count > self.quarantine_cap {
-                    let Some(old) = ring.pop_front() else { break };
-                    let k = span_count(&old);
-                    *count = count.saturating_sub(k);
-                    self.counters
-                        .quarantine_evicted
-                        .fetch_add(k as u64, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Puts quarantined resource spans aside: journaled (encrypted, fsynced) first, so the
+    /// sender is only told they were set aside once they are durable; a failed write fails
+    /// the request (the sender retries) instead of losing spans. Beyond the bound the
+    /// oldest go, counted in `quarantine_evicted_spans`.
+    fn keep_aside(&self, tenant: &TenantId, spans: Vec<ResourceSpans>) -> Result<(), StageError> {
+        use prost::Message;
+        let mut q = self
+            .quarantine
+            .lock()
+            .map_err(|_| StageError::Internal("quarantine lock".into()))?;
+        let q = q.entry(tenant.clone()).or_default();
+        if let Some(j) = &self.journal {
+            let recs: Vec<Vec<u8>> = spans.iter().map(Message::encode_to_vec).collect();
+            q.journaled = j.append(tenant, &recs).map_err(|e| {
+                tracing::error!(tenant = %tenant, error = %e, "quarantine journal write failed");
+                StageError::Internal(format!("quarantine journal: {e}"))
+            })?;
+        }
+        for rs in spans {
+            q.spans += span_count(&rs);
+            q.ring.push_back(rs);
+        }
+        while q.spans > self.quarantine_cap {
+            let Some(old) = q.ring.pop_front() else { break };
+            let k = span_count(&old);
+            q.spans = q.spans.saturating_sub(k);
+            self.counters
+                .quarantine_evicted
+                .fetch_add(k as u64, Relaxed);
+        }
+        if let Some(j) = &self.journal
+            && q.journaled > q.ring.len().saturating_mul(2).saturating_add(16)
+        {
+            let recs: Vec<Vec<u8>> = q.ring.iter().map(Message::encode_to_vec).collect();
+            match j.rewrite(tenant, &recs) {
+                Ok(()) => q.journaled = recs.len(),
+                Err(e) => {
+                    tracing::error!(tenant = %tenant, error = %e, "quarantine journal compaction failed")
                 }
             }
         }
@@ -487,7 +594,7 @@ impl ResponseState {
             .ok()
             .and_then(|q| {
                 q.get(tenant)
-                    .map(|(r, n)| (r.iter().cloned().collect(), *n))
+                    .map(|q| (q.ring.iter().cloned().collect(), q.spans))
             })
             .unwrap_or_default()
     }
@@ -621,7 +728,14 @@ actions = [
             max_quarantined_spans_per_tenant: 3,
             ..Default::default()
         };
-        ResponseState::open(&cfg, dir).unwrap()
+        let keys = std::sync::Arc::new(
+            sentrace_store::KeyRing::open(
+                &dir.join("keys"),
+                &sentrace_store::MasterKey::from_bytes([5; 32]),
+            )
+            .unwrap(),
+        );
+        ResponseState::open(&cfg, dir, Some(keys)).unwrap()
     }
 
     #[test]
@@ -689,8 +803,14 @@ actions = [
         let mut b = batch(&[("192.0.2.1", "mallory"); 5], now + 100 * S);
         st.enforce(&mut b, now + 100 * S).unwrap();
 
-        // Replay on start: the throttle is back in force, the quarantine stays undone.
+        // Replay on start: the throttle is back in force, the quarantine stays undone, and
+        // the spans set aside are still there (encrypted on disk, not in plaintext).
         let st2 = open(dir.path());
+        let (kept, n) = st2.quarantined(&tenant());
+        assert_eq!(n, 3);
+        assert_eq!(kept.len(), 3);
+        let raw = std::fs::read(responses_dir(dir.path()).join("quarantine/acme.journal")).unwrap();
+        assert!(!raw.windows(5).any(|w| w == b"alice"));
         let mut b = batch(&[("203.0.113.7", "x")], now + 13 * S);
         st2.enforce(&mut b, now + 13 * S).unwrap();
         assert_eq!(b.span_count(), 1);

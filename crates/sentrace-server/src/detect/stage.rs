@@ -72,6 +72,7 @@ impl Stage for DetectStage {
             self.rt
                 .detector
                 .inspect(&batch.context.identity.tenant, &batch.resource_spans, now);
+        let mut kept = Vec::with_capacity(findings.len());
         for mut f in findings {
             f.subject.principal = Some(batch.context.identity.principal.clone());
             let evidence: HashSet<String> = f
@@ -79,7 +80,7 @@ impl Stage for DetectStage {
                 .iter()
                 .filter_map(|e| e.span_id.map(|s| s.to_hex()))
                 .collect();
-            let actions = self.rt.on_finding(f, now);
+            let actions = self.rt.on_finding(&f, now);
             for a in actions {
                 if let Action::TagTrace { trace_id, tags } = &a.action {
                     let trace = trace_id.to_hex();
@@ -93,7 +94,11 @@ impl Stage for DetectStage {
                     );
                 }
             }
+            kept.push(f);
         }
+        self.rt
+            .findings
+            .push_all(&batch.context.identity.tenant, kept);
         Ok(())
     }
 }
