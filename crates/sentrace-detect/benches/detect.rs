@@ -2,6 +2,10 @@
 //! decode + `Detector::inspect` on a typical batch (200 spans: 40 traces of a server span
 //! with request attributes and four children: DB, HTTP client, cache, internal).
 //!
+//! Every iteration sees new trace ids (a server never receives the same spans twice), so
+//! the cross-batch correlation memory works as in production: it remembers and recalls,
+//! and forgets after its time-to-live.
+//!
 //! `cargo bench -p sentrace-detect --bench detect`
 
 #[path = "../examples/support/benign.rs"]
@@ -36,13 +40,17 @@ fn kvi(k: &str, v: i64) -> KeyValue {
     }
 }
 
-fn typical_batch() -> ExportTraceServiceRequest {
-    let mut g = benign::Benign::new(42);
+/// Distinct batches cycled through by the detect benches.
+const VARIANTS: u64 = 64;
+
+fn typical_batch(variant: u64) -> ExportTraceServiceRequest {
+    let mut g = benign::Benign::new(42 + variant);
     let mut spans = Vec::new();
     for t in 0..40u64 {
         let trace = {
             let mut b = [0u8; 16];
             b[..8].copy_from_slice(&(t + 1).to_be_bytes());
+            b[8..].copy_from_slice(&(variant + 1).to_be_bytes());
             b.to_vec()
         };
         let root = (t + 1) * 16;
@@ -137,7 +145,9 @@ fn typical_batch() -> ExportTraceServiceRequest {
 }
 
 fn bench(c: &mut Criterion) {
-    let req = typical_batch();
+    let variants: Vec<ExportTraceServiceRequest> = (0..VARIANTS).map(typical_batch).collect();
+    let req = variants[0].clone();
+    let encoded: Vec<Vec<u8>> = variants.iter().map(Message::encode_to_vec).collect();
     let n = req
         .resource_spans
         .iter()
@@ -147,6 +157,14 @@ fn bench(c: &mut Criterion) {
     let bytes = req.encode_to_vec();
     let detector = Detector::with_default_rules().expect("rules");
     let tenant = TenantId::new("bench").expect("tenant");
+    // Receive time per iteration: the batches repeat after VARIANTS iterations, by when
+    // the memory has forgotten them (2 × its time-to-live later).
+    let step = 2 * sentrace_detect::memory::TTL_NANOS / VARIANTS;
+    let mut i = 0u64;
+    let mut next = move || {
+        i += 1;
+        ((i % VARIANTS) as usize, i * step)
+    };
     let mut g = c.benchmark_group("ingest");
     g.throughput(Throughput::Elements(n));
     g.bench_function("decode", |b| {
@@ -154,13 +172,21 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode+detect", |b| {
         b.iter(|| {
-            let r = ExportTraceServiceRequest::decode(bytes.as_slice()).expect("decode");
-            detector.inspect(&tenant, &r.resource_spans, 1)
+            let (v, now) = next();
+            let r = ExportTraceServiceRequest::decode(encoded[v].as_slice()).expect("decode");
+            detector.inspect(&tenant, &r.resource_spans, now)
         })
     });
     g.bench_function("detect", |b| {
-        b.iter(|| detector.inspect(&tenant, &req.resource_spans, 1))
+        b.iter(|| {
+            let (v, now) = next();
+            detector.inspect(&tenant, &variants[v].resource_spans, now)
+        })
     });
+    eprintln!(
+        "traces held for cross-batch correlation: {}",
+        detector.remembered_traces(&tenant)
+    );
     // Each engine alone, to see where the cost is.
     for (name, kind) in [
         ("detect/payload-only", RuleKind::Payload),
@@ -171,7 +197,10 @@ fn bench(c: &mut Criterion) {
         rs.rules.retain(|r| r.kind == kind);
         let d = Detector::new(rs).expect("rules");
         g.bench_function(name, |b| {
-            b.iter(|| d.inspect(&tenant, &req.resource_spans, 1))
+            b.iter(|| {
+                let (v, now) = next();
+                d.inspect(&tenant, &variants[v].resource_spans, now)
+            })
         });
     }
     g.finish();

@@ -11,7 +11,8 @@
 //!   `process.command_line`/`process.command`/`process.command_args`.
 //!
 //! Correlation happens within one batch (the usual case: a trace's spans are exported
-//! together by the SDK's batch processor).
+//! together by the SDK's batch processor) and across batches through the detector's
+//! [`crate::memory::TraceMemory`] (a child that ended, and left, before its entry span).
 
 use std::collections::HashMap;
 
@@ -107,7 +108,7 @@ pub fn correlate<'a>(trace: &[SpanRef<'a>]) -> Vec<Confirmed<'a>> {
 }
 
 /// Attributes a correlated detector reads on child spans.
-const SINK_KEYS: &[&str] = &[
+pub(crate) const SINK_KEYS: &[&str] = &[
     "db.query.text",
     "db.statement",
     "url.full",

@@ -1,6 +1,6 @@
 //! The detector: compiled rules per tenant, run over a decoded batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sentrace_core::proto::trace::v1::ResourceSpans;
@@ -92,6 +92,7 @@ pub struct Detector {
     base: Arc<Compiled>,
     tenants: HashMap<TenantId, Arc<Compiled>>,
     behavior: crate::behavior::Baselines,
+    memory: crate::memory::TraceMemory,
 }
 
 impl Detector {
@@ -103,6 +104,7 @@ impl Detector {
             base,
             tenants: HashMap::new(),
             behavior: crate::behavior::Baselines::new(),
+            memory: crate::memory::TraceMemory::new(),
         })
     }
 
@@ -122,6 +124,11 @@ impl Detector {
         self.tenants
             .insert(tenant, Arc::new(Compiled::new(file, set)?));
         Ok(())
+    }
+
+    /// Traces of a tenant held for cross-batch correlation ([`crate::memory`]).
+    pub fn remembered_traces(&self, tenant: &TenantId) -> usize {
+        self.memory.len(tenant)
     }
 
     /// The effective ruleset of a tenant.
@@ -164,6 +171,8 @@ impl Detector {
             .any(|r| r.kind == RuleKind::Correlated);
         // Decoded entry inputs, keyed by span address, reused by the correlated pass.
         let mut decoded_by_span: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+        // Entry spans a payload detector reported (by address), for the trace memory.
+        let mut flagged: HashSet<usize> = HashSet::new();
         for s in span::spans(resource_spans) {
             if let Some(t) = s.trace_id() {
                 by_trace.entry(t).or_default().push(s);
@@ -202,6 +211,9 @@ impl Detector {
             }
             if correlated {
                 decoded_by_span.insert(std::ptr::from_ref(s.span) as usize, kept);
+                if !per_rule.is_empty() {
+                    flagged.insert(std::ptr::from_ref(s.span) as usize);
+                }
             }
             for (ri, evs) in per_rule {
                 let Some(rule) = c.ruleset.rules.get(ri) else {
@@ -230,8 +242,37 @@ impl Detector {
                 Some(v) => std::borrow::Cow::Borrowed(v.as_slice()),
                 None => std::borrow::Cow::Owned(correlate::entry_inputs(e)),
             };
-        for spans in by_trace.values().filter(|_| correlated) {
-            for conf in correlate::correlate_cow(spans, &inputs_of) {
+        // Spans of these traces that earlier batches left in the memory.
+        let recalled = if correlated {
+            self.memory.recall(tenant, by_trace.keys(), now_unix_nanos)
+        } else {
+            HashMap::new()
+        };
+        for (trace_id, spans) in by_trace.iter().filter(|_| correlated) {
+            let part = crate::memory::remember_part(spans, &|s| {
+                flagged.contains(&(std::ptr::from_ref(s.span) as usize))
+            });
+            if !part.is_empty() {
+                self.memory
+                    .remember(tenant, *trace_id, part, now_unix_nanos);
+            }
+            let mut combined;
+            let trace: &[SpanRef<'_>] = match recalled.get(trace_id) {
+                Some(parts) => {
+                    combined = spans.clone();
+                    for p in parts {
+                        combined.extend(span::spans(p));
+                    }
+                    &combined
+                }
+                None => spans,
+            };
+            let current = |r: &SpanRef<'_>| spans.iter().any(|s| std::ptr::eq(s.span, r.span));
+            for conf in correlate::correlate_cow(trace, &inputs_of) {
+                // Pairs of two remembered spans were reported when the later one arrived.
+                if !current(&conf.entry) && !current(&conf.sink) {
+                    continue;
+                }
                 let Some(rule) = c.rule_for(conf.matcher) else {
                     continue;
                 };

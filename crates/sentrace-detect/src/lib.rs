@@ -19,6 +19,7 @@ pub mod correlate;
 pub mod detector;
 pub mod enforce;
 pub mod finding;
+pub mod memory;
 pub mod normalize;
 pub mod payload;
 pub mod response;

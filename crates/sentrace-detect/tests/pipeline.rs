@@ -151,3 +151,97 @@ fn ssrf_file_and_command_confirmed() {
     ]);
     assert!(plain_arg.is_empty(), "{plain_arg:?}");
 }
+
+/// Correlated findings of one inspected batch, as `(rule, sink attribute)`.
+fn correlated_in(
+    d: &Detector,
+    spans: Vec<sentrace_core::proto::trace::v1::Span>,
+    now: u64,
+) -> Vec<(String, String)> {
+    d.inspect(&tenant(), &[batch("shop", spans)], now)
+        .into_iter()
+        .filter(|f| f.kind == RuleKind::Correlated)
+        .map(|f| (f.rule_id, f.evidences[1].attribute.clone()))
+        .collect()
+}
+
+#[test]
+fn correlation_across_batches_in_either_order() {
+    let s = 1_000_000_000u64;
+    let db = |trace: u8| {
+        span(
+            trace,
+            2,
+            Some(1),
+            SpanKind::Client,
+            vec![kv(
+                "db.statement",
+                "SELECT * FROM users WHERE name = 'x' OR '1'='1'",
+            )],
+        )
+    };
+    let entry = |trace: u8| {
+        server(
+            trace,
+            1,
+            vec![kv("url.query", "name=x%27%20OR%20%271%27%3D%271")],
+        )
+    };
+
+    // The database span ended first and left in an earlier batch than its server span.
+    let d = Detector::with_default_rules().unwrap();
+    assert!(correlated_in(&d, vec![db(7)], s).is_empty(), "no entry yet");
+    assert_eq!(
+        correlated_in(&d, vec![entry(7)], 2 * s),
+        [(
+            "corr-sqli-confirmed".to_string(),
+            "db.statement".to_string()
+        )]
+    );
+    // A later batch of the same trace does not report the pair again.
+    let other = span(7, 9, Some(1), SpanKind::Internal, vec![]);
+    assert!(correlated_in(&d, vec![other], 3 * s).is_empty());
+
+    // The server span first (its input is suspicious, so it is remembered), the sink later
+    // through an intermediate span that was exported with the entry.
+    let d = Detector::with_default_rules().unwrap();
+    let mid = span(8, 3, Some(1), SpanKind::Internal, vec![]);
+    assert!(correlated_in(&d, vec![entry(8), mid], s).is_empty());
+    let mut sink = db(8);
+    sink.parent_span_id = vec![3; 8];
+    assert_eq!(
+        correlated_in(&d, vec![sink], 2 * s),
+        [(
+            "corr-sqli-confirmed".to_string(),
+            "db.statement".to_string()
+        )]
+    );
+
+    // Forgotten after the time-to-live: no pairing with a stale half.
+    let d = Detector::with_default_rules().unwrap();
+    assert!(correlated_in(&d, vec![db(9)], s).is_empty());
+    let late = s + sentrace_detect::memory::TTL_NANOS + 1;
+    assert!(correlated_in(&d, vec![entry(9)], late).is_empty());
+
+    // A bound parameter stays clean across batches too.
+    let d = Detector::with_default_rules().unwrap();
+    let bound = span(
+        10,
+        2,
+        Some(1),
+        SpanKind::Client,
+        vec![kv(
+            "db.statement",
+            "SELECT * FROM users WHERE name = 'O''Brien'",
+        )],
+    );
+    assert!(correlated_in(&d, vec![bound], s).is_empty());
+    assert!(
+        correlated_in(
+            &d,
+            vec![server(10, 1, vec![kv("url.query", "name=O%27Brien")])],
+            2 * s
+        )
+        .is_empty()
+    );
+}
