@@ -240,6 +240,25 @@ fn metric(srv: &Server, token: &str, line_prefix: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `sentrace proof` of the first trace, then `sentrace verify-proof` with `extra`:
+/// (exit code, stdout).
+fn proof_and_verify(srv: &Server, log_vkeys: &str, extra: &[&str]) -> (i32, String) {
+    let file = srv.dir.path().join("proof.txt");
+    let trace = hex(&span(0, "x").trace_id);
+    srv.cli(&["proof", &trace, "-o", file.to_str().unwrap()]);
+    let out = Command::new(BIN)
+        .arg("verify-proof")
+        .arg(&file)
+        .args(["--key", log_vkeys])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn witnesses_cosign_quorum_is_verified_and_split_views_are_refused() {
     let root = tempfile::tempdir().unwrap();
@@ -335,6 +354,12 @@ fn witnesses_cosign_quorum_is_verified_and_split_views_are_refused() {
     );
     assert!(text.contains("FAIL unwitnessed"), "{text}");
     assert!(text.contains("w2.example"), "{text}");
+    let (code, out) = proof_and_verify(&srv, &log_vkeys, &[&w1a, &w2a, "--quorum", "2"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("no valid cosignature from: w2.example"),
+        "{out}"
+    );
     // One witness is enough when the verifier asks for one.
     let (code, v, _) = verify(&srv.data, &[&w1a, &w2a, "--quorum", "1"]);
     assert_eq!(code, 0, "{v:#}");
