@@ -36,7 +36,7 @@ pub struct WitnessedLog {
     /// The log's public keys: its Ed25519 and ML-DSA-44 vkeys, separated by whitespace (what
     /// `sentrace keys show` prints).
     pub vkey: String,
-    /// Which of the log's signatures must verify: `both` (default), `ed25519` or `mldsa`.
+    /// Which of the log's signatures must verify: `both` (default), `ed25519` or `ml_dsa`.
     #[serde(default)]
     pub require: Require,
 }

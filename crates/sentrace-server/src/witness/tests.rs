@@ -297,6 +297,19 @@ fn configs_are_checked() {
             .contains("twice")
     );
     assert!(WitnessedLog::from_arg("no-equals").is_err());
+    // The witness's own file: strict, and its logs build the same table.
+    let file: super::config::WitnessFileConfig = toml::from_str(&format!(
+        "name = \"w.example/1\"\n[[log]]\norigin = \"{ORIGIN}\"\nvkey = \"{vk}\"\nrequire = \"ml_dsa\"\n"
+    ))
+    .unwrap();
+    let table = known_logs(&file.log).unwrap();
+    assert_eq!(table[&Origin::new(ORIGIN).unwrap()].require, Require::MlDsa);
+    assert!(
+        toml::from_str::<super::config::WitnessFileConfig>("nam = \"x\"\n")
+            .unwrap_err()
+            .to_string()
+            .contains("nam")
+    );
     let (keys, _) = {
         let dir = tempfile::tempdir().unwrap();
         state::load_or_create_keys(&state::key_path(dir.path()), Some("w1")).unwrap()
