@@ -1,5 +1,6 @@
 //! Criterion benchmarks: log append (leaves/s), proof sizes and verify times, checkpoint
-//! signing and verification, and SHA-256 throughput against span_root throughput.
+//! signing and verification, SHA-256 throughput against span_root throughput, and a
+//! witness's decision on one `add-checkpoint` request.
 //!
 //! Run: `cargo bench -p sentrace-ledger --bench ledger`.
 
@@ -115,5 +116,59 @@ fn hashing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, log_append, proofs, checkpoints, hashing);
+fn witness(c: &mut Criterion) {
+    use sentrace_ledger::checkpoint::Require;
+    use sentrace_ledger::keys::{NoteSigner, SigKind};
+    use sentrace_ledger::witness::{
+        AddCheckpoint, KnownLog, LogRecord, Witness, WitnessResponse, WitnessState,
+    };
+    let origin = Origin::new("node1/acme").unwrap();
+    let log = LogSigner::from_seeds(&KeyName::new("node1/acme").unwrap(), [1; 32], [2; 32]);
+    let mut tree = Tree::new();
+    for i in 0..1037u32 {
+        tree.push(&i.to_be_bytes());
+    }
+    let name = KeyName::new("witness.example/w1").unwrap();
+    let signers = vec![
+        NoteSigner::from_seed(name.clone(), SigKind::Ed25519Cosignature, [7; 32]),
+        NoteSigner::from_seed(name, SigKind::MlDsa44, [8; 32]),
+    ];
+    let mut state = WitnessState::default();
+    state.logs.insert(
+        origin.to_string(),
+        LogRecord {
+            size: 1000,
+            root: hex::encode(tree.root_at(1000).unwrap()),
+        },
+    );
+    let mut logs = std::collections::BTreeMap::new();
+    logs.insert(
+        origin.clone(),
+        KnownLog {
+            key: log.verifier(),
+            require: Require::Both,
+        },
+    );
+    let w = Witness::new(signers, logs, state).unwrap();
+    let cp = Checkpoint::new(origin, 1037, tree.root_at(1037).unwrap());
+    let body = AddCheckpoint {
+        old_size: 1000,
+        proof: tree.consistency_proof(1000, 1037).unwrap(),
+        checkpoint: log.sign(&cp, 1).unwrap().to_text(),
+    }
+    .encode();
+    assert!(matches!(
+        w.evaluate(&body, 2).response,
+        WitnessResponse::Cosigned(_)
+    ));
+    let mut g = c.benchmark_group("witness");
+    // Parse, verify the log's Ed25519 + ML-DSA-44 signatures and the consistency proof,
+    // cosign with Ed25519 (0x04) and ML-DSA-44 (0x06).
+    g.bench_function("evaluate_hybrid", |b| {
+        b.iter(|| w.evaluate(black_box(&body), 2))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, log_append, proofs, checkpoints, hashing, witness);
 criterion_main!(benches);

@@ -63,13 +63,29 @@ pub enum CheckpointError {
     #[error("policy requires a {0:?} signature from the log, and there is none")]
     MissingRequired(SigKind),
     /// Fewer valid witness cosignatures than the quorum.
-    #[error("{have} valid witness cosignatures; the policy requires {need}")]
+    #[error(
+        "{have} valid witness cosignatures (from: {}); the policy requires {need} (no valid cosignature from: {})",
+        names(.cosigned), names(.missing)
+    )]
     Quorum {
         /// Valid cosignatures from distinct witnesses.
         have: usize,
         /// The quorum.
         need: usize,
+        /// The trusted witnesses whose cosignatures verified.
+        cosigned: Vec<String>,
+        /// The trusted witnesses with no valid cosignature on the checkpoint.
+        missing: Vec<String>,
     },
+}
+
+/// Names for an error message: comma-separated, or `none`.
+fn names(n: &[String]) -> String {
+    if n.is_empty() {
+        "none".into()
+    } else {
+        n.join(", ")
+    }
 }
 
 /// A log origin: the checkpoint's first line (for Sentrace: node and tenant).
@@ -413,9 +429,18 @@ pub fn open_checkpoint(
         return Err(CheckpointError::MissingRequired(SigKind::MlDsa44));
     }
     if witnesses.len() < policy.quorum {
+        let mut missing: Vec<String> = Vec::new();
+        for w in &policy.witnesses {
+            let n = w.name().as_str();
+            if !witnesses.iter().any(|c| c.as_str() == n) && !missing.iter().any(|m| m == n) {
+                missing.push(n.to_owned());
+            }
+        }
         return Err(CheckpointError::Quorum {
             have: witnesses.len(),
             need: policy.quorum,
+            cosigned: witnesses.iter().map(|w| w.to_string()).collect(),
+            missing,
         });
     }
     Ok(VerifiedCheckpoint {

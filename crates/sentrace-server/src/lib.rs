@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod seal;
 pub mod secrets;
 pub mod tls;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -155,7 +156,13 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         tracing::warn!("[detect] enabled = false: batches are not inspected for attacks");
         None
     };
-    let registry = pipeline::stages(&cfg, keys.clone(), vault, detect.clone())?;
+    let mut registry = pipeline::stages(&cfg, keys.clone(), vault, detect.clone())?;
+    let witness_metrics = (seal.is_some() && !cfg.seal.witness.is_empty())
+        .then(|| Arc::new(witness::client::WitnessMetrics::new(&cfg.seal.witness)));
+    if let Some(m) = &witness_metrics {
+        let m = m.clone();
+        registry.exporters.push(Box::new(move || m.render()));
+    }
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
         .with_seal(seal.clone());
@@ -172,6 +179,16 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let (tx, rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let publisher = seal.clone().map(|s| tokio::spawn(s.run(rx.clone())));
+    let witness_clients = match (&seal, witness_metrics) {
+        (Some(s), Some(m)) => witness::client::start(
+            s.clone(),
+            &cfg.seal.witness,
+            cfg.seal.witness_quorum,
+            m,
+            rx.clone(),
+        )?,
+        _ => Vec::new(),
+    };
     for (name, addr, router) in [
         (
             "otlp-grpc",
@@ -208,11 +225,15 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     if let Some(p) = publisher {
         let _ = p.await;
     }
+    // Cosigning is best effort and retried on the next start: do not wait for a slow witness.
+    for w in witness_clients {
+        w.abort();
+    }
     store.close().await.context("closing the store")?;
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

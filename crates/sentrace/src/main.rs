@@ -54,6 +54,9 @@ enum Command {
     Keys(cmd::verify::KeysCommand),
     /// Detect attacks in OTLP/JSON from stdin; OCSF findings (class 2004) as JSON lines.
     Detect(cmd::detect::Args),
+    /// Run a C2SP tlog-witness: cosign the checkpoints of the logs it follows, refusing split
+    /// views (`POST /add-checkpoint` over HTTPS).
+    Witness(cmd::witness::Args),
     /// List or undo automated response actions in the data directory (works while the
     /// server runs).
     #[command(subcommand)]
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Keys(c) => cmd::verify::run_keys(c),
         Command::Detect(a) => cmd::detect::run(a),
         Command::Response(c) => cmd::response::run(c),
+        Command::Witness(a) => cmd::witness::run(a),
         Command::Proof(a) => cmd::proof::run_proof(a),
         Command::VerifyProof(a) => cmd::proof::run_verify_proof(a),
     };

@@ -101,10 +101,28 @@ fn witness_follows_the_protocol() {
     let v = open_checkpoint(merged.to_text().as_bytes(), &policy).unwrap();
     assert_eq!(v.witnesses, vec![name("witness.example/w1")]);
     policy.quorum = 2;
-    assert!(matches!(
-        open_checkpoint(merged.to_text().as_bytes(), &policy),
-        Err(CheckpointError::Quorum { have: 1, need: 2 })
-    ));
+    let w2 = NoteSigner::from_seed(
+        name("witness.example/w2"),
+        SigKind::Ed25519Cosignature,
+        [9; 32],
+    );
+    policy.witnesses.push(w2.verifier().clone());
+    let err = open_checkpoint(merged.to_text().as_bytes(), &policy).unwrap_err();
+    assert_eq!(
+        err,
+        CheckpointError::Quorum {
+            have: 1,
+            need: 2,
+            cosigned: vec!["witness.example/w1".into()],
+            missing: vec!["witness.example/w2".into()],
+        }
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no valid cosignature from: witness.example/w2"),
+        "{msg}"
+    );
+    policy.witnesses.pop();
     policy.quorum = 1;
     assert!(open_checkpoint(note.to_text().as_bytes(), &policy).is_err());
 

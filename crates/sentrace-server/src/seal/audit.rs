@@ -17,6 +17,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sentrace_core::TenantId;
 use sentrace_ledger::checkpoint::{CheckpointPolicy, LogVerifier, Origin};
+use sentrace_ledger::keys::VerifierKey;
 use sentrace_ledger::verify::{
     BatchEvidence, EvidenceContent, Finding, FindingKind, ObjectKind, PinState, Report, Verifier,
 };
@@ -44,6 +45,10 @@ pub struct AuditOptions<'a> {
     pub key: Option<LogVerifier>,
     /// Only this tenant.
     pub tenant: Option<TenantId>,
+    /// Trusted witness cosigning keys.
+    pub witnesses: Vec<VerifierKey>,
+    /// How many distinct trusted witnesses must have cosigned each checkpoint.
+    pub quorum: usize,
     /// Progress callback `(tenant, stage, done, total)`.
     pub progress: &'a mut dyn FnMut(&str, &'static str, u64, u64),
 }
@@ -131,6 +136,8 @@ pub async fn audit(
         policy.origin = Some(
             Origin::for_tenant(&opts.node, &tenant).map_err(|e| anyhow::anyhow!("origin: {e}"))?,
         );
+        policy.witnesses = opts.witnesses.clone();
+        policy.quorum = opts.quorum;
         let shredded = !keys.has_tenant(&tenant).unwrap_or(true);
         let (mut evidence, damage, unsealed) = evidence_for(&scan, &tenant);
         let report = {

@@ -16,6 +16,13 @@ pub struct SealConfig {
     pub node: String,
     /// When to publish a new checkpoint (tiles first, then the signed note).
     pub checkpoint: CheckpointCadence,
+    /// How many distinct witnesses must cosign a checkpoint for it to count as witnessed
+    /// (`sentrace_witness_quorum_reached_total`); at most the number of `[[seal.witness]]`.
+    /// Verifiers set their own quorum (`sentrace verify --quorum`).
+    pub witness_quorum: usize,
+    /// Witnesses (C2SP tlog-witness) asked to cosign every published checkpoint, off the
+    /// ack path; their cosignatures are appended to the served checkpoint.
+    pub witness: Vec<crate::witness::config::WitnessConfig>,
 }
 
 impl Default for SealConfig {
@@ -24,6 +31,8 @@ impl Default for SealConfig {
             enabled: true,
             node: "sentrace".into(),
             checkpoint: CheckpointCadence::default(),
+            witness_quorum: 0,
+            witness: Vec::new(),
         }
     }
 }
@@ -37,6 +46,7 @@ impl SealConfig {
         }
         self.checkpoint
             .validate()
-            .map_err(|e| format!("[seal.checkpoint] {e}"))
+            .map_err(|e| format!("[seal.checkpoint] {e}"))?;
+        crate::witness::config::validate_witnesses(&self.witness, self.witness_quorum)
     }
 }

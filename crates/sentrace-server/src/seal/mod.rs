@@ -25,6 +25,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod cosign;
 pub mod keys;
 pub mod proof;
 pub mod routes;
@@ -82,6 +83,9 @@ struct TenantLog {
     sealer: Sealer,
     /// Size of the latest published checkpoint.
     published: u64,
+    /// The latest checkpoint with the witness cosignatures gathered so far (see
+    /// [`cosign`]); stale once a newer checkpoint is published.
+    cosigned: Option<String>,
 }
 
 /// The logs of this node, one per tenant.
@@ -92,6 +96,8 @@ pub struct Seal {
     objects: Arc<dyn ObjectStore>,
     logs: RwLock<HashMap<TenantId, Arc<Mutex<TenantLog>>>>,
     publish_lock: tokio::sync::Mutex<()>,
+    /// Bumped after every publication, for the witness clients.
+    publications: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Seal {
@@ -167,6 +173,7 @@ impl Seal {
             objects,
             logs: RwLock::new(HashMap::new()),
             publish_lock: tokio::sync::Mutex::new(()),
+            publications: tokio::sync::watch::Sender::new(0),
         });
         for tenant in list_logs(seal.objects.as_ref()).await? {
             let log = seal.reopen(&tenant).await?;
@@ -247,6 +254,7 @@ impl Seal {
         let text = String::from_utf8(note).context("checkpoint is not UTF-8")?;
         Ok(TenantLog {
             published: cp.size,
+            cosigned: None,
             sealer: Sealer::new(log, signer, self.cadence.clone(), Some(text), now_secs()),
         })
     }
@@ -278,6 +286,7 @@ impl Seal {
                 now_secs(),
             ),
             published: 0,
+            cosigned: None,
         }));
         logs.insert(tenant.clone(), log.clone());
         Ok(log)
@@ -371,6 +380,7 @@ impl Seal {
                 g.published = g.published.max(p.size);
             }
             tracing::debug!(tenant = %tenant, size = p.size, "checkpoint published");
+            self.publications.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(())
     }

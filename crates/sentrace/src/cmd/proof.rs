@@ -59,6 +59,8 @@ pub struct VerifyProofArgs {
     /// Which log signatures must verify: both, ed25519 or mldsa.
     #[arg(long, default_value = "both")]
     require: String,
+    #[command(flatten)]
+    witnesses: super::verify::WitnessArgs,
 }
 
 /// Runs `verify-proof`: exit 0 if the bundle verifies, 1 if not.
@@ -72,6 +74,7 @@ pub fn run_verify_proof(a: VerifyProofArgs) -> anyhow::Result<ExitCode> {
         "mldsa" => Require::MlDsa,
         other => anyhow::bail!("--require {other:?}: expected both, ed25519 or mldsa"),
     };
+    (policy.witnesses, policy.quorum) = a.witnesses.policy()?;
     match verify_bundle_with_policy(&bytes, &policy) {
         Ok(s) => {
             let spans: usize = s.entries.iter().map(|(_, p)| p.len()).sum();

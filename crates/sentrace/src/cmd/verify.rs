@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use sentrace_core::TenantId;
 use sentrace_ledger::checkpoint::LogVerifier;
+use sentrace_ledger::keys::VerifierKey;
 use sentrace_ledger::verify::{FindingKind, PinState};
 use sentrace_server::bootstrap::{MASTER_KEY_ENV, master_key_path};
 use sentrace_server::seal::audit::{AuditOptions, TenantAudit, audit};
+use sentrace_server::witness::config::parse_witness_vkeys;
 use sentrace_store::MasterKey;
 
 use crate::DataDir;
@@ -37,6 +39,46 @@ pub struct Args {
     /// The node name (`[seal] node`).
     #[arg(long, default_value = "sentrace")]
     node: String,
+    #[command(flatten)]
+    witnesses: WitnessArgs,
+}
+
+/// Witness requirements shared by `verify` and `verify-proof`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WitnessArgs {
+    /// Trust this witness: its cosigning vkeys (what `sentrace witness --show-key` prints;
+    /// one witness's vkeys may be given together, separated by spaces). Repeatable.
+    #[arg(long = "witness", value_name = "VKEYS")]
+    witnesses: Vec<String>,
+    /// How many distinct listed witnesses must have cosigned the checkpoint (default: all
+    /// listed). Fewer is an `unwitnessed` failure naming the missing witnesses.
+    #[arg(long)]
+    quorum: Option<usize>,
+}
+
+impl WitnessArgs {
+    /// The trusted witness keys and the quorum.
+    pub fn policy(&self) -> anyhow::Result<(Vec<VerifierKey>, usize)> {
+        let mut keys: Vec<VerifierKey> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for w in &self.witnesses {
+            let ks = parse_witness_vkeys(w).map_err(|e| anyhow::anyhow!("--witness: {e}"))?;
+            for k in ks {
+                if !names.iter().any(|n| n == k.name().as_str()) {
+                    names.push(k.name().as_str().to_owned());
+                }
+                keys.push(k);
+            }
+        }
+        let quorum = self.quorum.unwrap_or(names.len());
+        if quorum > names.len() {
+            anyhow::bail!(
+                "--quorum {quorum} but only {} distinct witnesses are listed with --witness",
+                names.len()
+            );
+        }
+        Ok((keys, quorum))
+    }
 }
 
 /// Loads the master key the way the server does (environment first, then the key file).
@@ -113,6 +155,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|t| TenantId::new(t).map_err(|e| anyhow::anyhow!("--tenant: {e}")))
         .transpose()?;
+    let (witnesses, quorum) = a.witnesses.policy()?;
     let mut pins = load_pins(a.state.as_deref())?;
     let mut bar = Bar {
         on: std::io::stderr().is_terminal() || std::env::var_os("SENTRACE_PROGRESS").is_some(),
@@ -130,6 +173,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             node: a.node.clone(),
             key,
             tenant,
+            witnesses,
+            quorum,
             progress: &mut progress,
         },
     ))?;
@@ -168,6 +213,9 @@ fn print_human(audits: &[TenantAudit]) {
             r.spans_checked,
             r.batches_erased,
         );
+        if !r.witnesses.is_empty() {
+            println!("  cosigned by witnesses: {}", r.witnesses.join(", "));
+        }
         for f in &r.findings {
             let mut at = Vec::new();
             if let Some(b) = &f.block {
