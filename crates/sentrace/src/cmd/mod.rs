@@ -10,3 +10,4 @@ pub mod response;
 pub mod serve;
 pub mod tokens;
 pub mod verify;
+pub mod verify_remote;
