@@ -225,6 +225,36 @@ fn remote_verify_clean_rollback_tamper_and_refusals() {
 }
 
 #[test]
+fn batches_deleted_by_retention_show_as_erased() {
+    let mut srv = Server::new(
+        "[store]\nflush_interval = \"1s\"\nretention = \"2s\"\n[seal.checkpoint]\nevery_secs = 1\nevery_entries = 1\n",
+    )
+    .start();
+    let admin = srv.admin_token.clone().unwrap();
+    post_batches(&srv, &admin, 0, 3, 2);
+    wait_for("checkpoint 3", || {
+        checkpoint(&srv, &admin).is_some_and(|(s, _)| s == 3)
+    });
+    let erased_dir = srv.data.join("erased").join("default");
+    wait_for("retention to delete the block", || {
+        erased_dir.is_dir() && files_under(&erased_dir).len() == 1 && blocks(&srv.data).is_empty()
+    });
+    let reader = srv.token("default", "read");
+    let (code, v, err) = remote(&srv, &reader, &[]);
+    assert_eq!(code, 0, "erased is not a failure: {v:#}\n{err}");
+    let r = &v["logs"][0]["report"];
+    assert_eq!(r["batches_erased"], 3, "{v:#}");
+    assert_eq!(r["batches_checked"], 0, "{v:#}");
+    for i in 0..3u64 {
+        assert!(
+            has(&v, "erased", |f| f["index"] == i && f["object"] == "batch"),
+            "{v:#}"
+        );
+    }
+    srv.stop();
+}
+
+#[test]
 fn superseded_partial_tiles_are_deleted_and_verify_still_passes() {
     let mut srv = Server::new(
         "[store]\nflush_interval = \"1h\"\n[seal.checkpoint]\nevery_secs = 1\nevery_entries = 100000\n",
