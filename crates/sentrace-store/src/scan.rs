@@ -55,8 +55,8 @@ pub struct StoreScan {
     pub bytes_read: u64,
     /// Erasure records (blocks deleted by retention and the batches they held).
     pub erasures: Vec<crate::Erasure>,
-    /// Blocks whose bytes are authentic but belong to another block's name (swapped or
-    /// renamed blocks). Their spans are in [`StoreScan::spans`], at the place they lie.
+    /// Blocks whose bytes are authentic but belong to another block's name (blocks that
+    /// traded places). Their spans are in [`StoreScan::spans`], at the place they lie.
     pub misplaced: Vec<Misplaced>,
 }
 
@@ -112,11 +112,12 @@ async fn read_block_as(
     .map_err(|e| StoreError::Task(e.to_string()))
 }
 
-/// A block that fails under its own name may hold another block's authentic bytes (two
-/// blocks swapped, or one renamed over another): the integrity tag and the Parquet keys
+/// A block that fails under its own name may hold another block's authentic bytes (blocks
+/// that traded places: a swap, or a longer cycle): the integrity tag and the Parquet keys
 /// bind the block's name, so its content is tested under the names (and with the tags) of
 /// the other failing blocks of its tenant. A match is recorded as [`Misplaced`] and its
-/// spans are kept; anything else stays damage (`modified`).
+/// spans are kept; anything else stays damage (`modified`). A block copied over another
+/// while its original stays intact is not among the candidates and stays `modified`.
 async fn find_misplaced(
     keys: &Arc<KeyRing>,
     failed: Vec<FailedBlock>,

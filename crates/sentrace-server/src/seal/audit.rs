@@ -5,8 +5,8 @@
 //! The store's own damage is added to the ledger's findings: a block or WAL record that
 //! fails authentication is `modified` (named by its path); the batches it held then show
 //! as `deleted`. A crypto-shredded tenant's batches are `erased`, never `tampered`. A block
-//! whose bytes are authentic under another block's name (two blocks swapped, or one renamed
-//! over another) is `reordered`, naming both blocks; its spans still count as evidence.
+//! whose bytes are authentic under another block's name (blocks that traded places) is
+//! `reordered`, naming both blocks; its spans still count as evidence.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -218,7 +218,7 @@ fn misplaced_findings(scan: &StoreScan, tenant: &TenantId) -> Vec<Finding> {
             )
         } else {
             format!(
-                "{} holds the authentic content of {} (moved or renamed)",
+                "{} holds the authentic content of {} (the blocks traded places)",
                 m.location, m.written_as
             )
         };

@@ -123,13 +123,15 @@ pub async fn batches(
     Path(tenant): Path<String>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if st.seal.is_none() {
+    let Some(seal) = &st.seal else {
         return error(StatusCode::NOT_FOUND, "this server seals no log");
-    }
+    };
     let Ok(tenant) = TenantId::new(&tenant) else {
         return error(StatusCode::NOT_FOUND, "no such log");
     };
-    if tenant != reader.0.tenant {
+    // A tenant without a published log has nothing sealed (and, having no keys either,
+    // must not read as crypto-shredded).
+    if tenant != reader.0.tenant || seal.latest_checkpoint(&tenant).is_none() {
         return error(StatusCode::NOT_FOUND, "no such log");
     }
     let Query(q) = match query {

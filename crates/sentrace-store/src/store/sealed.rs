@@ -26,7 +26,8 @@ pub struct SealedRead {
     pub damage: Vec<(String, String)>,
     /// Log indices in the range whose spans retention deleted, with the reason.
     pub erased: Vec<(u64, String)>,
-    /// True if the tenant's data keys were destroyed (crypto-shredding): nothing is left.
+    /// True if the tenant has no data keys: destroyed by crypto-shredding, nothing is left
+    /// (or the tenant never stored anything; callers ask only for tenants with a log).
     pub shredded: bool,
 }
 
