@@ -106,6 +106,128 @@ pub fn bundle_path(n: u64, width: u64) -> String {
     format!("tile/entries/{}{}", index_path(n), width_suffix(width))
 }
 
+/// A parsed tile or bundle path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileRef {
+    /// The level of a hash tile; `None` for an entry bundle.
+    pub level: Option<u32>,
+    /// The tile index `<N>`.
+    pub n: u64,
+    /// Its width (256 for a full tile).
+    pub width: u64,
+}
+
+/// Parses `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`, strictly (the inverse of
+/// [`tile_path`] and [`bundle_path`]); `None` for anything else.
+pub fn parse_tile_path(path: &str) -> Option<TileRef> {
+    let rest = path.strip_prefix("tile/")?;
+    let (kind, rest) = rest.split_once('/')?;
+    let level = match kind {
+        "entries" => None,
+        l => {
+            let level: u32 = l.parse().ok()?;
+            if level > 63 || l != level.to_string() {
+                return None;
+            }
+            Some(level)
+        }
+    };
+    let (index, width) = match rest.split_once(".p/") {
+        Some((index, w)) => {
+            let width: u64 = w.parse().ok()?;
+            if !(1..TILE_WIDTH).contains(&width) || w != width.to_string() {
+                return None;
+            }
+            (index, width)
+        }
+        None => (rest, TILE_WIDTH),
+    };
+    let mut n = 0u64;
+    let groups: Vec<&str> = index.split('/').collect();
+    for (i, g) in groups.iter().enumerate() {
+        let digits = if i + 1 < groups.len() {
+            g.strip_prefix('x')?
+        } else {
+            g
+        };
+        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n = n.checked_mul(1000)?.checked_add(digits.parse().ok()?)?;
+    }
+    let canonical = match level {
+        Some(l) => tile_path(l, n, width),
+        None => bundle_path(n, width),
+    };
+    (canonical == path).then_some(TileRef { level, n, width })
+}
+
+/// The full tile (or bundle) path at the place of a partial one: `X` for `X.p/<W>`, with
+/// `W`. `None` if `path` is not a partial tile or bundle.
+pub fn full_of_partial(path: &str) -> Option<(String, u64)> {
+    let t = parse_tile_path(path)?;
+    if t.width == TILE_WIDTH {
+        return None;
+    }
+    let full = match t.level {
+        Some(l) => tile_path(l, t.n, TILE_WIDTH),
+        None => bundle_path(t.n, TILE_WIDTH),
+    };
+    Some((full, t.width))
+}
+
+/// True if `path` is a partial tile or bundle that a log of `size` entries no longer needs:
+/// the full tile at its place is part of that log. C2SP `tlog-tiles` lets a log delete such
+/// a partial tile ("MAY delete any partial tile once the corresponding full tile is
+/// available"); clients that still ask for it fall back to the full tile.
+pub fn is_superseded_partial(path: &str, size: u64) -> bool {
+    let Some(t) = parse_tile_path(path) else {
+        return false;
+    };
+    if t.width == TILE_WIDTH {
+        return false;
+    }
+    let level = t.level.unwrap_or(0);
+    let nodes = size.checked_shr(level * TILE_HEIGHT).unwrap_or(0);
+    t.n.checked_add(1)
+        .and_then(|k| k.checked_mul(TILE_WIDTH))
+        .is_some_and(|end| end <= nodes)
+}
+
+/// Reads a tile or bundle; a partial one that is gone (a log may delete it once the full
+/// tile exists) is cut from the full tile's first `W` hashes or entries, as C2SP
+/// `tlog-tiles` tells clients to do. Tiles are append-only, so the prefix is the same bytes.
+pub fn read_tile(reader: &dyn LogReader, path: &str) -> Result<Option<Vec<u8>>, String> {
+    if let Some(b) = reader.read(path)? {
+        return Ok(Some(b));
+    }
+    let Some((full, width)) = full_of_partial(path) else {
+        return Ok(None);
+    };
+    let Some(bytes) = reader.read(&full)? else {
+        return Ok(None);
+    };
+    let w = usize::try_from(width).unwrap_or(usize::MAX);
+    if path.starts_with("tile/entries/") {
+        // The first `width` length-prefixed entries; a broken framing yields the whole
+        // object, which the caller then rejects as malformed.
+        let mut at = 0usize;
+        for _ in 0..w {
+            let Some(len) = bytes.get(at..at + 2) else {
+                return Ok(Some(bytes));
+            };
+            at = at + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        }
+        Ok(Some(bytes.get(..at).map_or(bytes.clone(), <[u8]>::to_vec)))
+    } else {
+        Ok(Some(
+            bytes
+                .get(..w.saturating_mul(32))
+                .map_or(bytes.clone(), <[u8]>::to_vec),
+        ))
+    }
+}
+
 /// The hash tiles of a tree of `size` leaves: `(level, n, width)` for every tile.
 pub fn tiles_for_size(size: u64) -> Vec<(u32, u64, u64)> {
     let mut out = Vec::new();
@@ -266,7 +388,12 @@ impl<'a> TileHashes<'a> {
             let nodes = self.size.checked_shr(level * TILE_HEIGHT).unwrap_or(0);
             let width = nodes.saturating_sub(n * TILE_WIDTH).min(TILE_WIDTH);
             let path = tile_path(level, n, width);
-            let bytes = read_required(self.reader, &path)?;
+            let bytes = read_tile(self.reader, &path)
+                .map_err(|message| TileError::Read {
+                    path: path.clone(),
+                    message,
+                })?
+                .ok_or_else(|| TileError::Missing { path: path.clone() })?;
             let hashes = decode_hash_tile(&path, &bytes, width)?;
             self.cache.insert((level, n), hashes);
         }
@@ -337,6 +464,87 @@ mod tests {
         assert_eq!(tile_path(1, 3, 17), "tile/1/003.p/17");
         assert_eq!(bundle_path(5, 256), "tile/entries/005");
         assert_eq!(bundle_path(5, 1), "tile/entries/005.p/1");
+    }
+
+    #[test]
+    fn tile_paths_parse_back_strictly() {
+        for (l, n, w) in [(0, 0, 3), (0, 1234067, 256), (2, 5, 255), (63, 1000, 1)] {
+            let p = tile_path(l, n, w);
+            assert_eq!(
+                parse_tile_path(&p),
+                Some(TileRef {
+                    level: Some(l),
+                    n,
+                    width: w
+                }),
+                "{p}"
+            );
+            let b = bundle_path(n, w);
+            assert_eq!(
+                parse_tile_path(&b),
+                Some(TileRef {
+                    level: None,
+                    n,
+                    width: w
+                })
+            );
+        }
+        for bad in [
+            "tile/0/000.p/0",
+            "tile/0/000.p/256",
+            "tile/0/000.p/03",
+            "tile/0/0",
+            "tile/00/000",
+            "tile/64/000",
+            "tile/0/001/000",
+            "tile/0/x000/001",
+            "tile/x/000",
+            "checkpoint",
+            "tile/entries/000.p/",
+        ] {
+            assert_eq!(parse_tile_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn superseded_partials_are_those_under_a_full_tile_of_the_log() {
+        // At 300 entries: tile 0/000 and bundle 000 are full, 0/001 is partial (44).
+        assert!(is_superseded_partial("tile/0/000.p/3", 300));
+        assert!(is_superseded_partial("tile/0/000.p/255", 300));
+        assert!(is_superseded_partial("tile/entries/000.p/7", 300));
+        assert!(!is_superseded_partial("tile/0/001.p/44", 300));
+        assert!(!is_superseded_partial("tile/0/001.p/3", 300));
+        assert!(!is_superseded_partial("tile/entries/001.p/44", 300));
+        assert!(!is_superseded_partial("tile/0/000", 300));
+        // Level 1 tile 0 is full only at 65,536 entries.
+        assert!(!is_superseded_partial("tile/1/000.p/1", 300));
+        assert!(is_superseded_partial("tile/1/000.p/1", 65_536));
+        assert!(!is_superseded_partial("tile/0/000.p/3", 255));
+        assert!(!is_superseded_partial("checkpoint", 1 << 40));
+    }
+
+    #[test]
+    fn a_deleted_partial_is_read_from_the_full_tile() {
+        let hashes: Vec<Hash> = (0..256u32).map(|i| [i as u8; 32]).collect();
+        let entries: Vec<Vec<u8>> = (0..256u32).map(|i| vec![i as u8; i as usize % 5]).collect();
+        let mut m: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        m.insert(tile_path(0, 0, 256), encode_hash_tile(&hashes));
+        m.insert(
+            bundle_path(0, 256),
+            encode_bundle(entries.iter().map(Vec::as_slice)).unwrap(),
+        );
+        m.insert(tile_path(0, 0, 9), b"kept".to_vec());
+        let t = read_tile(&m, &tile_path(0, 0, 5)).unwrap().unwrap();
+        assert_eq!(decode_hash_tile("t", &t, 5).unwrap(), hashes[..5].to_vec());
+        let b = read_tile(&m, &bundle_path(0, 7)).unwrap().unwrap();
+        let want: Vec<&[u8]> = entries[..7].iter().map(Vec::as_slice).collect();
+        assert_eq!(decode_bundle("b", &b, 7).unwrap(), want);
+        // A partial that still exists is read as is; no full tile, no fallback.
+        assert_eq!(
+            read_tile(&m, &tile_path(0, 0, 9)).unwrap().unwrap(),
+            b"kept"
+        );
+        assert_eq!(read_tile(&m, &tile_path(0, 1, 3)).unwrap(), None);
     }
 
     #[test]

@@ -95,6 +95,14 @@ pub fn query_router(st: Arc<AppState>) -> Router {
             crate::seal::routes::KEYS_ROUTE,
             get(crate::seal::routes::log_keys),
         )
+        .route(
+            crate::seal::remote::LOG_ROUTE,
+            get(crate::seal::remote::log_info),
+        )
+        .route(
+            crate::seal::remote::BATCHES_ROUTE,
+            get(crate::seal::remote::batches),
+        )
         .route("/api/findings", get(api::findings::findings))
         .route("/api/responses", get(api::findings::responses))
         .route("/api/responses/quarantine", get(api::findings::quarantine))

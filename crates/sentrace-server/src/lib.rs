@@ -214,9 +214,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             rx.clone(),
         )));
     }
+    let stop = shutdown_signal()?;
     println!("sentrace: ready");
 
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     let _ = tx.send(true);
     for t in tasks {
@@ -233,20 +234,17 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not
+/// when the future is first polled: call it before announcing readiness, so a stop signal
+/// sent right after "ready" is never met by the default action (death by signal).
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
 }

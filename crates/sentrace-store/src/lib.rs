@@ -43,9 +43,13 @@ pub use error::StoreError;
 pub use journal::Journal;
 pub use keys::{KeyRing, MasterKey};
 pub use memtable::{MAX_CATALOG_OPERATIONS, MAX_CATALOG_SERVICES};
-pub use scan::{Damage, ScannedSpan, StoreScan, scan_data_dir};
+pub use scan::{
+    Damage, MAX_MISPLACED_CANDIDATES, Misplaced, ScannedSpan, StoreScan, scan_data_dir,
+};
 pub use search::SpanFilter;
-pub use store::{BarrierFuture, FlushReport, ReadStats, Store, Submit, WalBarrier};
+pub use store::{
+    BarrierFuture, FlushReport, ReadStats, SealedRead, Store, Submit, WAL_LOCATION, WalBarrier,
+};
 pub use vault::Vault;
 pub use wal::replay::{CorruptSegment, RecoveredManifest, RecoveryReport, TailCut};
 pub use wal::writer::{AppendReceipt, WalCounters};

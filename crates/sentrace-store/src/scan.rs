@@ -55,6 +55,112 @@ pub struct StoreScan {
     pub bytes_read: u64,
     /// Erasure records (blocks deleted by retention and the batches they held).
     pub erasures: Vec<crate::Erasure>,
+    /// Blocks whose bytes are authentic but belong to another block's name (blocks that
+    /// traded places). Their spans are in [`StoreScan::spans`], at the place they lie.
+    pub misplaced: Vec<Misplaced>,
+}
+
+/// A block object that holds another block's authentic content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Misplaced {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Where the content lies (`blocks/<tenant>/<name>.parquet`).
+    pub location: String,
+    /// The block the content was written as: its integrity tag and decryption keys bind
+    /// this name (`blocks/<tenant>/<name>.parquet`).
+    pub written_as: String,
+}
+
+/// The most failing blocks tested against each other's names (each test is an HMAC over
+/// the whole block, so the work grows with the square of this bound).
+pub const MAX_MISPLACED_CANDIDATES: usize = 64;
+
+/// A block that failed under its own name.
+struct FailedBlock {
+    tenant: TenantId,
+    name: String,
+    bytes: Bytes,
+    sidecar: Option<Bytes>,
+    damage: Damage,
+}
+
+/// Checks `bytes` as block `name` of `tenant` against `sidecar` and reads its rows. The
+/// outer error is a task failure; the inner one is the block's.
+async fn read_block_as(
+    keys: &Arc<KeyRing>,
+    tenant: &TenantId,
+    name: &str,
+    bytes: &Bytes,
+    sidecar: Option<Bytes>,
+) -> Result<Result<Vec<SpanEntry>, StoreError>, StoreError> {
+    let (keys, tenant, name, bytes) =
+        (keys.clone(), tenant.clone(), name.to_owned(), bytes.clone());
+    tokio::task::spawn_blocking(move || {
+        // The whole file first: Parquet decryption alone skips bytes it does not need.
+        let sidecar = sidecar.ok_or_else(|| StoreError::Corrupt {
+            path: format!("{}/{name}.parquet", tenant.as_str()).into(),
+            offset: 0,
+            reason: "block integrity tag is missing".into(),
+        })?;
+        crate::block::mac::check(&keys, &tenant, &name, &bytes, &sidecar)?;
+        let meta = load_meta(&bytes, &keys, &tenant, &name)?;
+        let groups = (0..meta.arrow.metadata().num_row_groups()).collect();
+        read_rows(bytes, &meta, &name, groups, &|_| true)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))
+}
+
+/// A block that fails under its own name may hold another block's authentic bytes (blocks
+/// that traded places: a swap, or a longer cycle): the integrity tag and the Parquet keys
+/// bind the block's name, so its content is tested under the names (and with the tags) of
+/// the other failing blocks of its tenant. A match is recorded as [`Misplaced`] and its
+/// spans are kept; anything else stays damage (`modified`). A block copied over another
+/// while its original stays intact is not among the candidates and stays `modified`.
+async fn find_misplaced(
+    keys: &Arc<KeyRing>,
+    failed: Vec<FailedBlock>,
+    scan: &mut StoreScan,
+) -> Result<(), StoreError> {
+    for (i, f) in failed.iter().enumerate() {
+        let mut found = None;
+        for (j, other) in failed.iter().enumerate() {
+            if i == j || other.tenant != f.tenant || found.is_some() {
+                continue;
+            }
+            // The other block's tag where it lies, or this block's own (moved with it).
+            for sidecar in [other.sidecar.clone(), f.sidecar.clone()]
+                .into_iter()
+                .flatten()
+            {
+                if let Ok(rows) =
+                    read_block_as(keys, &f.tenant, &other.name, &f.bytes, Some(sidecar)).await?
+                {
+                    found = Some((other, rows));
+                    break;
+                }
+            }
+        }
+        match found {
+            Some((other, rows)) => {
+                scan.misplaced.push(Misplaced {
+                    tenant: f.tenant.clone(),
+                    location: f.damage.location.clone(),
+                    written_as: other.damage.location.clone(),
+                });
+                for entry in rows {
+                    scan.spans.push(ScannedSpan {
+                        tenant: f.tenant.clone(),
+                        location: f.damage.location.clone(),
+                        entry,
+                    });
+                }
+            }
+            None => scan.damage.push(f.damage.clone()),
+        }
+    }
+    Ok(())
 }
 
 /// Scans `data_dir` (its `wal/` and `blocks/`), decrypting with `keys`.
@@ -131,6 +237,9 @@ pub async fn scan_data_dir(data_dir: &Path, keys: Arc<KeyRing>) -> Result<StoreS
         }
     }
     names.sort_by(|a, b| a.path.as_ref().cmp(b.path.as_ref()));
+    // Blocks that fail under their own name, kept (up to a bound) to test whether their
+    // content is another block's.
+    let mut failed: Vec<FailedBlock> = Vec::new();
     for b in names {
         let location = format!("blocks/{}", b.path);
         let fetched = match objects.get(&b.path).await {
@@ -155,21 +264,7 @@ pub async fn scan_data_dir(data_dir: &Path, keys: Arc<KeyRing>) -> Result<StoreS
             Ok(r) => r.bytes().await.ok(),
             Err(_) => None,
         };
-        let (keys2, tenant, name) = (keys.clone(), b.tenant.clone(), b.name.clone());
-        let read = tokio::task::spawn_blocking(move || {
-            // The whole file first: Parquet decryption alone skips bytes it does not need.
-            let sidecar = sidecar.ok_or_else(|| StoreError::Corrupt {
-                path: format!("{}/{name}.parquet", tenant.as_str()).into(),
-                offset: 0,
-                reason: "block integrity tag is missing".into(),
-            })?;
-            crate::block::mac::check(&keys2, &tenant, &name, &bytes, &sidecar)?;
-            let meta = load_meta(&bytes, &keys2, &tenant, &name)?;
-            let groups = (0..meta.arrow.metadata().num_row_groups()).collect();
-            read_rows(bytes, &meta, &name, groups, &|_| true)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?;
+        let read = read_block_as(&keys, &b.tenant, &b.name, &bytes, sidecar.clone()).await?;
         match read {
             Ok(rows) => {
                 for entry in rows {
@@ -180,14 +275,35 @@ pub async fn scan_data_dir(data_dir: &Path, keys: Arc<KeyRing>) -> Result<StoreS
                     });
                 }
             }
-            Err(e) => scan.damage.push(Damage {
+            Err(e) if matches!(e, StoreError::KeyUnavailable { .. }) => scan.damage.push(Damage {
                 tenant: Some(b.tenant.clone()),
-                erased: matches!(e, StoreError::KeyUnavailable { .. }),
+                erased: true,
                 location,
                 offset: None,
                 reason: e.to_string(),
             }),
+            Err(e) => {
+                let damage = Damage {
+                    tenant: Some(b.tenant.clone()),
+                    erased: false,
+                    location,
+                    offset: None,
+                    reason: e.to_string(),
+                };
+                if failed.len() < MAX_MISPLACED_CANDIDATES {
+                    failed.push(FailedBlock {
+                        tenant: b.tenant,
+                        name: b.name,
+                        bytes,
+                        sidecar,
+                        damage,
+                    });
+                } else {
+                    scan.damage.push(damage);
+                }
+            }
         }
     }
+    find_misplaced(&keys, failed, &mut scan).await?;
     Ok(scan)
 }

@@ -389,7 +389,8 @@ fn verify_clean_store_pins_and_tamper_suite() {
     assert!(has(&v, "deleted", |f| f["object"] == "batch"), "{v:#}");
     assert!(!has(&v, "modified", |_| true), "{v:#}");
 
-    // Swap two blocks: both are named.
+    // Swap two blocks: their content is authentic but sits under each other's names. One
+    // `reordered` finding names both blocks; nothing is `modified` and no batch is lost.
     let d = fresh("swap");
     let bs = blocks(&d);
     let (a, b) = (
@@ -400,15 +401,21 @@ fn verify_clean_store_pins_and_tamper_suite() {
     std::fs::write(&bs[1], a).unwrap();
     let (code, v) = verify(&d, &[]);
     assert_eq!(code, 1);
-    for p in &bs {
-        let name = p.file_name().unwrap().to_str().unwrap().to_string();
-        assert!(
-            has(&v, "modified", |f| f["block"]
-                .as_str()
-                .is_some_and(|x| x.ends_with(&name))),
-            "{v:#}"
-        );
-    }
+    let names: Vec<String> = bs
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+        .collect();
+    let all = findings(&v);
+    assert_eq!(all.len(), 1, "exactly one finding: {v:#}");
+    let f = &all[0];
+    assert_eq!(f["kind"], "reordered", "{v:#}");
+    let named = |key: &str, name: &str| f[key].as_str().is_some_and(|x| x.ends_with(name));
+    assert!(
+        (named("block", &names[0]) && named("other_block", &names[1]))
+            || (named("block", &names[1]) && named("other_block", &names[0])),
+        "{v:#}"
+    );
+    assert_eq!(v["logs"][0]["report"]["batches_checked"], 6, "{v:#}");
 
     // Roll the log back to 4 entries: against the pinned checkpoint (6) it is truncated,
     // and the stored batches 4 and 5 lie beyond it.

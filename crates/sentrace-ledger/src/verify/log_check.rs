@@ -7,8 +7,8 @@ use crate::checkpoint::Checkpoint;
 use crate::manifest::BatchManifest;
 use crate::merkle::{Hash, Tree, leaf_hash};
 use crate::tiles::{
-    LogReader, TILE_HEIGHT, TILE_WIDTH, bundle_path, bundles_for_size, decode_hash_tile, tile_path,
-    tiles_for_size,
+    LogReader, TILE_HEIGHT, TILE_WIDTH, bundle_path, bundles_for_size, decode_hash_tile, read_tile,
+    tile_path, tiles_for_size,
 };
 
 /// What the rest of the verification may rely on.
@@ -44,7 +44,9 @@ fn read(
     object: ObjectKind,
     index: u64,
 ) -> Option<Vec<u8>> {
-    match reader.read(path) {
+    // A partial tile that a full one replaced may be gone: read_tile falls back to the
+    // full tile's prefix.
+    match read_tile(reader, path) {
         Ok(Some(b)) => {
             ctx.report.bytes_hashed += b.len() as u64;
             Some(b)

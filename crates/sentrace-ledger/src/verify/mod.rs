@@ -97,6 +97,9 @@ pub struct Finding {
     /// The block holding the batch, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block: Option<String>,
+    /// The other block of a reorder (the block whose content `block` holds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_block: Option<String>,
     /// The tlog-tiles path concerned, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -198,6 +201,7 @@ impl Ctx {
                 other_index: None,
                 span: None,
                 block: None,
+                other_block: None,
                 path: None,
                 detail,
             });
@@ -210,6 +214,7 @@ impl Ctx {
             other_index: None,
             span: None,
             block: None,
+            other_block: None,
             path: None,
             detail,
         });

@@ -17,6 +17,10 @@ pub struct Pin {
     pub root: String,
     /// The signed checkpoint note as verified.
     pub checkpoint: String,
+    /// The log's public keys (vkeys) it verified under, when the verifier records them
+    /// (remote verification trusts them on later runs instead of the server's word).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Pin {
@@ -47,14 +51,23 @@ impl PinState {
         if self.logs.get(&key).is_some_and(|p| p.size > cp.size) {
             return;
         }
+        let vkeys = self.logs.get(&key).and_then(|p| p.key.clone());
         self.logs.insert(
             key,
             Pin {
                 size: cp.size,
                 root: hex::encode(cp.root),
                 checkpoint: v.note.to_text(),
+                key: vkeys,
             },
         );
+    }
+
+    /// Records the log keys (vkeys) of a pinned log; no-op if `origin` has no pin.
+    pub fn pin_key(&mut self, origin: &str, vkeys: &str) {
+        if let Some(p) = self.logs.get_mut(origin) {
+            p.key = Some(vkeys.to_owned());
+        }
     }
 }
 

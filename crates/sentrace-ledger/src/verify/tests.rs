@@ -127,3 +127,49 @@ fn source_signatures_are_checked_when_keys_are_given() {
     let f: Vec<_> = r.failures().map(|f| (f.kind, f.object, f.index)).collect();
     assert_eq!(f, vec![(FindingKind::Forged, ObjectKind::Entry, Some(2))]);
 }
+
+/// A log grown past a tile boundary, with every partial tile that a full tile superseded
+/// deleted (as the server does): the latest checkpoint verifies from the full tiles, and so
+/// does an older checkpoint whose partial tiles are gone (read from the full tiles'
+/// prefixes), with its pin carried forward.
+#[test]
+fn superseded_partials_deleted_and_older_checkpoints_still_verify() {
+    use crate::tiles::is_superseded_partial;
+    let origin = Origin::new("n/t").unwrap();
+    let signer = LogSigner::from_seeds(&KeyName::new("n/t").unwrap(), [1; 32], [2; 32]);
+    let policy = CheckpointPolicy::new(signer.verifier());
+    let mut log = Log::new(origin.clone());
+    let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut old_note = None;
+    for i in 0..300u64 {
+        log.append(format!("entry {i}").as_bytes()).unwrap();
+        if i % 50 == 49 || i == 299 {
+            store.extend(log.flush().unwrap());
+            let note = signer.sign(&log.checkpoint(), 1).unwrap().to_text();
+            if log.size() == 200 {
+                old_note = Some(note.clone());
+            }
+            store.insert("checkpoint".into(), note.into_bytes());
+        }
+    }
+    assert!(store.contains_key("tile/0/000.p/200"));
+    store.retain(|p, _| !is_superseded_partial(p, 300));
+    let left: Vec<&String> = store.keys().filter(|p| p.contains(".p/")).collect();
+    assert_eq!(
+        left,
+        ["tile/0/001.p/44", "tile/1/000.p/1", "tile/entries/001.p/44"],
+        "only the partials of size 300 remain"
+    );
+    let latest = store["checkpoint"].clone();
+
+    // The older checkpoint (200) needs tile/0/000.p/200 and its bundle: both gone.
+    store.insert("checkpoint".into(), old_note.unwrap().into_bytes());
+    let mut pins = PinState::default();
+    let r = Verifier::new(&policy, &store).verify(&mut pins, None);
+    assert!(r.ok, "{:#?}", r.findings);
+    assert_eq!(r.entries_checked, 200);
+    store.insert("checkpoint".into(), latest);
+    let r = Verifier::new(&policy, &store).verify(&mut pins, None);
+    assert!(r.ok, "{:#?}", r.findings);
+    assert_eq!(pins.get("n/t").unwrap().size, 300);
+}

@@ -4,7 +4,9 @@
 //!
 //! The store's own damage is added to the ledger's findings: a block or WAL record that
 //! fails authentication is `modified` (named by its path); the batches it held then show
-//! as `deleted`. A crypto-shredded tenant's batches are `erased`, never `tampered`.
+//! as `deleted`. A crypto-shredded tenant's batches are `erased`, never `tampered`. A block
+//! whose bytes are authentic under another block's name (blocks that traded places) is
+//! `reordered`, naming both blocks; its spans still count as evidence.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -199,6 +201,50 @@ pub async fn audit(
     Ok(out)
 }
 
+/// Blocks holding another block's authentic content: `reordered`, naming both blocks (one
+/// finding per pair when two blocks traded places). Their spans were kept as evidence, so
+/// the batches themselves verify; the failure is the blocks' places.
+fn misplaced_findings(scan: &StoreScan, tenant: &TenantId) -> Vec<Finding> {
+    let mine: Vec<_> = scan
+        .misplaced
+        .iter()
+        .filter(|m| &m.tenant == tenant)
+        .collect();
+    let mut out = Vec::new();
+    for m in &mine {
+        let swapped = mine
+            .iter()
+            .any(|o| o.location == m.written_as && o.written_as == m.location);
+        if swapped && m.written_as < m.location {
+            continue; // reported with the pair's first block
+        }
+        let detail = if swapped {
+            format!(
+                "{} and {} were swapped: each holds the other's authentic content",
+                m.location, m.written_as
+            )
+        } else {
+            format!(
+                "{} holds the authentic content of {} (the blocks traded places)",
+                m.location, m.written_as
+            )
+        };
+        out.push(Finding {
+            kind: FindingKind::Reordered,
+            object: ObjectKind::Batch,
+            origin: String::new(),
+            index: None,
+            other_index: None,
+            span: None,
+            block: Some(m.location.clone()),
+            other_block: Some(m.written_as.clone()),
+            path: None,
+            detail,
+        });
+    }
+    out
+}
+
 /// The size of the (unverified) checkpoint, to enumerate erased batches; the verifier
 /// checks the checkpoint itself.
 fn checkpoint_size(log: &HashMap<String, Vec<u8>>) -> u64 {
@@ -292,9 +338,11 @@ fn evidence_for(scan: &StoreScan, tenant: &TenantId) -> (Vec<BatchEvidence>, Vec
             other_index: None,
             span: None,
             block: Some(d.location.clone()),
+            other_block: None,
             path: None,
             detail,
         });
     }
+    findings.extend(misplaced_findings(scan, tenant));
     (evidence, findings, unsealed)
 }

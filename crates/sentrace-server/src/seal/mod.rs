@@ -28,6 +28,7 @@ pub mod config;
 pub mod cosign;
 pub mod keys;
 pub mod proof;
+pub mod remote;
 pub mod routes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,7 +46,7 @@ use sentrace_ledger::log::{CheckpointCadence, Log, Write};
 use sentrace_ledger::manifest::BatchManifest;
 use sentrace_ledger::merkle::span_root;
 use sentrace_ledger::seal::Sealer;
-use sentrace_ledger::tiles::CHECKPOINT_PATH;
+use sentrace_ledger::tiles::{CHECKPOINT_PATH, TILE_WIDTH, is_superseded_partial, parse_tile_path};
 use sentrace_store::{
     BarrierFuture, RecoveredManifest, SpanEntry, SpanSeal, StoreError, Submit, WalBarrier,
 };
@@ -381,8 +382,71 @@ impl Seal {
             }
             tracing::debug!(tenant = %tenant, size = p.size, "checkpoint published");
             self.publications.send_modify(|n| *n = n.wrapping_add(1));
+            // The full tiles just written and the checkpoint covering them are durable:
+            // the partial tiles at their places are garbage now.
+            for (path, _) in &p.tiles {
+                if parse_tile_path(path).is_some_and(|t| t.width == TILE_WIDTH) {
+                    let dir = object_path(&tenant, &format!("{path}.p"));
+                    self.delete_superseded(&tenant, Some(&dir), p.size).await;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Deletes the partial tiles and bundles under `dir` (default: the whole log) that a
+    /// log of `size` entries replaced with full ones (C2SP `tlog-tiles` allows it once the
+    /// full tile is available; verifiers fall back to the full tile). `size` must be the
+    /// size of a published checkpoint, so nothing it needs is deleted. Failures only leave
+    /// garbage behind, so they are logged, not returned.
+    async fn delete_superseded(&self, tenant: &TenantId, dir: Option<&ObjectPath>, size: u64) {
+        let strip = format!("{LOG_PREFIX}/{}/", tenant.as_str());
+        let list_at = dir.cloned().unwrap_or_else(|| object_path(tenant, "tile"));
+        let mut stale = Vec::new();
+        {
+            let mut listing = self.objects.list(Some(&list_at));
+            while let Some(meta) = listing.next().await {
+                match meta {
+                    Ok(m) => {
+                        let rel = m.location.as_ref().strip_prefix(&strip).unwrap_or("");
+                        if is_superseded_partial(rel, size) {
+                            stale.push(m.location);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %tenant, error = %e, "listing partial tiles failed; they stay for now");
+                        return;
+                    }
+                }
+            }
+        }
+        let mut deleted = 0u64;
+        for p in stale {
+            match self.objects.delete(&p).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, object = %p, error = %e, "deleting a superseded partial tile failed");
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::debug!(tenant = %tenant, size, deleted, "deleted superseded partial tiles");
+        }
+    }
+
+    /// Deletes the superseded partial tiles of every log, at its published size (at start:
+    /// a crash between a publication and its clean-up leaves some behind).
+    async fn sweep_superseded(&self) {
+        let logs: Vec<(TenantId, u64)> = match self.logs.read() {
+            Ok(l) => l
+                .iter()
+                .filter_map(|(t, log)| log.lock().ok().map(|g| (t.clone(), g.published)))
+                .collect(),
+            Err(_) => return,
+        };
+        for (tenant, size) in logs {
+            self.delete_superseded(&tenant, None, size).await;
+        }
     }
 
     async fn write_all(&self, tenant: &TenantId, writes: &[Write]) -> anyhow::Result<()> {
@@ -410,6 +474,11 @@ impl Seal {
             .unwrap_or_default()
     }
 
+    /// This node's name (the first part of every log's origin).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// The object store the logs live in.
     pub fn objects(&self) -> &Arc<dyn ObjectStore> {
         &self.objects
@@ -417,6 +486,7 @@ impl Seal {
 
     /// Publishes due checkpoints every second until `shutdown`, then everything.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.sweep_superseded().await;
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {

@@ -225,11 +225,12 @@ pub async fn run(opts: WitnessOptions) -> anyhow::Result<()> {
     if let Some(ca) = &prepared.ca {
         println!("sentrace witness: CA certificate {}", ca.display());
     }
+    let stop = crate::shutdown_signal()?;
     println!("sentrace witness: ready on https://{addr}{ADD_CHECKPOINT_ROUTE}");
     tracing::info!(address = %addr, "witness listening");
     let (tx, rx) = watch::channel(false);
     let server = tokio::spawn(crate::tls::serve(listener, Some(tls), svc.router(), rx));
-    crate::shutdown_signal().await;
+    stop.await;
     let _ = tx.send(true);
     let _ = server.await;
     Ok(())

@@ -59,6 +59,8 @@ pub(crate) struct RgStats {
     pub duration: Option<(u64, u64)>,
     pub service: Option<(Vec<u8>, Vec<u8>)>,
     pub name: Option<(Vec<u8>, Vec<u8>)>,
+    /// Log indices of the sealed rows.
+    pub log_index: Option<(u64, u64)>,
 }
 
 /// A block's decrypted footer, ready for pruning.
@@ -154,6 +156,7 @@ pub(crate) fn load_meta(
             duration: u64_range(rg, 8),
             service: bytes_range(rg, 3),
             name: bytes_range(rg, 4),
+            log_index: u64_range(rg, 10),
         })
         .collect();
     let kv = md.file_metadata().key_value_metadata();

@@ -3,6 +3,7 @@
 mod catalog;
 mod flush;
 mod read;
+mod sealed;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 pub use flush::FlushReport;
 pub use read::ReadStats;
+pub use sealed::{SealedRead, WAL_LOCATION};
 
 use crate::block::BlockInfo;
 use crate::fsutil::create_private_dir;

@@ -31,7 +31,7 @@ impl Store {
         }
     }
 
-    async fn fetch(&self, b: &BlockInfo) -> Result<Bytes, StoreError> {
+    pub(crate) async fn fetch(&self, b: &BlockInfo) -> Result<Bytes, StoreError> {
         let oerr = |e| StoreError::ObjectStore {
             path: b.path.to_string(),
             source: e,
@@ -43,7 +43,7 @@ impl Store {
     }
 
     /// The block's decrypted footer (cached), and the file bytes if they had to be fetched.
-    async fn meta(
+    pub(crate) async fn meta(
         &self,
         b: &Arc<BlockInfo>,
     ) -> Result<(Arc<BlockMeta>, Option<Bytes>), StoreError> {

@@ -10,4 +10,5 @@ pub mod response;
 pub mod serve;
 pub mod tokens;
 pub mod verify;
+pub mod verify_remote;
 pub mod witness;

@@ -1,5 +1,7 @@
 //! `sentrace verify`: offline verification of a data directory's transparency logs and
-//! stored spans, with pinned checkpoints in a local state file; and `sentrace keys show`.
+//! stored spans, or (with `--server`) of a live server's log through its read-only
+//! endpoints (see [`super::verify_remote`]), with pinned checkpoints in a local state file;
+//! and `sentrace keys show`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -21,26 +23,38 @@ use crate::DataDir;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    data: DataDir,
+    pub(crate) data: DataDir,
     /// Print the report as JSON on stdout.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// The state file of pinned checkpoints (created if missing; moved forward only when
     /// everything verifies).
     #[arg(long)]
-    state: Option<PathBuf>,
-    /// Only this tenant's log.
+    pub(crate) state: Option<PathBuf>,
+    /// Only this tenant's log (with `--server`: the tenant the token must belong to).
     #[arg(long)]
-    tenant: Option<String>,
-    /// Trust these log keys (the vkeys `sentrace keys show` prints) instead of the data
-    /// directory's own key.
+    pub(crate) tenant: Option<String>,
+    /// Trust these log keys (the vkeys `sentrace keys show` prints; repeat the option or
+    /// separate them with spaces) instead of the data directory's own key (offline) or
+    /// the key pinned in the state file (with `--server`).
     #[arg(long)]
-    key: Option<String>,
+    pub(crate) key: Vec<String>,
     /// The node name (`[seal] node`).
     #[arg(long, default_value = "sentrace")]
     node: String,
+    /// Verify a live server's log instead of a data directory: the query API's base URL
+    /// (like https://host:16686).
+    #[arg(long)]
+    pub(crate) server: Option<String>,
+    /// With `--server`: a token with the read role (its tenant's log is verified).
+    #[arg(long, env = "SENTRACE_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// With `--server`: the CA certificate to trust (default: <data-dir>/tls/ca.pem when
+    /// it exists, else the system roots).
+    #[arg(long)]
+    pub(crate) ca: Option<PathBuf>,
     #[command(flatten)]
-    witnesses: WitnessArgs,
+    pub(crate) witnesses: WitnessArgs,
 }
 
 /// Witness requirements shared by `verify` and `verify-proof`.
@@ -90,7 +104,7 @@ pub fn master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
     }
 }
 
-fn load_pins(path: Option<&Path>) -> anyhow::Result<PinState> {
+pub(crate) fn load_pins(path: Option<&Path>) -> anyhow::Result<PinState> {
     let Some(p) = path else {
         return Ok(PinState::default());
     };
@@ -103,7 +117,7 @@ fn load_pins(path: Option<&Path>) -> anyhow::Result<PinState> {
 }
 
 /// Writes the state file atomically (temporary file, fsync, rename).
-fn save_pins(path: &Path, pins: &PinState) -> anyhow::Result<()> {
+pub(crate) fn save_pins(path: &Path, pins: &PinState) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f =
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -114,13 +128,21 @@ fn save_pins(path: &Path, pins: &PinState) -> anyhow::Result<()> {
 }
 
 /// A one-line progress bar on stderr (only on a terminal, or when forced for tests).
-struct Bar {
+pub(crate) struct Bar {
     on: bool,
     last: std::time::Instant,
 }
 
 impl Bar {
-    fn tick(&mut self, tenant: &str, stage: &str, done: u64, total: u64) {
+    /// On when stderr is a terminal or `SENTRACE_PROGRESS` is set.
+    pub(crate) fn new() -> Self {
+        Self {
+            on: std::io::stderr().is_terminal() || std::env::var_os("SENTRACE_PROGRESS").is_some(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn tick(&mut self, tenant: &str, stage: &str, done: u64, total: u64) {
         if !self.on || (done != total && self.last.elapsed().as_millis() < 100) {
             return;
         }
@@ -144,11 +166,12 @@ impl Bar {
 
 /// Runs `verify`.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    if let Some(server) = a.server.clone() {
+        return super::verify_remote::run(&a, &server);
+    }
     let master = master_key(&a.data.data_dir)?;
-    let key = a
-        .key
-        .as_deref()
-        .map(|k| LogVerifier::parse(k).map_err(|e| anyhow::anyhow!("--key: {e}")))
+    let key = (!a.key.is_empty())
+        .then(|| LogVerifier::parse(&a.key.join(" ")).map_err(|e| anyhow::anyhow!("--key: {e}")))
         .transpose()?;
     let tenant = a
         .tenant
@@ -157,10 +180,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let (witnesses, quorum) = a.witnesses.policy()?;
     let mut pins = load_pins(a.state.as_deref())?;
-    let mut bar = Bar {
-        on: std::io::stderr().is_terminal() || std::env::var_os("SENTRACE_PROGRESS").is_some(),
-        last: std::time::Instant::now(),
-    };
+    let mut bar = Bar::new();
     let mut progress = |t: &str, s: &'static str, d: u64, n: u64| bar.tick(t, s, d, n);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -197,7 +217,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_human(audits: &[TenantAudit]) {
+pub(crate) fn print_human(audits: &[TenantAudit]) {
     if audits.is_empty() {
         println!("no transparency logs found");
     }
@@ -220,6 +240,9 @@ fn print_human(audits: &[TenantAudit]) {
             let mut at = Vec::new();
             if let Some(b) = &f.block {
                 at.push(format!("block {b}"));
+            }
+            if let Some(b) = &f.other_block {
+                at.push(format!("other block {b}"));
             }
             if let Some(i) = f.index {
                 at.push(format!("batch {i}"));
