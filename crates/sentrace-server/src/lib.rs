@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod seal;
 pub mod secrets;
+pub mod sources;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -138,12 +139,19 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         )
         .await
         .context("opening the transparency logs")?;
-        store.set_wal_barrier(Arc::new(seal::PublishBarrier(seal.clone())));
         Some(seal)
     } else {
         tracing::warn!("[seal] enabled = false: batches are stored without a transparency log");
         None
     };
+    let sources = sources::Sources::open(&cfg.sources, &opts.data_dir, &recovery.manifests)
+        .context("opening the signed-source replay state")?;
+    store.set_wal_barrier(Arc::new(sources::persist::Barrier {
+        sources: sources.clone(),
+        next: seal
+            .clone()
+            .map(|s| Arc::new(seal::PublishBarrier(s)) as Arc<dyn sentrace_store::WalBarrier>),
+    }));
     let vault = Arc::new(Vault::open(&opts.data_dir.join("vault"), keys.clone())?);
     let detect = if cfg.detect.enabled {
         Some(detect::Runtime::start(&cfg.detect, &opts.data_dir)?)
@@ -151,7 +159,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         tracing::warn!("[detect] enabled = false: batches are not inspected for attacks");
         None
     };
-    let registry = pipeline::stages(&cfg, keys.clone(), vault, detect.clone())?;
+    let registry = pipeline::stages(&cfg, keys.clone(), vault, detect.clone(), sources.clone())?;
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
         .with_seal(seal.clone());
@@ -163,11 +171,13 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         metrics,
         seal: seal.clone(),
         detect,
+        sources: sources.clone(),
     });
 
     let (tx, rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let publisher = seal.clone().map(|s| tokio::spawn(s.run(rx.clone())));
+    let replay_saver = tokio::spawn(sources.clone().run(rx.clone()));
     for (name, addr, router) in [
         (
             "otlp-grpc",
@@ -204,6 +214,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     if let Some(p) = publisher {
         let _ = p.await;
     }
+    let _ = replay_saver.await;
     store.close().await.context("closing the store")?;
     Ok(())
 }

@@ -8,5 +8,6 @@ pub mod query;
 pub mod redact;
 pub mod response;
 pub mod serve;
+pub mod sources;
 pub mod tokens;
 pub mod verify;
