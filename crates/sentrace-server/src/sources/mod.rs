@@ -30,7 +30,8 @@
 //!
 //! Every refusal is `INVALID_ARGUMENT` (gRPC) / `400` (HTTP), and its message names the
 //! header at fault; the token itself was fine, so it is not an authentication failure.
-//! Only an unusable registry file is a server-side `UNAVAILABLE` / `503`.
+//! Two exceptions: an unusable registry file is a server-side `UNAVAILABLE` / `503`, and a
+//! tenant whose replay table is full of active sources gets `RESOURCE_EXHAUSTED` / `429`.
 //!
 //! # Restarts
 //!

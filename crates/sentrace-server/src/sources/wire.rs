@@ -203,4 +203,28 @@ mod tests {
             Err(WireError::Malformed { header: SOURCE, .. })
         ));
     }
+
+    proptest::proptest! {
+        /// Hostile header values never panic, and whatever is accepted round-trips.
+        #[test]
+        fn parse_never_panics(
+            values in proptest::collection::vec(proptest::option::of(".{0,64}"), 4),
+            sig_bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
+        ) {
+            let names = [SOURCE, SEQ, SENT_AT, SIGNATURE];
+            let mut m: HashMap<&'static str, String> = HashMap::new();
+            for (n, v) in names.iter().zip(values) {
+                if let Some(v) = v {
+                    m.insert(n, v);
+                }
+            }
+            if m.contains_key(SIGNATURE) {
+                m.insert(SIGNATURE, STANDARD.encode(&sig_bytes));
+            }
+            if let Ok(Some(info)) = parse_map(&m) {
+                proptest::prop_assert_eq!(Ok(info.sequence), m[SEQ].trim().parse::<u64>());
+                proptest::prop_assert_eq!(info.signature, sig_bytes);
+            }
+        }
+    }
 }
