@@ -1,6 +1,7 @@
 //! Criterion benchmarks: log append (leaves/s), proof sizes and verify times, checkpoint
-//! signing and verification, SHA-256 throughput against span_root throughput, and a
-//! witness's decision on one `add-checkpoint` request.
+//! signing and verification, SHA-256 throughput against span_root throughput, a
+//! witness's decision on one `add-checkpoint` request, and the server's per-batch cost of
+//! a signed source (signature check, received span root).
 //!
 //! Run: `cargo bench -p sentrace-ledger --bench ledger`.
 
@@ -170,5 +171,73 @@ fn witness(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, log_append, proofs, checkpoints, hashing, witness);
+/// What the server adds for a signed batch: one hybrid signature check (fixed) and the
+/// span root over the received spans (per span), for a batch of 500 typical spans.
+fn source_batch(c: &mut Criterion) {
+    use sentrace_core::proto::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use sentrace_core::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use sentrace_ledger::manifest::{SourceSigner, batch_span_root, sign_batch};
+    let attr = |k: String, v: String| KeyValue {
+        key: k,
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v)),
+        }),
+        ..Default::default()
+    };
+    let spans = (0..500u64)
+        .map(|n| Span {
+            trace_id: [n as u8; 16].to_vec(),
+            span_id: (n | 1 << 63).to_be_bytes().to_vec(),
+            name: "GET /api/items/{id}".into(),
+            kind: 2,
+            start_time_unix_nano: 1_700_000_000_000_000_000 + n,
+            end_time_unix_nano: 1_700_000_000_005_000_000 + n,
+            attributes: (0..20)
+                .map(|i| {
+                    attr(
+                        format!("app.attribute_{i}"),
+                        format!("value-{}-{i}", n % 97),
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let rs = vec![ResourceSpans {
+        scope_spans: vec![ScopeSpans {
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }];
+    let key = SourceSigner::from_seeds(&KeyName::new("edge-1").unwrap(), [1; 32], [2; 32]);
+    let sig = sign_batch(&key, "edge-1", 7, 1_700_000_000_000_000_000, &rs).unwrap();
+    let vk = key.verifier();
+    let mut g = c.benchmark_group("source_batch");
+    g.bench_function("verify_hybrid_signature", |b| {
+        b.iter(|| {
+            black_box(&sig)
+                .verify(&vk, "edge-1", 7, 1_700_000_000_000_000_000)
+                .unwrap()
+        })
+    });
+    g.throughput(Throughput::Elements(500));
+    g.bench_function("received_span_root_500_typical_spans", |b| {
+        b.iter(|| batch_span_root(black_box(&rs)))
+    });
+    g.bench_function("sign_batch_500_typical_spans", |b| {
+        b.iter(|| sign_batch(&key, "edge-1", 7, 1, black_box(&rs)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    log_append,
+    proofs,
+    checkpoints,
+    hashing,
+    witness,
+    source_batch
+);
 criterion_main!(benches);

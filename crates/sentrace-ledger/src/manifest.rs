@@ -221,6 +221,49 @@ impl SourceSignature {
     }
 }
 
+/// The span count and `span_root` a source signs: the RFC 9162 root over the canonical
+/// encoding (`sentrace_core::canonical`, v1) of the spans *as sent*, in request order
+/// (resource, then scope, then span). The server recomputes it from the decoded request
+/// before any stage changes the spans. One buffer is reused for every span.
+#[cfg(feature = "core")]
+pub fn batch_span_root(
+    resource_spans: &[sentrace_core::proto::trace::v1::ResourceSpans],
+) -> (u64, Hash) {
+    use sentrace_core::canonical::ResourceEncoder;
+    let mut range = crate::merkle::CompactRange::new();
+    let mut count = 0u64;
+    let mut buf = Vec::with_capacity(1024);
+    for rs in resource_spans {
+        let encoder = ResourceEncoder::new(rs);
+        for ss in &rs.scope_spans {
+            let scope = ResourceEncoder::scope(ss);
+            for span in &ss.spans {
+                buf.clear();
+                encoder.encode_into(&mut buf, ss, &scope, span);
+                range.push_hash(leaf_hash(&buf));
+                count = count.saturating_add(1);
+            }
+        }
+    }
+    (count, range.root())
+}
+
+/// Signs a whole export request as a source (a client or an edge agent): computes
+/// [`batch_span_root`] and signs the statement.
+#[cfg(feature = "core")]
+pub fn sign_batch(
+    key: &SourceSigner,
+    source: &str,
+    sequence: u64,
+    sent_at_unix_nanos: u64,
+    resource_spans: &[sentrace_core::proto::trace::v1::ResourceSpans],
+) -> Result<SourceSignature, KeyError> {
+    let (count, root) = batch_span_root(resource_spans);
+    let count = u32::try_from(count)
+        .map_err(|_| KeyError::Message("a batch holds at most 2^32 - 1 spans".into()))?;
+    SourceSignature::sign(key, source, sequence, sent_at_unix_nanos, count, root)
+}
+
 impl BatchManifest {
     /// The manifest of a batch about to be sealed: the source is the signing source's
     /// `source_id` if there is one, else the authenticated principal; the source signature

@@ -135,6 +135,35 @@ impl ReplayGuard {
                 skew_secs: secs as i64,
             };
         }
+        self.admit_sequence(source, sequence, now_unix_nanos)
+    }
+
+    /// Records a batch that was accepted before (read back from the log or the WAL after
+    /// a restart): the sequence rules of [`ReplayGuard::admit`] without the time window,
+    /// so a replay of it is refused again. Returns what `admit` would have decided.
+    pub fn restore(&mut self, source: &str, sequence: u64, seen_unix_nanos: u64) -> ReplayDecision {
+        self.admit_sequence(source, sequence, seen_unix_nanos)
+    }
+
+    /// The guard with new settings (a persisted guard loaded under the current config).
+    /// The window is clamped to 65536 sequences.
+    pub fn with_config(mut self, mut config: ReplayConfig) -> Self {
+        config.sequence_window = config.sequence_window.min(65_536);
+        self.config = config;
+        self
+    }
+
+    /// Every tracked source and its state, by name.
+    pub fn sources(&self) -> impl Iterator<Item = (&str, &SourceState)> {
+        self.sources.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    fn admit_sequence(
+        &mut self,
+        source: &str,
+        sequence: u64,
+        now_unix_nanos: u64,
+    ) -> ReplayDecision {
         if !self.sources.contains_key(source) && !self.make_room(now_unix_nanos) {
             return ReplayDecision::TooManySources;
         }
@@ -267,6 +296,20 @@ mod tests {
     }
 
     #[test]
+    fn restore_ignores_the_time_window_and_refuses_replays_after() {
+        let mut g = ReplayGuard::new(ReplayConfig::default());
+        // A batch accepted an hour ago, read back from the log after a restart.
+        assert_eq!(g.restore("a", 7, NOW - 3600 * S), ReplayDecision::Accept);
+        assert_eq!(g.admit("a", 7, NOW, NOW), ReplayDecision::Replay);
+        assert_eq!(g.admit("a", 8, NOW, NOW), ReplayDecision::Accept);
+        let g = g.with_config(ReplayConfig {
+            sequence_window: 1 << 40,
+            ..ReplayConfig::default()
+        });
+        assert_eq!(g.config.sequence_window, 65_536);
+    }
+
+    #[test]
     fn bounded_sources_forget_only_idle_ones() {
         let mut g = ReplayGuard::new(ReplayConfig {
             max_sources: 2,
@@ -279,6 +322,7 @@ mod tests {
         g.admit("b", 2, later, later);
         assert_eq!(g.admit("c", 1, later, later), ReplayDecision::Accept);
         assert!(g.source("a").is_none());
+        assert_eq!(g.sources().map(|(k, _)| k).collect::<Vec<_>>(), ["b", "c"]);
         let json = serde_json::to_string(&g).unwrap();
         let back: ReplayGuard = serde_json::from_str(&json).unwrap();
         assert_eq!(back, g);

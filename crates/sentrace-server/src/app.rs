@@ -33,6 +33,8 @@ pub struct AppState {
     pub seal: Option<Arc<crate::seal::Seal>>,
     /// Threat detection and response (None when `[detect] enabled = false`).
     pub detect: Option<Arc<crate::detect::Runtime>>,
+    /// Signed sources: registry, replay state and counters.
+    pub sources: Arc<crate::sources::Sources>,
 }
 
 /// An identity holding the `read` role, taken from the request's bearer token.
@@ -104,6 +106,10 @@ pub fn query_router(st: Arc<AppState>) -> Router {
             get(crate::seal::remote::batches),
         )
         .route("/api/findings", get(api::findings::findings))
+        .route(
+            crate::sources::routes::ROUTE,
+            get(crate::sources::routes::list),
+        )
         .route("/api/responses", get(api::findings::responses))
         .route("/api/responses/quarantine", get(api::findings::quarantine))
         .fallback(api::not_found)

@@ -28,6 +28,8 @@ pub struct Config {
     pub seal: crate::seal::SealConfig,
     /// Threat detection, finding sinks and automated response.
     pub detect: crate::detect::DetectConfig,
+    /// Signed sources: tenants that must sign, replay window, replay-state snapshots.
+    pub sources: crate::sources::SourcesConfig,
 }
 
 /// The minimize stage.
@@ -176,6 +178,7 @@ impl Config {
         self.store.validate().map_err(|e| format!("[store] {e}"))?;
         self.seal.validate()?;
         self.detect.validate()?;
+        self.sources.validate()?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod seal;
 pub mod secrets;
+pub mod sources;
 pub mod tls;
 pub mod witness;
 
@@ -139,12 +140,19 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         )
         .await
         .context("opening the transparency logs")?;
-        store.set_wal_barrier(Arc::new(seal::PublishBarrier(seal.clone())));
         Some(seal)
     } else {
         tracing::warn!("[seal] enabled = false: batches are stored without a transparency log");
         None
     };
+    let sources = sources::Sources::open(&cfg.sources, &opts.data_dir, &recovery.manifests)
+        .context("opening the signed-source replay state")?;
+    store.set_wal_barrier(Arc::new(sources::persist::Barrier {
+        sources: sources.clone(),
+        next: seal
+            .clone()
+            .map(|s| Arc::new(seal::PublishBarrier(s)) as Arc<dyn sentrace_store::WalBarrier>),
+    }));
     let vault = Arc::new(Vault::open(&opts.data_dir.join("vault"), keys.clone())?);
     let detect = if cfg.detect.enabled {
         Some(detect::Runtime::start(
@@ -156,7 +164,8 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         tracing::warn!("[detect] enabled = false: batches are not inspected for attacks");
         None
     };
-    let mut registry = pipeline::stages(&cfg, keys.clone(), vault, detect.clone())?;
+    let mut registry =
+        pipeline::stages(&cfg, keys.clone(), vault, detect.clone(), sources.clone())?;
     let witness_metrics = (seal.is_some() && !cfg.seal.witness.is_empty())
         .then(|| Arc::new(witness::client::WitnessMetrics::new(&cfg.seal.witness)));
     if let Some(m) = &witness_metrics {
@@ -174,6 +183,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         metrics,
         seal: seal.clone(),
         detect,
+        sources: sources.clone(),
     });
 
     let (tx, rx) = watch::channel(false);
@@ -189,6 +199,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         )?,
         _ => Vec::new(),
     };
+    let replay_saver = tokio::spawn(sources.clone().run(rx.clone()));
     for (name, addr, router) in [
         (
             "otlp-grpc",
@@ -230,6 +241,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     for w in witness_clients {
         w.abort();
     }
+    let _ = replay_saver.await;
     store.close().await.context("closing the store")?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! batch flows through them once before it is stored.
 //!
 //! ```text
-//! authenticate (transport) → validate → [detect] → [minimize] → encode → [seal] → store
+//! authenticate (transport) → validate → verify-source → [detect] → [minimize] → encode → [seal] → store
 //! ```
 //!
 //! Spans are encoded once; the seal step hashes those very bytes (the manifest's
@@ -18,7 +18,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use sentrace_core::proto::trace::v1::ResourceSpans;
 use sentrace_core::{
-    Batch, BatchContext, Identity, Limits, SpanId, Stage, StageError, TraceId, canonical,
+    Batch, BatchContext, Identity, Limits, SourceInfo, SpanId, Stage, StageError, TraceId,
+    canonical,
 };
 use sentrace_redact::{MinimizeStage, Redactor};
 use sentrace_store::{KeyRing, SpanEntry, Store, StoreError, Vault};
@@ -61,11 +62,16 @@ pub fn stages(
     keys: Arc<KeyRing>,
     vault: Arc<Vault>,
     detect: Option<Arc<crate::detect::Runtime>>,
+    sources: Arc<crate::sources::Sources>,
 ) -> anyhow::Result<Registry> {
     let mut stages: Vec<Arc<dyn Stage>> = vec![Arc::new(ValidateStage {
         limits: cfg.limits.clone(),
     })];
     let mut exporters: Vec<Exporter> = Vec::new();
+    // Source signatures cover the spans as sent, so they are checked before any stage
+    // changes them.
+    stages.push(Arc::new(crate::sources::SourceStage::new(sources.clone())));
+    exporters.push(Box::new(move || sources.render_metrics()));
     // Detection reads raw values, so it runs before minimization.
     if let Some(rt) = detect {
         stages.push(Arc::new(crate::detect::DetectStage::new(rt.clone())));
@@ -134,15 +140,18 @@ impl Pipeline {
     }
 
     /// Runs one export request through every stage, then stores it. Returns only after the
-    /// spans are durable.
+    /// spans are durable. `source` holds the signed-source headers, if the request had them.
     pub async fn ingest(
         &self,
         identity: Identity,
+        source: Option<SourceInfo>,
         resource_spans: Vec<ResourceSpans>,
     ) -> Result<IngestOutcome, StageError> {
         let tenant = identity.tenant.clone();
+        let mut context = BatchContext::new(identity, now_nanos());
+        context.source = source;
         let mut batch = Batch {
-            context: BatchContext::new(identity, now_nanos()),
+            context,
             resource_spans,
         };
         for stage in &self.stages {

@@ -49,7 +49,7 @@ enum Command {
     Proof(cmd::proof::ProofArgs),
     /// Verify a proof bundle with nothing but the log's public keys.
     VerifyProof(cmd::proof::VerifyProofArgs),
-    /// The node's log keys.
+    /// The node's log keys; source signing keys.
     #[command(subcommand)]
     Keys(cmd::verify::KeysCommand),
     /// Detect attacks in OTLP/JSON from stdin; OCSF findings (class 2004) as JSON lines.

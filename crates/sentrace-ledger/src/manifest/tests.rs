@@ -133,3 +133,61 @@ proptest! {
         }
     }
 }
+
+#[cfg(feature = "core")]
+#[test]
+fn batch_span_root_matches_the_sealed_root_and_sign_batch_verifies() {
+    use sentrace_core::canonical::ResourceEncoder;
+    use sentrace_core::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    let span = |n: u8| Span {
+        trace_id: vec![n; 16],
+        span_id: vec![n; 8],
+        name: format!("op-{n}"),
+        ..Default::default()
+    };
+    let rs = vec![
+        ResourceSpans {
+            scope_spans: vec![
+                ScopeSpans {
+                    spans: vec![span(1), span(2)],
+                    ..Default::default()
+                },
+                ScopeSpans {
+                    spans: vec![span(3)],
+                    schema_url: "s".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        },
+        ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span(4)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    ];
+    // The same bytes the pipeline encodes for the store, one allocation per span.
+    let mut each = Vec::new();
+    for r in &rs {
+        let enc = ResourceEncoder::new(r);
+        for ss in &r.scope_spans {
+            let scope = ResourceEncoder::scope(ss);
+            for s in &ss.spans {
+                let mut b = Vec::new();
+                enc.encode_into(&mut b, ss, &scope, s);
+                each.push(b);
+            }
+        }
+    }
+    let expected = crate::merkle::span_root(each.iter().map(Vec::as_slice));
+    assert_eq!(batch_span_root(&rs), (4, expected));
+    assert_ne!(batch_span_root(&rs[..1]).1, expected);
+
+    let key = SourceSigner::from_seeds(&KeyName::new("edge").unwrap(), [7; 32], [8; 32]);
+    let sig = sign_batch(&key, "edge", 5, 99, &rs).unwrap();
+    assert_eq!((sig.span_count, sig.span_root), (4, expected));
+    assert!(sig.verify(&key.verifier(), "edge", 5, 99).is_ok());
+    assert!(sig.verify(&key.verifier(), "edge", 6, 99).is_err());
+}

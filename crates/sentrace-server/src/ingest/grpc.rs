@@ -72,10 +72,18 @@ impl TraceService for GrpcIngest {
             tracing::debug!(reason = %e, "gRPC export refused");
             auth_status(&e)
         })?;
+        let md = request.metadata();
+        let source =
+            crate::sources::wire::parse(|h| md.get(h).map(|v| v.to_str().ok())).map_err(|e| {
+                let e = crate::sources::SourceError::from(e);
+                st.sources.refused(&e);
+                st.metrics.ingest_invalid();
+                Status::invalid_argument(e.to_string())
+            })?;
         let req = request.into_inner();
         let outcome = st
             .pipeline
-            .ingest(identity, req.resource_spans)
+            .ingest(identity, source, req.resource_spans)
             .await
             .map_err(stage_status)?;
         let receipt = outcome.receipt;

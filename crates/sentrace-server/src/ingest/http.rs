@@ -134,6 +134,16 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
             return auth_response(&e);
         }
     };
+    let source =
+        match crate::sources::wire::parse(|h| parts.headers.get(h).map(|v| v.to_str().ok())) {
+            Ok(s) => s,
+            Err(e) => {
+                let e = crate::sources::SourceError::from(e);
+                st.sources.refused(&e);
+                st.metrics.ingest_invalid();
+                return respond(StatusCode::BAD_REQUEST, fmt, 3, e.to_string());
+            }
+        };
     let limit = st.limits.max_request_bytes;
     let raw = match axum::body::to_bytes(Body::new(body), limit).await {
         Ok(b) => b,
@@ -169,7 +179,11 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
             return decode_error(fmt, e);
         }
     };
-    match st.pipeline.ingest(identity, request.resource_spans).await {
+    match st
+        .pipeline
+        .ingest(identity, source, request.resource_spans)
+        .await
+    {
         Ok(outcome) => {
             let partial_success =
                 (outcome.rejected > 0 || !outcome.message.is_empty()).then(|| {

@@ -141,13 +141,18 @@ pub async fn audit(
         policy.witnesses = opts.witnesses.clone();
         policy.quorum = opts.quorum;
         let shredded = !keys.has_tenant(&tenant).unwrap_or(true);
+        // Signed entries are checked against the tenant's source registry: a signature that
+        // does not verify is reported `forged`.
+        let source_keys = crate::sources::registry::load(data_dir, &tenant)?;
         let (mut evidence, damage, unsealed) = evidence_for(&scan, &tenant);
         let report = {
             let t = tenant.to_string();
             let progress = &mut *opts.progress;
             let mut tick =
                 |stage: &'static str, done: u64, total: u64| progress(&t, stage, done, total);
-            let mut verifier = Verifier::new(&policy, &log).with_progress(&mut tick);
+            let mut verifier = Verifier::new(&policy, &log)
+                .with_progress(&mut tick)
+                .with_source_keys(&source_keys);
             if shredded {
                 // Every batch of a shredded tenant is erased: its keys are gone.
                 let size = checkpoint_size(&log);

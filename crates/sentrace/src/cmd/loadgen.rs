@@ -44,6 +44,57 @@ pub struct Args {
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
+    /// Sign every batch with this source key (from `sentrace keys source-new`); needs
+    /// --source.
+    #[arg(long, requires = "source")]
+    sign_key: Option<std::path::PathBuf>,
+    /// The registered source name to sign as.
+    #[arg(long, requires = "sign_key")]
+    source: Option<String>,
+    /// The first sequence number (then one more per request). Default: the current Unix
+    /// time in microseconds, so successive runs keep increasing (the jump between runs is
+    /// recorded as one gap).
+    #[arg(long)]
+    first_seq: Option<u64>,
+}
+
+/// Signs request bodies as a source.
+struct Signing {
+    key: sentrace_ledger::manifest::SourceSigner,
+    source: String,
+    first_seq: u64,
+}
+
+impl Signing {
+    /// The four `sentrace-*` headers of request `i`.
+    fn headers(
+        &self,
+        i: u64,
+        req: &ExportTraceServiceRequest,
+    ) -> anyhow::Result<[(&'static str, String); 4]> {
+        let seq = self.first_seq.saturating_add(i);
+        let at = now_nanos();
+        let sig = sentrace_ledger::manifest::sign_batch(
+            &self.key,
+            &self.source,
+            seq,
+            at,
+            &req.resource_spans,
+        )
+        .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
+        Ok(sentrace_server::sources::wire::headers(
+            &self.source,
+            seq,
+            at,
+            &sig,
+        ))
+    }
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A typical server span: an HTTP route with `attributes` attributes, values varied by `n`.
@@ -90,10 +141,8 @@ pub fn typical_span(n: u64, attributes: usize, now: u64) -> Span {
     }
 }
 
-fn build_request(first: u64, count: usize, attributes: usize) -> Vec<u8> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+fn build_request(first: u64, count: usize, attributes: usize) -> ExportTraceServiceRequest {
+    let now = now_nanos();
     let spans = (0..count as u64)
         .map(|i| typical_span(first + i, attributes, now))
         .collect();
@@ -116,7 +165,6 @@ fn build_request(first: u64, count: usize, attributes: usize) -> Vec<u8> {
             ..Default::default()
         }],
     }
-    .encode_to_vec()
 }
 
 /// Runs the load.
@@ -128,6 +176,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         a.ca.clone()
             .unwrap_or_else(|| a.data.data_dir.join("tls").join("ca.pem"));
     let client = crate::cmd::query::https_client(Some(&ca))?;
+    let signing = match (&a.sign_key, &a.source) {
+        (Some(k), Some(s)) => Some(Arc::new(Signing {
+            key: crate::cmd::sources::load_signer(k)?,
+            source: s.clone(),
+            first_seq: a.first_seq.unwrap_or(now_nanos() / 1000),
+        })),
+        _ => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -147,6 +203,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 bytes.clone(),
             );
             let (endpoint, token) = (a.endpoint.clone(), a.token.clone());
+            let signing = signing.clone();
             let (total, per, attrs) = (a.requests, a.spans_per_request, a.attributes);
             tasks.push(tokio::spawn(async move {
                 loop {
@@ -154,17 +211,22 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     if i >= total {
                         return Ok::<(), anyhow::Error>(());
                     }
-                    let body = build_request(i * per as u64, per, attrs);
+                    let req = build_request(i * per as u64, per, attrs);
+                    let body = req.encode_to_vec();
                     bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
                     loop {
-                        let r = client
+                        let mut post = client
                             .post(&endpoint)
                             .bearer_auth(&token)
-                            .header("content-type", "application/x-protobuf")
-                            .body(body.clone())
-                            .send()
-                            .await
-                            .context("sending")?;
+                            .header("content-type", "application/x-protobuf");
+                        // Signed at each attempt: a retry after 429 is the same sequence
+                        // (it was not accepted) with a fresh send time.
+                        if let Some(s) = &signing {
+                            for (k, v) in s.headers(i, &req)? {
+                                post = post.header(k, v);
+                            }
+                        }
+                        let r = post.body(body.clone()).send().await.context("sending")?;
                         match r.status().as_u16() {
                             200 => break,
                             429 | 503 => {
@@ -197,13 +259,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 "spans": spans, "seconds": secs, "spans_per_second": rate,
                 "request_bytes": bytes, "bytes_per_span": bytes as f64 / spans.max(1) as f64,
                 "pushed_back": busy.load(Ordering::Relaxed),
+                "signed": signing.is_some(),
             })
         );
     } else {
         println!(
-            "{spans} spans in {secs:.2}s: {rate:.0} spans/s ({:.0} OTLP bytes/span; {} requests pushed back)",
+            "{spans} spans in {secs:.2}s: {rate:.0} spans/s ({:.0} OTLP bytes/span; {} requests pushed back{})",
             bytes as f64 / spans.max(1) as f64,
-            busy.load(Ordering::Relaxed)
+            busy.load(Ordering::Relaxed),
+            if signing.is_some() { "; signed" } else { "" }
         );
     }
     Ok(ExitCode::SUCCESS)

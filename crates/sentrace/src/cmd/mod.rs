@@ -8,6 +8,7 @@ pub mod query;
 pub mod redact;
 pub mod response;
 pub mod serve;
+pub mod sources;
 pub mod tokens;
 pub mod verify;
 pub mod verify_remote;

@@ -278,6 +278,10 @@ pub(crate) fn print_human(audits: &[TenantAudit]) {
 pub enum KeysCommand {
     /// Print the node's log public keys (vkeys: Ed25519 and ML-DSA-44), for `--key`.
     Show(DataDir),
+    /// Make a signing key pair for a source (edge agent or client), write the secret key to
+    /// --out (0600) and register the public keys for --tenant in
+    /// <data-dir>/sources/<tenant>.toml (the running server picks it up within a second).
+    SourceNew(crate::cmd::sources::SourceNewArgs),
 }
 
 /// Runs `keys`.
@@ -289,5 +293,6 @@ pub fn run_keys(c: KeysCommand) -> anyhow::Result<ExitCode> {
             println!("{}", v.to_vkeys());
             Ok(ExitCode::SUCCESS)
         }
+        KeysCommand::SourceNew(a) => crate::cmd::sources::source_new(a),
     }
 }
