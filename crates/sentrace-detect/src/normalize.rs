@@ -405,13 +405,65 @@ fn collapse_brackets(s: &str) -> String {
     out
 }
 
-/// The normalized input as a shell would see it: quotes, backslashes, `^` and `$@` that
-/// split a command word are removed and `$IFS` becomes a space (`c'a't$IFS/etc` becomes
+/// Removes expansions of short, unset-looking variables that an attacker puts inside or
+/// after a command word so that it does not read as one: `$u` in `cat$u /etc$u/passwd`,
+/// `$$` and `$-` in `una$$me`, `c$-at`, and a lone `$a ` before a word (`|$u wget`). A
+/// variable name is one to three letters; longer names (`$HOME`) stay.
+fn drop_empty_vars(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('$') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut last = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let in_word = i > 0 && b[i - 1].is_ascii_alphanumeric();
+        let next = b.get(i + 1).copied();
+        let end = match next {
+            Some(b'$' | b'-') if in_word => Some(i + 2),
+            Some(c) if c.is_ascii_lowercase() || c == b'_' => {
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_lowercase() || b[j] == b'_') {
+                    j += 1;
+                }
+                let after = b.get(j).copied();
+                let short = j - i - 1 <= 3;
+                let ends_word = after.is_none_or(|c| matches!(c, b' ' | b'/' | b';' | b'|' | b'&'));
+                (short && (in_word || ends_word) && !after.is_some_and(|c| c.is_ascii_digit()))
+                    .then_some(j)
+            }
+            _ => None,
+        };
+        match end {
+            Some(e) => {
+                out.push_str(&s[last..i]);
+                i = e;
+                last = e;
+            }
+            None => i += 1,
+        }
+    }
+    if last == 0 {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    out.push_str(&s[last..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// The normalized input as a shell would see it: quotes, backslashes, `^`, empty command
+/// substitutions (` `` `, `$()`, `<()`), `$@` and short unset variables that split a
+/// command word are removed and `$IFS` becomes a space (`c'a't$IFS/etc` becomes
 /// `cat /etc`). Returns `None` when the view equals the input.
 pub fn shell_view(norm: &str) -> Option<String> {
     if !norm
         .bytes()
-        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^' | b'$' | b'['))
+        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^' | b'$' | b'[' | b'`'))
+        && !norm.contains("()")
     {
         return None;
     }
@@ -429,6 +481,7 @@ pub fn shell_view(norm: &str) -> Option<String> {
         .replace("$!", "")
         .replace("$_", "")
         .replace("$?", "");
+    let s = drop_empty_vars(&s).into_owned();
     let s = if s.contains('[') {
         collapse_brackets(&s)
     } else {
@@ -550,6 +603,18 @@ mod tests {
             Some("cat /?tc/pa?swd")
         );
         assert_eq!(shell_view("see [details](x)"), None);
+        assert_eq!(
+            shell_view("cat$u /etc$u/passwd").as_deref(),
+            Some("cat /etc/passwd")
+        );
+        assert_eq!(shell_view("una$$me -a").as_deref(), Some("uname -a"));
+        assert_eq!(shell_view("c$-at x").as_deref(), Some("cat x"));
+        assert_eq!(shell_view("|$u wget x").as_deref(), Some("| wget x"));
+        assert_eq!(shell_view("ping`` 1.2.3.4").as_deref(), Some("ping 1.2.3.4"));
+        assert_eq!(shell_view("pi<()ng 1").as_deref(), Some("ping 1"));
+        // Prices and longer variable names are not touched.
+        assert_eq!(shell_view("costs $5 or us$10"), None);
+        assert_eq!(shell_view("echo $home/x"), None);
         assert_eq!(shell_view("a[1,2]"), None);
     }
 

@@ -251,7 +251,8 @@ fn multipart<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, t: &'a str, bo
             .split_once("\r\n\r\n")
             .or_else(|| part.split_once("\n\n"))
             .unwrap_or(("", part));
-        for field in head.split(';') {
+        // Each part header on its own line; parameters (`name=`, `filename=`) split on ';'.
+        for field in head.lines().flat_map(|l| l.split(';')) {
             if let Some((_, v)) = field.split_once('=') {
                 push(out, attribute, Part::Name, v.trim().trim_matches('"'));
             }
@@ -347,6 +348,10 @@ mod tests {
             "{raws:?}"
         );
         let mp = "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.jsp\"\r\n\r\n<% exec %>\r\n--XyZ--\r\n";
+        // A part with a second header line after the file name (LF line ends).
+        let lf = "--B\nContent-Disposition: form-data; name=\"f\"; filename=\"x. php\"\nContent-Type: text/plain\n\nhi\n--B--\n";
+        let got = inputs(&[kv("http.request.body", lf)]);
+        assert!(got.iter().any(|i| i.raw == "x. php"), "{got:?}");
         let got = inputs(&[kv("http.request.body", mp)]);
         let raws: Vec<&str> = got.iter().map(|i| i.raw.as_str()).collect();
         assert!(

@@ -123,7 +123,7 @@ static JAVA_GADGETS: std::sync::LazyLock<Option<regex::bytes::Regex>> = std::syn
          constanttransformer|clonetransformer|forclosure|whileclosure|templatesimpl|\
          annotationinvocationhandler|java\\.lang|javax\\.management|com\\.sun\\.org|org\\.apache\\.commons|\
          ysoserial|rmi://|ldap://|jndi:|clonefactory|instantiatefactory|java\\.util|hashmap|\
-         badattributevalueexpexception",
+         badattributevalueexpexception|serializationfactory",
     )
     .ok()
     },
@@ -311,9 +311,11 @@ fn protocol_line(line: &str) -> bool {
 /// or file-transfer conversation.
 fn crlf_protocol(raw: &str) -> Option<&'static str> {
     let b = raw.as_bytes();
+    // `%0d`/`%0a`, or a character reference such as `&#13;` or `&#xa;` (XML bodies).
     let encoded_break = b
         .windows(3)
-        .any(|w| w[0] == b'%' && w[1] == b'0' && matches!(w[2], b'a' | b'A' | b'd' | b'D'));
+        .any(|w| w[0] == b'%' && w[1] == b'0' && matches!(w[2], b'a' | b'A' | b'd' | b'D'))
+        || raw.contains("&#");
     if !encoded_break && !b.iter().any(|c| matches!(c, b'\n' | b'\r')) {
         return None;
     }
@@ -357,8 +359,16 @@ fn b64_decode_into(s: &[u8], skip: u32, out: &mut Vec<u8>) {
     }
 }
 
+/// The magic number and version that open a Java serialization stream
+/// (`STREAM_MAGIC` 0xACED, `STREAM_VERSION` 5; Java Object Serialization Specification §6.4.2).
+const JAVA_STREAM_HEADER: [u8; 4] = [0xac, 0xed, 0x00, 0x05];
+
+/// Shortest base64 run decoded for the Java checks: six symbols hold the stream header.
+const MIN_JAVA_BASE64: usize = 6;
+
 /// Decodes base64-looking runs (case-sensitive raw input) at every alignment and looks for
-/// Java gadget names, as a serialized-object or expression-language payload would carry.
+/// a Java serialization stream header or Java gadget names, as a serialized-object or
+/// expression-language payload would carry.
 fn java_base64(raw: &str) -> Option<&'static str> {
     let gadgets = JAVA_GADGETS.as_ref()?;
     // Every alignment of every run, NUL-separated (no gadget name holds a NUL, so no
@@ -366,7 +376,7 @@ fn java_base64(raw: &str) -> Option<&'static str> {
     let mut all = Vec::new();
     let mut buf = Vec::new();
     for tok in raw.split(|c: char| base64_val(c as u8).is_none() || !c.is_ascii()) {
-        if tok.len() < 8 || tok.len() > 4096 {
+        if tok.len() < MIN_JAVA_BASE64 || tok.len() > 4096 {
             continue;
         }
         // A fragment cut out of a longer base64 text starts at any 6-bit boundary:
@@ -376,6 +386,9 @@ fn java_base64(raw: &str) -> Option<&'static str> {
             all.extend_from_slice(&buf);
             all.push(0);
         }
+    }
+    if all.windows(JAVA_STREAM_HEADER.len()).any(|w| w == JAVA_STREAM_HEADER) {
+        return Some("base64 java serialization stream");
     }
     (!all.is_empty() && gadgets.is_match(&all)).then_some("base64 java gadget")
 }
@@ -532,6 +545,8 @@ mod tests {
             "\r\nTOP 1 2",
             "\r\na002 copy 2:4 MEETING\n",
             "\r\nEHLO test.com",
+            "&#13;&#10;DATA",
+            "&#xd;&#xa;RETR 1",
         ] {
             assert!(crlf_protocol(s).is_some(), "missed {s:?}");
         }
@@ -556,5 +571,14 @@ mod tests {
         assert!(java_base64("xamF2YS5sYW5nLlByb2Nlc3NCdWlsZGVy").is_some());
         assert!(java_base64("dXNlcm5hbWU9Ym9iJnBhc3M9MTIz").is_none());
         assert!(java_base64("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0").is_none());
+        // The serialization stream header 0xACED0005 at each byte alignment, cut short.
+        for s in ["rO0ABQ", "rO0ABXNy", "KztAAU", "xKztAAUx", "Cs7QAF", "aCs7QAFz"] {
+            assert!(java_base64(s).is_some(), "missed {s}");
+        }
+        // base64("prototypeserializationfactory"), a commons-collections gadget.
+        assert!(java_base64("cHJvdG90eXBlc2VyaWFsaXphdGlvbmZhY3Rvcnk").is_some());
+        for s in ["Abcdef", "rO0ABC", "Session1", "KztAAA", "Password1"] {
+            assert!(java_base64(s).is_none(), "false positive on {s}");
+        }
     }
 }
