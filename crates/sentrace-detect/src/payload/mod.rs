@@ -416,6 +416,23 @@ fn base64_text(raw: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&dec).into_owned())
 }
 
+/// [`base64_text`] of a value whose base64 is itself URL-encoded or written with
+/// `\\uXXXX`/`\\xNN` escapes (`\\u0058\\u0079QkTk...`, `d2hp...Cg%3D%3D`); decoded only when the
+/// raw text is made of base64 symbols and escapes alone.
+fn escaped_base64_text(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let escaped = raw.bytes().any(|b| matches!(b, b'%' | b'\\'));
+    if !escaped
+        || raw.len() < MIN_BASE64_CHARS
+        || !raw
+            .bytes()
+            .all(|b| base64_val(b).is_some() || matches!(b, b'%' | b'\\' | b'='))
+    {
+        return None;
+    }
+    base64_text(crate::normalize::decode(raw).trim())
+}
+
 impl PayloadEngine {
     /// Compiles the payload rules of a (validated) ruleset.
     pub fn new(rules: &[Rule]) -> Result<Self, regex::Error> {
@@ -449,7 +466,7 @@ impl PayloadEngine {
     /// decoded as well.
     pub fn scan(&self, raw: &str, norm: &str, part: Part, hits: &mut Vec<PayloadHit>) {
         self.scan_view(raw, norm, part, hits);
-        if let Some(text) = base64_text(raw.trim()) {
+        if let Some(text) = base64_text(raw.trim()).or_else(|| escaped_base64_text(raw)) {
             let n = crate::normalize::normalize(&text);
             self.scan_view(&text, &n, part, hits);
         }
@@ -562,6 +579,21 @@ mod tests {
         ] {
             assert!(crlf_protocol(s).is_none(), "false positive on {s:?}");
         }
+    }
+
+    #[test]
+    fn escaped_base64_is_decoded() {
+        // base64("while(true);") with its padding URL-encoded, and with JS escapes.
+        assert_eq!(
+            escaped_base64_text("d2hpbGUodHJ1ZSk7Cg%3D%3D").as_deref(),
+            Some("while(true);\n")
+        );
+        assert_eq!(
+            escaped_base64_text("\\u0064\\u0032hpbGUodHJ1ZSk7Cg==").as_deref(),
+            Some("while(true);\n")
+        );
+        assert_eq!(escaped_base64_text("100%25 cotton, 2 pack"), None);
+        assert_eq!(escaped_base64_text("d2hpbGUodHJ1ZSk7Cg=="), None);
     }
 
     #[test]
