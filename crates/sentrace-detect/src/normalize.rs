@@ -467,20 +467,29 @@ pub fn shell_view(norm: &str) -> Option<String> {
     {
         return None;
     }
-    let s = norm
-        .replace("${ifs}", " ")
-        .replace("$ifs", " ")
-        .replace("${@}", "")
-        .replace("$@", "")
-        .replace("$*", "")
-        .replace("```", " ")
-        .replace("``", "")
-        .replace("$()", "")
-        .replace(">()", "")
-        .replace("<()", "")
-        .replace("$!", "")
-        .replace("$_", "")
-        .replace("$?", "");
+    /// Shell constructs that expand to a space or to nothing, replaced in this order.
+    const EMPTY: &[(&str, &str)] = &[
+        ("${ifs}", " "),
+        ("$ifs", " "),
+        ("${@}", ""),
+        ("$@", ""),
+        ("$*", ""),
+        ("```", " "),
+        ("``", ""),
+        ("$()", ""),
+        (">()", ""),
+        ("<()", ""),
+        ("$!", ""),
+        ("$_", ""),
+        ("$?", ""),
+    ];
+    let mut s = norm.to_string();
+    for (from, to) in EMPTY {
+        // `replace` allocates even when there is nothing to replace.
+        if s.contains(from) {
+            s = s.replace(from, to);
+        }
+    }
     let s = drop_empty_vars(&s).into_owned();
     let s = if s.contains('[') {
         collapse_brackets(&s)
@@ -610,7 +619,10 @@ mod tests {
         assert_eq!(shell_view("una$$me -a").as_deref(), Some("uname -a"));
         assert_eq!(shell_view("c$-at x").as_deref(), Some("cat x"));
         assert_eq!(shell_view("|$u wget x").as_deref(), Some("| wget x"));
-        assert_eq!(shell_view("ping`` 1.2.3.4").as_deref(), Some("ping 1.2.3.4"));
+        assert_eq!(
+            shell_view("ping`` 1.2.3.4").as_deref(),
+            Some("ping 1.2.3.4")
+        );
         assert_eq!(shell_view("pi<()ng 1").as_deref(), Some("ping 1"));
         // Prices and longer variable names are not touched.
         assert_eq!(shell_view("costs $5 or us$10"), None);

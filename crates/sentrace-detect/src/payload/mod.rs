@@ -103,7 +103,9 @@ impl PatternSet {
         } else {
             (&self.all, &self.all_rule)
         };
-        if set.is_empty() {
+        // Most inputs match nothing: a plain (non-overlapping) search answers that
+        // faster than the overlapping one that names every matching pattern.
+        if set.is_empty() || !set.is_match(text) {
             return;
         }
         for idx in set.matches(text).iter() {
@@ -311,6 +313,9 @@ fn protocol_line(line: &str) -> bool {
 /// or file-transfer conversation.
 fn crlf_protocol(raw: &str) -> Option<&'static str> {
     let b = raw.as_bytes();
+    if !b.iter().any(|c| matches!(c, b'\n' | b'\r' | b'%' | b'&')) {
+        return None;
+    }
     // `%0d`/`%0a`, or a character reference such as `&#13;` or `&#xa;` (XML bodies).
     let encoded_break = b
         .windows(3)
@@ -376,7 +381,13 @@ fn java_base64(raw: &str) -> Option<&'static str> {
     let mut all = Vec::new();
     let mut buf = Vec::new();
     for tok in raw.split(|c: char| base64_val(c as u8).is_none() || !c.is_ascii()) {
-        if tok.len() < MIN_JAVA_BASE64 || tok.len() > 4096 {
+        // base64 of four or more bytes of text or of a serialization header mixes upper-
+        // and lower-case symbols; single-case words (`products`, `search`) are skipped.
+        if tok.len() < MIN_JAVA_BASE64
+            || tok.len() > 4096
+            || !tok.bytes().any(|c| c.is_ascii_uppercase())
+            || !tok.bytes().any(|c| c.is_ascii_lowercase())
+        {
             continue;
         }
         // A fragment cut out of a longer base64 text starts at any 6-bit boundary:
@@ -387,7 +398,10 @@ fn java_base64(raw: &str) -> Option<&'static str> {
             all.push(0);
         }
     }
-    if all.windows(JAVA_STREAM_HEADER.len()).any(|w| w == JAVA_STREAM_HEADER) {
+    if all
+        .windows(JAVA_STREAM_HEADER.len())
+        .any(|w| w == JAVA_STREAM_HEADER)
+    {
         return Some("base64 java serialization stream");
     }
     (!all.is_empty() && gadgets.is_match(&all)).then_some("base64 java gadget")
@@ -604,7 +618,9 @@ mod tests {
         assert!(java_base64("dXNlcm5hbWU9Ym9iJnBhc3M9MTIz").is_none());
         assert!(java_base64("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0").is_none());
         // The serialization stream header 0xACED0005 at each byte alignment, cut short.
-        for s in ["rO0ABQ", "rO0ABXNy", "KztAAU", "xKztAAUx", "Cs7QAF", "aCs7QAFz"] {
+        for s in [
+            "rO0ABQ", "rO0ABXNy", "KztAAU", "xKztAAUx", "Cs7QAF", "aCs7QAFz",
+        ] {
             assert!(java_base64(s).is_some(), "missed {s}");
         }
         // base64("prototypeserializationfactory"), a commons-collections gadget.

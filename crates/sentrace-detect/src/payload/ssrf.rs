@@ -245,7 +245,10 @@ fn lenient_host(s: &str) -> Option<&str> {
 
 /// SSRF target classification of a normalized input.
 pub fn detect(s: &str) -> Option<Target> {
-    if let Some((scheme, host)) = url_target(s) {
+    // Every URL form `url_target` accepts has a `:` (`x://`, `x:\\`, `http:`).
+    if s.contains(':')
+        && let Some((scheme, host)) = url_target(s)
+    {
         if DANGEROUS_SCHEMES.contains(&scheme.as_str()) {
             return Some(Target::Scheme);
         }
@@ -274,18 +277,20 @@ pub fn detect(s: &str) -> Option<Target> {
             head
         }
     });
+    // Only hosts that read as addresses or internal names count when bare; checked
+    // before the (costlier) classification, which most inputs then skip.
+    let host_like = host.matches('.').count() == 3
+        || host.ends_with(".internal")
+        || host.contains(".svc")
+        || host.starts_with("ipv6-")
+        || host.starts_with("localhost")
+        || LOOPBACK_NAMES.contains(&host)
+        || METADATA_HOSTS.contains(&host);
+    if !host_like {
+        return None;
+    }
     match classify_host(host) {
-        Some(t @ (Target::Metadata | Target::Loopback | Target::Private))
-            if host.matches('.').count() == 3
-                || host.ends_with(".internal")
-                || host.contains(".svc")
-                || host.starts_with("ipv6-")
-                || host.starts_with("localhost")
-                || LOOPBACK_NAMES.contains(&host)
-                || METADATA_HOSTS.contains(&host) =>
-        {
-            Some(t)
-        }
+        Some(t @ (Target::Metadata | Target::Loopback | Target::Private)) => Some(t),
         _ => None,
     }
 }
