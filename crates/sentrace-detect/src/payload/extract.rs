@@ -42,7 +42,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
 pub const MAX_JSON_DEPTH: usize = 16;
 
 /// Where a value came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {
     /// A parameter or cookie name, or a JSON key.
     Name,
