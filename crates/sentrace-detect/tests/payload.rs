@@ -189,6 +189,10 @@ fn evasions_and_new_syntax_classes() {
             "\\u0058\\u0079QkTkRfRlVOQyQkX2Z1bmN0aW9uKCkK",
         ),
         (Family::CodeInjection, "shell.php..."),
+        (Family::CodeInjection, "array_diff ("),
+        (Family::CodeInjection, "checkdate/*x*/()"),
+        (Family::CodeInjection, "(sy.(st).em)('uname');"),
+        (Family::CodeInjection, "(/* c */system)(ls);"),
         // XSS for a 7-bit decoder.
         (Family::Xss, "\u{bc}script\u{be}alert(1)\u{bc}/script\u{be}"),
         // Restricted files.
@@ -217,6 +221,9 @@ fn evasions_and_new_syntax_classes() {
         "Products",
         "¼ cup sugar, ½ tsp salt",
         "from home where name is ok",
+        "see (the list)(1) below",
+        "is_active (optional)",
+        "my_function name",
         "kitchen data when from temp Order by Friday for delivery on Monday.",
     ] {
         assert!(
