@@ -65,7 +65,57 @@ pub fn url_decode_once(s: &str) -> Option<String> {
         }
         i += 1;
     }
-    changed.then(|| String::from_utf8_lossy(&out).into_owned())
+    changed.then(|| bytes_to_text(&out))
+}
+
+/// Length of the UTF-8 sequence a lead byte starts (1 for bytes that cannot lead one).
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => 1,
+    }
+}
+
+/// Text of URL-decoded bytes. Valid UTF-8 is kept; overlong UTF-8 forms (`C0 AF` for
+/// `/`, `E0 80 AE` for `.`; RFC 3629 §3 forbids them, and decoders that accepted them
+/// were the classic path-traversal bypass) are decoded to the character they spell;
+/// any other stray byte is read as ISO 8859-1, so that `%BC` stays visible as `¼`
+/// instead of becoming U+FFFD (a 7-bit decoder reads it as `<`).
+pub fn bytes_to_text(b: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(b) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    let cont = |c: Option<&u8>| c.is_some_and(|c| c & 0xc0 == 0x80);
+    while i < b.len() {
+        let len = utf8_len(b[i]);
+        if let Some(Ok(s)) = b.get(i..i + len).map(std::str::from_utf8) {
+            out.push_str(s);
+            i += len;
+            continue;
+        }
+        if matches!(b[i], 0xc0 | 0xc1) && cont(b.get(i + 1)) {
+            let cp = (u32::from(b[i] & 0x1f) << 6) | u32::from(b[i + 1] & 0x3f);
+            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+            i += 2;
+            continue;
+        }
+        if b[i] == 0xe0
+            && b.get(i + 1).is_some_and(|c| (0x80..0xa0).contains(c))
+            && cont(b.get(i + 2))
+        {
+            let cp = (u32::from(b[i + 1] & 0x3f) << 6) | u32::from(b[i + 2] & 0x3f);
+            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+            i += 3;
+            continue;
+        }
+        out.push(char::from(b[i]));
+        i += 1;
+    }
+    out
 }
 
 fn named_entity(name: &str) -> Option<char> {
@@ -231,7 +281,7 @@ pub fn unescape(s: &str) -> Option<String> {
         out.push(b[i]);
         i += 1;
     }
-    changed.then(|| String::from_utf8_lossy(&out).into_owned())
+    changed.then(|| bytes_to_text(&out))
 }
 
 /// Decodes until a fixed point (at most [`MAX_DECODE_ROUNDS`] rounds), without case or
@@ -588,6 +638,17 @@ mod tests {
         ] {
             assert_eq!(fold(s), chars(s), "{s:?}");
         }
+    }
+
+    #[test]
+    fn overlong_utf8_and_stray_bytes() {
+        assert_eq!(normalize("..%c0%af..%c0%afetc"), "../../etc");
+        assert_eq!(normalize("%e0%80%ae%e0%80%ae/"), "../");
+        assert_eq!(normalize("%c1%9c"), "\\");
+        assert_eq!(normalize("%bcscript%be"), "¼script¾");
+        assert_eq!(normalize("\\xbcscript\\xbe"), "¼script¾");
+        // Valid UTF-8 is unchanged.
+        assert_eq!(normalize("caf%C3%A9"), "café");
     }
 
     #[test]
