@@ -301,6 +301,17 @@ fn split_value<'a>(out: &mut Vec<InputRef<'a>>, key: &'a str, s: &'a str) {
         }
         "http.target" => split_url(out, key, s),
         "http.request.header.cookie" => split_pairs(out, key, s, ';'),
+        // A header holding a URL (Referer, Origin, X-Forwarded-*): the whole value, and
+        // its query parameters as the application that reads it would see them.
+        k if k.starts_with("http.request.header.")
+            && (s.starts_with("http://") || s.starts_with("https://"))
+            && s.contains('?') =>
+        {
+            push(out, key, Part::Value, s);
+            if let Some((_, query)) = s.split_once('?') {
+                split_pairs(out, key, query.split('#').next().unwrap_or(query), '&');
+            }
+        }
         k if BODY_KEYS.contains(&k) => body(out, key, s),
         _ => push(out, key, Part::Value, s),
     }
@@ -378,5 +389,18 @@ mod tests {
             ]
         );
         assert_eq!(got[11].part, Part::Name);
+        let got = inputs(&[kv(
+            "http.request.header.referer",
+            "https://example.com/?args=env --version#top",
+        )]);
+        let raws: Vec<&str> = got.iter().map(|i| i.raw.as_str()).collect();
+        assert_eq!(
+            raws,
+            [
+                "https://example.com/?args=env --version#top",
+                "args",
+                "env --version"
+            ]
+        );
     }
 }

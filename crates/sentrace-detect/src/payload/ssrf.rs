@@ -245,6 +245,19 @@ fn lenient_host(s: &str) -> Option<&str> {
 
 /// SSRF target classification of a normalized input.
 pub fn detect(s: &str) -> Option<Target> {
+    // `http://\\l\\o\\c\\a\\l\\h\\o\\s\\t/`: URL parsers that treat `\\` as `/` or drop it
+    // see the host with the backslashes removed.
+    if let Some(p) = s.find("://\\") {
+        let unslashed: String = s[p + 3..].chars().filter(|c| *c != '\\').collect();
+        let fixed = format!("{}://{unslashed}", &s[..p]);
+        if let Some(t) = detect_url(&fixed) {
+            return Some(t);
+        }
+    }
+    detect_url(s)
+}
+
+fn detect_url(s: &str) -> Option<Target> {
     // Every URL form `url_target` accepts has a `:` (`x://`, `x:\\`, `http:`).
     if s.contains(':')
         && let Some((scheme, host)) = url_target(s)
@@ -316,6 +329,15 @@ mod tests {
         assert_eq!(parse_ipv4_loose("127.1"), Some(Ipv4Addr::new(127, 0, 0, 1)));
         assert_eq!(parse_ipv4_loose("256.1.1.1"), None);
         assert_eq!(parse_ipv4_loose("example"), None);
+    }
+
+    #[test]
+    fn backslashes_in_the_authority() {
+        assert_eq!(
+            detect("http://\\\\l\\\\o\\\\c\\\\a\\\\l\\\\h\\\\o\\\\s\\\\t/"),
+            Some(Target::Loopback)
+        );
+        assert_eq!(detect("http://\\\\example.com/"), None);
     }
 
     #[test]
