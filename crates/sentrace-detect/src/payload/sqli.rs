@@ -862,8 +862,37 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     None
 }
 
+/// Whether a normalized input can make [`check_tokens`] report anything. It cannot when
+/// it has only lower-case letters, digits, space and `_.,/-` (no `--` comment), and none
+/// of its words is an SQL keyword or catalog name: then every token is a word, number,
+/// comma, dot or `-`/`/` operator, and each check needs a keyword, a quote, a comparison
+/// operator, a parenthesis, `;`, `@` or a comment. Most clean inputs exit here without
+/// being tokenized.
+pub fn may_be_sql(normalized: &str) -> bool {
+    let b = normalized.as_bytes();
+    if !b.iter().all(|c| {
+        c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || matches!(c, b' ' | b'_' | b'.' | b',' | b'/' | b'-')
+    }) || normalized.contains("--")
+    {
+        return true;
+    }
+    normalized
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| !w.is_empty() && (classify_word(w) != Tok::Word || ATTACK_WORDS.contains(&w)))
+}
+
 /// Runs the three contexts (as-is, single-quoted, double-quoted) on a normalized input.
 pub fn detect(normalized: &str) -> Option<&'static str> {
+    if normalized.len() < 2 || !may_be_sql(normalized) {
+        return None;
+    }
+    detect_tokens(normalized)
+}
+
+/// [`detect`] without the [`may_be_sql`] prefilter.
+fn detect_tokens(normalized: &str) -> Option<&'static str> {
     if normalized.len() < 2 {
         return None;
     }

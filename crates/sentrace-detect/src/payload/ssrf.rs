@@ -245,7 +245,23 @@ fn lenient_host(s: &str) -> Option<&str> {
 
 /// SSRF target classification of a normalized input.
 pub fn detect(s: &str) -> Option<Target> {
-    if let Some((scheme, host)) = url_target(s) {
+    // `http://\\l\\o\\c\\a\\l\\h\\o\\s\\t/`: URL parsers that treat `\\` as `/` or drop it
+    // see the host with the backslashes removed.
+    if let Some(p) = s.find("://\\") {
+        let unslashed: String = s[p + 3..].chars().filter(|c| *c != '\\').collect();
+        let fixed = format!("{}://{unslashed}", &s[..p]);
+        if let Some(t) = detect_url(&fixed) {
+            return Some(t);
+        }
+    }
+    detect_url(s)
+}
+
+fn detect_url(s: &str) -> Option<Target> {
+    // Every URL form `url_target` accepts has a `:` (`x://`, `x:\\`, `http:`).
+    if s.contains(':')
+        && let Some((scheme, host)) = url_target(s)
+    {
         if DANGEROUS_SCHEMES.contains(&scheme.as_str()) {
             return Some(Target::Scheme);
         }
@@ -274,18 +290,20 @@ pub fn detect(s: &str) -> Option<Target> {
             head
         }
     });
+    // Only hosts that read as addresses or internal names count when bare; checked
+    // before the (costlier) classification, which most inputs then skip.
+    let host_like = host.matches('.').count() == 3
+        || host.ends_with(".internal")
+        || host.contains(".svc")
+        || host.starts_with("ipv6-")
+        || host.starts_with("localhost")
+        || LOOPBACK_NAMES.contains(&host)
+        || METADATA_HOSTS.contains(&host);
+    if !host_like {
+        return None;
+    }
     match classify_host(host) {
-        Some(t @ (Target::Metadata | Target::Loopback | Target::Private))
-            if host.matches('.').count() == 3
-                || host.ends_with(".internal")
-                || host.contains(".svc")
-                || host.starts_with("ipv6-")
-                || host.starts_with("localhost")
-                || LOOPBACK_NAMES.contains(&host)
-                || METADATA_HOSTS.contains(&host) =>
-        {
-            Some(t)
-        }
+        Some(t @ (Target::Metadata | Target::Loopback | Target::Private)) => Some(t),
         _ => None,
     }
 }
@@ -311,6 +329,15 @@ mod tests {
         assert_eq!(parse_ipv4_loose("127.1"), Some(Ipv4Addr::new(127, 0, 0, 1)));
         assert_eq!(parse_ipv4_loose("256.1.1.1"), None);
         assert_eq!(parse_ipv4_loose("example"), None);
+    }
+
+    #[test]
+    fn backslashes_in_the_authority() {
+        assert_eq!(
+            detect("http://\\\\l\\\\o\\\\c\\\\a\\\\l\\\\h\\\\o\\\\s\\\\t/"),
+            Some(Target::Loopback)
+        );
+        assert_eq!(detect("http://\\\\example.com/"), None);
     }
 
     #[test]

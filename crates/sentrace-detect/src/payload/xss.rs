@@ -66,8 +66,42 @@ pub fn script_url(v: &str) -> bool {
         || v.starts_with("data:application/x")
 }
 
-/// Why a normalized input looks like markup injection, if it does.
+/// Markup read by a decoder that drops the high bits of each character: a US-ASCII
+/// (7-bit) decoder turns `\u{bc}script\u{be}` into `<script>`, and a UTF-16 code unit
+/// `U+043C` truncated to a byte is `<`. Only characters whose low seven bits are markup
+/// punctuation are mapped; `None` when there are none.
+pub fn seven_bit_view(s: &str) -> Option<String> {
+    if s.is_ascii() {
+        return None;
+    }
+    let mut changed = false;
+    let out: String = s
+        .chars()
+        .map(|c| {
+            let cp = u32::from(c);
+            let low = char::from_u32(cp & 0x7f).unwrap_or(c);
+            if cp >= 0x80 && matches!(low, '<' | '>' | '"' | '\'' | '(' | ')' | '/' | '=') {
+                changed = true;
+                low
+            } else {
+                c
+            }
+        })
+        .collect();
+    changed.then_some(out)
+}
+
+/// Markup that runs script: dangerous tags, event-handler attributes, script URLs.
+/// Text written for a 7-bit decoder ([`seven_bit_view`]) is read as that decoder would.
 pub fn detect(s: &str) -> Option<&'static str> {
+    detect_markup(s).or_else(|| {
+        seven_bit_view(s)
+            .and_then(|v| detect_markup(&v))
+            .map(|_| "markup in 7-bit encoding")
+    })
+}
+
+fn detect_markup(s: &str) -> Option<&'static str> {
     let b = s.as_bytes();
     let mut i = 0;
     if script_url(s) {
@@ -176,6 +210,8 @@ mod tests {
             "<div style=\"width: expression(alert(1))\">",
             "<x onclick=alert(1)>click",
             "<img src=x:x onerror=alert(1)//",
+            "\u{bc}script\u{be}alert(1)\u{bc}/script\u{be}",
+            "\u{43c}script\u{43e}alert(1)\u{43c}/script\u{43e}",
         ] {
             assert!(detect(&normalize(s)).is_some(), "missed {s:?}");
         }
@@ -185,6 +221,8 @@ mod tests {
     fn negatives() {
         for s in [
             "<b>bold</b> and <i>italic</i>",
+            "привет мир, ¼ cup sugar ¾ full",
+            "Prix: 5€ ½ tarif",
             "a < b and c > d",
             "x<y",
             "<p class=\"note\">Hello</p>",
