@@ -4,6 +4,7 @@
 # interleaved, ROUNDS rounds, then the median of the per-round off/on ratios.
 #   cargo build --release -p sentrace
 #   crates/sentrace/examples/stage_cost.sh [section] [path/to/sentrace] [rounds] [requests]
+# SHAPE=server|trace (default trace) picks `loadgen --shape`.
 set -euo pipefail
 SECTION=${1:-detect}
 BIN=${2:-target/release/sentrace}
@@ -30,7 +31,7 @@ start() { # name enabled
 run() { # name
   local d="$WORK/$1"
   "$BIN" loadgen --data-dir "$d/data" --endpoint "https://localhost:$(cat "$d/port")/v1/traces" \
-    --token "$(cat "$d/token")" --requests "$REQUESTS" --json
+    --token "$(cat "$d/token")" --requests "$REQUESTS" --shape "${SHAPE:-trace}" --json
 }
 
 start on true

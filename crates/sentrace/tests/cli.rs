@@ -132,3 +132,60 @@ fn config_default_parses_and_check_reports_lines() {
         "{err}"
     );
 }
+
+#[test]
+fn loadgen_sends_whole_traces() {
+    let srv = Server::new("").start();
+    let ingest = srv.token("bench", "ingest");
+    let read = srv.token("bench", "read");
+    let out = srv.cli(&[
+        "loadgen",
+        "--endpoint",
+        &srv.http_url(),
+        "--token",
+        &ingest,
+        "--requests",
+        "2",
+        "--spans-per-request",
+        "10",
+        "--concurrency",
+        "1",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["spans"], 20, "{r}");
+    assert_eq!(r["shape"], "trace");
+    // Span 0 is the server span of the first trace; its four children share its trace.
+    let trace = {
+        let mut t = [0u8; 16];
+        t[8..].copy_from_slice(&1u64.to_be_bytes());
+        hex(&t)
+    };
+    let v: serde_json::Value = srv
+        .get(&read, &format!("/api/traces/{trace}"))
+        .json()
+        .unwrap();
+    let spans = v["data"][0]["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), 5, "{v}");
+    let kinds: Vec<String> = spans
+        .iter()
+        .filter_map(|s| {
+            s["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["key"] == "span.kind")
+                .map(|t| t["value"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "server").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "client").count(),
+        3,
+        "{kinds:?}"
+    );
+}

@@ -44,6 +44,12 @@ pub struct Args {
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
+    /// What the spans look like: `trace` sends traces of five spans as an instrumented
+    /// service exports them (an HTTP server span and its database, HTTP client, cache and
+    /// internal children); `server` sends only server spans, each its own trace (the worst
+    /// case for per-request work such as detection).
+    #[arg(long, value_enum, default_value_t = Shape::Trace)]
+    shape: Shape,
     /// Sign every batch with this source key (from `sentrace keys source-new`); needs
     /// --source.
     #[arg(long, requires = "source")]
@@ -97,6 +103,97 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// The span mix `loadgen` sends.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Traces of five spans: server, database, HTTP client, cache, internal.
+    Trace,
+    /// Only server spans, one trace each.
+    Server,
+}
+
+/// Spans per trace with [`Shape::Trace`].
+const TRACE_SPANS: u64 = 5;
+
+/// Span `n` of the load: with [`Shape::Server`] a [`typical_span`]; with [`Shape::Trace`]
+/// member `n % 5` of trace `n / 5` (the server span first, then its children), padded to
+/// `attributes` attributes like the server span.
+pub fn load_span(shape: Shape, n: u64, attributes: usize, now: u64) -> Span {
+    if shape == Shape::Server {
+        return typical_span(n, attributes, now);
+    }
+    let root_n = n - n % TRACE_SPANS;
+    let root = typical_span(root_n, attributes, now);
+    if n == root_n {
+        return root;
+    }
+    let s = |k: &str, v: String| KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v)),
+        }),
+        ..Default::default()
+    };
+    let (name, kind, mut attrs) = match n % TRACE_SPANS {
+        1 => (
+            "SELECT items",
+            3,
+            vec![
+                s("db.system", "postgresql".into()),
+                s("db.namespace", "shop".into()),
+                s(
+                    "db.query.text",
+                    "SELECT id, name, price FROM items WHERE id = $1".into(),
+                ),
+            ],
+        ),
+        2 => (
+            "GET",
+            3,
+            vec![
+                s("http.request.method", "GET".into()),
+                s(
+                    "url.full",
+                    format!("https://recs.internal/v1/recommend?item={}", root_n % 1000),
+                ),
+            ],
+        ),
+        3 => (
+            "GET cache",
+            3,
+            vec![
+                s("db.system", "redis".into()),
+                s("db.operation.name", "GET".into()),
+            ],
+        ),
+        _ => (
+            "render",
+            1,
+            vec![s("code.function.name", "render_item".into())],
+        ),
+    };
+    let mut i = 0;
+    while attrs.len() < attributes {
+        attrs.push(s(
+            &format!("app.attribute_{i}"),
+            format!("value-{}-{i}", n % 97),
+        ));
+        i += 1;
+    }
+    attrs.truncate(attributes);
+    Span {
+        trace_id: root.trace_id,
+        parent_span_id: root.span_id,
+        span_id: (n | 1 << 63).to_be_bytes().to_vec(),
+        name: name.into(),
+        kind,
+        start_time_unix_nano: now.saturating_sub(4_000_000),
+        end_time_unix_nano: now.saturating_sub(1_000_000),
+        attributes: attrs,
+        ..Default::default()
+    }
+}
+
 /// A typical server span: an HTTP route with `attributes` attributes, values varied by `n`.
 pub fn typical_span(n: u64, attributes: usize, now: u64) -> Span {
     let mut trace_id = [0u8; 16];
@@ -141,10 +238,15 @@ pub fn typical_span(n: u64, attributes: usize, now: u64) -> Span {
     }
 }
 
-fn build_request(first: u64, count: usize, attributes: usize) -> ExportTraceServiceRequest {
+fn build_request(
+    shape: Shape,
+    first: u64,
+    count: usize,
+    attributes: usize,
+) -> ExportTraceServiceRequest {
     let now = now_nanos();
     let spans = (0..count as u64)
-        .map(|i| typical_span(first + i, attributes, now))
+        .map(|i| load_span(shape, first + i, attributes, now))
         .collect();
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
@@ -204,14 +306,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             );
             let (endpoint, token) = (a.endpoint.clone(), a.token.clone());
             let signing = signing.clone();
-            let (total, per, attrs) = (a.requests, a.spans_per_request, a.attributes);
+            let (total, per, attrs, shape) =
+                (a.requests, a.spans_per_request, a.attributes, a.shape);
             tasks.push(tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= total {
                         return Ok::<(), anyhow::Error>(());
                     }
-                    let req = build_request(i * per as u64, per, attrs);
+                    let req = build_request(shape, i * per as u64, per, attrs);
                     let body = req.encode_to_vec();
                     bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
                     loop {
@@ -260,6 +363,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 "request_bytes": bytes, "bytes_per_span": bytes as f64 / spans.max(1) as f64,
                 "pushed_back": busy.load(Ordering::Relaxed),
                 "signed": signing.is_some(),
+                "shape": format!("{:?}", a.shape).to_lowercase(),
             })
         );
     } else {
