@@ -12,7 +12,7 @@ ROUNDS=${3:-3}
 REQUESTS=${4:-200}
 case "$SECTION" in detect|seal|minimize) ;; *) echo "section must be detect, seal or minimize" >&2; exit 2;; esac
 WORK=$(mktemp -d)
-trap 'kill $(cat "$WORK"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(cat "$WORK"/*.pid 2>/dev/null) 2>/dev/null || true; wait; rm -rf "$WORK"' EXIT
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
