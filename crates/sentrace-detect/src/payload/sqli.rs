@@ -476,10 +476,14 @@ fn leading_boolean(t: &[Token<'_>]) -> bool {
         return false;
     };
     let literal = is_literal(Some(operand)) || operand.tok == Tok::Var;
-    if !(literal || (operand.tok == Tok::Word && (symbol || j > 1))) {
+    let op = t.get(j + 1);
+    // `or x ==`, `and flag !=`: a condition cut after an equality operator no prose uses.
+    let dangling_equality = op
+        .is_some_and(|x| x.tok == Tok::Op && matches!(x.text, "==" | "!=" | "===" | "!==" | "<>"))
+        && matches!(t.get(j + 2).map(|x| x.tok), None | Some(Tok::Comment));
+    if !(literal || (operand.tok == Tok::Word && (symbol || j > 1 || dangling_equality))) {
         return false;
     }
-    let op = t.get(j + 1);
     let cmp = is_cmp(op) || op.is_some_and(|x| x.tok == Tok::Op && x.text.starts_with('?'));
     let arith = op.is_some_and(|x| x.tok == Tok::Op && matches!(x.text, "-" | "+"));
     match t.get(j + 2) {
@@ -487,7 +491,7 @@ fn leading_boolean(t: &[Token<'_>]) -> bool {
         None
         | Some(Token {
             tok: Tok::Comment, ..
-        }) => (cmp || (arith && literal)) && (literal || symbol),
+        }) => (cmp || (arith && literal)) && (literal || symbol || dangling_equality),
         Some(next) => cmp && is_value(next.tok) && (literal || symbol),
     }
 }

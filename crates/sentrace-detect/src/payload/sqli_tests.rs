@@ -100,6 +100,9 @@ fn fragments_extending_a_condition() {
         "||(null!=",
         "OR '[1,2]' ? '1'",
         "1='1' or-- -",
+        "oR pmw==",
+        "AND backend_layout!=",
+        "and role <>--",
     ] {
         assert!(hit(s), "missed {s:?}");
     }
@@ -116,6 +119,9 @@ fn fragments_extending_a_condition() {
         "a == b",
         "Q: does it fit? A: yes",
         "1 of 3",
+        "and then !=",
+        "or backend_layout",
+        "and x = ",
     ] {
         assert!(
             !hit(s),
