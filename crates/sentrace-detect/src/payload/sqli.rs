@@ -615,6 +615,18 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                     return Some("stacked statement");
                 }
             }
+            // `if(2=`, `iif(1=1`: a conditional function opened on a literal comparison.
+            Tok::Func
+                if i == 0
+                    && !quoted
+                    && matches!(tk.text, "if" | "iif")
+                    && at(1) == Some(Tok::LParen)
+                    && is_literal(t.get(2))
+                    && is_cmp(t.get(3))
+                    && (t.get(4).is_none() || is_literal(t.get(4))) =>
+            {
+                return Some("conditional function on a literal comparison");
+            }
             Tok::Func if ATTACK_FUNCS.contains(&tk.text) => {
                 // A call with SQL-looking arguments: `sleep(5)`, `char(65,66)`, `if(1=1,...)`.
                 let args = &t[i + 1..n.min(i + 8)];

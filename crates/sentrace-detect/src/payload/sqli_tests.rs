@@ -103,6 +103,9 @@ fn fragments_extending_a_condition() {
         "oR pmw==",
         "AND backend_layout!=",
         "and role <>--",
+        "if(2=",
+        "IF(1234=",
+        "iif(1=1",
     ] {
         assert!(hit(s), "missed {s:?}");
     }
@@ -122,6 +125,10 @@ fn fragments_extending_a_condition() {
         "and then !=",
         "or backend_layout",
         "and x = ",
+        "if(x==1)",
+        "if (price",
+        "if(2",
+        "gif(1=",
     ] {
         assert!(
             !hit(s),
