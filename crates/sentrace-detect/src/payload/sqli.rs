@@ -799,6 +799,18 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                     return Some("clause after input");
                 }
             }
+            // `) like (`, `)regexp('`: a closed parenthesis, then a word comparison on a
+            // new operand: the input closes the query's expression and extends it.
+            Tok::RParen
+                if i == 0
+                    && !quoted
+                    && t.get(1).is_some_and(|x| {
+                        x.tok == Tok::Op && matches!(x.text, "like" | "rlike" | "regexp")
+                    })
+                    && matches!(at(2), Some(Tok::LParen | Tok::Str | Tok::Num)) =>
+            {
+                return Some("paren break and comparison");
+            }
             Tok::Comment if quoted && i == 1 => return Some("comment after string break"),
             Tok::Stmt if i == 0 && !quoted && start_statement(t) => {
                 return Some("SQL statement as input");

@@ -106,6 +106,9 @@ fn fragments_extending_a_condition() {
         "if(2=",
         "IF(1234=",
         "iif(1=1",
+        ") like (",
+        ")like(",
+        ") RLIKE '",
     ] {
         assert!(hit(s), "missed {s:?}");
     }
@@ -129,6 +132,9 @@ fn fragments_extending_a_condition() {
         "if (price",
         "if(2",
         "gif(1=",
+        ":) like (this)",
+        ") like a charm",
+        "(see above) like (this)",
     ] {
         assert!(
             !hit(s),
