@@ -447,6 +447,29 @@ fn escaped_base64_text(raw: &str) -> Option<String> {
     base64_text(crate::normalize::decode(raw).trim())
 }
 
+/// Longest parameter name [`encoded_pair_value`] accepts.
+const MAX_PAIR_NAME: usize = 64;
+
+/// The value of a `name=value` pair whose `=` was percent-encoded in the raw input
+/// (`pay%3D%26%26%28e%3D%3D%3D`): the extractor could not split it, but an application
+/// that decodes the input twice, or a proxy that decodes it before the application
+/// splits it, sees the parameter `pay` with the value `&&(e===`. `None` when the raw
+/// input has a literal `=` (the extractor split it already), the name is not an
+/// identifier, or the value is empty.
+fn encoded_pair_value<'a>(raw: &str, norm: &'a str) -> Option<&'a str> {
+    if raw.contains('=') {
+        return None;
+    }
+    let (name, value) = norm.split_once('=')?;
+    let b = name.as_bytes();
+    let ident = !b.is_empty()
+        && b.len() <= MAX_PAIR_NAME
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'[' | b']' | b'.'));
+    (ident && !value.trim().is_empty()).then_some(value)
+}
+
 impl PayloadEngine {
     /// Compiles the payload rules of a (validated) ruleset.
     pub fn new(rules: &[Rule]) -> Result<Self, regex::Error> {
@@ -525,7 +548,8 @@ impl PayloadEngine {
         };
         for (rule, b) in &self.builtins {
             let reason = match b {
-                Builtin::Sqli if !plain => sqli::detect(norm),
+                Builtin::Sqli if !plain => sqli::detect(norm)
+                    .or_else(|| encoded_pair_value(raw, norm).and_then(sqli::detect)),
                 Builtin::XssTags if !plain && !inert => xss::detect(norm),
                 Builtin::SsrfInternal if !plain => match ssrf_of(norm) {
                     Some(ssrf::Target::Metadata) => Some("cloud metadata address"),
@@ -555,6 +579,21 @@ impl PayloadEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_pair_values() {
+        assert_eq!(
+            encoded_pair_value("pay%3D%26%26%28e", "pay=&&(e"),
+            Some("&&(e")
+        );
+        assert_eq!(encoded_pair_value("a%5B0%5D%3Dx", "a[0]=x"), Some("x"));
+        // A literal `=`: the extractor split it already.
+        assert_eq!(encoded_pair_value("pay=x", "pay=x"), None);
+        // Not a parameter name, or nothing after the `=`.
+        assert_eq!(encoded_pair_value("1%2B1%3D2", "1+1=2"), None);
+        assert_eq!(encoded_pair_value("a b%3Dc", "a b=c"), None);
+        assert_eq!(encoded_pair_value("pay%3D", "pay="), None);
+    }
 
     #[test]
     fn nosql_operators() {

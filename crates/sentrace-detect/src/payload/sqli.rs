@@ -476,10 +476,14 @@ fn leading_boolean(t: &[Token<'_>]) -> bool {
         return false;
     };
     let literal = is_literal(Some(operand)) || operand.tok == Tok::Var;
-    if !(literal || (operand.tok == Tok::Word && (symbol || j > 1))) {
+    let op = t.get(j + 1);
+    // `or x ==`, `and flag !=`: a condition cut after an equality operator no prose uses.
+    let dangling_equality = op
+        .is_some_and(|x| x.tok == Tok::Op && matches!(x.text, "==" | "!=" | "===" | "!==" | "<>"))
+        && matches!(t.get(j + 2).map(|x| x.tok), None | Some(Tok::Comment));
+    if !(literal || (operand.tok == Tok::Word && (symbol || j > 1 || dangling_equality))) {
         return false;
     }
-    let op = t.get(j + 1);
     let cmp = is_cmp(op) || op.is_some_and(|x| x.tok == Tok::Op && x.text.starts_with('?'));
     let arith = op.is_some_and(|x| x.tok == Tok::Op && matches!(x.text, "-" | "+"));
     match t.get(j + 2) {
@@ -487,7 +491,7 @@ fn leading_boolean(t: &[Token<'_>]) -> bool {
         None
         | Some(Token {
             tok: Tok::Comment, ..
-        }) => (cmp || (arith && literal)) && (literal || symbol),
+        }) => (cmp || (arith && literal)) && (literal || symbol || dangling_equality),
         Some(next) => cmp && is_value(next.tok) && (literal || symbol),
     }
 }
@@ -610,6 +614,18 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 if stmt_ok {
                     return Some("stacked statement");
                 }
+            }
+            // `if(2=`, `iif(1=1`: a conditional function opened on a literal comparison.
+            Tok::Func
+                if i == 0
+                    && !quoted
+                    && matches!(tk.text, "if" | "iif")
+                    && at(1) == Some(Tok::LParen)
+                    && is_literal(t.get(2))
+                    && is_cmp(t.get(3))
+                    && (t.get(4).is_none() || is_literal(t.get(4))) =>
+            {
+                return Some("conditional function on a literal comparison");
             }
             Tok::Func if ATTACK_FUNCS.contains(&tk.text) => {
                 // A call with SQL-looking arguments: `sleep(5)`, `char(65,66)`, `if(1=1,...)`.
@@ -782,6 +798,18 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 {
                     return Some("clause after input");
                 }
+            }
+            // `) like (`, `)regexp('`: a closed parenthesis, then a word comparison on a
+            // new operand: the input closes the query's expression and extends it.
+            Tok::RParen
+                if i == 0
+                    && !quoted
+                    && t.get(1).is_some_and(|x| {
+                        x.tok == Tok::Op && matches!(x.text, "like" | "rlike" | "regexp")
+                    })
+                    && matches!(at(2), Some(Tok::LParen | Tok::Str | Tok::Num)) =>
+            {
+                return Some("paren break and comparison");
             }
             Tok::Comment if quoted && i == 1 => return Some("comment after string break"),
             Tok::Stmt if i == 0 && !quoted && start_statement(t) => {

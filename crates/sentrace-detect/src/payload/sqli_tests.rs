@@ -100,6 +100,15 @@ fn fragments_extending_a_condition() {
         "||(null!=",
         "OR '[1,2]' ? '1'",
         "1='1' or-- -",
+        "oR pmw==",
+        "AND backend_layout!=",
+        "and role <>--",
+        "if(2=",
+        "IF(1234=",
+        "iif(1=1",
+        ") like (",
+        ")like(",
+        ") RLIKE '",
     ] {
         assert!(hit(s), "missed {s:?}");
     }
@@ -116,6 +125,16 @@ fn fragments_extending_a_condition() {
         "a == b",
         "Q: does it fit? A: yes",
         "1 of 3",
+        "and then !=",
+        "or backend_layout",
+        "and x = ",
+        "if(x==1)",
+        "if (price",
+        "if(2",
+        "gif(1=",
+        ":) like (this)",
+        ") like a charm",
+        "(see above) like (this)",
     ] {
         assert!(
             !hit(s),
