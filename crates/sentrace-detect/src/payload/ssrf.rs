@@ -207,9 +207,13 @@ pub fn url_target(s: &str) -> Option<(String, String)> {
         }
         return None;
     };
+    // The scheme starts after the last character that cannot be in one (which may be
+    // several bytes long: step over the whole character).
     let scheme_start = s[..p]
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
-        .map_or(0, |q| q + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+        .map_or(0, |(q, c)| q + c.len_utf8());
     let scheme = s[scheme_start..p]
         .rsplit(':')
         .next()
