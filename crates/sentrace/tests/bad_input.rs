@@ -378,25 +378,3 @@ fn gzip_bomb_costs_nothing() {
         "peak RSS grew from {before} KiB to {after} KiB"
     );
 }
-
-fn grpc_client(srv: &Server) -> reqwest::blocking::Client {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let pem = std::fs::read(srv.ca()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(&pem) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    reqwest::blocking::Client::builder()
-        .use_preconfigured_tls(tls)
-        .http2_prior_knowledge()
-        .build()
-        .unwrap()
-}

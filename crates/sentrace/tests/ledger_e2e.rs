@@ -91,35 +91,10 @@ fn post(srv: &Server, token: &str, first: u64, n: u64) -> u64 {
     idx
 }
 
-/// Runs `sentrace verify --json`; returns the exit code and the report.
-fn verify(data: &Path, extra: &[&str]) -> (i32, Value) {
-    let out = Command::new(BIN)
-        .args(["verify", "--json", "--data-dir"])
-        .arg(data)
-        .args(extra)
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "verify printed no JSON ({e}); exit {code}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (code, v)
-}
-
-fn findings(v: &Value) -> Vec<Value> {
-    v["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|l| l["report"]["findings"].as_array().unwrap().clone())
-        .collect()
-}
-
 fn has(v: &Value, kind: &str, pred: impl Fn(&Value) -> bool) -> bool {
-    findings(v).iter().any(|f| f["kind"] == kind && pred(f))
+    verify_findings(v)
+        .iter()
+        .any(|f| f["kind"] == kind && pred(f))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -249,7 +224,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
     // Clean: exit 0, every batch recomputed, the checkpoint pinned.
     let state = work.path().join("pins.json");
     let state_arg = state.to_str().unwrap().to_string();
-    let (code, v) = verify(&fx.data, &["--state", &state_arg]);
+    let (code, v) = verify_json(&fx.data, &["--state", &state_arg]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["ok"], true);
     let r = &v["logs"][0]["report"];
@@ -271,7 +246,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
             .stdout,
     )
     .unwrap();
-    let (code, _) = verify(&fx.data, &["--key", vkeys.trim()]);
+    let (code, _) = verify_json(&fx.data, &["--key", vkeys.trim()]);
     assert_eq!(code, 0);
 
     let mut trial = 0u64;
@@ -295,7 +270,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
         let target = &bs[rng.below(bs.len() as u64) as usize];
         let at = flip(target, &mut rng);
         let name = target.file_name().unwrap().to_str().unwrap().to_string();
-        let (code, v) = verify(&d, &[]);
+        let (code, v) = verify_json(&d, &[]);
         assert_eq!(code, 1, "block flip at {at} undetected: {v:#}");
         assert!(
             has(&v, "modified", |f| f["block"]
@@ -312,7 +287,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
             .collect();
         let seg = &segs[rng.below(segs.len() as u64) as usize];
         let at = flip(seg, &mut rng);
-        let (code, v) = verify(&d, &[]);
+        let (code, v) = verify_json(&d, &[]);
         assert_eq!(code, 1, "WAL flip at {at} undetected: {v:#}");
         assert!(
             has(&v, "modified", |f| f["block"]
@@ -334,7 +309,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
             .collect();
         let tile = &tiles[rng.below(tiles.len() as u64) as usize];
         let at = flip(tile, &mut rng);
-        let (code, v) = verify(&d, &[]);
+        let (code, v) = verify_json(&d, &[]);
         assert_eq!(
             code,
             1,
@@ -342,7 +317,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
             tile.display()
         );
         assert!(
-            findings(&v).iter().any(|f| f["kind"] == "modified"
+            verify_findings(&v).iter().any(|f| f["kind"] == "modified"
                 && (f["path"].as_str().is_some_and(|p| p.starts_with("tile/"))
                     || f["object"] == "entry")),
             "tile flip in {} at {at}: {v:#}",
@@ -352,7 +327,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
         // Flip a byte in the checkpoint.
         let d = fresh("checkpoint");
         let at = flip(&log_dir(&d).join("checkpoint"), &mut rng);
-        let (code, v) = verify(&d, &[]);
+        let (code, v) = verify_json(&d, &[]);
         assert_eq!(code, 1, "checkpoint flip at {at} undetected: {v:#}");
         assert!(
             has(&v, "modified", |f| f["object"] == "checkpoint"),
@@ -373,7 +348,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
             sentrace_ledger::tiles::encode_bundle(replaced).unwrap(),
         )
         .unwrap();
-        let (code, v) = verify(&d, &[]);
+        let (code, v) = verify_json(&d, &[]);
         assert_eq!(code, 1);
         assert!(
             has(&v, "replayed", |f| f["index"] == k as u64),
@@ -384,7 +359,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
     // Delete a block: its batches are named deleted (and nothing is called modified).
     let d = fresh("delete");
     std::fs::remove_file(&blocks(&d)[0]).unwrap();
-    let (code, v) = verify(&d, &[]);
+    let (code, v) = verify_json(&d, &[]);
     assert_eq!(code, 1);
     assert!(has(&v, "deleted", |f| f["object"] == "batch"), "{v:#}");
     assert!(!has(&v, "modified", |_| true), "{v:#}");
@@ -399,13 +374,13 @@ fn verify_clean_store_pins_and_tamper_suite() {
     );
     std::fs::write(&bs[0], b).unwrap();
     std::fs::write(&bs[1], a).unwrap();
-    let (code, v) = verify(&d, &[]);
+    let (code, v) = verify_json(&d, &[]);
     assert_eq!(code, 1);
     let names: Vec<String> = bs
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
         .collect();
-    let all = findings(&v);
+    let all = verify_findings(&v);
     assert_eq!(all.len(), 1, "exactly one finding: {v:#}");
     let f = &all[0];
     assert_eq!(f["kind"], "reordered", "{v:#}");
@@ -422,7 +397,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
     let d = fresh("rollback");
     std::fs::remove_dir_all(log_dir(&d)).unwrap();
     copy_dir(&fx.early_log, &log_dir(&d));
-    let (code, v) = verify(&d, &["--state", &state_arg]);
+    let (code, v) = verify_json(&d, &["--state", &state_arg]);
     assert_eq!(code, 1);
     assert!(
         has(&v, "truncated", |f| f["object"] == "checkpoint"
@@ -449,7 +424,7 @@ fn verify_clean_store_pins_and_tamper_suite() {
     let name = sentrace_ledger::note::KeyName::new("sentrace").unwrap();
     let forger = sentrace_ledger::checkpoint::LogSigner::generate(&name).unwrap();
     std::fs::write(&cp_path, forger.sign(&cp, 1).unwrap().to_text()).unwrap();
-    let (code, v) = verify(&d, &[]);
+    let (code, v) = verify_json(&d, &[]);
     assert_eq!(code, 1);
     assert!(has(&v, "forged", |f| f["object"] == "checkpoint"), "{v:#}");
 
@@ -555,7 +530,7 @@ fn kill_9_before_any_checkpoint_loses_no_log_entry() {
     assert_eq!(checkpoint_size(&srv, &admin), Some(3));
     assert_eq!(post(&srv, &admin, 100, 2), 3);
     srv.stop();
-    let (code, v) = verify(&srv.data, &[]);
+    let (code, v) = verify_json(&srv.data, &[]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["logs"][0]["report"]["checkpoint_size"], 4);
     assert_eq!(v["logs"][0]["report"]["batches_checked"], 4);

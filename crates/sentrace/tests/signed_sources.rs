@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{BIN, Server, request, rpc_status, span};
+use common::{Server, grpc_client, request, rpc_status, span, verify_json};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use sentrace_ledger::manifest::{BatchManifest, SourceSigner, sign_batch};
@@ -116,29 +114,6 @@ fn accepted(
     let status = r.status().as_u16();
     assert_eq!(status, 200, "{}", r.text().unwrap_or_default());
     index.unwrap().to_str().unwrap().parse().unwrap()
-}
-
-fn grpc_client(srv: &Server) -> reqwest::blocking::Client {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let pem = std::fs::read(srv.ca()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(&pem) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    reqwest::blocking::Client::builder()
-        .use_preconfigured_tls(tls)
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
 }
 
 /// One unary gRPC Export with metadata; returns (grpc-status header if trailers-only,
@@ -380,17 +355,6 @@ fn signed_batches_are_verified_replays_refused_gaps_recorded() {
     );
 }
 
-fn verify_json(data: &Path) -> (i32, Value) {
-    let out = Command::new(BIN)
-        .args(["verify", "--json", "--data-dir"])
-        .arg(data)
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), v)
-}
-
 #[test]
 fn restarts_do_not_reopen_replays_and_verify_checks_source_signatures() {
     // No snapshot is due and no WAL segment is deleted before the crash: only the WAL's
@@ -425,7 +389,7 @@ fn restarts_do_not_reopen_replays_and_verify_checks_source_signatures() {
     srv.stop();
 
     // Offline verification checks every signed entry against the registry.
-    let (code, v) = verify_json(&srv.data);
+    let (code, v) = verify_json(&srv.data, &[]);
     assert_eq!(code, 0, "{v:#}");
     // Swap the registered key: the log now holds batches "its source did not sign".
     let reg = srv.data.join("sources/default.toml");
@@ -435,7 +399,7 @@ fn restarts_do_not_reopen_replays_and_verify_checks_source_signatures() {
         .unwrap()
         .replace(&key.verifier().to_vkeys(), &other.verifier().to_vkeys());
     std::fs::write(&reg, text).unwrap();
-    let (code, v) = verify_json(&srv.data);
+    let (code, v) = verify_json(&srv.data, &[]);
     assert_eq!(code, 1, "{v:#}");
     let forged: Vec<_> = v["logs"][0]["report"]["findings"]
         .as_array()

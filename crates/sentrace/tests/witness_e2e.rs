@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -87,44 +85,21 @@ impl WitnessProc {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let mut child = Command::new(BIN)
-            .args(["witness", "--name", &self.name, "--listen"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["witness", "--name", &self.name, "--listen"])
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--state")
             .arg(&self.state)
             .arg("--log")
-            .arg(format!("{ORIGIN}={log_vkeys}"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+            .arg(format!("{ORIGIN}={log_vkeys}"));
+        let (child, lines) = spawn_until(&mut cmd, log, "sentrace witness: ready");
         self.child = Some(child);
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "witness {} did not start: {}",
-                        self.name,
-                        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-                    )
-                });
-            if line.starts_with("sentrace witness: ready") {
-                break;
-            }
-        }
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        assert!(
+            lines.is_some(),
+            "witness {} did not start: {}",
+            self.name,
+            std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        );
     }
 
     fn stop(&mut self) {
@@ -200,19 +175,7 @@ fn cosigned_by(note: &str, witness: &str) -> bool {
 }
 
 fn verify(data: &Path, extra: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(BIN)
-        .args(["verify", "--json", "--data-dir"])
-        .arg(data)
-        .args(extra)
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "verify printed no JSON ({e}); exit {code}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let (code, v) = verify_json(data, extra);
     let text = Command::new(BIN)
         .args(["verify", "--data-dir"])
         .arg(data)
@@ -221,15 +184,6 @@ fn verify(data: &Path, extra: &[&str]) -> (i32, Value, String) {
         .unwrap();
     assert_eq!(text.status.code().unwrap_or(-1), code);
     (code, v, String::from_utf8_lossy(&text.stdout).into_owned())
-}
-
-fn findings(v: &Value) -> Vec<Value> {
-    v["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|l| l["report"]["findings"].as_array().unwrap().clone())
-        .collect()
 }
 
 fn metric(srv: &Server, token: &str, line_prefix: &str) -> u64 {
@@ -344,7 +298,7 @@ fn witnesses_cosign_quorum_is_verified_and_split_views_are_refused() {
     srv.stop();
     let (code, v, text) = verify(&srv.data, &[&w1a, &w2a, "--quorum", "2"]);
     assert_eq!(code, 1, "{v:#}");
-    let f = findings(&v);
+    let f = verify_findings(&v);
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0]["kind"], "unwitnessed");
     let detail = f[0]["detail"].as_str().unwrap();
@@ -407,7 +361,7 @@ fn witnesses_cosign_quorum_is_verified_and_split_views_are_refused() {
     .unwrap();
     let (code, v, _) = verify(&srv.data, &[&w1a, &w2a, "--quorum", "1"]);
     assert_eq!(code, 1, "{v:#}");
-    let f = findings(&v);
+    let f = verify_findings(&v);
     assert!(
         f.iter()
             .any(|f| f["kind"] == "unwitnessed"

@@ -17,6 +17,100 @@ use prost::Message;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sentrace");
 
+/// Spawns `cmd` (with `RUST_LOG=info`, stderr appended to `log`) and waits up to 60 s for
+/// a stdout line starting with `ready`. Returns the child and the lines up to and including
+/// that one, or `None` if it never came. Stdout keeps being drained afterwards, so the
+/// process never blocks on a full pipe.
+pub fn spawn_until(
+    cmd: &mut Command,
+    log: std::fs::File,
+    ready: &str,
+) -> (Child, Option<Vec<String>>) {
+    let mut child = cmd
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            return (child, None);
+        };
+        let done = line.starts_with(ready);
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    (child, Some(seen))
+}
+
+/// An HTTP/2 (prior knowledge) TLS 1.3 client trusting the server's CA, for OTLP/gRPC
+/// framed by hand.
+pub fn grpc_client(srv: &Server) -> reqwest::blocking::Client {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let pem = std::fs::read(srv.ca()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Runs `sentrace verify --json --data-dir DATA EXTRA...`; returns the exit code and the
+/// report.
+pub fn verify_json(data: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(BIN)
+        .args(["verify", "--json", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}); exit {code}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, v)
+}
+
+/// The findings of every log in a `verify --json` report.
+pub fn verify_findings(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["report"]["findings"].as_array().unwrap().clone())
+        .collect()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -76,43 +170,23 @@ impl Server {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--data-dir"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--data-dir"])
             .arg(&self.data)
             .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+            .arg(&self.config);
+        let (child, lines) = spawn_until(&mut cmd, log, "sentrace: ready");
         self.child = Some(child);
-        loop {
-            let line = match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(l) => l,
-                Err(_) => panic!("server did not become ready; log:\n{}", self.log()),
-            };
+        let Some(lines) = lines else {
+            panic!("server did not become ready; log:\n{}", self.log());
+        };
+        for line in lines {
             let t = line.trim();
             if t.starts_with("st_") {
                 self.admin_token = Some(t.to_string());
             }
-            self.stdout_lines.push(line.clone());
-            if line.starts_with("sentrace: ready") {
-                break;
-            }
+            self.stdout_lines.push(line);
         }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
     }
 
     pub fn log(&self) -> String {
