@@ -455,6 +455,31 @@ fn collapse_brackets(s: &str) -> String {
     out
 }
 
+/// Longest braced name [`braced_prefix_var`] drops.
+const MAX_BRACED_VAR: usize = 16;
+
+/// The end of `${name}` at `b[i..]` when it is glued to the front of a word
+/// (`${x}cat`, `${gcc7.4}gcc7.4`): an expansion that an attacker puts there to hide the
+/// command word, since no program name starts with a variable. `${home}/x` and
+/// `${jndi:...}` stay.
+fn braced_prefix_var(b: &[u8], i: usize) -> Option<usize> {
+    let body = b.get(i + 2..)?;
+    let len = body
+        .iter()
+        .take(MAX_BRACED_VAR + 1)
+        .position(|c| *c == b'}')?;
+    let name = &body[..len];
+    let is_name = name
+        .first()
+        .is_some_and(|c| c.is_ascii_lowercase() || *c == b'_')
+        && name
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.'));
+    let end = i + 2 + len + 1;
+    let glued = b.get(end).is_some_and(u8::is_ascii_alphabetic);
+    (is_name && glued).then_some(end)
+}
+
 /// Removes expansions of short, unset-looking variables that an attacker puts inside or
 /// after a command word so that it does not read as one: `$u` in `cat$u /etc$u/passwd`,
 /// `$$` and `$-` in `una$$me`, `c$-at`, and a lone `$a ` before a word (`|$u wget`). A
@@ -476,6 +501,7 @@ fn drop_empty_vars(s: &str) -> std::borrow::Cow<'_, str> {
         let next = b.get(i + 1).copied();
         let end = match next {
             Some(b'$' | b'-') if in_word => Some(i + 2),
+            Some(b'{') => braced_prefix_var(b, i),
             Some(c) if c.is_ascii_lowercase() || c == b'_' => {
                 let mut j = i + 1;
                 while j < b.len() && (b[j].is_ascii_lowercase() || b[j] == b'_') {
@@ -506,8 +532,8 @@ fn drop_empty_vars(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The normalized input as a shell would see it: quotes, backslashes, `^`, empty command
-/// substitutions (` `` `, `$()`, `<()`), `$@` and short unset variables that split a
-/// command word are removed and `$IFS` becomes a space (`c'a't$IFS/etc` becomes
+/// substitutions (` `` `, `$()`, `<()`), `$@`, short unset variables that split a
+/// command word and `${name}` glued to the front of one are removed and `$IFS` becomes a space (`c'a't$IFS/etc` becomes
 /// `cat /etc`). Returns `None` when the view equals the input.
 pub fn shell_view(norm: &str) -> Option<String> {
     if !norm
@@ -680,6 +706,13 @@ mod tests {
         assert_eq!(shell_view("una$$me -a").as_deref(), Some("uname -a"));
         assert_eq!(shell_view("c$-at x").as_deref(), Some("cat x"));
         assert_eq!(shell_view("|$u wget x").as_deref(), Some("| wget x"));
+        assert_eq!(
+            shell_view("echo | ${gcc7.4}gcc7.4").as_deref(),
+            Some("echo | gcc7.4")
+        );
+        assert_eq!(shell_view("c${x}at /etc").as_deref(), Some("cat /etc"));
+        assert_eq!(shell_view("${home}/x"), None);
+        assert_eq!(shell_view("${user} logged in"), None);
         assert_eq!(
             shell_view("ping`` 1.2.3.4").as_deref(),
             Some("ping 1.2.3.4")

@@ -235,6 +235,84 @@ fn evasions_and_new_syntax_classes() {
 }
 
 #[test]
+fn command_and_code_injection_techniques() {
+    let d = Detector::with_default_rules().unwrap();
+    let cases: &[(Family, &str)] = &[
+        // Quoting that only a shell removes: a word cut into letters, `\"` before a
+        // sqlite3 dot-command, `${x}` glued to a command word, an escaped line break.
+        (Family::Cmdi, r#"""p""y""t""h""o""n""3"" ""c""m""d"""#),
+        (Family::Cmdi, r#"1;.\"shell whoami"#),
+        (Family::Cmdi, r";\n.databases"),
+        (Family::Cmdi, "echo | ${gcc7.4}gcc7.4"),
+        (Family::Cmdi, "x; python3.10 -c 'import os'"),
+        // Glob brackets that stand for one character, brace expansion, editor escapes.
+        (Family::Cmdi, "/[e///]tc"),
+        (Family::Cmdi, "cat /etc/[!abc]asswd"),
+        (Family::Cmdi, r"{n$u\c$u,-nlvp,777}"),
+        (Family::Cmdi, r";ex -c:\!pwd"),
+        (Family::Cmdi, r";vim -c ':!id'"),
+        // Programs with no meaning in prose; a shell run on a script file.
+        (Family::Cmdi, "time; cscli alerts list"),
+        (Family::Cmdi, "aa-disable php-fpm"),
+        (Family::Cmdi, "pipx install something"),
+        (Family::Cmdi, "rc script.sh"),
+        // Mail protocol commands after a line break: SASL initial response, tagged QUIT.
+        (Family::Cmdi, "%0d%0aAUTH PLAIN AGJvYgBzZWNyZXQ="),
+        (Family::Cmdi, "&#13;&#10;A1 QUIT"),
+        // PHP: tags, upload names, php.ini directives; JS and React Flight gadgets.
+        (Family::CodeInjection, "code[\\php]"),
+        (Family::CodeInjection, "<?xml ();echo 1;"),
+        (Family::CodeInjection, "uploads/avatar.phtml"),
+        (
+            Family::CodeInjection,
+            "opcache.jit_max_polymorphic_calls=50",
+        ),
+        (Family::CodeInjection, "auto_prepend_file=php://input"),
+        (Family::CodeInjection, "memory_limit = 512M"),
+        (Family::CodeInjection, "console[\"info\"](1)"),
+        (
+            Family::CodeInjection,
+            r#"{"then":"$1:__proto__:then","0":"$7:Module:prototype"}"#,
+        ),
+    ];
+    for (fam, v) in cases {
+        assert!(
+            families(&d, v).contains(fam),
+            "missed {fam:?} in {v:?}: {:?}",
+            families(&d, v)
+        );
+    }
+    // Near misses: CSV quoting, route parameters, prose after `;`, versions, settings.
+    for v in [
+        r#"He said ""hi"" to me"#,
+        r#""a","b","c","d""#,
+        "rock'n'roll",
+        "/pages/[id]/edit",
+        "/docs/[a/b]/x",
+        "Lunch; view the menu !now",
+        "Great; ex boyfriend says hi!",
+        "We support Python 3.11; php8 and node18",
+        "fish and chips",
+        "memory: 512M",
+        "session.timeout=30",
+        "engine=true",
+        "admin/index.php",
+        "docs/guide.html",
+        "<?xml version=\"1.0\"?><a/>",
+        "console [beta] (2024)",
+        "\"$12: prototype board\"",
+        "Hi\r\nAuth failed for user bob\r\nThanks",
+        "Team\r\nA1 quit early",
+    ] {
+        assert!(
+            families(&d, v).is_empty(),
+            "false positive on {v:?}: {:?}",
+            families(&d, v)
+        );
+    }
+}
+
+#[test]
 fn inspect_reports_span_ids_and_minimized_evidence() {
     let d = Detector::with_default_rules().unwrap();
     let t = TenantId::new("acme").unwrap();

@@ -232,6 +232,36 @@ const IMAP_VERBS: &[&str] = &[
     "starttls",
 ];
 
+/// Whether `w` is a SASL mechanism name (RFC 4422 §3.1: upper-case letters, digits, `-`
+/// and `_`, at most 20 characters) as the client writes it, in any case.
+fn is_sasl_name(w: &str) -> bool {
+    (1..=20).contains(&w.len())
+        && w.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+}
+
+/// Whether `w` is a SASL initial response (RFC 4954 §4): base64 with its padding, at
+/// least three groups, mixing upper and lower case with digits, `+`, `/` or padding as
+/// encoded bytes do (prose words and codes such as `abcd1234` do not).
+fn is_sasl_response(w: &str) -> bool {
+    let body = w.trim_end_matches('=');
+    let b = body.as_bytes();
+    w.len() >= 12
+        && w.len().is_multiple_of(4)
+        && w.len() - body.len() <= 2
+        && b.iter()
+            .all(|c| matches!(*c, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/'))
+        && b.iter().any(u8::is_ascii_uppercase)
+        && b.iter().any(u8::is_ascii_lowercase)
+        && (body.len() < w.len()
+            || b.iter()
+                .any(|c| c.is_ascii_digit() || matches!(c, b'+' | b'/')))
+}
+
+/// Commands that take no argument and that a client may send after an IMAP-style tag
+/// (`A1 QUIT`, `a2 NOOP`): the tag carries a digit, so `Help quit` is not one.
+const TAGGED_BARE_VERBS: &[&str] = &["quit", "noop", "logout", "capability", "starttls", "rset"];
+
 fn is_num(w: &str) -> bool {
     !w.is_empty() && w.len() <= 10 && w.bytes().all(|c| c.is_ascii_digit())
 }
@@ -265,6 +295,7 @@ fn protocol_line(line: &str) -> bool {
             a.starts_with("from:") || a.starts_with("to:")
         }),
         "apop" => n == 2 && args[1].len() == 32 && args[1].bytes().all(|c| c.is_ascii_hexdigit()),
+        "auth" if n == 2 && is_sasl_response(args[1]) => is_sasl_name(args[0]),
         "auth" => {
             (1..=2).contains(&n)
                 && matches!(
@@ -303,9 +334,14 @@ fn protocol_line(line: &str) -> bool {
         && ((verb.bytes().any(|c| c.is_ascii_digit())
             && verb.bytes().any(|c| c.is_ascii_alphabetic()))
             || imap_syntax);
+    let bare = rest.is_empty()
+        && TAGGED_BARE_VERBS
+            .iter()
+            .any(|v| cmd.eq_ignore_ascii_case(v));
     tag_ok
-        && IMAP_VERBS.iter().any(|v| cmd.eq_ignore_ascii_case(v))
-        && (imap_syntax || rest.len() <= 3)
+        && (bare
+            || (IMAP_VERBS.iter().any(|v| cmd.eq_ignore_ascii_case(v))
+                && (imap_syntax || rest.len() <= 3)))
 }
 
 /// A line, after a line break inside the input, that is a protocol command with its
@@ -617,6 +653,10 @@ mod tests {
             "\r\nEHLO test.com",
             "&#13;&#10;DATA",
             "&#xd;&#xa;RETR 1",
+            "\r\nAUTH PLAIN AGJvYgBzZWNyZXQ=",
+            "\r\nAUTH x-custom dGhpc2lzIWF0ZXN0cGFzcw==",
+            "&#13;&#10;A1 QUIT",
+            "\r\nb7 logout",
         ] {
             assert!(crlf_protocol(s).is_some(), "missed {s:?}");
         }
@@ -629,6 +669,12 @@ mod tests {
             "Status?\r\n10 select node.js join\r\nZoe",
             "1. Set the table\n2. Order by Friday",
             "# shoes\n\n* It's 5'10\" tall",
+            "Hi\r\nAuth failed for user bob\r\nThanks",
+            "Hi\r\nauth token abcd1234\r\nbye",
+            "Hi\r\nauth code 12345678",
+            "Hi\r\nAuth with PasswordReset",
+            "Round two\r\nSo I quit\r\nThen noop",
+            "Team\r\nA1 quit early",
         ] {
             assert!(crlf_protocol(s).is_none(), "false positive on {s:?}");
         }
