@@ -254,6 +254,8 @@ fn command_and_code_injection_techniques() {
         // Programs with no meaning in prose; a shell run on a script file.
         (Family::Cmdi, "time; cscli alerts list"),
         (Family::Cmdi, "aa-disable php-fpm"),
+        (Family::Cmdi, "x && aa-teardown"),
+        (Family::Cmdi, "chef report nodes"),
         (Family::Cmdi, "pipx install something"),
         (Family::Cmdi, "rc script.sh"),
         // Mail protocol commands after a line break: SASL initial response, tagged QUIT.
@@ -293,6 +295,9 @@ fn command_and_code_injection_techniques() {
         "Great; ex boyfriend says hi!",
         "We support Python 3.11; php8 and node18",
         "fish and chips",
+        "Buy chargers & aa-batteries today",
+        "chef report: nodes of flavour",
+        "Chef reports on new menus",
         "memory: 512M",
         "session.timeout=30",
         "engine=true",
