@@ -289,6 +289,7 @@ fn command_and_code_injection_techniques() {
         r#"He said ""hi"" to me"#,
         r#""a","b","c","d""#,
         "rock'n'roll",
+        r#"Score: 1"2"3"4"5"#,
         "/pages/[id]/edit",
         "/docs/[a/b]/x",
         "Lunch; view the menu !now",
