@@ -102,11 +102,15 @@ pub fn detect(s: &str) -> Option<&'static str> {
     })
 }
 
+/// Most distinct start tags [`smuggled_element`] remembers (bounds its work).
+const MAX_SMUGGLED_TAGS: usize = 32;
+
 /// An element (`<x ...>` and a later `</x`) whose angle brackets all come from high
 /// characters that a 7-bit decoder reads as `<` and `>` (`¼test¾...¼/test¾`). Nobody
 /// writes a whole element in `¼`/`¾` but to smuggle markup past filters; `¼ cup ¾ full`
 /// (no tag name) and rich text with ASCII tags that merely contains a `½` stay clean,
-/// because the input's own ASCII `<` and `>` do not count here.
+/// because the input's own ASCII `<` and `>` do not count here. One pass: each start
+/// tag's `>` is looked for only up to the next `<`.
 fn smuggled_element(s: &str) -> Option<&'static str> {
     let view: String = s
         .chars()
@@ -123,26 +127,31 @@ fn smuggled_element(s: &str) -> Option<&'static str> {
             c => c,
         })
         .collect();
-    let mut rest = view.as_str();
-    while let Some(p) = rest.find("</") {
-        let after = &rest[p + 2..];
-        let name_len = after
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric())
-            .count();
-        if name_len > 0 && after.as_bytes()[0].is_ascii_alphabetic() {
-            let name = &after[..name_len];
-            let before = &view[..view.len() - rest.len() + p];
-            let opened = before.match_indices('<').any(|(q, _)| {
-                let tail = &before[q + 1..];
-                tail.strip_prefix(name)
-                    .is_some_and(|t| t.starts_with(['>', ' ', '/']) && t.contains('>'))
-            });
-            if opened {
+    let tag_name = |t: &str| -> usize {
+        if t.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            t.bytes().take_while(|b| b.is_ascii_alphanumeric()).count()
+        } else {
+            0
+        }
+    };
+    let mut opened: Vec<&str> = Vec::new();
+    for (q, _) in view.match_indices('<') {
+        let tail = &view[q + 1..];
+        if let Some(close) = tail.strip_prefix('/') {
+            let name = &close[..tag_name(close)];
+            if !name.is_empty() && opened.contains(&name) {
                 return Some("element in 7-bit encoding");
             }
+            continue;
         }
-        rest = after;
+        let name = &tail[..tag_name(tail)];
+        let rest = &tail[name.len()..];
+        let closed = rest.starts_with(['>', ' ', '/'])
+            && rest.split('<').next().is_some_and(|t| t.contains('>'));
+        if !name.is_empty() && closed && opened.len() < MAX_SMUGGLED_TAGS && !opened.contains(&name)
+        {
+            opened.push(name);
+        }
     }
     None
 }
@@ -196,6 +205,7 @@ fn detect_markup(s: &str) -> Option<&'static str> {
         }
         // attributes: on* handlers and script URLs
         let ab = attrs.as_bytes();
+        let attrs_end = attrs.trim_end().len();
         let mut j = 0;
         while j < ab.len() {
             while j < ab.len() && matches!(ab[j], b' ' | b'/' | b'"' | b'\'' | b'`') {
@@ -249,10 +259,7 @@ fn detect_markup(s: &str) -> Option<&'static str> {
             // Dangling markup: the input stops right after a URL attribute of a tag it
             // never closes (`<a href="x"`), so the page's own following markup is read as
             // more attributes of the injected tag.
-            if closing.is_none()
-                && quote.is_some()
-                && URL_ATTRS.contains(&an)
-                && attrs.get(j + 1..).is_some_and(|t| t.trim().is_empty())
+            if closing.is_none() && quote.is_some() && URL_ATTRS.contains(&an) && j + 1 == attrs_end
             {
                 return Some("tag left open after a URL attribute");
             }
