@@ -112,6 +112,8 @@ fn obfuscated_urls_and_traversal() {
         "0x2f0x2e0x2e/x",
         "..0x2f..0x2f",
         "/@id/__x00__",
+        ">/tmp/curl",
+        "x; id 2>>/dev/shm/o",
     ] {
         assert_flags(&d, Family::PathTraversal, v);
     }
@@ -127,6 +129,9 @@ fn obfuscated_urls_and_traversal() {
         "color 0x2f2f2f",
         "/@alice/109876543210",
         "/@fs/123",
+        "> /tmp/ is full again, see the log",
+        "a=>/tmp",
+        "cp a.txt /tmp/b.txt",
     ] {
         let f = families(&d, v);
         assert!(
