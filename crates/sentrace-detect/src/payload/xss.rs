@@ -95,10 +95,89 @@ pub fn seven_bit_view(s: &str) -> Option<String> {
 /// Text written for a 7-bit decoder ([`seven_bit_view`]) is read as that decoder would.
 pub fn detect(s: &str) -> Option<&'static str> {
     detect_markup(s).or_else(|| {
-        seven_bit_view(s)
-            .and_then(|v| detect_markup(&v))
+        let v = seven_bit_view(s)?;
+        detect_markup(&v)
+            .or_else(|| smuggled_element(s))
             .map(|_| "markup in 7-bit encoding")
     })
+}
+
+/// Most distinct start tags [`smuggled_element`] remembers (bounds its work).
+const MAX_SMUGGLED_TAGS: usize = 32;
+
+/// An element (`<x ...>` and a later `</x`) whose angle brackets all come from high
+/// characters that a 7-bit decoder reads as `<` and `>` (`¼test¾...¼/test¾`). Nobody
+/// writes a whole element in `¼`/`¾` but to smuggle markup past filters; `¼ cup ¾ full`
+/// (no tag name) and rich text with ASCII tags that merely contains a `½` stay clean,
+/// because the input's own ASCII `<` and `>` do not count here. One pass: each start
+/// tag's `>` is looked for only up to the next `<`.
+fn smuggled_element(s: &str) -> Option<&'static str> {
+    let view: String = s
+        .chars()
+        .map(|c| match c {
+            '<' | '>' => ' ',
+            c if u32::from(c) >= 0x80 => {
+                let low = char::from_u32(u32::from(c) & 0x7f).unwrap_or(c);
+                if matches!(low, '<' | '>' | '/') {
+                    low
+                } else {
+                    c
+                }
+            }
+            c => c,
+        })
+        .collect();
+    let tag_name = |t: &str| -> usize {
+        if t.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            t.bytes().take_while(|b| b.is_ascii_alphanumeric()).count()
+        } else {
+            0
+        }
+    };
+    let mut opened: Vec<&str> = Vec::new();
+    for (q, _) in view.match_indices('<') {
+        let tail = &view[q + 1..];
+        if let Some(close) = tail.strip_prefix('/') {
+            let name = &close[..tag_name(close)];
+            if !name.is_empty() && opened.contains(&name) {
+                return Some("element in 7-bit encoding");
+            }
+            continue;
+        }
+        let name = &tail[..tag_name(tail)];
+        let rest = &tail[name.len()..];
+        let closed = rest.starts_with(['>', ' ', '/'])
+            && rest.split('<').next().is_some_and(|t| t.contains('>'));
+        if !name.is_empty() && closed && opened.len() < MAX_SMUGGLED_TAGS && !opened.contains(&name)
+        {
+            opened.push(name);
+        }
+    }
+    None
+}
+
+/// An input that ends in an event-handler attribute whose value is still to come
+/// (`  onabcdefgh= `, `x" onfoo=`): injected into an unquoted or broken-out attribute,
+/// the page's next characters become handler code. The name must follow whitespace or a
+/// quote; when normalization trimmed that separator away, the decoded raw input must
+/// start with it, so base64 tokens (`...51onabcd=`, `onAbCdEf=`) never count.
+pub fn bare_handler(raw: &str, norm: &str) -> Option<&'static str> {
+    let body = norm.strip_suffix('=')?.trim_end();
+    let name_start = body
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !c.is_ascii_lowercase())
+        .map_or(0, |(p, c)| p + c.len_utf8());
+    let name = &body[name_start..];
+    if !(5..=52).contains(&name.len()) || !name.starts_with("on") {
+        return None;
+    }
+    let separated = match name_start.checked_sub(1) {
+        None => crate::normalize::decode(raw)
+            .starts_with(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`')),
+        Some(p) => matches!(body.as_bytes().get(p), Some(b' ' | b'"' | b'\'' | b'`')),
+    };
+    separated.then_some("event handler attribute left open")
 }
 
 fn detect_markup(s: &str) -> Option<&'static str> {
@@ -118,13 +197,15 @@ fn detect_markup(s: &str) -> Option<&'static str> {
             continue;
         }
         let name = &s[start..name_end];
-        let tag_end = s[name_end..].find('>').map_or(b.len(), |q| name_end + q);
+        let closing = s[name_end..].find('>');
+        let tag_end = closing.map_or(b.len(), |q| name_end + q);
         let attrs = &s[name_end..tag_end];
         if DANGEROUS_TAGS.contains(&name.split(':').next_back().unwrap_or(name)) {
             return Some("dangerous tag");
         }
         // attributes: on* handlers and script URLs
         let ab = attrs.as_bytes();
+        let attrs_end = attrs.trim_end().len();
         let mut j = 0;
         while j < ab.len() {
             while j < ab.len() && matches!(ab[j], b' ' | b'/' | b'"' | b'\'' | b'`') {
@@ -175,6 +256,13 @@ fn detect_markup(s: &str) -> Option<&'static str> {
             if URL_ATTRS.contains(&an) && script_url(val) {
                 return Some("script url attribute");
             }
+            // Dangling markup: the input stops right after a URL attribute of a tag it
+            // never closes (`<a href="x"`), so the page's own following markup is read as
+            // more attributes of the injected tag.
+            if closing.is_none() && quote.is_some() && URL_ATTRS.contains(&an) && j + 1 == attrs_end
+            {
+                return Some("tag left open after a URL attribute");
+            }
             if an == "style"
                 && (val.contains("expression(")
                     || val.contains("javascript:")
@@ -214,6 +302,69 @@ mod tests {
             "\u{43c}script\u{43e}alert(1)\u{43c}/script\u{43e}",
         ] {
             assert!(detect(&normalize(s)).is_some(), "missed {s:?}");
+        }
+    }
+
+    #[test]
+    fn markup_smuggled_for_a_7_bit_decoder() {
+        for s in [
+            "\u{bc}test\u{be}test(\u{a2}xss\u{a2})\u{bc}/test\u{be}",
+            "\u{bc}b class=x\u{be}hi\u{bc}/b\u{be}",
+        ] {
+            assert!(detect(&normalize(s)).is_some(), "missed {s:?}");
+        }
+        for s in [
+            "<p>Add \u{bd} cup</p>",
+            "\u{bc} cup sugar, \u{be} cup flour </b>",
+            "\u{bc}b\u{be} alone",
+            "<b>bold</b> \u{bc}",
+        ] {
+            assert!(detect(&normalize(s)).is_none(), "false positive on {s:?}");
+        }
+    }
+
+    #[test]
+    fn tag_left_open_after_a_url_attribute() {
+        for s in [
+            "<a href=\"test\"",
+            "x=<img src='//evil/x' ",
+            "<form action=\"/x\"",
+        ] {
+            assert!(detect(&normalize(s)).is_some(), "missed {s:?}");
+        }
+        for s in [
+            "<a href=\"test\">link</a>",
+            // Truncated rich text: the quote is still open.
+            "<p>see <a href=\"https://example.com/a",
+            "<b class=\"x\"",
+            "if a <b and c> d",
+        ] {
+            assert!(detect(&normalize(s)).is_none(), "false positive on {s:?}");
+        }
+    }
+
+    #[test]
+    fn event_handler_left_open() {
+        let bare = |raw: &str| bare_handler(raw, &normalize(raw));
+        for s in [
+            "  onabcdefgh= ",
+            "%20onfoo=",
+            "x\" onmouseover=",
+            "' onload =",
+        ] {
+            assert!(bare(s).is_some(), "missed {s:?}");
+        }
+        for s in [
+            "onAbCdEfGh=",
+            "t=1614308115,v1=5257a869e7ecebeda32affa62cdca3fa51onabcd=",
+            "eyJzdWIiOiIxMjM0In0onload=",
+            "abc/onabcdef=",
+            " on=",
+            " onion",
+            " online=3",
+            "turn on= off",
+        ] {
+            assert!(bare(s).is_none(), "false positive on {s:?}");
         }
     }
 

