@@ -87,6 +87,7 @@ const ATTACK_FUNCS: &[&str] = &[
     "db_name",
     "suser_name",
     "is_srvrolemember",
+    "find_in_set",
 ];
 
 /// Words that only appear in SQL aimed at the database's own catalog.
@@ -304,6 +305,43 @@ fn start_statement(t: &[Token<'_>]) -> bool {
     }
 }
 
+/// Whether the tokens before a boolean operator are only the string the input breaks out
+/// of and at most two more quote runs (`'''or 1`, `x''' or 'a`): `''` inside a string is an
+/// escaped quote, so an odd run of quotes still ends the query's string.
+fn quote_run_break(before: &[Token<'_>]) -> bool {
+    (1..=3).contains(&before.len()) && before.iter().all(|x| x.tok == Tok::Str)
+}
+
+/// Whether the boolean operator at `i` ends a comparison and opens a string that runs to
+/// the end of the input (`' * from = 1 or '9`): the query's own closing quote completes
+/// `OR '9'`, a truthy tail, as it completes the last literal of `' or '1'='1`.
+fn truthy_string_tail(t: &[Token<'_>], i: usize) -> bool {
+    matches!(word(t, i), "or" | "||" | "xor")
+        && i + 2 == t.len()
+        && i >= 2
+        && is_literal(t.get(i - 1))
+        && is_cmp(t.get(i - 2))
+}
+
+/// Whether `SET` at `i` assigns a session variable (`SET @old_sql_notes`,
+/// `;SET @saved_cs_client,`): a statement of its own, which dumps and stacked injections
+/// open with. The variable name must have an underscore (SQL style, unlike most
+/// `@mentions`), `SET` must not follow a word (`I set @home`), and the statement must end
+/// there or continue as SQL does.
+fn user_variable_assignment(t: &[Token<'_>], i: usize) -> bool {
+    let after_word = i
+        .checked_sub(1)
+        .and_then(|p| t.get(p))
+        .is_some_and(|x| matches!(x.tok, Tok::Word | Tok::Str | Tok::Num | Tok::Kw));
+    let var = t.get(i + 1).filter(|x| x.tok == Tok::Var);
+    !after_word
+        && var.is_some_and(|v| v.text.trim_start_matches('@').len() > 2 && v.text.contains('_'))
+        && matches!(
+            t.get(i + 2).map(|x| x.tok),
+            None | Some(Tok::Semi | Tok::Comma | Tok::Comment)
+        )
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -453,10 +491,13 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                     }
                     (Some(a), None | Some(Tok::Comment), _)
                         if quoted
-                            && i == 1
+                            && quote_run_break(&t[..i])
                             && matches!(a, Tok::Num | Tok::Str | Tok::Kw | Tok::Word) =>
                     {
                         return Some("boolean after string break");
+                    }
+                    (Some(Tok::Str), None, _) if quoted && truthy_string_tail(t, i) => {
+                        return Some("comparison then OR on an open string");
                     }
                     (Some(Tok::Num), Some(Tok::Comment), _) => {
                         return Some("boolean then comment");
@@ -538,6 +579,9 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 return Some("paren break and comparison");
             }
             Tok::Comment if quoted && i == 1 => return Some("comment after string break"),
+            Tok::Kw if tk.text == "set" && !quoted && user_variable_assignment(t, i) => {
+                return Some("user variable assignment");
+            }
             Tok::Stmt if i == 0 && !quoted && start_statement(t) => {
                 return Some("SQL statement as input");
             }

@@ -213,3 +213,62 @@ fn prefilter_never_hides_a_finding() {
     assert!(may_be_sql("shoes or boots"));
     assert!(may_be_sql("1 -- x"));
 }
+
+#[test]
+fn string_breaks_with_quote_runs_and_open_tails() {
+    for s in [
+        // An odd run of quotes, then a boolean tail.
+        "'''or 1",
+        "x''' or 'a",
+        // A comparison, then OR on a string the query's closing quote completes.
+        "' * from = 1 or '9",
+        "x' = 2 or 'y",
+        "a' like 1 || 'b",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "is this your parents' or yours?",
+        "it's 1 or 'two'",
+        "rated = 5 or 'better'",
+        "'''quoted''' or not, that is it",
+        "Rock 'n' roll or jazz",
+        "O'Brien or O'Neill",
+        "levi's or l'oreal",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn session_variables_and_set_functions() {
+    for s in [
+        "SET @OLD_SQL_NOTES",
+        ">SET @OLD_SQL_NOTES",
+        ";set @saved_cs_client,",
+        "SET @old_unique_checks; --",
+        ", FIND_IN_SET('22', Category )",
+        "1 and find_in_set(1, (select 1))",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "set @john",
+        "I set @jane_doe as reviewer",
+        "set @team_lead as owner",
+        "meeting set @ 5pm",
+        "Set the table and drop the kids at school",
+        "find_in_set is a MySQL function",
+        "find in set (all)",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
