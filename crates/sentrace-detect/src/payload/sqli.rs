@@ -342,6 +342,33 @@ fn user_variable_assignment(t: &[Token<'_>], i: usize) -> bool {
         )
 }
 
+/// Whether the token at `k` can open the column list of a subquery: a literal, a call,
+/// a variable, `(` before an expression, `*` (not markdown's `**`), or a keyword that starts an expression
+/// (`NULL`, `CASE`, `DISTINCT`, ...), not one that only prose puts after "select"
+/// (`or select values`, `or select set`).
+fn select_list_start(t: &[Token<'_>], k: usize) -> bool {
+    let Some(x) = t.get(k) else {
+        return false;
+    };
+    match x.tok {
+        Tok::Num | Tok::Func | Tok::Var | Tok::Str => true,
+        // `select (1)`, `select (sleep(5))`; not `select (optional)`.
+        Tok::LParen => !matches!(t.get(k + 1).map(|y| y.tok), None | Some(Tok::Word)),
+        Tok::Kw => matches!(
+            x.text,
+            "null" | "case" | "distinct" | "top" | "true" | "false" | "all" | "exists"
+        ),
+        Tok::Op => x.text == "*" && t.get(k + 1).is_none_or(|y| y.text != "*"),
+        _ => false,
+    }
+}
+
+/// Whether a number is an ordered-list marker (`1.` in `1. Order by Friday`): SQL
+/// injections write `1 ORDER BY 3`, prose and markdown lists put a dot after the number.
+fn list_marker(tk: &Token<'_>) -> bool {
+    tk.tok == Tok::Num && tk.text.ends_with('.')
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -481,12 +508,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                     (Some(Tok::Func), _, _) => {
                         return Some("function call after boolean operator");
                     }
-                    (Some(Tok::Select), Some(n), _)
-                        if matches!(
-                            n,
-                            Tok::Num | Tok::Func | Tok::Var | Tok::Str | Tok::Kw | Tok::LParen
-                        ) || t.get(j + 1).is_some_and(|x| x.text == "*") =>
-                    {
+                    (Some(Tok::Select), Some(_), _) if select_list_start(t, j + 1) => {
                         return Some("subquery after boolean operator");
                     }
                     (Some(a), None | Some(Tok::Comment), _)
@@ -541,19 +563,16 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                         at(i - 1),
                         Some(Tok::LParen | Tok::Semi | Tok::Str | Tok::Logic)
                     )
-                    && (matches!(
-                        at(i + 1),
-                        Some(Tok::Num | Tok::Func | Tok::Var | Tok::Str | Tok::Kw)
-                    ) || t
-                        .get(i + 1)
-                        .is_some_and(|x| x.tok == Tok::Op && x.text == "*"))
+                    && select_list_start(t, i + 1)
                 {
                     return Some("subquery");
                 }
             }
             // `' ORDER BY 3--`, `1 GROUP BY x HAVING 1=1`.
             Tok::Clause
-                if i > 0 && matches!(at(i - 1), Some(Tok::Str | Tok::Num | Tok::RParen)) =>
+                if i > 0
+                    && matches!(at(i - 1), Some(Tok::Str | Tok::Num | Tok::RParen))
+                    && !list_marker(&t[i - 1]) =>
             {
                 let by = t.get(i + 1).is_some_and(|x| x.text == "by");
                 let next = if by { at(i + 2) } else { at(i + 1) };

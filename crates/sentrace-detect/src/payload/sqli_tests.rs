@@ -272,3 +272,33 @@ fn session_variables_and_set_functions() {
         );
     }
 }
+
+#[test]
+fn subqueries_and_clauses_versus_markdown() {
+    for s in [
+        "1 or select * from users",
+        "1 and select null",
+        "x' or select case when 1=1 then 1 end--",
+        "';select top 1 name",
+        "1 order by 3--",
+        "1) order by 2#",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        // Markdown bold and ordered lists.
+        "**or select** -- Echo Dot (5th gen)",
+        "**new and select** -- Compare: A > B",
+        "1. Order by Friday for delivery on Monday.\n2. Arrived late -- but works fine.",
+        // "select" followed by a keyword only prose puts there.
+        "don't or select values usb-c 2024",
+        "sale node.js or select set true",
+        "click here or select (optional)",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
