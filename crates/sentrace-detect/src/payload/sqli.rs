@@ -369,6 +369,21 @@ fn list_marker(tk: &Token<'_>) -> bool {
     tk.tok == Tok::Num && tk.text.ends_with('.')
 }
 
+/// Whether `t` is `, <literal>` at least twice and nothing else but a trailing comment
+/// (`', 2, 1`, `x', 'admin', 1--`): after a string break, the input supplies further
+/// values of an `INSERT ... VALUES` or `IN (...)` list, or pads `UNION` columns.
+fn value_list_tail(t: &[Token<'_>]) -> bool {
+    let body = match t.last() {
+        Some(x) if x.tok == Tok::Comment => &t[..t.len() - 1],
+        _ => t,
+    };
+    body.len() >= 4
+        && body.len() % 2 == 0
+        && body
+            .chunks(2)
+            .all(|p| p[0].tok == Tok::Comma && is_literal(p.get(1)))
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -653,6 +668,9 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 }
                 if at(1) == Some(Tok::Semi) && value_like {
                     return Some("statement end after string break");
+                }
+                if value_like && value_list_tail(&t[1..]) {
+                    return Some("string break into a value list");
                 }
                 match (at(1), at(2)) {
                     (

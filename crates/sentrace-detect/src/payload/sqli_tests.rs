@@ -302,3 +302,23 @@ fn subqueries_and_clauses_versus_markdown() {
         );
     }
 }
+
+#[test]
+fn string_break_into_a_value_list() {
+    for s in ["', 2, 1", "x', 'admin', 1--", "bob\", null, 0x41"] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "the 90's, 80s, 70s",
+        "5', 6 or 7",
+        "Jones', 5",
+        "'a', 'b', 'c'",
+        "rock 'n', 1, 2 roll",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
