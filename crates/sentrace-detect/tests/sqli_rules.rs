@@ -54,6 +54,9 @@ fn prose_and_data_near_those_patterns() {
         "{\"words\":[\"\\\"and\\\"\",\"\\\"or\\\"\"]}",
         "it\\'s fine, don\\'t worry",
         "\\\"1 or 2\\\" items",
+        "{\"quote\":\"He wrote \\\"And so it begins\\\"\"}",
+        "'He said \\'or else\\''",
+        "\\\"Or\\\" is a conjunction",
         // Numbers with `e` and dots.
         "option 1.e.g. this one",
         "v1.e(beta)",
