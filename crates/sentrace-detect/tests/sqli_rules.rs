@@ -72,6 +72,8 @@ fn prose_and_data_near_those_patterns() {
         "run `make`; then test",
         "`code`;",
         "use `a` or `b`",
+        "})`;",
+        "const q = `${a}`;",
         // Possessives and contractions before a dash.
         "don't--",
         "we'll--",
