@@ -384,6 +384,28 @@ fn value_list_tail(t: &[Token<'_>]) -> bool {
             .all(|p| p[0].tok == Tok::Comma && is_literal(p.get(1)))
 }
 
+/// Whether what follows `SELECT` reads as words rather than a column list: two bare words
+/// in a row before any `,`, `FROM` or statement end (`union select the color`, `union
+/// select off bluetooth`). A column list separates its items with commas and aliases
+/// them with `AS`; an injected `UNION SELECT` lists numbers, `NULL`, calls or columns.
+fn prose_after_select(t: &[Token<'_>]) -> bool {
+    let mut prev_word = false;
+    for x in t.iter().take(8) {
+        if matches!(
+            x.tok,
+            Tok::From | Tok::Comma | Tok::Comment | Tok::Semi | Tok::Union | Tok::RParen
+        ) {
+            return false;
+        }
+        let word = x.tok == Tok::Word;
+        if word && prev_word {
+            return true;
+        }
+        prev_word = word;
+    }
+    false
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -398,7 +420,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 while at(j) == Some(Tok::LParen) {
                     j += 1;
                 }
-                if at(j) == Some(Tok::Select) {
+                if at(j) == Some(Tok::Select) && !prose_after_select(&t[j + 1..]) {
                     return Some("union select");
                 }
             }

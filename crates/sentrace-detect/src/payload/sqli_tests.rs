@@ -322,3 +322,30 @@ fn string_break_into_a_value_list() {
         );
     }
 }
+
+#[test]
+fn union_select_needs_a_column_list() {
+    for s in [
+        "1 union select 1,2,3",
+        "' union select null--",
+        "x union all select username, password from users",
+        "1 union select password from users",
+        "-1 union select user()",
+        "1 union (select @@version)",
+        "' union select table_name from information_schema.tables--",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "running food union Select the color from the drop-down",
+        "union select off bluetooth waterproof",
+        "system drop union select usb-c Ship to 221B Baker St.",
+        "credit union select your branch",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
