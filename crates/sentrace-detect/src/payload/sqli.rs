@@ -294,7 +294,10 @@ fn start_statement(t: &[Token<'_>]) -> bool {
             stacked_statement(t) || (at(1) == Some(Tok::Word) && sql_end(2))
         }
         "delete" => at(1) == Some(Tok::From) && at(2) == Some(Tok::Word),
-        "insert" | "update" | "declare" | "waitfor" | "shutdown" => stacked_statement(t),
+        // `UPDATE t SET col =`: with no separator before it, the assignment must be there
+        // (`update kids set works with windows` is prose).
+        "update" => stacked_statement(t) && is_cmp(t.get(4)),
+        "insert" | "declare" | "waitfor" | "shutdown" => stacked_statement(t),
         "exec" | "execute" => {
             matches!(at(1), Some(Tok::Var))
                 || word(t, 1) == "immediate"
@@ -536,6 +539,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                     (Some(a), Some(Tok::Op), Some(c))
                         if is_value(a)
                             && is_value(c)
+                            && (word(t, j + 1) != "between" || word(t, j + 3) == "and")
                             && (is_cmp(t.get(j + 1))
                                 || matches!(a, Tok::Func | Tok::Select)
                                 || matches!(c, Tok::Func | Tok::Select | Tok::LParen)) =>

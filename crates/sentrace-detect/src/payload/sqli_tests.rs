@@ -349,3 +349,27 @@ fn union_select_needs_a_column_list() {
         );
     }
 }
+
+#[test]
+fn statements_and_ranges_need_their_syntax() {
+    for s in [
+        "update users set is_admin=1",
+        "UPDATE users SET password = 'x' WHERE id = 1",
+        "1 and id between 1 and 5",
+        "' or x between 0 and 9--",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "update kids set Works with Windows & Mac; no drivers needed.",
+        "update temp Set the table and drop the kids at school",
+        "and pro between ls chair Size chart: S/M/L = 36/38/40",
+        "or anything between us",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
