@@ -409,6 +409,35 @@ fn prose_after_select(t: &[Token<'_>]) -> bool {
     false
 }
 
+/// Whether `t[j..j + 3]` is a word operator between two bare words (`password is shared`,
+/// `pepper in the`, `it like me`): English, since SQL's `IS` takes `NULL`/`TRUE`/`NOT`,
+/// `IN` a parenthesized list, and injected `LIKE`/`REGEXP` a literal.
+fn word_op_between_words(t: &[Token<'_>], j: usize) -> bool {
+    let tok = |k: usize| t.get(k).map(|x| x.tok);
+    tok(j) == Some(Tok::Word)
+        && tok(j + 2) == Some(Tok::Word)
+        && word(t, j + 1).bytes().all(|c| c.is_ascii_alphabetic())
+}
+
+/// Whether the call at `j` reads as SQL: a function only injections use, or arguments
+/// with SQL in them (a nested call, a subquery, a variable, a string, an operator or a
+/// list), not a parenthetical remark (`Tom and Jerry (1940)`, `red or blue (any)`).
+fn sql_call(t: &[Token<'_>], j: usize) -> bool {
+    if t.get(j).is_some_and(|x| ATTACK_FUNCS.contains(&x.text)) {
+        return true;
+    }
+    t.iter()
+        .skip(j + 2)
+        .take(6)
+        .take_while(|x| x.tok != Tok::RParen)
+        .any(|x| {
+            matches!(
+                x.tok,
+                Tok::Func | Tok::Select | Tok::Var | Tok::Str | Tok::Op | Tok::Comma | Tok::LParen
+            ) || (x.tok == Tok::Kw && x.text == "null")
+        })
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -540,13 +569,14 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                         if is_value(a)
                             && is_value(c)
                             && (word(t, j + 1) != "between" || word(t, j + 3) == "and")
+                            && !word_op_between_words(t, j)
                             && (is_cmp(t.get(j + 1))
                                 || matches!(a, Tok::Func | Tok::Select)
                                 || matches!(c, Tok::Func | Tok::Select | Tok::LParen)) =>
                     {
                         return Some("boolean expression after input");
                     }
-                    (Some(Tok::Func), _, _) => {
+                    (Some(Tok::Func), _, _) if sql_call(t, j) => {
                         return Some("function call after boolean operator");
                     }
                     (Some(Tok::Select), Some(_), _) if select_list_start(t, j + 1) => {

@@ -373,3 +373,35 @@ fn statements_and_ranges_need_their_syntax() {
         );
     }
 }
+
+#[test]
+fn boolean_then_sql_versus_prose() {
+    for s in [
+        "1 and ord(mid((select user()),1,1))>64",
+        "' or lower(user())='root",
+        "1 and left(@@version,1)=5",
+        "x' and sleep (5)--",
+        "1 or length(database())>1",
+        "1 and x is null",
+        "1 or id in (1,2)",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "Tom and Jerry (1940)",
+        "salt and pepper (ground)",
+        "red or blue (any)",
+        "ham and eggs (2 pcs)",
+        "require() and include() now need the extension",
+        "The userid and password is shared",
+        "salt and pepper in the kitchen",
+        "cats and dogs like water",
+        "back and forth between the parent and child",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
