@@ -438,6 +438,12 @@ fn sql_call(t: &[Token<'_>], j: usize) -> bool {
         })
 }
 
+/// Whether a quote after `=` opens a value that starts with `#` (`href="#top"`,
+/// `bgcolor="#fff"`): the quote opens an HTML attribute, it does not close a string.
+fn anchor_value(before: &Token<'_>, comment: &Token<'_>) -> bool {
+    comment.text == "#" && before.text.trim_end().ends_with('=')
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -668,7 +674,9 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
             {
                 return Some("paren break and comparison");
             }
-            Tok::Comment if quoted && i == 1 => return Some("comment after string break"),
+            Tok::Comment if quoted && i == 1 && !anchor_value(&t[0], tk) => {
+                return Some("comment after string break");
+            }
             Tok::Kw if tk.text == "set" && !quoted && user_variable_assignment(t, i) => {
                 return Some("user variable assignment");
             }

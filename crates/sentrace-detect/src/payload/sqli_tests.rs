@@ -405,3 +405,21 @@ fn boolean_then_sql_versus_prose() {
         );
     }
 }
+
+#[test]
+fn html_anchor_is_not_a_comment_after_a_break() {
+    for s in ["admin'#", "admin' #", "x\" # y", "name=admin'#"] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "<a href=\"#18.8.0\">18.8.0</a><br/>",
+        "<td bgcolor=\"#ffffff\">x</td>",
+        "<a href='#reviews'>Reviews</a>",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
