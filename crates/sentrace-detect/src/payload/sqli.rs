@@ -444,6 +444,12 @@ fn anchor_value(before: &Token<'_>, comment: &Token<'_>) -> bool {
     comment.text == "#" && before.text.trim_end().ends_with('=')
 }
 
+/// Whether a "comment" is a command-line option in quotes (`try '--help'`, `'--use'`):
+/// `--` glued to a word. Injections end the query with `'--`, `'-- -` or `'--+`.
+fn quoted_option(comment: &Token<'_>) -> bool {
+    comment.text.len() > 2 && comment.text.starts_with("--")
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -674,7 +680,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
             {
                 return Some("paren break and comparison");
             }
-            Tok::Comment if quoted && i == 1 && !anchor_value(&t[0], tk) => {
+            Tok::Comment if quoted && i == 1 && !anchor_value(&t[0], tk) && !quoted_option(tk) => {
                 return Some("comment after string break");
             }
             Tok::Kw if tk.text == "set" && !quoted && user_variable_assignment(t, i) => {

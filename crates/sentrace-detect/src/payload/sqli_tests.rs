@@ -423,3 +423,21 @@ fn html_anchor_is_not_a_comment_after_a_break() {
         );
     }
 }
+
+#[test]
+fn quoted_command_line_option_is_not_a_comment() {
+    for s in ["admin'--", "admin'-- -", "admin'--+", "x' -- y"] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "For more information, try '--help'.",
+        "error: unexpected argument '--unknown' found",
+        "I ran it with \"--verbose\" and it failed",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
