@@ -755,7 +755,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                     ) => {
                         return Some("expression after string break");
                     }
-                    (Some(Tok::Op), Some(Tok::Str)) if n <= 4 => {
+                    (Some(Tok::Op), Some(Tok::Str)) if n <= 4 && is_cmp(t.get(1)) => {
                         return Some("string comparison after break");
                     }
                     _ => {}

@@ -441,3 +441,17 @@ fn quoted_command_line_option_is_not_a_comment() {
         );
     }
 }
+
+#[test]
+fn string_comparison_after_break_needs_a_comparison() {
+    for s in ["x'='x", "admin' <> '", "1' like '1"] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in ["path: '/',", "press '+' to zoom", "use '*' as a wildcard"] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
