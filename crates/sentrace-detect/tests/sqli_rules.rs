@@ -40,6 +40,12 @@ fn sql_breaks_caught_by_patterns() {
         // A string break, an alias and a comment.
         "x' email--",
         "admin' foo#",
+        // SQL built-ins called and compared, listed or left open.
+        "version()",
+        "user()='root'",
+        "database(),",
+        "substring(version(),1,1)=5",
+        "sleep(5",
     ] {
         assert!(!sqli(&d, v).is_empty(), "missed {v:?}");
     }
@@ -68,6 +74,9 @@ fn prose_and_data_near_those_patterns() {
         "songs like 'Yesterday'",
         "looks like \"rain\" today",
         "regexp: `^a+$`",
+        // Plural markers that look like calls.
+        "user(s) and group(s)",
+        "count(s) per day",
         // Backticks in markdown.
         "run `make`; then test",
         "`code`;",

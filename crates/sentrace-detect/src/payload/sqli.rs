@@ -366,7 +366,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
             }
             Tok::Semi if i > 0 || quoted => {
                 let stmt_ok = match at(i + 1) {
-                    Some(Tok::Select) => true,
+                    Some(Tok::Select) => !prose_after_select(&t[i + 2..]),
                     Some(Tok::Stmt) => stacked_statement(&t[i + 1..]),
                     Some(Tok::Func) => t.get(i + 1).is_some_and(|x| ATTACK_FUNCS.contains(&x.text)),
                     _ => false,

@@ -455,3 +455,25 @@ fn string_comparison_after_break_needs_a_comparison() {
         );
     }
 }
+
+#[test]
+fn stacked_select_needs_a_column_list() {
+    for s in [
+        "1; select pg_sleep(5)",
+        "x'; select * from users--",
+        "1;select name from users",
+        "1; select 1",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "drop-down menu doesn't work; select any size",
+        "it broke; select another one please",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
