@@ -46,6 +46,8 @@ fn sql_breaks_caught_by_patterns() {
         "database(),",
         "substring(version(),1,1)=5",
         "sleep(5",
+        "benchmark(10000000,md5(1))",
+        "x' sleep(20.to_i) '",
     ] {
         assert!(!sqli(&d, v).is_empty(), "missed {v:?}");
     }
@@ -74,6 +76,8 @@ fn prose_and_data_near_those_patterns() {
         "songs like 'Yesterday'",
         "looks like \"rain\" today",
         "regexp: `^a+$`",
+        // A delay with a unit, in prose.
+        "sleep(8 hours) is not enough",
         // Plural markers that look like calls.
         "user(s) and group(s)",
         "count(s) per day",

@@ -179,7 +179,8 @@ fn start_statement(t: &[Token<'_>]) -> bool {
     };
     match word(t, 0) {
         "drop" | "create" | "alter" | "truncate" | "rename" => {
-            stacked_statement(t) || (at(1) == Some(Tok::Word) && sql_end(2))
+            (stacked_statement(t) && !words_after_object_name(t))
+                || (at(1) == Some(Tok::Word) && sql_end(2))
         }
         "delete" => at(1) == Some(Tok::From) && at(2) == Some(Tok::Word),
         // `UPDATE t SET col =`: with no separator before it, the assignment must be there
@@ -338,6 +339,34 @@ fn quoted_option(comment: &Token<'_>) -> bool {
     comment.text.len() > 2 && comment.text.starts_with("--")
 }
 
+/// Whether `DROP TABLE <name>` (or CREATE/ALTER/...) goes on with a plain word that no
+/// such statement has after the name (`drop table knife account lamp`, `create table
+/// reservations for 4`): SQL continues with `;`, `(`, `,`, a comment, `CASCADE`, `ADD`, ...
+fn words_after_object_name(t: &[Token<'_>]) -> bool {
+    let name = if word(t, 2) == "if" { 4 } else { 2 };
+    t.get(name).is_some_and(|x| x.tok == Tok::Word)
+        && t.get(name + 1).is_some_and(|x| {
+            x.tok == Tok::Word
+                && !matches!(
+                    x.text,
+                    "cascade"
+                        | "restrict"
+                        | "purge"
+                        | "add"
+                        | "modify"
+                        | "change"
+                        | "to"
+                        | "owner"
+                        | "column"
+                        | "engine"
+                        | "character"
+                        | "default"
+                        | "with"
+                        | "authorization"
+                )
+        })
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -433,7 +462,12 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                                     | Tok::LParen
                             )
                         );
-                if sqlish && (strong || prev_break) {
+                // `sleep(8 hours)`: a number with a unit is prose.
+                let unit_arg = t
+                    .get(i + 2)
+                    .is_some_and(|x| x.tok == Tok::Num && !x.text.ends_with('.'))
+                    && at(i + 3) == Some(Tok::Word);
+                if sqlish && !unit_arg && (strong || prev_break) {
                     return Some("injection function call");
                 }
             }
@@ -548,7 +582,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 let by = t.get(i + 1).is_some_and(|x| x.text == "by");
                 let next = if by { at(i + 2) } else { at(i + 1) };
                 if matches!(next, Some(Tok::Num | Tok::Func | Tok::Word))
-                    && ((quoted && i == 1)
+                    && ((quoted && i == 1 && !t[0].text.contains(' '))
                         || at(n - 1) == Some(Tok::Comment)
                         || (tk.text == "having" && is_cmp(t.get(if by { i + 3 } else { i + 2 })))
                         || tk.text == "procedure")

@@ -477,3 +477,31 @@ fn stacked_select_needs_a_column_list() {
         );
     }
 }
+
+#[test]
+fn statements_clauses_and_delays_in_prose() {
+    for s in [
+        "drop table users",
+        "drop table if exists users cascade",
+        "create table t (a int)",
+        "alter table users add column x",
+        "x\" order by 3",
+        "1' order by 1",
+        "sleep(5)",
+        "1 and sleep(5)",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "Create table reservations for 4 people at 7pm",
+        "drop table knife account lamp",
+        "Where can I find the \"order by date\" option?",
+        "sleep(8 hours) is not enough",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
