@@ -12,120 +12,9 @@
 mod lex;
 use lex::classify_word;
 pub use lex::{MAX_TOKENS, Tok, Token, tokenize};
-
-/// Functions that only injections call (time delays, file reads, error-based extraction).
-const ATTACK_FUNCS: &[&str] = &[
-    "sleep",
-    "pg_sleep",
-    "benchmark",
-    "load_file",
-    "extractvalue",
-    "updatexml",
-    "name_const",
-    "xp_cmdshell",
-    "sys_eval",
-    "sys_exec",
-    "randomblob",
-    "dbms_pipe",
-    "receive_message",
-    "get_host_address",
-    "utl_inaddr",
-    "utl_http",
-    "make_set",
-    "geometrycollection",
-    "multipoint",
-    "polygon",
-    "linestring",
-    "exp",
-    "json_keys",
-    "gtid_subset",
-    "sqlite_version",
-    "pg_read_file",
-    "lo_import",
-    "xmltype",
-    "ctxsys",
-    "dbms_xmlgen",
-    "group_concat",
-    "information_schema",
-    "char",
-    "chr",
-    "concat",
-    "concat_ws",
-    "ascii",
-    "substring",
-    "substr",
-    "mid",
-    "ord",
-    "hex",
-    "unhex",
-    "version",
-    "user",
-    "current_user",
-    "system_user",
-    "if",
-    "iif",
-    "ifnull",
-    "count",
-    "length",
-    "cast",
-    "convert",
-    "elt",
-    "schema",
-    "database",
-    "waitfor",
-    "rand",
-    "floor",
-    "md5",
-    "sha1",
-    "row_count",
-    "found_rows",
-    "now",
-    "exec",
-    "execute",
-    "openrowset",
-    "opendatasource",
-    "db_name",
-    "suser_name",
-    "is_srvrolemember",
-];
-
-/// Words that only appear in SQL aimed at the database's own catalog.
-const ATTACK_WORDS: &[&str] = &[
-    "information_schema",
-    "sysobjects",
-    "syscolumns",
-    "sysusers",
-    "sqlite_master",
-    "pg_catalog",
-    "pg_shadow",
-    "xp_cmdshell",
-    "sp_executesql",
-    "sp_oacreate",
-    "outfile",
-    "dumpfile",
-    "msysobjects",
-    "all_tables",
-    "user_tables",
-    "sys.tables",
-    "mysql.user",
-    "@@version",
-    "@@datadir",
-    "@@hostname",
-    "pg_sleep",
-    "dbms_pipe",
-    "tempdb",
-    "msdasql",
-    "sqloledb",
-    "utl_http",
-    "schema_name",
-    "db_name",
-    "sp_password",
-    "sysdatabases",
-    "pg_user",
-    "json_extract",
-    "lo_get",
-    "pg_ls_dir",
-];
+#[path = "sqli_vocab.rs"]
+mod vocab;
+use vocab::{ATTACK_FUNCS, ATTACK_WORDS};
 
 fn is_operand(t: Tok) -> bool {
     matches!(
@@ -290,10 +179,14 @@ fn start_statement(t: &[Token<'_>]) -> bool {
     };
     match word(t, 0) {
         "drop" | "create" | "alter" | "truncate" | "rename" => {
-            stacked_statement(t) || (at(1) == Some(Tok::Word) && sql_end(2))
+            (stacked_statement(t) && !words_after_object_name(t))
+                || (at(1) == Some(Tok::Word) && sql_end(2))
         }
         "delete" => at(1) == Some(Tok::From) && at(2) == Some(Tok::Word),
-        "insert" | "update" | "declare" | "waitfor" | "shutdown" => stacked_statement(t),
+        // `UPDATE t SET col =`: with no separator before it, the assignment must be there
+        // (`update kids set works with windows` is prose).
+        "update" => stacked_statement(t) && is_cmp(t.get(4)),
+        "insert" | "declare" | "waitfor" | "shutdown" => stacked_statement(t),
         "exec" | "execute" => {
             matches!(at(1), Some(Tok::Var))
                 || word(t, 1) == "immediate"
@@ -302,6 +195,176 @@ fn start_statement(t: &[Token<'_>]) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether the tokens before a boolean operator are only the string the input breaks out
+/// of and at most two more quote runs (`'''or 1`, `x''' or 'a`): `''` inside a string is an
+/// escaped quote, so an odd run of quotes still ends the query's string.
+fn quote_run_break(before: &[Token<'_>]) -> bool {
+    (1..=3).contains(&before.len()) && before.iter().all(|x| x.tok == Tok::Str)
+}
+
+/// Whether the boolean operator at `i` ends a comparison and opens a string that runs to
+/// the end of the input (`' * from = 1 or '9`): the query's own closing quote completes
+/// `OR '9'`, a truthy tail, as it completes the last literal of `' or '1'='1`.
+fn truthy_string_tail(t: &[Token<'_>], i: usize) -> bool {
+    matches!(word(t, i), "or" | "||" | "xor")
+        && i + 2 == t.len()
+        && i >= 2
+        && is_literal(t.get(i - 1))
+        && is_cmp(t.get(i - 2))
+}
+
+/// Whether `SET` at `i` assigns a session variable (`SET @old_sql_notes`,
+/// `;SET @saved_cs_client,`): a statement of its own, which dumps and stacked injections
+/// open with. The variable name must have an underscore (SQL style, unlike most
+/// `@mentions`), `SET` must not follow a word (`I set @home`), and the statement must end
+/// there or continue as SQL does.
+fn user_variable_assignment(t: &[Token<'_>], i: usize) -> bool {
+    let after_word = i
+        .checked_sub(1)
+        .and_then(|p| t.get(p))
+        .is_some_and(|x| matches!(x.tok, Tok::Word | Tok::Str | Tok::Num | Tok::Kw));
+    let var = t.get(i + 1).filter(|x| x.tok == Tok::Var);
+    !after_word
+        && var.is_some_and(|v| v.text.trim_start_matches('@').len() > 2 && v.text.contains('_'))
+        && matches!(
+            t.get(i + 2).map(|x| x.tok),
+            None | Some(Tok::Semi | Tok::Comma | Tok::Comment)
+        )
+}
+
+/// Whether the token at `k` can open the column list of a subquery: a literal, a call,
+/// a variable, `(` before an expression, `*` (not markdown's `**`), or a keyword that starts an expression
+/// (`NULL`, `CASE`, `DISTINCT`, ...), not one that only prose puts after "select"
+/// (`or select values`, `or select set`).
+fn select_list_start(t: &[Token<'_>], k: usize) -> bool {
+    let Some(x) = t.get(k) else {
+        return false;
+    };
+    match x.tok {
+        Tok::Num | Tok::Func | Tok::Var | Tok::Str => true,
+        // `select (1)`, `select (sleep(5))`; not `select (optional)`.
+        Tok::LParen => !matches!(t.get(k + 1).map(|y| y.tok), None | Some(Tok::Word)),
+        Tok::Kw => matches!(
+            x.text,
+            "null" | "case" | "distinct" | "top" | "true" | "false" | "all" | "exists"
+        ),
+        Tok::Op => x.text == "*" && t.get(k + 1).is_none_or(|y| y.text != "*"),
+        _ => false,
+    }
+}
+
+/// Whether a number is an ordered-list marker (`1.` in `1. Order by Friday`): SQL
+/// injections write `1 ORDER BY 3`, prose and markdown lists put a dot after the number.
+fn list_marker(tk: &Token<'_>) -> bool {
+    tk.tok == Tok::Num && tk.text.ends_with('.')
+}
+
+/// Whether `t` is `, <literal>` at least twice and nothing else but a trailing comment
+/// (`', 2, 1`, `x', 'admin', 1--`): after a string break, the input supplies further
+/// values of an `INSERT ... VALUES` or `IN (...)` list, or pads `UNION` columns.
+fn value_list_tail(t: &[Token<'_>]) -> bool {
+    let body = match t.last() {
+        Some(x) if x.tok == Tok::Comment => &t[..t.len() - 1],
+        _ => t,
+    };
+    body.len() >= 4
+        && body.len() % 2 == 0
+        && body
+            .chunks(2)
+            .all(|p| p[0].tok == Tok::Comma && is_literal(p.get(1)))
+}
+
+/// Whether what follows `SELECT` reads as words rather than a column list: two bare words
+/// in a row before any `,`, `FROM` or statement end (`union select the color`, `union
+/// select off bluetooth`). A column list separates its items with commas and aliases
+/// them with `AS`; an injected `UNION SELECT` lists numbers, `NULL`, calls or columns.
+fn prose_after_select(t: &[Token<'_>]) -> bool {
+    let mut prev_word = false;
+    for x in t.iter().take(8) {
+        if matches!(
+            x.tok,
+            Tok::From | Tok::Comma | Tok::Comment | Tok::Semi | Tok::Union | Tok::RParen
+        ) {
+            return false;
+        }
+        let word = x.tok == Tok::Word;
+        if word && prev_word {
+            return true;
+        }
+        prev_word = word;
+    }
+    false
+}
+
+/// Whether `t[j..j + 3]` is a word operator between two bare words (`password is shared`,
+/// `pepper in the`, `it like me`): English, since SQL's `IS` takes `NULL`/`TRUE`/`NOT`,
+/// `IN` a parenthesized list, and injected `LIKE`/`REGEXP` a literal.
+fn word_op_between_words(t: &[Token<'_>], j: usize) -> bool {
+    let tok = |k: usize| t.get(k).map(|x| x.tok);
+    tok(j) == Some(Tok::Word)
+        && tok(j + 2) == Some(Tok::Word)
+        && word(t, j + 1).bytes().all(|c| c.is_ascii_alphabetic())
+}
+
+/// Whether the call at `j` reads as SQL: a function only injections use, or arguments
+/// with SQL in them (a nested call, a subquery, a variable, a string, an operator or a
+/// list), not a parenthetical remark (`Tom and Jerry (1940)`, `red or blue (any)`).
+fn sql_call(t: &[Token<'_>], j: usize) -> bool {
+    if t.get(j).is_some_and(|x| ATTACK_FUNCS.contains(&x.text)) {
+        return true;
+    }
+    t.iter()
+        .skip(j + 2)
+        .take(6)
+        .take_while(|x| x.tok != Tok::RParen)
+        .any(|x| {
+            matches!(
+                x.tok,
+                Tok::Func | Tok::Select | Tok::Var | Tok::Str | Tok::Op | Tok::Comma | Tok::LParen
+            ) || (x.tok == Tok::Kw && x.text == "null")
+        })
+}
+
+/// Whether a quote after `=` opens a value that starts with `#` (`href="#top"`,
+/// `bgcolor="#fff"`): the quote opens an HTML attribute, it does not close a string.
+fn anchor_value(before: &Token<'_>, comment: &Token<'_>) -> bool {
+    comment.text == "#" && before.text.trim_end().ends_with('=')
+}
+
+/// Whether a "comment" is a command-line option in quotes (`try '--help'`, `'--use'`):
+/// `--` glued to a word. Injections end the query with `'--`, `'-- -` or `'--+`.
+fn quoted_option(comment: &Token<'_>) -> bool {
+    comment.text.len() > 2 && comment.text.starts_with("--")
+}
+
+/// Whether `DROP TABLE <name>` (or CREATE/ALTER/...) goes on with a plain word that no
+/// such statement has after the name (`drop table knife account lamp`, `create table
+/// reservations for 4`): SQL continues with `;`, `(`, `,`, a comment, `CASCADE`, `ADD`, ...
+fn words_after_object_name(t: &[Token<'_>]) -> bool {
+    let name = if word(t, 2) == "if" { 4 } else { 2 };
+    t.get(name).is_some_and(|x| x.tok == Tok::Word)
+        && t.get(name + 1).is_some_and(|x| {
+            x.tok == Tok::Word
+                && !matches!(
+                    x.text,
+                    "cascade"
+                        | "restrict"
+                        | "purge"
+                        | "add"
+                        | "modify"
+                        | "change"
+                        | "to"
+                        | "owner"
+                        | "column"
+                        | "engine"
+                        | "character"
+                        | "default"
+                        | "with"
+                        | "authorization"
+                )
+        })
 }
 
 /// Why a token stream looks like an injection, if it does.
@@ -318,7 +381,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 while at(j) == Some(Tok::LParen) {
                     j += 1;
                 }
-                if at(j) == Some(Tok::Select) {
+                if at(j) == Some(Tok::Select) && !prose_after_select(&t[j + 1..]) {
                     return Some("union select");
                 }
             }
@@ -332,7 +395,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
             }
             Tok::Semi if i > 0 || quoted => {
                 let stmt_ok = match at(i + 1) {
-                    Some(Tok::Select) => true,
+                    Some(Tok::Select) => !prose_after_select(&t[i + 2..]),
                     Some(Tok::Stmt) => stacked_statement(&t[i + 1..]),
                     Some(Tok::Func) => t.get(i + 1).is_some_and(|x| ATTACK_FUNCS.contains(&x.text)),
                     _ => false,
@@ -399,7 +462,12 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                                     | Tok::LParen
                             )
                         );
-                if sqlish && (strong || prev_break) {
+                // `sleep(8 hours)`: a number with a unit is prose.
+                let unit_arg = t
+                    .get(i + 2)
+                    .is_some_and(|x| x.tok == Tok::Num && !x.text.ends_with('.'))
+                    && at(i + 3) == Some(Tok::Word);
+                if sqlish && !unit_arg && (strong || prev_break) {
                     return Some("injection function call");
                 }
             }
@@ -434,29 +502,29 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                     (Some(a), Some(Tok::Op), Some(c))
                         if is_value(a)
                             && is_value(c)
+                            && (word(t, j + 1) != "between" || word(t, j + 3) == "and")
+                            && !word_op_between_words(t, j)
                             && (is_cmp(t.get(j + 1))
                                 || matches!(a, Tok::Func | Tok::Select)
                                 || matches!(c, Tok::Func | Tok::Select | Tok::LParen)) =>
                     {
                         return Some("boolean expression after input");
                     }
-                    (Some(Tok::Func), _, _) => {
+                    (Some(Tok::Func), _, _) if sql_call(t, j) => {
                         return Some("function call after boolean operator");
                     }
-                    (Some(Tok::Select), Some(n), _)
-                        if matches!(
-                            n,
-                            Tok::Num | Tok::Func | Tok::Var | Tok::Str | Tok::Kw | Tok::LParen
-                        ) || t.get(j + 1).is_some_and(|x| x.text == "*") =>
-                    {
+                    (Some(Tok::Select), Some(_), _) if select_list_start(t, j + 1) => {
                         return Some("subquery after boolean operator");
                     }
                     (Some(a), None | Some(Tok::Comment), _)
                         if quoted
-                            && i == 1
+                            && quote_run_break(&t[..i])
                             && matches!(a, Tok::Num | Tok::Str | Tok::Kw | Tok::Word) =>
                     {
                         return Some("boolean after string break");
+                    }
+                    (Some(Tok::Str), None, _) if quoted && truthy_string_tail(t, i) => {
+                        return Some("comparison then OR on an open string");
                     }
                     (Some(Tok::Num), Some(Tok::Comment), _) => {
                         return Some("boolean then comment");
@@ -500,24 +568,21 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                         at(i - 1),
                         Some(Tok::LParen | Tok::Semi | Tok::Str | Tok::Logic)
                     )
-                    && (matches!(
-                        at(i + 1),
-                        Some(Tok::Num | Tok::Func | Tok::Var | Tok::Str | Tok::Kw)
-                    ) || t
-                        .get(i + 1)
-                        .is_some_and(|x| x.tok == Tok::Op && x.text == "*"))
+                    && select_list_start(t, i + 1)
                 {
                     return Some("subquery");
                 }
             }
             // `' ORDER BY 3--`, `1 GROUP BY x HAVING 1=1`.
             Tok::Clause
-                if i > 0 && matches!(at(i - 1), Some(Tok::Str | Tok::Num | Tok::RParen)) =>
+                if i > 0
+                    && matches!(at(i - 1), Some(Tok::Str | Tok::Num | Tok::RParen))
+                    && !list_marker(&t[i - 1]) =>
             {
                 let by = t.get(i + 1).is_some_and(|x| x.text == "by");
                 let next = if by { at(i + 2) } else { at(i + 1) };
                 if matches!(next, Some(Tok::Num | Tok::Func | Tok::Word))
-                    && ((quoted && i == 1)
+                    && ((quoted && i == 1 && !t[0].text.contains(' '))
                         || at(n - 1) == Some(Tok::Comment)
                         || (tk.text == "having" && is_cmp(t.get(if by { i + 3 } else { i + 2 })))
                         || tk.text == "procedure")
@@ -537,7 +602,12 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
             {
                 return Some("paren break and comparison");
             }
-            Tok::Comment if quoted && i == 1 => return Some("comment after string break"),
+            Tok::Comment if quoted && i == 1 && !anchor_value(&t[0], tk) && !quoted_option(tk) => {
+                return Some("comment after string break");
+            }
+            Tok::Kw if tk.text == "set" && !quoted && user_variable_assignment(t, i) => {
+                return Some("user variable assignment");
+            }
             Tok::Stmt if i == 0 && !quoted && start_statement(t) => {
                 return Some("SQL statement as input");
             }
@@ -591,6 +661,9 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 if at(1) == Some(Tok::Semi) && value_like {
                     return Some("statement end after string break");
                 }
+                if value_like && value_list_tail(&t[1..]) {
+                    return Some("string break into a value list");
+                }
                 match (at(1), at(2)) {
                     (
                         Some(Tok::RParen),
@@ -604,7 +677,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                     ) => {
                         return Some("expression after string break");
                     }
-                    (Some(Tok::Op), Some(Tok::Str)) if n <= 4 => {
+                    (Some(Tok::Op), Some(Tok::Str)) if n <= 4 && is_cmp(t.get(1)) => {
                         return Some("string comparison after break");
                     }
                     _ => {}

@@ -180,7 +180,14 @@ pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token<'_>> {
                 i = b.len();
             }
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                push(&mut out, Tok::Comment, "--");
+                // `--help`: the text keeps the letter, so checks can tell a command-line
+                // option from a comment (MySQL needs a space after `--` anyway).
+                let option = b.get(i + 2).is_some_and(u8::is_ascii_alphabetic);
+                push(
+                    &mut out,
+                    Tok::Comment,
+                    if option { &s[i..i + 3] } else { "--" },
+                );
                 i = b.len();
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {

@@ -213,3 +213,295 @@ fn prefilter_never_hides_a_finding() {
     assert!(may_be_sql("shoes or boots"));
     assert!(may_be_sql("1 -- x"));
 }
+
+#[test]
+fn string_breaks_with_quote_runs_and_open_tails() {
+    for s in [
+        // An odd run of quotes, then a boolean tail.
+        "'''or 1",
+        "x''' or 'a",
+        // A comparison, then OR on a string the query's closing quote completes.
+        "' * from = 1 or '9",
+        "x' = 2 or 'y",
+        "a' like 1 || 'b",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "is this your parents' or yours?",
+        "it's 1 or 'two'",
+        "rated = 5 or 'better'",
+        "'''quoted''' or not, that is it",
+        "Rock 'n' roll or jazz",
+        "O'Brien or O'Neill",
+        "levi's or l'oreal",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn session_variables_and_set_functions() {
+    for s in [
+        "SET @OLD_SQL_NOTES",
+        ">SET @OLD_SQL_NOTES",
+        ";set @saved_cs_client,",
+        "SET @old_unique_checks; --",
+        ", FIND_IN_SET('22', Category )",
+        "1 and find_in_set(1, (select 1))",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "set @john",
+        "I set @jane_doe as reviewer",
+        "set @team_lead as owner",
+        "meeting set @ 5pm",
+        "Set the table and drop the kids at school",
+        "find_in_set is a MySQL function",
+        "find in set (all)",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn subqueries_and_clauses_versus_markdown() {
+    for s in [
+        "1 or select * from users",
+        "1 and select null",
+        "x' or select case when 1=1 then 1 end--",
+        "';select top 1 name",
+        "1 order by 3--",
+        "1) order by 2#",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        // Markdown bold and ordered lists.
+        "**or select** -- Echo Dot (5th gen)",
+        "**new and select** -- Compare: A > B",
+        "1. Order by Friday for delivery on Monday.\n2. Arrived late -- but works fine.",
+        // "select" followed by a keyword only prose puts there.
+        "don't or select values usb-c 2024",
+        "sale node.js or select set true",
+        "click here or select (optional)",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn string_break_into_a_value_list() {
+    for s in ["', 2, 1", "x', 'admin', 1--", "bob\", null, 0x41"] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "the 90's, 80s, 70s",
+        "5', 6 or 7",
+        "Jones', 5",
+        "'a', 'b', 'c'",
+        "rock 'n', 1, 2 roll",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn union_select_needs_a_column_list() {
+    for s in [
+        "1 union select 1,2,3",
+        "' union select null--",
+        "x union all select username, password from users",
+        "1 union select password from users",
+        "-1 union select user()",
+        "1 union (select @@version)",
+        "' union select table_name from information_schema.tables--",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "running food union Select the color from the drop-down",
+        "union select off bluetooth waterproof",
+        "system drop union select usb-c Ship to 221B Baker St.",
+        "credit union select your branch",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn statements_and_ranges_need_their_syntax() {
+    for s in [
+        "update users set is_admin=1",
+        "UPDATE users SET password = 'x' WHERE id = 1",
+        "1 and id between 1 and 5",
+        "' or x between 0 and 9--",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "update kids set Works with Windows & Mac; no drivers needed.",
+        "update temp Set the table and drop the kids at school",
+        "and pro between ls chair Size chart: S/M/L = 36/38/40",
+        "or anything between us",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn boolean_then_sql_versus_prose() {
+    for s in [
+        "1 and ord(mid((select user()),1,1))>64",
+        "' or lower(user())='root",
+        "1 and left(@@version,1)=5",
+        "x' and sleep (5)--",
+        "1 or length(database())>1",
+        "1 and x is null",
+        "1 or id in (1,2)",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "Tom and Jerry (1940)",
+        "salt and pepper (ground)",
+        "red or blue (any)",
+        "ham and eggs (2 pcs)",
+        "require() and include() now need the extension",
+        "The userid and password is shared",
+        "salt and pepper in the kitchen",
+        "cats and dogs like water",
+        "back and forth between the parent and child",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn html_anchor_is_not_a_comment_after_a_break() {
+    for s in ["admin'#", "admin' #", "x\" # y", "name=admin'#"] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "<a href=\"#18.8.0\">18.8.0</a><br/>",
+        "<td bgcolor=\"#ffffff\">x</td>",
+        "<a href='#reviews'>Reviews</a>",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn quoted_command_line_option_is_not_a_comment() {
+    for s in ["admin'--", "admin'-- -", "admin'--+", "x' -- y"] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "For more information, try '--help'.",
+        "error: unexpected argument '--unknown' found",
+        "I ran it with \"--verbose\" and it failed",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn string_comparison_after_break_needs_a_comparison() {
+    for s in ["x'='x", "admin' <> '", "1' like '1"] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in ["path: '/',", "press '+' to zoom", "use '*' as a wildcard"] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn stacked_select_needs_a_column_list() {
+    for s in [
+        "1; select pg_sleep(5)",
+        "x'; select * from users--",
+        "1;select name from users",
+        "1; select 1",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "drop-down menu doesn't work; select any size",
+        "it broke; select another one please",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}
+
+#[test]
+fn statements_clauses_and_delays_in_prose() {
+    for s in [
+        "drop table users",
+        "drop table if exists users cascade",
+        "create table t (a int)",
+        "alter table users add column x",
+        "x\" order by 3",
+        "1' order by 1",
+        "sleep(5)",
+        "1 and sleep(5)",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+    for s in [
+        "Create table reservations for 4 people at 7pm",
+        "drop table knife account lamp",
+        "Where can I find the \"order by date\" option?",
+        "sleep(8 hours) is not enough",
+    ] {
+        assert!(
+            !hit(s),
+            "false positive on {s:?}: {:?}",
+            detect(&normalize(s))
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! The `sqli-*` pattern rules through the public API: escaped-quote breaks, MySQL number
+//! tricks, cut-off comparisons, backtick and alias breaks, each with hard negatives.
+
+use sentrace_core::TenantId;
+use sentrace_detect::{Detector, Family};
+
+fn sqli(d: &Detector, v: &str) -> Vec<String> {
+    let t = TenantId::new("t").unwrap();
+    d.scan_value(&t, v)
+        .into_iter()
+        .filter(|(r, _)| r.family == Family::Sqli)
+        .map(|(r, why)| format!("{} ({why})", r.id))
+        .collect()
+}
+
+#[test]
+fn sql_breaks_caught_by_patterns() {
+    let d = Detector::with_default_rules().unwrap();
+    for v in [
+        // A backslash before the quote turns `\'` into `\\'` under addslashes.
+        "\\'and",
+        "foo\\''or'oof",
+        "\\`or`1",
+        "\\'or 1=1",
+        "\\\"1 or 1-",
+        "x\\' || 'a",
+        // MySQL drops `1.e` before `(` and `.`.
+        "1.e(ascii)",
+        "1.e.tables",
+        "' or 1.e(\")='",
+        "information_schema 1.e.columns",
+        // A comparison cut after LIKE/REGEXP.
+        "something LIKE '",
+        "name not like \"",
+        "` REGEXP ",
+        "`rlike",
+        // A backtick identifier closed and the statement ended.
+        "admin@juice-sh.op`;",
+        "bob`; --",
+        // A string break, an alias and a comment.
+        "x' email--",
+        "admin' foo#",
+        // SQL built-ins called and compared, listed or left open.
+        "version()",
+        "user()='root'",
+        "database(),",
+        "substring(version(),1,1)=5",
+        "sleep(5",
+        "benchmark(10000000,md5(1))",
+        "x' sleep(20.to_i) '",
+    ] {
+        assert!(!sqli(&d, v).is_empty(), "missed {v:?}");
+    }
+}
+
+#[test]
+fn prose_and_data_near_those_patterns() {
+    let d = Detector::with_default_rules().unwrap();
+    for v in [
+        // Escaped quotes in JSON text.
+        "{\"note\":\"he said \\\"yes\\\" or no\"}",
+        "{\"words\":[\"\\\"and\\\"\",\"\\\"or\\\"\"]}",
+        "it\\'s fine, don\\'t worry",
+        "\\\"1 or 2\\\" items",
+        "{\"quote\":\"He wrote \\\"And so it begins\\\"\"}",
+        "'He said \\'or else\\''",
+        "\\\"Or\\\" is a conjunction",
+        // Numbers with `e` and dots.
+        "option 1.e.g. this one",
+        "v1.e(beta)",
+        "1.5e(10)",
+        "2.e",
+        // LIKE and REGEXP in prose and code.
+        "things I like",
+        "I like 'em",
+        "songs like 'Yesterday'",
+        "looks like \"rain\" today",
+        "regexp: `^a+$`",
+        // A delay with a unit, in prose.
+        "sleep(8 hours) is not enough",
+        // Plural markers that look like calls.
+        "user(s) and group(s)",
+        "count(s) per day",
+        // Backticks in markdown.
+        "run `make`; then test",
+        "`code`;",
+        "use `a` or `b`",
+        "})`;",
+        "const q = `${a}`;",
+        // Possessives and contractions before a dash.
+        "don't--",
+        "we'll--",
+        "Jones' house -- nice",
+        "it's fine--really",
+    ] {
+        let h = sqli(&d, v);
+        assert!(h.is_empty(), "false positive on {v:?}: {h:?}");
+    }
+}
