@@ -482,8 +482,10 @@ fn braced_prefix_var(b: &[u8], i: usize) -> Option<usize> {
 
 /// Removes expansions of short, unset-looking variables that an attacker puts inside or
 /// after a command word so that it does not read as one: `$u` in `cat$u /etc$u/passwd`,
-/// `$$` and `$-` in `una$$me`, `c$-at`, and a lone `$a ` before a word (`|$u wget`). A
-/// variable name is one to three letters; longer names (`$HOME`) stay.
+/// `$$` and `$-` in `una$$me`, `c$-at`, a lone `$a ` before a word (`|$u wget`), and a
+/// braced `${name}` of up to [`MAX_BRACED_VAR`] characters glued to the front of a word
+/// (`${x}cat`, see [`braced_prefix_var`]). A bare name is one to three letters; longer
+/// bare names (`$HOME`) stay.
 fn drop_empty_vars(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('$') {
         return std::borrow::Cow::Borrowed(s);

@@ -112,6 +112,9 @@ fn obfuscated_urls_and_traversal() {
         "0x2f0x2e0x2e/x",
         "..0x2f..0x2f",
         "/@id/__x00__",
+        "/@fs/etc/passwd",
+        "/@fs/root/app/.env?raw??",
+        "/@fs/home/alice/app/src/secret.ts?import&raw??",
         ">/tmp/curl",
         "x; id 2>>/dev/shm/o",
     ] {
@@ -129,6 +132,9 @@ fn obfuscated_urls_and_traversal() {
         "color 0x2f2f2f",
         "/@alice/109876543210",
         "/@fs/123",
+        // Vite dev-server module paths of project files; a Windows path in a file URL.
+        "/@fs/home/alice/monorepo/packages/ui/src/index.ts",
+        "/@fs/usr/src/app/src/main.tsx",
         "> /tmp/ is full again, see the log",
         "a=>/tmp",
         "cp a.txt /tmp/b.txt",
@@ -138,5 +144,14 @@ fn obfuscated_urls_and_traversal() {
             !f.contains(&Family::Ssrf) && !f.contains(&Family::PathTraversal),
             "false positive on {v:?}: {f:?}"
         );
-    }
+    } // A Windows path in a file URL is not a host split by backslashes (the file: scheme
+    // itself is reported by the LFI and SSRF checks).
+    let t = TenantId::new("t").unwrap();
+    let v = "file://c:\\users\\bob\\documents\\x.pdf";
+    let hits: Vec<_> = d
+        .scan_value(&t, v)
+        .into_iter()
+        .filter(|(r, _)| r.id == "rfi-patterns")
+        .collect();
+    assert!(hits.is_empty(), "false positive on {v:?}: {hits:?}");
 }

@@ -29,6 +29,8 @@ fn sql_breaks_caught_by_patterns() {
         "1.e.tables",
         "' or 1.e(\")='",
         "information_schema 1.e.columns",
+        "1.e(select password from users)",
+        "1.e(ascii 1.e(substring(",
         // A comparison cut after LIKE/REGEXP.
         "something LIKE '",
         "name not like \"",
@@ -40,6 +42,9 @@ fn sql_breaks_caught_by_patterns() {
         // A string break, an alias and a comment.
         "x' email--",
         "admin' foo#",
+        "sleep(5)",
+        "1 and sleep(5)",
+        "count(*)=1",
         // SQL built-ins called and compared, listed or left open.
         "version()",
         "user()='root'",
@@ -70,6 +75,9 @@ fn prose_and_data_near_those_patterns() {
         "v1.e(beta)",
         "1.5e(10)",
         "2.e",
+        // Outline numbering before a parenthesis.
+        "See Section 4.e(1) of the agreement",
+        "per clause 2.e(ii)",
         // LIKE and REGEXP in prose and code.
         "things I like",
         "I like 'em",
@@ -78,6 +86,8 @@ fn prose_and_data_near_those_patterns() {
         "regexp: `^a+$`",
         // A delay with a unit, in prose.
         "sleep(8 hours) is not enough",
+        "sleep(8 hours)",
+        "count(3 items)",
         // Plural markers that look like calls.
         "user(s) and group(s)",
         "count(s) per day",
@@ -92,6 +102,9 @@ fn prose_and_data_near_those_patterns() {
         "we'll--",
         "Jones' house -- nice",
         "it's fine--really",
+        // Names with an apostrophe and a comment marker glued on.
+        "O'Neill--",
+        "o'connor#",
     ] {
         let h = sqli(&d, v);
         assert!(h.is_empty(), "false positive on {v:?}: {h:?}");

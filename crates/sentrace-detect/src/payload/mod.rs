@@ -232,12 +232,34 @@ const IMAP_VERBS: &[&str] = &[
     "starttls",
 ];
 
-/// Whether `w` is a SASL mechanism name (RFC 4422 §3.1: upper-case letters, digits, `-`
-/// and `_`, at most 20 characters) as the client writes it, in any case.
+/// SASL mechanisms that clients send (RFC 4422 registry and common extensions), in lower
+/// case: the `AUTH <mechanism>` forms without an initial response accept these only.
+const SASL_MECHANISMS: &[&str] = &[
+    "plain",
+    "login",
+    "cram-md5",
+    "xoauth2",
+    "oauthbearer",
+    "digest-md5",
+    "ntlm",
+    "gssapi",
+    "scram-sha-1",
+    "scram-sha-256",
+];
+
+/// Whether `w` is a SASL mechanism name as a client writes it: a known mechanism in any
+/// case, an `X-` extension, or a name in the registry's form (RFC 4422 §3.1: upper-case
+/// letters, digits, `-` and `_`, at most 20 characters). A lower-case word is prose
+/// (`Auth token eyJ...`, `auth key Xk9...`), not an unknown mechanism.
 fn is_sasl_name(w: &str) -> bool {
-    (1..=20).contains(&w.len())
-        && w.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+    let lower = w.to_ascii_lowercase();
+    SASL_MECHANISMS.contains(&lower.as_str())
+        || ((1..=20).contains(&w.len())
+            && w.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+            && (lower.starts_with("x-")
+                || (w.bytes().any(|c| c.is_ascii_uppercase())
+                    && !w.bytes().any(|c| c.is_ascii_lowercase()))))
 }
 
 /// Whether `w` is a SASL initial response (RFC 4954 §4): base64 with its padding, at
@@ -258,9 +280,10 @@ fn is_sasl_response(w: &str) -> bool {
                 .any(|c| c.is_ascii_digit() || matches!(c, b'+' | b'/')))
 }
 
-/// Commands that take no argument and that a client may send after an IMAP-style tag
-/// (`A1 QUIT`, `a2 NOOP`): the tag carries a digit, so `Help quit` is not one.
-const TAGGED_BARE_VERBS: &[&str] = &["quit", "noop", "logout", "capability", "starttls", "rset"];
+/// SMTP and POP3 commands without an argument that a client may also send after an
+/// IMAP-style tag (`A1 QUIT`, `a2 RSET`); the argument-less IMAP commands (`a2 NOOP`,
+/// `A3 LOGOUT`) are in [`IMAP_VERBS`]. The tag carries a digit, so `Help quit` is not one.
+const TAGGED_BARE_VERBS: &[&str] = &["quit", "rset"];
 
 fn is_num(w: &str) -> bool {
     !w.is_empty() && w.len() <= 10 && w.bytes().all(|c| c.is_ascii_digit())
@@ -297,20 +320,7 @@ fn protocol_line(line: &str) -> bool {
         "apop" => n == 2 && args[1].len() == 32 && args[1].bytes().all(|c| c.is_ascii_hexdigit()),
         "auth" if n == 2 && is_sasl_response(args[1]) => is_sasl_name(args[0]),
         "auth" => {
-            (1..=2).contains(&n)
-                && matches!(
-                    args[0].to_ascii_lowercase().as_str(),
-                    "plain"
-                        | "login"
-                        | "cram-md5"
-                        | "xoauth2"
-                        | "oauthbearer"
-                        | "digest-md5"
-                        | "ntlm"
-                        | "gssapi"
-                        | "scram-sha-1"
-                        | "scram-sha-256"
-                )
+            (1..=2).contains(&n) && SASL_MECHANISMS.contains(&args[0].to_ascii_lowercase().as_str())
         }
         // `USER name` and `PASS word` read like prose ("User feedback"): not used.
         "port" => n == 1 && args[0].split(',').count() == 6 && args[0].split(',').all(is_num),

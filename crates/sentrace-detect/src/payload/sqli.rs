@@ -215,23 +215,31 @@ fn truthy_string_tail(t: &[Token<'_>], i: usize) -> bool {
         && is_cmp(t.get(i - 2))
 }
 
-/// Whether `SET` at `i` assigns a session variable (`SET @old_sql_notes`,
-/// `;SET @saved_cs_client,`): a statement of its own, which dumps and stacked injections
-/// open with. The variable name must have an underscore (SQL style, unlike most
-/// `@mentions`), `SET` must not follow a word (`I set @home`), and the statement must end
-/// there or continue as SQL does.
+/// Whether `SET` at `i` assigns a session variable (`SET @old_sql_notes = 1`,
+/// `;SET @saved_cs_client,`, `SET @old_unique_checks; --`): a statement of its own, which
+/// dumps and stacked injections open with. The variable name must have an underscore (SQL
+/// style, unlike most `@mentions`), `SET` must not follow a word (`I set @home`), and an
+/// assignment, a statement end, or a `;` before `SET` must make it SQL: a bare
+/// `set @my_var` or `/set @dev_team` is a chat command.
 fn user_variable_assignment(t: &[Token<'_>], i: usize) -> bool {
-    let after_word = i
-        .checked_sub(1)
-        .and_then(|p| t.get(p))
-        .is_some_and(|x| matches!(x.tok, Tok::Word | Tok::Str | Tok::Num | Tok::Kw));
+    let prev = i.checked_sub(1).and_then(|p| t.get(p)).map(|x| x.tok);
+    let after_word = matches!(prev, Some(Tok::Word | Tok::Str | Tok::Num | Tok::Kw));
     let var = t.get(i + 1).filter(|x| x.tok == Tok::Var);
+    let next = t.get(i + 2);
+    // `SET @x_y = 1`, `SET @x_y; --`: an assignment or a statement end. A bare
+    // `set @dev_team` is a chat command or a mention; only after `;` (a stacked
+    // statement, `;set @saved_cs_client,`) does it read as SQL.
+    let assigned = next.is_some_and(|x| x.tok == Tok::Op && x.text == "=");
+    let statement_end = next.is_some_and(|x| x.tok == Tok::Semi)
+        && matches!(t.get(i + 3).map(|x| x.tok), None | Some(Tok::Comment));
+    let stacked = prev == Some(Tok::Semi)
+        && matches!(
+            next.map(|x| x.tok),
+            None | Some(Tok::Semi | Tok::Comma | Tok::Comment)
+        );
     !after_word
         && var.is_some_and(|v| v.text.trim_start_matches('@').len() > 2 && v.text.contains('_'))
-        && matches!(
-            t.get(i + 2).map(|x| x.tok),
-            None | Some(Tok::Semi | Tok::Comma | Tok::Comment)
-        )
+        && (assigned || statement_end || stacked)
 }
 
 /// Whether the token at `k` can open the column list of a subquery: a literal, a call,
@@ -264,16 +272,21 @@ fn list_marker(tk: &Token<'_>) -> bool {
 /// Whether `t` is `, <literal>` at least twice and nothing else but a trailing comment
 /// (`', 2, 1`, `x', 'admin', 1--`): after a string break, the input supplies further
 /// values of an `INSERT ... VALUES` or `IN (...)` list, or pads `UNION` columns.
-fn value_list_tail(t: &[Token<'_>]) -> bool {
-    let body = match t.last() {
-        Some(x) if x.tok == Tok::Comment => &t[..t.len() - 1],
-        _ => t,
-    };
-    body.len() >= 4
+///
+/// A number before the quote with only numbers after it and no comment (`5', 6, 7`) is
+/// a measurement (feet, minutes) in a list of numbers, not a break.
+fn value_list_tail(value: &Token<'_>, t: &[Token<'_>]) -> bool {
+    let commented = t.last().is_some_and(|x| x.tok == Tok::Comment);
+    let body = if commented { &t[..t.len() - 1] } else { t };
+    let numeric = |x: &Token<'_>| !x.text.is_empty() && x.text.bytes().all(|c| c.is_ascii_digit());
+    let list = body.len() >= 4
         && body.len() % 2 == 0
         && body
             .chunks(2)
-            .all(|p| p[0].tok == Tok::Comma && is_literal(p.get(1)))
+            .all(|p| p[0].tok == Tok::Comma && is_literal(p.get(1)));
+    list && (commented
+        || !numeric(value)
+        || body.iter().any(|x| x.tok != Tok::Comma && !numeric(x)))
 }
 
 /// Whether what follows `SELECT` reads as words rather than a column list: two bare words
@@ -334,7 +347,8 @@ fn anchor_value(before: &Token<'_>, comment: &Token<'_>) -> bool {
 }
 
 /// Whether a "comment" is a command-line option in quotes (`try '--help'`, `'--use'`):
-/// `--` glued to a word. Injections end the query with `'--`, `'-- -` or `'--+`.
+/// `--` glued to a word that a quote closes (the lexer keeps the letter only then).
+/// Injections end the query with `'--`, `'-- -`, `'--+` or `'--x`.
 fn quoted_option(comment: &Token<'_>) -> bool {
     comment.text.len() > 2 && comment.text.starts_with("--")
 }
@@ -661,7 +675,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 if at(1) == Some(Tok::Semi) && value_like {
                     return Some("statement end after string break");
                 }
-                if value_like && value_list_tail(&t[1..]) {
+                if value_like && value_list_tail(tk, &t[1..]) {
                     return Some("string break into a value list");
                 }
                 match (at(1), at(2)) {

@@ -180,9 +180,19 @@ pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token<'_>> {
                 i = b.len();
             }
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                // `--help`: the text keeps the letter, so checks can tell a command-line
-                // option from a comment (MySQL needs a space after `--` anyway).
-                let option = b.get(i + 2).is_some_and(u8::is_ascii_alphabetic);
+                // `'--help'`: an option word that a quote closes right after. The text
+                // keeps its first letter, so checks can tell a quoted command-line option
+                // from a comment. `admin'--x` and `1'--a comment` stay comments: MySQL
+                // needs a space after `--`, but MSSQL, PostgreSQL, SQLite and Oracle do not.
+                let mut j = i + 2;
+                while b
+                    .get(j)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+                {
+                    j += 1;
+                }
+                let option = b.get(i + 2).is_some_and(u8::is_ascii_alphabetic)
+                    && matches!(b.get(j), Some(b'\'' | b'"' | b'`'));
                 push(
                     &mut out,
                     Tok::Comment,

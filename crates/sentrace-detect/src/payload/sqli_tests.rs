@@ -247,9 +247,10 @@ fn string_breaks_with_quote_runs_and_open_tails() {
 #[test]
 fn session_variables_and_set_functions() {
     for s in [
-        "SET @OLD_SQL_NOTES",
-        ">SET @OLD_SQL_NOTES",
+        "SET @OLD_SQL_NOTES=@@SQL_NOTES",
+        ">SET @OLD_SQL_NOTES = 0",
         ";set @saved_cs_client,",
+        "x;SET @old_sql_notes",
         "SET @old_unique_checks; --",
         ", FIND_IN_SET('22', Category )",
         "1 and find_in_set(1, (select 1))",
@@ -258,6 +259,11 @@ fn session_variables_and_set_functions() {
     }
     for s in [
         "set @john",
+        // A chat command or a mention: no assignment, no `;` before SET.
+        "set @my_var",
+        "/set @dev_team",
+        "Set @old_sql_notes",
+        "set @release_team, then ship",
         "I set @jane_doe as reviewer",
         "set @team_lead as owner",
         "meeting set @ 5pm",
@@ -305,12 +311,21 @@ fn subqueries_and_clauses_versus_markdown() {
 
 #[test]
 fn string_break_into_a_value_list() {
-    for s in ["', 2, 1", "x', 'admin', 1--", "bob\", null, 0x41"] {
+    for s in [
+        "', 2, 1",
+        "x', 'admin', 1--",
+        "bob\", null, 0x41",
+        "5', 6, 7--",
+        "5', 'a', 7",
+    ] {
         assert!(hit(s), "missed {s:?}");
     }
     for s in [
         "the 90's, 80s, 70s",
         "5', 6 or 7",
+        // Feet or minutes, then more numbers.
+        "5', 6, 7",
+        "12', 14, 16, 18",
         "Jones', 5",
         "'a', 'b', 'c'",
         "rock 'n', 1, 2 roll",
@@ -426,7 +441,16 @@ fn html_anchor_is_not_a_comment_after_a_break() {
 
 #[test]
 fn quoted_command_line_option_is_not_a_comment() {
-    for s in ["admin'--", "admin'-- -", "admin'--+", "x' -- y"] {
+    for s in [
+        "admin'--",
+        "admin'-- -",
+        "admin'--+",
+        "x' -- y",
+        // MSSQL, PostgreSQL, SQLite and Oracle need no space after `--`.
+        "admin'--x",
+        "1'--x",
+        "admin'--a comment",
+    ] {
         assert!(hit(s), "missed {s:?}");
     }
     for s in [
