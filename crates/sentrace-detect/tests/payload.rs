@@ -281,6 +281,11 @@ fn command_and_code_injection_techniques() {
             "x\r\nauth x-custom biwsbj11c2VyLHI9ZnlrbytkMmxi",
         ),
         (Family::Cmdi, "x\r\nA2 RSET"),
+        (Family::Cmdi, "{l,-lh}s"),
+        (
+            Family::Cmdi,
+            "\r\nAUTH corerulest dGhpc2lzIWF0ZXN0cGFzc3dvcmQ=",
+        ),
         (Family::Cmdi, "x\r\na3 NOOP"),
         // PHP: tags, upload names, php.ini directives; JS and React Flight gadgets.
         (Family::CodeInjection, "code[\\php]"),

@@ -318,7 +318,15 @@ fn protocol_line(line: &str) -> bool {
             a.starts_with("from:") || a.starts_with("to:")
         }),
         "apop" => n == 2 && args[1].len() == 32 && args[1].bytes().all(|c| c.is_ascii_hexdigit()),
-        "auth" if n == 2 && is_sasl_response(args[1]) => is_sasl_name(args[0]),
+        // `AUTH <mechanism> <initial response>`: a mechanism as a client writes it, or any
+        // name after the verb in the upper case that clients send (`AUTH corerulest ...`).
+        "auth" if n == 2 && is_sasl_response(args[1]) => {
+            is_sasl_name(args[0])
+                || (words[0] == "AUTH"
+                    && args[0]
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_')))
+        }
         "auth" => {
             (1..=2).contains(&n) && SASL_MECHANISMS.contains(&args[0].to_ascii_lowercase().as_str())
         }

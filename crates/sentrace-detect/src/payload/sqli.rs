@@ -273,8 +273,8 @@ fn list_marker(tk: &Token<'_>) -> bool {
 /// (`', 2, 1`, `x', 'admin', 1--`): after a string break, the input supplies further
 /// values of an `INSERT ... VALUES` or `IN (...)` list, or pads `UNION` columns.
 ///
-/// A number before the quote with only numbers after it and no comment (`5', 6, 7`) is
-/// a measurement (feet, minutes) in a list of numbers, not a break.
+/// `value` is the text the quote closes. A number there with only numbers after it and no
+/// comment (`5', 6, 7`) is a measurement (feet, minutes) in a list of numbers, not a break.
 fn value_list_tail(value: &Token<'_>, t: &[Token<'_>]) -> bool {
     let commented = t.last().is_some_and(|x| x.tok == Tok::Comment);
     let body = if commented { &t[..t.len() - 1] } else { t };
