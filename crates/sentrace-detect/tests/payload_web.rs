@@ -65,8 +65,8 @@ fn attribute_and_script_string_breaks() {
         "1a2b3c4d5e6f7g8h9i0j1k2l3m4n5onabcde=6p7q8r9s0t",
         "\"action items for Monday\"",
         "<p>see <a href=\"https://example.com/a\">the docs</a></p>",
-        // A quote, then a word that starts with `on` or the word `in`, is not a handler or
-        // an `in` assignment without a handler name or script.
+        // A quote, then an `on...` word no browser runs as a handler, or `in` and a word
+        // assigned plain text.
         "\"online=true\"",
         "'onboarding=done'",
         "\"in progress = true\"",
@@ -74,6 +74,7 @@ fn attribute_and_script_string_breaks() {
         // A tag left open with no break out of the page's markup is HTML in text.
         "<a href=\"https://example.com/\"",
         "How do I style <a href=\"#\"",
+        "Check <img src=\"logo.png\"",
         // `on...` words at the end of prose or a query string.
         "sort by online=",
         "filter=status+online=",
@@ -86,13 +87,13 @@ fn attribute_and_script_string_breaks() {
         assert_clean(&d, v);
     }
     // Normalization keeps the first 8 KiB: an input cut right after a quote or an `=`
-    // does not end there.
-    let mut cut_after_quote = String::from("<p>");
+    // does not end there (even one that starts by breaking out of an attribute).
+    let mut cut_after_quote = String::from("\"><p>");
     cut_after_quote.push_str(&"lorem ".repeat(1350));
     cut_after_quote.push_str("<a href=\"https://example.com/page\">link</a></p>");
     let at = cut_after_quote.find("page\"").unwrap() + 4;
     let pad = 8191 - at;
-    cut_after_quote.insert_str(3, &"y".repeat(pad));
+    cut_after_quote.insert_str(5, &"y".repeat(pad));
     assert_eq!(cut_after_quote.as_bytes()[8191], b'"');
     assert_clean(&d, &cut_after_quote);
     for name in [" onboarding=", " onwards="] {
@@ -140,7 +141,9 @@ fn markup_in_data_urls_and_script_syntax() {
         "Import data from 'Sheet1'",
         "import contacts from \"Outlook\"",
         "import React from 'react'",
+        "Import users from 'legacy.csv' and notify",
         "<!-- # set up env -->",
+        "<!-- #include header -->",
     ] {
         assert_clean(&d, v);
     }

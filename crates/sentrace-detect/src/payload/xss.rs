@@ -100,9 +100,8 @@ pub fn seven_bit_view(s: &str) -> Option<String> {
 
 /// Markup that runs script: dangerous tags, event-handler attributes, script URLs, a tag
 /// left open after a URL attribute by an input that breaks out of the page's markup, and
-/// markup written for a 7-bit
-/// decoder: read through [`seven_bit_view`], or a whole element in Latin-1 brackets
-/// ([`smuggled_element`]).
+/// markup written for a 7-bit decoder: read through [`seven_bit_view`], or a whole
+/// element in Latin-1 brackets ([`smuggled_element`]). `s` is a whole normalized input.
 pub fn detect(s: &str) -> Option<&'static str> {
     detect_in(s, true)
 }
@@ -231,6 +230,9 @@ const HANDLERS: &[&str] = &[
     "help",
     "input",
     "invalid",
+    "keydown",
+    "keypress",
+    "keyup",
     "layoutcomplete",
     "load",
     "loadeddata",
@@ -261,6 +263,10 @@ const HANDLERS: &[&str] = &[
     "resize",
     "resume",
     "reverse",
+    "rowenter",
+    "rowexit",
+    "rowsdelete",
+    "rowsinserted",
     "search",
     "seek",
     "seeked",
@@ -291,12 +297,10 @@ const HANDLER_FAMILIES: &[&str] = &[
     "animation",
     "drag",
     "focus",
-    "key",
     "mouse",
     "moz",
     "ms",
     "pointer",
-    "row",
     "scroll",
     "touch",
     "transition",
