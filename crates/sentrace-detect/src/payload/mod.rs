@@ -604,9 +604,7 @@ impl PayloadEngine {
             let reason = match b {
                 Builtin::Sqli if !plain => sqli::detect(norm)
                     .or_else(|| encoded_pair_value(raw, norm).and_then(sqli::detect)),
-                Builtin::XssTags if !plain && !inert => {
-                    xss::detect(norm).or_else(|| xss::bare_handler(raw, norm))
-                }
+                Builtin::XssTags if !plain && !inert => xss::detect_value(raw, norm),
                 Builtin::SsrfInternal if !plain => match ssrf_of(norm) {
                     Some(ssrf::Target::Metadata) => Some("cloud metadata address"),
                     Some(ssrf::Target::Loopback) => Some("loopback address"),

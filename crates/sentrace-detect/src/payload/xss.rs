@@ -1,5 +1,7 @@
 //! A small HTML scanner for XSS: dangerous tags, event-handler attributes and script URLs.
 
+use crate::normalize::MAX_INPUT_BYTES;
+
 const DANGEROUS_TAGS: &[&str] = &[
     "script",
     "iframe",
@@ -66,6 +68,12 @@ pub fn script_url(v: &str) -> bool {
         || v.starts_with("data:application/x")
 }
 
+/// What a decoder that keeps only the low seven bits of each character reads for `c`
+/// (`\u{bc}` -> `<`); ASCII characters are unchanged.
+fn low7(c: char) -> char {
+    char::from_u32(u32::from(c) & 0x7f).unwrap_or(c)
+}
+
 /// Markup read by a decoder that drops the high bits of each character: a US-ASCII
 /// (7-bit) decoder turns `\u{bc}script\u{be}` into `<script>`, and a UTF-16 code unit
 /// `U+043C` truncated to a byte is `<`. Only characters whose low seven bits are markup
@@ -78,9 +86,8 @@ pub fn seven_bit_view(s: &str) -> Option<String> {
     let out: String = s
         .chars()
         .map(|c| {
-            let cp = u32::from(c);
-            let low = char::from_u32(cp & 0x7f).unwrap_or(c);
-            if cp >= 0x80 && matches!(low, '<' | '>' | '"' | '\'' | '(' | ')' | '/' | '=') {
+            let low = low7(c);
+            if !c.is_ascii() && matches!(low, '<' | '>' | '"' | '\'' | '(' | ')' | '/' | '=') {
                 changed = true;
                 low
             } else {
@@ -91,39 +98,49 @@ pub fn seven_bit_view(s: &str) -> Option<String> {
     changed.then_some(out)
 }
 
-/// Markup that runs script: dangerous tags, event-handler attributes, script URLs.
-/// Text written for a 7-bit decoder ([`seven_bit_view`]) is read as that decoder would.
+/// Markup that runs script: dangerous tags, event-handler attributes, script URLs, a tag
+/// left open after a URL attribute by an input that breaks out of the page's markup, and
+/// markup written for a 7-bit decoder: read through [`seven_bit_view`], or a whole
+/// element in Latin-1 brackets ([`smuggled_element`]). `s` is a whole normalized input.
 pub fn detect(s: &str) -> Option<&'static str> {
-    detect_markup(s).or_else(|| {
+    detect_in(s, true)
+}
+
+/// [`detect`] and [`bare_handler`] for one attribute: `raw` as received, `norm` its
+/// normalized form. Normalization keeps only the first [`MAX_INPUT_BYTES`] of a longer
+/// input, so an end that only the cut made (an attribute or a quote left open at byte
+/// 8192) says nothing about the input's own end.
+pub fn detect_value(raw: &str, norm: &str) -> Option<&'static str> {
+    let cut = raw.len() > MAX_INPUT_BYTES;
+    detect_in(norm, !cut).or_else(|| bare_handler(raw, norm))
+}
+
+fn detect_in(s: &str, whole: bool) -> Option<&'static str> {
+    detect_markup(s, whole).or_else(|| {
         let v = seven_bit_view(s)?;
-        detect_markup(&v)
-            .or_else(|| smuggled_element(s))
+        detect_markup(&v, whole)
             .map(|_| "markup in 7-bit encoding")
+            .or_else(|| smuggled_element(s))
     })
 }
 
 /// Most distinct start tags [`smuggled_element`] remembers (bounds its work).
 const MAX_SMUGGLED_TAGS: usize = 32;
 
-/// An element (`<x ...>` and a later `</x`) whose angle brackets all come from high
-/// characters that a 7-bit decoder reads as `<` and `>` (`¼test¾...¼/test¾`). Nobody
-/// writes a whole element in `¼`/`¾` but to smuggle markup past filters; `¼ cup ¾ full`
-/// (no tag name) and rich text with ASCII tags that merely contains a `½` stay clean,
-/// because the input's own ASCII `<` and `>` do not count here. One pass: each start
+/// An element (`<x ...>` and a later `</x`) whose angle brackets all come from Latin-1
+/// characters that a 7-bit decoder reads as `<`, `>` and `/` (`¼test¾...¼¯test¾`).
+/// Nobody writes a whole element in `¼`/`¾` but to smuggle markup past filters; `¼ cup ¾
+/// full` (no tag name) and rich text with ASCII tags that merely contains a `½` stay
+/// clean, because the input's own ASCII `<` and `>` do not count here. Only U+0080-U+00FF
+/// is mapped: above it every 128th code point reads as a bracket (CJK 值 and 设 are `<`
+/// and `>`), so ordinary CJK text around Latin words would pair up. One pass: each start
 /// tag's `>` is looked for only up to the next `<`.
 fn smuggled_element(s: &str) -> Option<&'static str> {
     let view: String = s
         .chars()
         .map(|c| match c {
             '<' | '>' => ' ',
-            c if u32::from(c) >= 0x80 => {
-                let low = char::from_u32(u32::from(c) & 0x7f).unwrap_or(c);
-                if matches!(low, '<' | '>' | '/') {
-                    low
-                } else {
-                    c
-                }
-            }
+            '\u{80}'..='\u{ff}' if matches!(low7(c), '<' | '>' | '/') => low7(c),
             c => c,
         })
         .collect();
@@ -156,12 +173,162 @@ fn smuggled_element(s: &str) -> Option<&'static str> {
     None
 }
 
+/// Event-handler attribute names that browsers run (the names after `on`); a name that
+/// starts with one of [`HANDLER_FAMILIES`] counts too (`onmouseover`, `onkeydown`).
+const HANDLERS: &[&str] = &[
+    "abort",
+    "activate",
+    "afterprint",
+    "afterscriptexecute",
+    "afterupdate",
+    "auxclick",
+    "beforeactivate",
+    "beforecopy",
+    "beforecut",
+    "beforedeactivate",
+    "beforeeditfocus",
+    "beforeinput",
+    "beforepaste",
+    "beforeprint",
+    "beforescriptexecute",
+    "beforetoggle",
+    "beforeunload",
+    "beforeupdate",
+    "begin",
+    "blur",
+    "bounce",
+    "cancel",
+    "canplay",
+    "canplaythrough",
+    "cellchange",
+    "change",
+    "click",
+    "close",
+    "command",
+    "contextmenu",
+    "controlselect",
+    "copy",
+    "cuechange",
+    "cut",
+    "dataavailable",
+    "datasetchanged",
+    "datasetcomplete",
+    "dblclick",
+    "deactivate",
+    "drop",
+    "durationchange",
+    "emptied",
+    "end",
+    "ended",
+    "error",
+    "errorupdate",
+    "filterchange",
+    "finish",
+    "formdata",
+    "fullscreenchange",
+    "hashchange",
+    "help",
+    "input",
+    "invalid",
+    "keydown",
+    "keypress",
+    "keyup",
+    "layoutcomplete",
+    "load",
+    "loadeddata",
+    "loadedmetadata",
+    "loadend",
+    "loadstart",
+    "losecapture",
+    "message",
+    "move",
+    "moveend",
+    "movestart",
+    "offline",
+    "online",
+    "pagehide",
+    "pageshow",
+    "paste",
+    "pause",
+    "play",
+    "playing",
+    "popstate",
+    "progress",
+    "propertychange",
+    "ratechange",
+    "readystatechange",
+    "redo",
+    "repeat",
+    "reset",
+    "resize",
+    "resume",
+    "reverse",
+    "rowenter",
+    "rowexit",
+    "rowsdelete",
+    "rowsinserted",
+    "search",
+    "seek",
+    "seeked",
+    "seeking",
+    "select",
+    "selectionchange",
+    "selectstart",
+    "show",
+    "stalled",
+    "start",
+    "stop",
+    "storage",
+    "submit",
+    "suspend",
+    "timeupdate",
+    "toggle",
+    "undo",
+    "unhandledrejection",
+    "unload",
+    "volumechange",
+    "waiting",
+    "wheel",
+    "zoom",
+];
+
+/// Prefixes of whole families of handler names (`onmouse...`, `onpointer...`).
+const HANDLER_FAMILIES: &[&str] = &[
+    "animation",
+    "drag",
+    "focus",
+    "mouse",
+    "moz",
+    "ms",
+    "pointer",
+    "scroll",
+    "touch",
+    "transition",
+    "webkit",
+];
+
+/// Whether `name` (lower case, with its `on`) is an event-handler attribute a browser runs.
+pub fn known_handler(name: &str) -> bool {
+    name.strip_prefix("on").is_some_and(|n| {
+        HANDLERS.contains(&n)
+            || HANDLER_FAMILIES
+                .iter()
+                .any(|f| n.len() > f.len() && n.starts_with(f))
+    })
+}
+
 /// An input that ends in an event-handler attribute whose value is still to come
-/// (`  onabcdefgh= `, `x" onfoo=`): injected into an unquoted or broken-out attribute,
-/// the page's next characters become handler code. The name must follow whitespace or a
-/// quote; when normalization trimmed that separator away, the decoded raw input must
-/// start with it, so base64 tokens (`...51onabcd=`, `onAbCdEf=`) never count.
+/// (`x" onmouseover=`, `  onabcdefgh= `): injected into an unquoted or broken-out
+/// attribute, the page's next characters become handler code. The name must follow
+/// whitespace or a quote. A name browsers run ([`known_handler`]) may follow any text;
+/// any other `on...` name only counts when nothing but separators precede it and the
+/// input's own first character is one (`  onabcdefgh= `, not `sort by online=`,
+/// `filter=status+online=`, or `+onboarding=`, whose space is a form-encoded `+`). An
+/// input longer than [`MAX_INPUT_BYTES`] never counts: normalization cut its end.
 pub fn bare_handler(raw: &str, norm: &str) -> Option<&'static str> {
+    if raw.len() > MAX_INPUT_BYTES {
+        return None;
+    }
     let body = norm.strip_suffix('=')?.trim_end();
     let name_start = body
         .char_indices()
@@ -172,20 +339,32 @@ pub fn bare_handler(raw: &str, norm: &str) -> Option<&'static str> {
     if !(5..=52).contains(&name.len()) || !name.starts_with("on") {
         return None;
     }
-    let separated = match name_start.checked_sub(1) {
-        None => crate::normalize::decode(raw)
-            .starts_with(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`')),
-        Some(p) => matches!(body.as_bytes().get(p), Some(b' ' | b'"' | b'\'' | b'`')),
+    let sep = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`');
+    let separated = if known_handler(name) {
+        match name_start.checked_sub(1) {
+            None => crate::normalize::decode(raw).starts_with(sep),
+            Some(p) => matches!(body.as_bytes().get(p), Some(b' ' | b'"' | b'\'' | b'`')),
+        }
+    } else {
+        body[..name_start].chars().all(sep)
+            && !raw.starts_with('+')
+            && crate::normalize::decode(raw).starts_with(sep)
     };
     separated.then_some("event handler attribute left open")
 }
 
-fn detect_markup(s: &str) -> Option<&'static str> {
+/// The markup scan. `whole`: `s` is the input's real end (not cut by normalization), so
+/// a tag left open there is dangling markup. Each tag's attributes are read only up to
+/// the next `<`, which keeps the scan linear (`<a <a <a ...`).
+fn detect_markup(s: &str, whole: bool) -> Option<&'static str> {
     let b = s.as_bytes();
     let mut i = 0;
     if script_url(s) {
         return Some("script url");
     }
+    // Dangling markup needs the input to break out of the page's own markup first
+    // (`"><a href="x"`); `How do I style <a href="#"` is a question about HTML.
+    let may_dangle = whole && s.starts_with(['"', '\'', '`', '>']);
     while let Some(p) = s[i..].find('<') {
         let start = i + p + 1;
         i = start;
@@ -197,12 +376,14 @@ fn detect_markup(s: &str) -> Option<&'static str> {
             continue;
         }
         let name = &s[start..name_end];
-        let closing = s[name_end..].find('>');
-        let tag_end = closing.map_or(b.len(), |q| name_end + q);
-        let attrs = &s[name_end..tag_end];
         if DANGEROUS_TAGS.contains(&name.split(':').next_back().unwrap_or(name)) {
             return Some("dangerous tag");
         }
+        let next_open = s[name_end..].find('<').map_or(b.len(), |q| name_end + q);
+        let closing = s[name_end..next_open].find('>');
+        let tag_end = closing.map_or(next_open, |q| name_end + q);
+        let attrs = &s[name_end..tag_end];
+        let at_end = closing.is_none() && next_open == b.len();
         // attributes: on* handlers and script URLs
         let ab = attrs.as_bytes();
         let attrs_end = attrs.trim_end().len();
@@ -259,7 +440,11 @@ fn detect_markup(s: &str) -> Option<&'static str> {
             // Dangling markup: the input stops right after a URL attribute of a tag it
             // never closes (`<a href="x"`), so the page's own following markup is read as
             // more attributes of the injected tag.
-            if closing.is_none() && quote.is_some() && URL_ATTRS.contains(&an) && j + 1 == attrs_end
+            if may_dangle
+                && at_end
+                && quote.is_some()
+                && URL_ATTRS.contains(&an)
+                && j + 1 == attrs_end
             {
                 return Some("tag left open after a URL attribute");
             }
@@ -318,6 +503,11 @@ mod tests {
             "\u{bc} cup sugar, \u{be} cup flour </b>",
             "\u{bc}b\u{be} alone",
             "<b>bold</b> \u{bc}",
+            // CJK characters whose low seven bits are `<` (值 格 似), `>` (设 放 达) and
+            // `/` (是): only Latin-1 brackets count.
+            "参数值abc 设置成功，当前值是abc",
+            "默认值null 设为空，返回值是null",
+            "价格usd 放在这里，价格是usd",
         ] {
             assert!(detect(&normalize(s)).is_none(), "false positive on {s:?}");
         }
@@ -326,18 +516,32 @@ mod tests {
     #[test]
     fn tag_left_open_after_a_url_attribute() {
         for s in [
-            "<a href=\"test\"",
-            "x=<img src='//evil/x' ",
-            "<form action=\"/x\"",
+            "\"><a href=\"test\"",
+            "'><img src='//evil/x' ",
+            "\"><form action=\"/x\"",
+            "> <a href=\"test\"",
         ] {
             assert!(detect(&normalize(s)).is_some(), "missed {s:?}");
         }
+        // Cut by normalization right after a quote: the input itself goes on.
+        let mut long = String::from("\"><p>");
+        long.push_str(&"x".repeat(MAX_INPUT_BYTES - long.len() - 34));
+        long.push_str("<a href=\"https://example.com/page\">link</a></p>");
+        let norm = normalize(&long);
+        assert!(norm.ends_with("/page\""), "{:?}", &norm[norm.len() - 20..]);
+        assert!(detect(&norm).is_some());
+        assert!(detect_value(&long, &norm).is_none(), "cut input");
         for s in [
             "<a href=\"test\">link</a>",
             // Truncated rich text: the quote is still open.
             "<p>see <a href=\"https://example.com/a",
             "<b class=\"x\"",
             "if a <b and c> d",
+            // No break out of the page's markup first: HTML quoted in text.
+            "<a href=\"test\"",
+            "<a href=\"https://example.com/\"",
+            "How do I style <a href=\"#\"",
+            "x=<img src='//evil/x' ",
         ] {
             assert!(detect(&normalize(s)).is_none(), "false positive on {s:?}");
         }
@@ -351,8 +555,20 @@ mod tests {
             "%20onfoo=",
             "x\" onmouseover=",
             "' onload =",
+            "\"onabcdef=",
+            // A handler browsers run may follow any text.
+            "sort by onclick=",
+            "abcd+onmouseover=",
         ] {
             assert!(bare(s).is_some(), "missed {s:?}");
+        }
+        // Cut by normalization at the `=`: the input itself goes on.
+        for name in [" onboarding=", "\" onload="] {
+            let mut long = "a".repeat(MAX_INPUT_BYTES - name.len());
+            long.push_str(name);
+            long.push_str("true");
+            assert!(normalize(&long).ends_with('='));
+            assert!(bare(&long).is_none(), "cut input ending in {name:?}");
         }
         for s in [
             "onAbCdEfGh=",
@@ -363,6 +579,11 @@ mod tests {
             " onion",
             " online=3",
             "turn on= off",
+            // Not a handler name, and text before it.
+            "sort by online=",
+            "filter=status+online=",
+            "abcd+onetwo=",
+            "+onboarding=",
         ] {
             assert!(bare(s).is_none(), "false positive on {s:?}");
         }
