@@ -85,6 +85,8 @@ fn prose_and_data_near_those_patterns() {
         "looks like \"rain\" today",
         "I'd like \"",
         "we'd like '",
+        "what's it like '",
+        "{\"msg\":\"\\\"or 2 more\\\"\"}",
         "regexp: `^a+$`",
         // A delay with a unit, in prose.
         "sleep(8 hours) is not enough",
