@@ -535,8 +535,8 @@ fn drop_empty_vars(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// The normalized input as a shell would see it: quotes, backslashes, `^`, empty command
 /// substitutions (` `` `, `$()`, `<()`), `$@`, short unset variables that split a
-/// command word and `${name}` glued to the front of one are removed and `$IFS` becomes a space (`c'a't$IFS/etc` becomes
-/// `cat /etc`). Returns `None` when the view equals the input.
+/// command word and `${name}` glued to the front of one are removed and `$IFS` becomes a
+/// space (`c'a't$IFS/etc` becomes `cat /etc`). Returns `None` when the view equals the input.
 pub fn shell_view(norm: &str) -> Option<String> {
     if !norm
         .bytes()

@@ -1,9 +1,43 @@
-//! Span builders shared by the integration tests.
+//! Span builders and payload-scan assertions shared by the integration tests.
 #![allow(dead_code)]
 
+use sentrace_core::TenantId;
 use sentrace_core::proto::common::v1::{AnyValue, KeyValue, any_value::Value};
 use sentrace_core::proto::resource::v1::Resource;
 use sentrace_core::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, span::SpanKind};
+use sentrace_detect::{Detector, Family};
+
+/// Every payload rule the detector reports for one value: its family and `id (reason)`.
+pub fn findings(d: &Detector, v: &str) -> Vec<(Family, String)> {
+    let t = TenantId::new("t").unwrap();
+    d.scan_value(&t, v)
+        .into_iter()
+        .map(|(r, why)| (r.family, format!("{} ({why})", r.id)))
+        .collect()
+}
+
+/// The families reported for one value, sorted and without repeats.
+pub fn families(d: &Detector, v: &str) -> Vec<Family> {
+    let mut f: Vec<Family> = findings(d, v).into_iter().map(|(f, _)| f).collect();
+    f.sort();
+    f.dedup();
+    f
+}
+
+/// Asserts that `v` is reported as `fam`.
+pub fn assert_flags(d: &Detector, fam: Family, v: &str) {
+    let got = findings(d, v);
+    assert!(
+        got.iter().any(|(f, _)| *f == fam),
+        "{fam} missed {v:?}: got {got:?}"
+    );
+}
+
+/// Asserts that no rule reports `v`.
+pub fn assert_clean(d: &Detector, v: &str) {
+    let got = findings(d, v);
+    assert!(got.is_empty(), "false positive on {v:?}: {got:?}");
+}
 
 pub fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {

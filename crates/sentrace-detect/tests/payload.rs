@@ -6,18 +6,6 @@ use common::*;
 use sentrace_core::TenantId;
 use sentrace_detect::{Detector, Family};
 
-fn families(d: &Detector, v: &str) -> Vec<Family> {
-    let t = TenantId::new("t").unwrap();
-    let mut f: Vec<Family> = d
-        .scan_value(&t, v)
-        .into_iter()
-        .map(|(r, _)| r.family)
-        .collect();
-    f.sort();
-    f.dedup();
-    f
-}
-
 #[test]
 fn positives_per_family() {
     let d = Detector::with_default_rules().unwrap();
@@ -101,11 +89,7 @@ fn positives_per_family() {
     ];
     for (fam, values) in cases {
         for v in *values {
-            assert!(
-                families(&d, v).contains(fam),
-                "{fam} missed {v:?}: got {:?}",
-                families(&d, v)
-            );
+            assert_flags(&d, *fam, v);
         }
     }
 }
@@ -139,14 +123,7 @@ fn hard_negatives() {
         "a=b; c=d",
         "version 10.0.0.1 is out",
     ] {
-        assert!(
-            families(&d, v).is_empty(),
-            "false positive on {v:?}: {:?}",
-            d.scan_value(&TenantId::new("t").unwrap(), v)
-                .iter()
-                .map(|(r, why)| (r.id.clone(), *why))
-                .collect::<Vec<_>>()
-        );
+        assert_clean(&d, v);
     }
 }
 
@@ -200,11 +177,7 @@ fn evasions_and_new_syntax_classes() {
         (Family::PathTraversal, "/backup.sql.zip"),
     ];
     for (fam, v) in cases {
-        assert!(
-            families(&d, v).contains(fam),
-            "missed {fam:?} in {v:?}: {:?}",
-            families(&d, v)
-        );
+        assert_flags(&d, *fam, v);
     }
     // Near misses of the same classes.
     for v in [
@@ -226,11 +199,7 @@ fn evasions_and_new_syntax_classes() {
         "my_function name",
         "kitchen data when from temp Order by Friday for delivery on Monday.",
     ] {
-        assert!(
-            families(&d, v).is_empty(),
-            "false positive on {v:?}: {:?}",
-            families(&d, v)
-        );
+        assert_clean(&d, v);
     }
 }
 
@@ -305,11 +274,7 @@ fn command_and_code_injection_techniques() {
         ),
     ];
     for (fam, v) in cases {
-        assert!(
-            families(&d, v).contains(fam),
-            "missed {fam:?} in {v:?}: {:?}",
-            families(&d, v)
-        );
+        assert_flags(&d, *fam, v);
     }
     // Near misses: CSV quoting, route parameters, prose after `;`, versions, settings.
     for v in [
@@ -358,11 +323,7 @@ fn command_and_code_injection_techniques() {
         "Hi\r\nAuth failed for user bob\r\nThanks",
         "Team\r\nA1 quit early",
     ] {
-        assert!(
-            families(&d, v).is_empty(),
-            "false positive on {v:?}: {:?}",
-            families(&d, v)
-        );
+        assert_clean(&d, v);
     }
 }
 

@@ -1,15 +1,17 @@
 //! The `sqli-*` pattern rules through the public API: escaped-quote breaks, MySQL number
 //! tricks, cut-off comparisons, backtick and alias breaks, each with hard negatives.
 
-use sentrace_core::TenantId;
+mod common;
+
+use common::findings;
 use sentrace_detect::{Detector, Family};
 
+/// The SQL injection rules that report `v`, as `id (reason)`.
 fn sqli(d: &Detector, v: &str) -> Vec<String> {
-    let t = TenantId::new("t").unwrap();
-    d.scan_value(&t, v)
+    findings(d, v)
         .into_iter()
-        .filter(|(r, _)| r.family == Family::Sqli)
-        .map(|(r, why)| format!("{} ({why})", r.id))
+        .filter(|(f, _)| *f == Family::Sqli)
+        .map(|(_, hit)| hit)
         .collect()
 }
 

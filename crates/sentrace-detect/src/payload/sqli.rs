@@ -226,9 +226,6 @@ fn user_variable_assignment(t: &[Token<'_>], i: usize) -> bool {
     let after_word = matches!(prev, Some(Tok::Word | Tok::Str | Tok::Num | Tok::Kw));
     let var = t.get(i + 1).filter(|x| x.tok == Tok::Var);
     let next = t.get(i + 2);
-    // `SET @x_y = 1`, `SET @x_y; --`: an assignment or a statement end. A bare
-    // `set @dev_team` is a chat command or a mention; only after `;` (a stacked
-    // statement, `;set @saved_cs_client,`) does it read as SQL.
     let assigned = next.is_some_and(|x| x.tok == Tok::Op && x.text == "=");
     let statement_end = next.is_some_and(|x| x.tok == Tok::Semi)
         && matches!(t.get(i + 3).map(|x| x.tok), None | Some(Tok::Comment));
