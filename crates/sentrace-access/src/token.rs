@@ -47,6 +47,9 @@ pub struct TokenRecord {
     /// Free text set at creation.
     #[serde(default)]
     pub description: String,
+    /// The team of a `developer` token (its scope of services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 impl TokenRecord {
@@ -98,6 +101,12 @@ pub enum AuthError {
     /// The token was revoked.
     #[error("token {id} revoked")]
     Revoked { id: String },
+    /// A bearer credential and the connection's client certificate name different tenants.
+    #[error("credential {credential} and client certificate {certificate} name different tenants")]
+    TenantMismatch {
+        credential: String,
+        certificate: String,
+    },
     /// Authenticated but lacking the role.
     #[error("token {id} lacks role {wanted}")]
     Forbidden { id: String, wanted: Role },
@@ -190,6 +199,7 @@ impl TokenSet {
             expires_unix: ttl.map(|d| now_unix.saturating_add(d.as_secs())),
             revoked_unix: None,
             description: description.into(),
+            team: None,
         };
         self.tokens.push(record.clone());
         IssuedToken {
@@ -231,11 +241,9 @@ impl TokenSet {
         if rec.expires_unix.is_some_and(|e| now_unix >= e) {
             return Err(AuthError::Expired { id: rec.id.clone() });
         }
-        Ok(Identity {
-            tenant: rec.tenant.clone(),
-            principal: format!("token:{}", rec.id),
-            role: rec.role,
-        })
+        let mut identity = Identity::new(rec.tenant.clone(), format!("token:{}", rec.id), rec.role);
+        identity.team = rec.team.clone();
+        Ok(identity)
     }
 }
 

@@ -16,7 +16,7 @@ pub mod otlp;
 pub mod stage;
 
 pub use batch::{Batch, BatchContext, SourceInfo};
-pub use identity::{Identity, Role};
+pub use identity::{AuthMethod, Identity, PrincipalKind, Role};
 pub use ids::{IdError, SpanId, TenantId, TraceId};
 pub use limits::{Limits, ValidationError};
 pub use stage::{Stage, StageError};

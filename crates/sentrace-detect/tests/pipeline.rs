@@ -18,11 +18,7 @@ fn stage_emits_findings_with_principal_and_leaves_batch_unchanged() {
     let d = Arc::new(Detector::with_default_rules().unwrap());
     let sink = Arc::new(MemorySink::default());
     let stage = DetectStage::new(d, sink.clone());
-    let identity = Identity {
-        tenant: tenant(),
-        principal: "agent-7".into(),
-        role: Role::Ingest,
-    };
+    let identity = Identity::new(tenant(), "agent-7", Role::Ingest);
     let spans = vec![batch(
         "web",
         vec![server(1, 1, vec![kv("url.query", "f=../../etc/passwd")])],

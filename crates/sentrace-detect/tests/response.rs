@@ -118,11 +118,7 @@ fn quarantined_source_is_set_aside_end_to_end() {
     let detector = Arc::new(Detector::with_default_rules().unwrap());
     let sink = Arc::new(MemorySink::default());
     let stage = DetectStage::new(detector, sink.clone());
-    let identity = Identity {
-        tenant: TenantId::new("acme").unwrap(),
-        principal: "agent-1".into(),
-        role: Role::Ingest,
-    };
+    let identity = Identity::new(TenantId::new("acme").unwrap(), "agent-1", Role::Ingest);
     let attack = vec![batch(
         "shop",
         vec![server(

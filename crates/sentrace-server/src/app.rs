@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -47,15 +46,16 @@ impl FromRequestParts<Arc<AppState>> for Reader {
         parts: &mut Parts,
         st: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        st.auth.check(header, Role::Read).map(Reader).map_err(|e| {
-            st.metrics.auth_failure();
-            tracing::debug!(reason = %e, path = %parts.uri.path(), "query refused");
-            ingest::http::auth_response(&e)
-        })
+        let creds = crate::auth::Credentials::from_http(&parts.headers, &parts.extensions);
+        st.auth
+            .check(creds, Role::Read)
+            .await
+            .map(Reader)
+            .map_err(|e| {
+                st.metrics.auth_failure();
+                tracing::debug!(reason = %e, path = %parts.uri.path(), "query refused");
+                ingest::http::auth_response(&e)
+            })
     }
 }
 

@@ -170,7 +170,18 @@ pub async fn serve(
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let service = TowerToHyperService::new(router.into_service::<hyper::body::Incoming>());
+            let connection = crate::auth::Connection {
+                remote: Some(peer),
+                peer: None,
+            };
+            let service = tower::ServiceExt::map_request(
+                router.into_service::<hyper::body::Incoming>(),
+                move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(connection.clone());
+                    req
+                },
+            );
+            let service = TowerToHyperService::new(service);
             let builder = auto::Builder::new(TokioExecutor::new());
             match acceptor {
                 Some(acceptor) => {

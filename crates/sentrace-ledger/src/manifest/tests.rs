@@ -96,11 +96,7 @@ fn source_signature_verifies_and_detects_changes() {
 #[test]
 fn from_context_uses_the_source_claims() {
     use sentrace_core::{BatchContext, Identity, Role, SourceInfo, TenantId};
-    let id = Identity {
-        tenant: TenantId::new("acme").unwrap(),
-        principal: "token-1".into(),
-        role: Role::Ingest,
-    };
+    let id = Identity::new(TenantId::new("acme").unwrap(), "token-1", Role::Ingest);
     let mut ctx = BatchContext::new(id, 42);
     let origin = Origin::new("node1/acme").unwrap();
     let m = BatchManifest::from_context(origin.clone(), &ctx, 2, [1; 32]).unwrap();

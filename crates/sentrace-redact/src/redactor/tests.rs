@@ -262,11 +262,7 @@ fn stage_sets_digest_and_counts_metrics() {
     let r = Arc::new(Redactor::new(Policy::default()).unwrap());
     let stage = MinimizeStage::new(r.clone(), Arc::new(secrets()));
     assert_eq!(stage.name(), "minimize");
-    let identity = Identity {
-        tenant: tenant("acme"),
-        principal: "test".into(),
-        role: Role::Ingest,
-    };
+    let identity = Identity::new(tenant("acme"), "test", Role::Ingest);
     let mut batch = Batch {
         context: BatchContext::new(identity, 0),
         resource_spans: one_span(

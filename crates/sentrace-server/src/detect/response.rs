@@ -702,14 +702,7 @@ actions = [
             })
             .collect();
         Batch {
-            context: BatchContext::new(
-                Identity {
-                    tenant: tenant(),
-                    principal: "tok_1".into(),
-                    role: Role::Ingest,
-                },
-                now,
-            ),
+            context: BatchContext::new(Identity::new(tenant(), "tok_1", Role::Ingest), now),
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
                     spans,

@@ -67,7 +67,11 @@ impl TraceService for GrpcIngest {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        let identity = st.auth.check(header, Role::Ingest).map_err(|e| {
+        let creds = crate::auth::Credentials {
+            authorization: header,
+            connection: request.extensions().get::<crate::auth::Connection>(),
+        };
+        let identity = st.auth.check(creds, Role::Ingest).await.map_err(|e| {
             st.metrics.auth_failure();
             tracing::debug!(reason = %e, "gRPC export refused");
             auth_status(&e)

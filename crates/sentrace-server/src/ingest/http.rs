@@ -122,11 +122,8 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
             "content-type must be application/x-protobuf or application/json".into(),
         );
     };
-    let authz = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let identity = match st.auth.check(authz, Role::Ingest) {
+    let creds = crate::auth::Credentials::from_http(&parts.headers, &parts.extensions);
+    let identity = match st.auth.check(creds, Role::Ingest).await {
         Ok(id) => id,
         Err(e) => {
             st.metrics.auth_failure();

@@ -42,11 +42,7 @@ fn fixture(cfg: SourcesConfig) -> Fixture {
 }
 
 fn batch(t: &str, source: Option<SourceInfo>, rs: Vec<ResourceSpans>) -> Batch {
-    let id = Identity {
-        tenant: tenant(t),
-        principal: "tok".into(),
-        role: Role::Ingest,
-    };
+    let id = Identity::new(tenant(t), "tok", Role::Ingest);
     let mut context = BatchContext::new(id, now_nanos());
     context.source = source;
     Batch {

@@ -20,9 +20,13 @@ pub enum Command {
         /// The tenant the token acts for.
         #[arg(long)]
         tenant: String,
-        /// ingest, read or admin.
+        /// ingest, read, admin, security-analyst, developer, viewer or auditor.
         #[arg(long)]
         role: String,
+        /// The team of a developer token: it reads only the services of this team
+        /// (`[access.teams]` in the server configuration). Required with `--role developer`.
+        #[arg(long)]
+        team: Option<String>,
         /// Lifetime, like 30d, 12h or 15m. Without it the token does not expire.
         #[arg(long)]
         expires: Option<String>,
@@ -81,12 +85,31 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
             data,
             tenant,
             role,
+            team,
             expires,
             description,
         } => {
             let tenant = TenantId::new(tenant).context("--tenant")?;
-            let role = Role::parse(&role)
-                .with_context(|| format!("--role {role:?}: expected ingest, read or admin"))?;
+            let role = Role::parse(&role).with_context(|| {
+                format!(
+                    "--role {role:?}: expected one of {}",
+                    Role::ALL.map(|r| r.as_str()).join(", ")
+                )
+            })?;
+            match (&team, role) {
+                (None, Role::Developer) => {
+                    anyhow::bail!(
+                        "--role developer needs --team (the team whose services it reads)"
+                    )
+                }
+                (Some(t), r) if r != Role::Developer => {
+                    anyhow::bail!("--team {t:?} applies to --role developer only, not {r}")
+                }
+                (Some(t), _) if t.is_empty() || t.len() > 128 => {
+                    anyhow::bail!("--team must be 1 to 128 characters")
+                }
+                _ => {}
+            }
             let ttl = expires
                 .as_deref()
                 .map(parse_duration)
@@ -97,6 +120,9 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("creating {}", data.data_dir.display()))?;
             let mut set = load_tokens(&path)?;
             let issued = set.issue(tenant, role, now_unix(), ttl, description);
+            if let Some(rec) = set.tokens.iter_mut().find(|t| t.id == issued.record.id) {
+                rec.team = team;
+            }
             save_tokens(&path, &set)?;
             println!("{}", issued.token);
             eprintln!(
