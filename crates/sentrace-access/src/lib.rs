@@ -4,6 +4,7 @@
 //! opens no sockets. The server feeds it the token file's bytes and the presented secret.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod token;
 
 pub use token::{

@@ -5,6 +5,7 @@
 //! pasted together.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod jaeger;
 pub mod search;
 
