@@ -30,6 +30,8 @@ pub struct Config {
     pub detect: crate::detect::DetectConfig,
     /// Signed sources: tenants that must sign, replay window, replay-state snapshots.
     pub sources: crate::sources::SourcesConfig,
+    /// Authentication beyond API tokens: OIDC issuers, client certificates.
+    pub auth: crate::auth::config::AuthConfig,
 }
 
 /// The minimize stage.
@@ -179,6 +181,7 @@ impl Config {
         self.seal.validate()?;
         self.detect.validate()?;
         self.sources.validate()?;
+        self.auth.validate()?;
         Ok(())
     }
 }

@@ -11,6 +11,8 @@
 //! The tenant always comes from the verified credential. When a bearer token and a client
 //! certificate are both presented they must name the same tenant.
 
+pub mod config;
+
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

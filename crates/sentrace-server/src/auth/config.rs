@@ -1,0 +1,16 @@
+//! `[auth]`: how credentials other than API tokens are verified (OIDC issuers, client
+//! certificates). API tokens need no configuration: they live in the data directory.
+
+use serde::{Deserialize, Serialize};
+
+/// The `[auth]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {}
+
+impl AuthConfig {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
