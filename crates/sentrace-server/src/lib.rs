@@ -185,6 +185,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         let m = m.clone();
         registry.exporters.push(Box::new(move || m.render()));
     }
+    {
+        let stats = audit_log.stats().clone();
+        registry.exporters.push(Box::new(move || stats.render()));
+    }
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
         .with_seal(seal.clone());

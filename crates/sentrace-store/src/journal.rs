@@ -487,6 +487,46 @@ mod tests {
     }
 
     #[test]
+    fn stored_records_are_the_appended_bytes_and_open_only_in_place() {
+        let (dir, keys) = setup();
+        let jdir = dir.path().join("audit");
+        let j = Journal::open(&jdir, "audit", keys.clone()).unwrap();
+        let first = j
+            .append_stored(&t("a"), &[b"one".to_vec(), b"two".to_vec()])
+            .unwrap();
+        let second = j.append_stored(&t("a"), &[b"three".to_vec()]).unwrap();
+        assert_eq!(
+            first
+                .iter()
+                .chain(&second)
+                .map(|r| r.seq)
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        let stored = j.stored(&t("a")).unwrap();
+        assert_eq!(stored.torn_at, None);
+        assert_eq!(stored.records, [first, second].concat());
+        assert_eq!(
+            j.open_stored(&t("a"), &stored.records[2]).unwrap(),
+            b"three"
+        );
+        // Altered bytes, or a record opened as another tenant's, fail authentication.
+        let mut bad = stored.records[1].clone();
+        let last = bad.bytes.len() - 1;
+        bad.bytes[last] ^= 1;
+        assert!(j.open_stored(&t("a"), &bad).is_err());
+        keys.current_dek(&t("b")).unwrap();
+        assert!(j.open_stored(&t("b"), &stored.records[1]).is_err());
+        // A torn tail is reported with its offset.
+        let path = jdir.join("a.journal");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len() as u64;
+        bytes.extend_from_slice(&[0, 0, 0, 40, 1]);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(j.stored(&t("a")).unwrap().torn_at, Some(len));
+    }
+
+    #[test]
     fn torn_tail_cut_tamper_and_moves_detected_shred_unreadable() {
         let (dir, keys) = setup();
         let jdir = dir.path().join("j");

@@ -16,6 +16,7 @@
 
 pub mod files;
 pub mod ocsf;
+pub mod routes;
 pub mod search;
 pub mod verify;
 mod writer;
@@ -38,6 +39,7 @@ pub use search::{AuditEntry, AuditFilter, AuditQuery, SearchResult};
 pub use sentrace_query::audit::{
     AuditError, AuditFuture, AuditReceipt, AuditRecord, AuditSink, BreakGlassUse, Outcome,
 };
+pub use writer::AuditStats;
 
 /// Records queued for the writer at most; further callers wait (backpressure).
 const QUEUE: usize = 4096;
@@ -47,6 +49,7 @@ pub struct AuditLog {
     files: Arc<AuditFiles>,
     node: String,
     tx: mpsc::Sender<writer::Job>,
+    stats: Arc<AuditStats>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -76,7 +79,14 @@ impl AuditLog {
         let signer = LogSigner::from_secret_string(&signer.to_secret_string())
             .map_err(|e| anyhow::anyhow!("log key: {e}"))?;
         let files = Arc::new(AuditFiles::open(data_dir, keys, master)?);
-        let mut w = writer::Writer::new(files.clone(), node.to_owned(), signer, cadence);
+        let stats = Arc::new(AuditStats::default());
+        let mut w = writer::Writer::new(
+            files.clone(),
+            node.to_owned(),
+            signer,
+            cadence,
+            stats.clone(),
+        );
         w.load_all();
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
@@ -86,6 +96,7 @@ impl AuditLog {
             files,
             node: node.to_owned(),
             tx,
+            stats,
             thread: Mutex::new(Some(thread)),
         }))
     }
@@ -93,6 +104,11 @@ impl AuditLog {
     /// The files behind the logs (for [`search::search`] and [`verify`]).
     pub fn files(&self) -> &Arc<AuditFiles> {
         &self.files
+    }
+
+    /// The writer's counters (also on `/metrics` as `sentrace_audit_*`).
+    pub fn stats(&self) -> &Arc<AuditStats> {
+        &self.stats
     }
 
     /// The node name (first part of every audit log's origin).

@@ -55,6 +55,9 @@ pub struct AuditQuery {
     pub trace: Option<String>,
     /// How many records at most (default 1000, at most 10000).
     pub limit: Option<usize>,
+    /// `json` (default: `{data, truncated, unreadable}`) or `ocsf` (OCSF API Activity
+    /// events as JSON lines). Used by [`super::routes::search_response`].
+    pub format: Option<String>,
 }
 
 impl AuditQuery {
@@ -73,6 +76,9 @@ impl AuditQuery {
             && (t.is_empty() || t.len() > 32 || !t.bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return Err("trace: must be a hex trace id of 1 to 32 digits".into());
+        }
+        if !matches!(self.format.as_deref(), None | Some("json" | "ocsf")) {
+            return Err("format: must be json or ocsf".into());
         }
         if self.principal.as_ref().is_some_and(|p| p.len() > 1024) {
             return Err("principal: longer than 1024 bytes".into());

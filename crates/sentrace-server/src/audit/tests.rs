@@ -369,3 +369,95 @@ fn ocsf_api_activity_shape() {
     assert_eq!(v["status_id"], 2);
     assert_eq!(v["status_detail"], "expired");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_logs_catch_a_vanished_log_and_the_api_renders() {
+    let e = env();
+    written(&e, 2).await;
+    let files = e.files();
+    let mut pins = PinState::default();
+    let key = e.signer.verifier();
+    let r = verify::verify_all(&files, NODE, &key, None, &mut pins).unwrap();
+    assert!(r.iter().all(|r| r.ok), "{r:?}");
+    assert!(pins.get(&format!("{NODE}/acme/audit")).is_some());
+    // The whole log removed: only the pin remembers it.
+    std::fs::remove_file(files.journal_path(&LogName::Tenant(t("acme")))).unwrap();
+    std::fs::remove_file(files.checkpoint_path(&LogName::Tenant(t("acme")))).unwrap();
+    let r = verify::verify_all(&files, NODE, &key, None, &mut pins).unwrap();
+    let acme = r.iter().find(|r| r.log == "acme").unwrap();
+    assert!(!acme.ok);
+    assert!(acme.findings.iter().any(|f| f.kind == FindingKind::Deleted));
+
+    // The API handler: JSON, OCSF lines, and a bad parameter named.
+    let log = e.open();
+    log.record(read("acme", "p", "05")).await.unwrap();
+    let q = |format: Option<&str>, limit| AuditQuery {
+        format: format.map(str::to_owned),
+        limit,
+        ..Default::default()
+    };
+    let body = |r: axum::response::Response| async move {
+        let status = r.status().as_u16();
+        let b = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8(b.to_vec()).unwrap())
+    };
+    let (status, json) =
+        body(routes::search_response(&log, Some(&t("acme")), q(None, None)).await).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["data"][0]["record"]["principal"], "p");
+    let (status, lines) =
+        body(routes::search_response(&log, Some(&t("acme")), q(Some("ocsf"), None)).await).await;
+    assert_eq!(status, 200);
+    let ev: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(ev["class_uid"], 6003);
+    let (status, err) = body(routes::search_response(&log, None, q(None, Some(0))).await).await;
+    assert_eq!(status, 400);
+    assert!(err.contains("limit"), "{err}");
+    assert!(
+        log.stats()
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    assert!(
+        log.stats()
+            .render()
+            .contains("sentrace_audit_records_total")
+    );
+}
+
+/// Not a test: prints throughput and records per group commit
+/// (`cargo test -p sentrace-server --lib measure_group_commit -- --ignored --nocapture`).
+#[ignore]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measure_group_commit() {
+    use std::sync::atomic::Ordering::Relaxed;
+    for concurrency in [1usize, 16, 256] {
+        let e = env();
+        let log = e.open();
+        let total = 4096usize;
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..concurrency {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in (w..total).step_by(concurrency) {
+                    log.record(read("acme", &format!("p{i}"), "06"))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let commits = log.stats().commits.load(Relaxed);
+        println!(
+            "concurrency {concurrency}: {total} records in {secs:.2}s = {:.0} records/s, {commits} commits ({:.1} records per fsync)",
+            total as f64 / secs,
+            total as f64 / commits as f64
+        );
+    }
+}

@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sentrace_ledger::checkpoint::{Checkpoint, CheckpointPolicy, LogSigner, open_checkpoint};
@@ -46,6 +47,54 @@ pub(crate) enum Job {
     },
 }
 
+/// Counters of the writer (node-wide, no tenant names).
+#[derive(Debug, Default)]
+pub struct AuditStats {
+    /// Records made durable.
+    pub records: AtomicU64,
+    /// Group commits (one write and one fdatasync per log in the group).
+    pub commits: AtomicU64,
+    /// Records that failed (their reads got 503).
+    pub failures: AtomicU64,
+    /// Checkpoints signed and written.
+    pub checkpoints: AtomicU64,
+}
+
+impl AuditStats {
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, help, v) in [
+            (
+                "sentrace_audit_records_total",
+                "Audit records made durable.",
+                &self.records,
+            ),
+            (
+                "sentrace_audit_commits_total",
+                "Audit group commits (one fdatasync per log each).",
+                &self.commits,
+            ),
+            (
+                "sentrace_audit_failures_total",
+                "Audit records that could not be written (their requests failed with 503).",
+                &self.failures,
+            ),
+            (
+                "sentrace_audit_checkpoints_total",
+                "Audit log checkpoints signed and written.",
+                &self.checkpoints,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                v.load(Relaxed)
+            ));
+        }
+        out
+    }
+}
+
 struct LogState {
     origin: sentrace_ledger::checkpoint::Origin,
     range: CompactRange,
@@ -60,6 +109,7 @@ pub(crate) struct Writer {
     signer: LogSigner,
     cadence: CheckpointCadence,
     logs: HashMap<LogName, LogState>,
+    stats: Arc<AuditStats>,
 }
 
 fn now_secs() -> u64 {
@@ -74,6 +124,7 @@ impl Writer {
         node: String,
         signer: LogSigner,
         cadence: CheckpointCadence,
+        stats: Arc<AuditStats>,
     ) -> Self {
         Self {
             files,
@@ -81,6 +132,7 @@ impl Writer {
             signer,
             cadence,
             logs: HashMap::new(),
+            stats,
         }
     }
 
@@ -141,7 +193,9 @@ impl Writer {
 
     fn commit(&mut self, log: &LogName, items: Vec<(Vec<u8>, Reply)>) {
         let (payloads, replies): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+        let stats = self.stats.clone();
         let fail = |replies: Vec<Reply>, e: &AuditError| {
+            stats.failures.fetch_add(replies.len() as u64, Relaxed);
             for r in replies {
                 let _ = r.send(Err(AuditError(e.0.clone())));
             }
@@ -158,6 +212,7 @@ impl Writer {
                 return fail(replies, &AuditError(e.to_string()));
             }
         };
+        self.stats.commits.fetch_add(1, Relaxed);
         let mut replies = replies.into_iter();
         let mut broken = None;
         if let Some(state) = self.logs.get_mut(log) {
@@ -175,6 +230,7 @@ impl Writer {
                     break;
                 }
                 state.range.push_hash(leaf_hash(&rec.bytes));
+                self.stats.records.fetch_add(1, Relaxed);
                 let _ = reply.send(Ok(AuditReceipt {
                     origin: origin.clone(),
                     index: rec.seq,
@@ -292,6 +348,7 @@ impl Writer {
                 });
             match r {
                 Ok(()) => {
+                    self.stats.checkpoints.fetch_add(1, Relaxed);
                     s.checkpointed = size;
                     s.checkpointed_at = now;
                 }

@@ -55,6 +55,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         principal: a.principal.clone(),
         trace: a.trace.clone(),
         limit: Some(a.limit),
+        format: None,
     }
     .to_filter(now_nanos())
     .map_err(|e| anyhow::anyhow!("--{e}"))?;
