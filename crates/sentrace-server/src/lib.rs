@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
@@ -130,8 +131,20 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             "WAL records of shredded tenants skipped"
         );
     }
+    // The node's log key signs the span logs' and the audit logs' checkpoints.
+    let log_signer = seal::keys::load_or_create(&opts.data_dir, &boot.master, &cfg.seal.node)?;
+    // The read-audit logs (always on: no audit, no data).
+    let audit_log = audit::AuditLog::open(
+        &opts.data_dir,
+        keys.clone(),
+        &boot.master,
+        &log_signer,
+        &cfg.seal.node,
+        cfg.seal.checkpoint.clone(),
+    )
+    .context("opening the audit logs")?;
     let seal = if cfg.seal.enabled {
-        let signer = seal::keys::load_or_create(&opts.data_dir, &boot.master, &cfg.seal.node)?;
+        let signer = log_signer;
         let seal = seal::Seal::open(
             &cfg.seal,
             signer,
@@ -172,6 +185,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         let m = m.clone();
         registry.exporters.push(Box::new(move || m.render()));
     }
+    {
+        let stats = audit_log.stats().clone();
+        registry.exporters.push(Box::new(move || stats.render()));
+    }
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
         .with_seal(seal.clone());
@@ -184,6 +201,8 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         seal: seal.clone(),
         detect,
         sources: sources.clone(),
+        audit: audit_log.clone(),
+        audit_log: audit_log.clone(),
     });
 
     let (tx, rx) = watch::channel(false);
@@ -200,6 +219,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         _ => Vec::new(),
     };
     let replay_saver = tokio::spawn(sources.clone().run(rx.clone()));
+    let audit_checkpoints = tokio::spawn(audit_log.clone().run(rx.clone()));
     for (name, addr, router) in [
         (
             "otlp-grpc",
@@ -242,6 +262,8 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         w.abort();
     }
     let _ = replay_saver.await;
+    // Signs the audit logs' final checkpoints (every record is already durable).
+    let _ = audit_checkpoints.await;
     store.close().await.context("closing the store")?;
     Ok(())
 }

@@ -12,10 +12,14 @@ use sentrace_core::TenantId;
 use sentrace_ledger::checkpoint::LogVerifier;
 use sentrace_ledger::keys::VerifierKey;
 use sentrace_ledger::verify::{FindingKind, PinState};
+use sentrace_server::audit::files::AUDIT_DIR;
+use sentrace_server::audit::verify::{AuditLogReport, verify_all};
+use sentrace_server::audit::{AuditFiles, LogName};
 use sentrace_server::bootstrap::{MASTER_KEY_ENV, master_key_path};
 use sentrace_server::seal::audit::{AuditOptions, TenantAudit, audit};
 use sentrace_server::witness::config::parse_witness_vkeys;
-use sentrace_store::MasterKey;
+use sentrace_store::{KeyRing, MasterKey};
+use std::sync::Arc;
 
 use crate::DataDir;
 
@@ -179,6 +183,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .map(|t| TenantId::new(t).map_err(|e| anyhow::anyhow!("--tenant: {e}")))
         .transpose()?;
     let (witnesses, quorum) = a.witnesses.policy()?;
+    let key_for_audit = key.clone();
     let mut pins = load_pins(a.state.as_deref())?;
     let mut bar = Bar::new();
     let mut progress = |t: &str, s: &'static str, d: u64, n: u64| bar.tick(t, s, d, n);
@@ -198,17 +203,23 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             progress: &mut progress,
         },
     ))?;
-    let ok = audits.iter().all(|t| t.report.ok);
+    let audit_logs = verify_audit_logs(&a, &master, key_for_audit.as_ref(), &mut pins)?;
+    let ok = audits.iter().all(|t| t.report.ok) && audit_logs.iter().all(|r| r.ok);
     if let Some(p) = &a.state {
         save_pins(p, &pins)?;
     }
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "ok": ok, "logs": audits }))?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": ok,
+                "logs": audits,
+                "audit_logs": audit_logs,
+            }))?
         );
     } else {
         print_human(&audits);
+        print_audit_logs(&audit_logs);
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -269,6 +280,61 @@ pub(crate) fn print_human(audits: &[TenantAudit]) {
                 "  note: {} stored spans carry no seal (stored with [seal] enabled = false)",
                 t.unsealed_spans
             );
+        }
+    }
+}
+
+/// Verifies the read-audit logs (every one, or `--tenant`'s).
+fn verify_audit_logs(
+    a: &Args,
+    master: &MasterKey,
+    key: Option<&LogVerifier>,
+    pins: &mut PinState,
+) -> anyhow::Result<Vec<AuditLogReport>> {
+    if !a.data.data_dir.join(AUDIT_DIR).exists() {
+        return Ok(Vec::new());
+    }
+    let key = match key {
+        Some(k) => k.clone(),
+        None => sentrace_server::seal::keys::verifier(&a.data.data_dir, master)?,
+    };
+    let keys = Arc::new(KeyRing::open(&a.data.data_dir.join("keys"), master)?);
+    let files = AuditFiles::open(&a.data.data_dir, keys, master)?;
+    let only = a
+        .tenant
+        .as_deref()
+        .map(|t| LogName::parse(t).map_err(|e| anyhow::anyhow!("--tenant: {e}")))
+        .transpose()?;
+    Ok(verify_all(&files, &a.node, &key, only.as_ref(), pins)?)
+}
+
+pub(crate) fn print_audit_logs(reports: &[AuditLogReport]) {
+    for r in reports {
+        println!(
+            "audit log {}: {} (checkpoint size {}, {} records, {} read, {} not yet signed, {} erased)",
+            r.log,
+            if r.ok { "OK" } else { "FAILED" },
+            r.checkpoint_size.map_or("-".into(), |s| s.to_string()),
+            r.records,
+            r.records_read,
+            r.records_unsigned,
+            r.records_erased,
+        );
+        for f in &r.findings {
+            let kind = serde_json::to_value(f.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let marker = if f.kind == FindingKind::Erased {
+                "note"
+            } else {
+                "FAIL"
+            };
+            let at = f.index.map_or(String::new(), |i| format!(" [record {i}]"));
+            println!("  {marker} {kind}: {}{at}", f.detail);
+        }
+        if r.findings_omitted > 0 {
+            println!("  ... and {} more findings", r.findings_omitted);
         }
     }
 }
