@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use sentrace_server::audit::files::AUDIT_DIR;
 use sentrace_server::audit::search::{AuditQuery, search};
 use sentrace_server::audit::{AuditEntry, AuditFiles, LogName, now_nanos, ocsf};
 use sentrace_server::detect::sinks::rfc3339;
@@ -59,6 +60,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     .to_filter(now_nanos())
     .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    if !a.data.data_dir.join(AUDIT_DIR).is_dir() {
+        eprintln!(
+            "sentrace: {} has no audit logs (no server has run on it yet)",
+            a.data.data_dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let master = super::verify::master_key(&a.data.data_dir)?;
     let keys = Arc::new(KeyRing::open(&a.data.data_dir.join("keys"), &master)?);
     let files = AuditFiles::open(&a.data.data_dir, keys, &master)

@@ -12,7 +12,7 @@ use sentrace_core::TenantId;
 use sentrace_ledger::checkpoint::LogVerifier;
 use sentrace_ledger::keys::VerifierKey;
 use sentrace_ledger::verify::{FindingKind, PinState};
-use sentrace_server::audit::files::AUDIT_DIR;
+use sentrace_server::audit::files::{AUDIT_DIR, NODE_LOG};
 use sentrace_server::audit::verify::{AuditLogReport, verify_all};
 use sentrace_server::audit::{AuditFiles, LogName};
 use sentrace_server::bootstrap::{MASTER_KEY_ENV, master_key_path};
@@ -35,7 +35,8 @@ pub struct Args {
     /// everything verifies).
     #[arg(long)]
     pub(crate) state: Option<PathBuf>,
-    /// Only this tenant's log (with `--server`: the tenant the token must belong to).
+    /// Only this tenant's logs (span log and audit log; `_node` for the node's own audit
+    /// log; with `--server`: the tenant the token must belong to).
     #[arg(long)]
     pub(crate) tenant: Option<String>,
     /// Trust these log keys (the vkeys `sentrace keys show` prints; repeat the option or
@@ -177,9 +178,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let key = (!a.key.is_empty())
         .then(|| LogVerifier::parse(&a.key.join(" ")).map_err(|e| anyhow::anyhow!("--key: {e}")))
         .transpose()?;
+    // `--tenant _node`: only the node's own audit log (it has no span log).
+    let node_only = a.tenant.as_deref() == Some(NODE_LOG);
     let tenant = a
         .tenant
         .as_deref()
+        .filter(|_| !node_only)
         .map(|t| TenantId::new(t).map_err(|e| anyhow::anyhow!("--tenant: {e}")))
         .transpose()?;
     let (witnesses, quorum) = a.witnesses.policy()?;
@@ -190,19 +194,23 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let audits = rt.block_on(audit(
-        &a.data.data_dir,
-        &master,
-        &mut pins,
-        AuditOptions {
-            node: a.node.clone(),
-            key,
-            tenant,
-            witnesses,
-            quorum,
-            progress: &mut progress,
-        },
-    ))?;
+    let audits = if node_only {
+        Vec::new()
+    } else {
+        rt.block_on(audit(
+            &a.data.data_dir,
+            &master,
+            &mut pins,
+            AuditOptions {
+                node: a.node.clone(),
+                key,
+                tenant,
+                witnesses,
+                quorum,
+                progress: &mut progress,
+            },
+        ))?
+    };
     let audit_logs = verify_audit_logs(&a, &master, key_for_audit.as_ref(), &mut pins)?;
     let ok = audits.iter().all(|t| t.report.ok) && audit_logs.iter().all(|r| r.ok);
     if let Some(p) = &a.state {
