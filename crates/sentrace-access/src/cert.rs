@@ -127,16 +127,12 @@ impl CertNames {
         };
         for atv in tbs.subject().iter() {
             if atv.oid == x509_cert::der::oid::db::rfc4519::COMMON_NAME {
-                let value =
-                    x509_cert::ext::pkix::name::DirectoryString::try_from(&atv.value)
-                        .map_err(malformed)?;
+                let value = x509_cert::ext::pkix::name::DirectoryString::try_from(&atv.value)
+                    .map_err(malformed)?;
                 push(NameField::Cn, &value.value())?;
             }
         }
-        if let Some((_, san)) = tbs
-            .get_extension::<SubjectAltName>()
-            .map_err(malformed)?
-        {
+        if let Some((_, san)) = tbs.get_extension::<SubjectAltName>().map_err(malformed)? {
             for name in &san.0 {
                 match name {
                     GeneralName::DnsName(s) => push(NameField::Dns, s.as_str())?,
@@ -162,7 +158,12 @@ impl CertNames {
     /// A short description for logs: `cn=a, uri=spiffe://…` (at most a few names per field).
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        for field in [NameField::Cn, NameField::Dns, NameField::Uri, NameField::Email] {
+        for field in [
+            NameField::Cn,
+            NameField::Dns,
+            NameField::Uri,
+            NameField::Email,
+        ] {
             for n in self.of(field).iter().take(4) {
                 parts.push(format!("{field}={n}"));
             }
@@ -347,7 +348,11 @@ mod tests {
 
     #[test]
     fn patterns() {
-        let uri = rule(NameField::Uri, "spiffe://acme.example/agent/*", Role::Ingest);
+        let uri = rule(
+            NameField::Uri,
+            "spiffe://acme.example/agent/*",
+            Role::Ingest,
+        );
         assert!(uri.matches("spiffe://acme.example/agent/a7"));
         assert!(!uri.matches("spiffe://acme.example/agent/"));
         assert!(!uri.matches("SPIFFE://acme.example/agent/a7"));
@@ -368,7 +373,11 @@ mod tests {
     #[test]
     fn validate_rules() {
         assert!(rule(NameField::Cn, "", Role::Viewer).validate().is_err());
-        assert!(rule(NameField::Cn, "a*b*", Role::Viewer).validate().is_err());
+        assert!(
+            rule(NameField::Cn, "a*b*", Role::Viewer)
+                .validate()
+                .is_err()
+        );
         assert!(rule(NameField::Cn, "a*", Role::Viewer).validate().is_ok());
         let mut r = rule(NameField::Cn, "a", Role::Viewer);
         r.team = Some(String::new());
@@ -382,7 +391,11 @@ mod tests {
         dev.kind = PrincipalKind::User;
         dev.team = Some("payments".into());
         let rules = vec![
-            rule(NameField::Uri, "spiffe://acme.example/agent/*", Role::Ingest),
+            rule(
+                NameField::Uri,
+                "spiffe://acme.example/agent/*",
+                Role::Ingest,
+            ),
             dev,
             rule(NameField::Cn, "*", Role::Viewer),
         ];
@@ -405,7 +418,10 @@ mod tests {
             (id.role, id.kind, id.team.as_deref()),
             (Role::Developer, PrincipalKind::User, Some("payments"))
         );
-        assert_eq!(map_identity(&tenant, &rules[..2], &CertNames::default()), None);
+        assert_eq!(
+            map_identity(&tenant, &rules[..2], &CertNames::default()),
+            None
+        );
     }
 
     #[test]
