@@ -184,6 +184,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         let m = m.clone();
         registry.exporters.push(Box::new(move || m.render()));
     }
+    if let Some(c) = &client_certs {
+        let c = c.clone();
+        registry.exporters.push(Box::new(move || c.render()));
+    }
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
         .with_seal(seal.clone());

@@ -217,9 +217,14 @@ pub async fn serve_with(
                     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
                         Ok(Ok(s)) => s,
                         Ok(Err((e, io))) => {
-                            if client_certs.is_some() {
+                            if let Some(certs) = &client_certs {
                                 // Client-certificate refusals are security events.
                                 tracing::info!(%peer, error = %e, "TLS handshake failed");
+                                if e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>())
+                                    == Some(&rustls::Error::NoCertificatesPresented)
+                                {
+                                    certs.count_missing();
+                                }
                             } else {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             }

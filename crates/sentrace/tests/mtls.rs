@@ -373,6 +373,25 @@ fn client_certificates_are_identities() {
     let acme_read = srv.token("acme", "read");
     assert_eq!(query(&srv, None, Some(&acme_read), &path).unwrap(), 200);
 
+    // Every outcome is counted (the server's counters, not a tenant's).
+    let metrics = client(&srv, None, false)
+        .get(srv.query_url("/metrics"))
+        .bearer_auth(&acme_read)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for outcome in ["accepted", "unknown_ca", "expired", "unmapped", "missing"] {
+        let line = format!("sentrace_client_cert_handshakes_total{{outcome=\"{outcome}\"}} ");
+        let n: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("no {line} in:\n{metrics}"))
+            .parse()
+            .unwrap();
+        assert!(n >= 1, "{line}{n}");
+    }
+
     let log = srv.log();
     assert!(
         log.contains("tenant acme's CA issued the certificate (cn=stranger), but no [[auth.mtls.rules]] entry maps it"),

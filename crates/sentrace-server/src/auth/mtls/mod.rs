@@ -18,6 +18,7 @@ pub mod config;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
@@ -111,11 +112,24 @@ struct TenantTrust {
     rules: Vec<CertRule>,
 }
 
+/// Handshake outcomes with a client certificate, for `/metrics`.
+#[derive(Default)]
+struct Outcomes {
+    accepted: AtomicU64,
+    unknown_ca: AtomicU64,
+    expired: AtomicU64,
+    unmapped: AtomicU64,
+    ambiguous: AtomicU64,
+    invalid: AtomicU64,
+    missing: AtomicU64,
+}
+
 /// The loaded `[[auth.mtls]]` trust of every tenant.
 pub struct ClientCerts {
     tenants: Vec<TenantTrust>,
     all_roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
+    outcomes: Outcomes,
 }
 
 impl std::fmt::Debug for ClientCerts {
@@ -216,6 +230,7 @@ impl ClientCerts {
             tenants,
             all_roots: Arc::new(all_roots),
             provider,
+            outcomes: Outcomes::default(),
         })
     }
 
@@ -289,6 +304,65 @@ impl ClientCerts {
         }
     }
 
+    /// Counts a handshake that failed for want of a certificate on a `required` listener
+    /// (rustls refuses it before any verifier runs).
+    pub fn count_missing(&self) {
+        self.outcomes.missing.fetch_add(1, Relaxed);
+    }
+
+    fn count_refused(&self, e: &rustls::Error) {
+        use CertificateError as C;
+        let o = &self.outcomes;
+        let counter = match e {
+            rustls::Error::InvalidCertificate(C::UnknownIssuer) => &o.unknown_ca,
+            rustls::Error::InvalidCertificate(
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. },
+            ) => &o.expired,
+            _ => &o.invalid,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    fn count_refusal(&self, r: &Refusal) {
+        let o = &self.outcomes;
+        let counter = match r {
+            Refusal::Untrusted(e) => return self.count_refused(e),
+            Refusal::Ambiguous { .. } => &o.ambiguous,
+            Refusal::Names { .. } => &o.invalid,
+            Refusal::NoMapping { .. } => &o.unmapped,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Prometheus text: `sentrace_client_cert_handshakes_total{outcome}`. No tenant label:
+    /// the counters are the server's, not a tenant's.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let o = &self.outcomes;
+        let mut out = String::from(
+            "# HELP sentrace_client_cert_handshakes_total TLS handshakes on listeners that take client certificates, by outcome.\n# TYPE sentrace_client_cert_handshakes_total counter\n",
+        );
+        for (outcome, c) in [
+            ("accepted", &o.accepted),
+            ("unknown_ca", &o.unknown_ca),
+            ("expired", &o.expired),
+            ("unmapped", &o.unmapped),
+            ("ambiguous", &o.ambiguous),
+            ("invalid", &o.invalid),
+            ("missing", &o.missing),
+        ] {
+            let _ = writeln!(
+                out,
+                "sentrace_client_cert_handshakes_total{{outcome=\"{outcome}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        out
+    }
+
     /// The verifier for a listener in `mode` (`None` for [`ClientAuthMode::Off`]).
     pub fn verifier(
         self: &Arc<Self>,
@@ -355,14 +429,19 @@ impl ClientCertVerifier for MappingVerifier {
             .inner
             .verify_client_cert(end_entity, intermediates, now)
         {
+            self.certs.count_refused(&e);
             let names =
                 CertNames::from_der(end_entity).map_or_else(|e| e.to_string(), |n| n.describe());
             tracing::warn!(listener = self.listener, reason = %e, certificate = %names, "client certificate refused in the TLS handshake");
             return Err(e);
         }
         match self.certs.identify(end_entity, intermediates, now) {
-            Ok(_) => Ok(ClientCertVerified::assertion()),
+            Ok(_) => {
+                self.certs.outcomes.accepted.fetch_add(1, Relaxed);
+                Ok(ClientCertVerified::assertion())
+            }
             Err(refusal) => {
+                self.certs.count_refusal(&refusal);
                 tracing::warn!(listener = self.listener, reason = %refusal, "client certificate refused in the TLS handshake (alert access_denied)");
                 Err(rustls::Error::InvalidCertificate(
                     CertificateError::ApplicationVerificationFailure,
