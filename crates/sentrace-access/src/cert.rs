@@ -3,8 +3,9 @@
 //!
 //! This module only reads names out of a certificate that the TLS layer has already
 //! verified against one tenant's CA (the server does that, with rustls and webpki); it never
-//! decides trust itself. Parsing uses RustCrypto's `x509-cert` (RFC 5280), with limits on the
-//! certificate size and on the number and length of names, and fails closed.
+//! decides trust itself. Parsing uses RustCrypto's `x509-cert` (RFC 5280 structures), with
+//! limits on the certificate size and on the number and length of names, and fails closed:
+//! a certificate whose subject or SAN extension does not decode yields no names at all.
 //!
 //! A rule names one field (`cn`, `dns`, `uri`, `email`) and a pattern: the exact name, or a
 //! name with one `*` that stands for one or more characters (in `dns` patterns, within one

@@ -499,5 +499,14 @@ fn bad_trust_configuration_is_refused_at_start() {
         let (ok, stderr) = serve_once(&dir.path().join("data"), &config);
         assert!(!ok, "server started with:\n{text}");
         assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+        // `sentrace config check` reads the CA files too.
+        let out = Command::new(common::BIN)
+            .args(["config", "check"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "config check passed:\n{text}");
+        assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
     }
 }
