@@ -1,6 +1,8 @@
 //! TLS 1.3 through rustls with the aws-lc-rs provider, preferring the hybrid post-quantum
 //! key exchange X25519MLKEM768; the local CA and server certificate made on first start; and
-//! the connection loop that serves an axum router over TLS or (loopback only) plaintext.
+//! the connection loop that serves an axum router over TLS or (loopback only) plaintext,
+//! putting each connection's [`Connection`](crate::auth::Connection) (remote address and
+//! client-certificate identity, see [`crate::auth::mtls`]) into every request.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
