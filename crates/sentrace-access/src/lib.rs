@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod authz;
+pub mod cert;
 pub mod token;
 
 pub use token::{

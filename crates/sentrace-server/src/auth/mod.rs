@@ -12,6 +12,7 @@
 //! certificate are both presented they must name the same tenant.
 
 pub mod config;
+pub mod mtls;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
