@@ -59,6 +59,8 @@ enum Trigger {
     Pem,
     KeyValue,
     UrlUserinfo,
+    /// A possible marker of a value minimized upstream (`<`, `pse:`, `tok:`).
+    Marker,
 }
 
 /// Keywords of the key=value rule (a sensitive key name followed by `=` or `:` in text).
@@ -141,6 +143,12 @@ impl Detectors {
             patterns.push(k);
             triggers.push(Trigger::KeyValue);
         }
+        // Not a detector: noted for the walk, which lists upstream-minimized values by
+        // class, so that it needs no pass of its own over clean text.
+        for k in ["<", "pse:", "tok:"] {
+            patterns.push(k);
+            triggers.push(Trigger::Marker);
+        }
         let prefilter = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
@@ -179,10 +187,22 @@ impl Detectors {
     /// Appends every sensitive value in `text` to `out`, then sorts `out` by position and
     /// removes overlaps (the earlier, then the longer, match wins).
     pub fn find(&self, text: &str, ctx: Context, out: &mut Vec<Found>) {
+        self.find_noting_markers(text, ctx, out);
+    }
+
+    /// [`Detectors::find`], and whether `text` may hold a marker of a value minimized
+    /// upstream (`<`, `pse:` or `tok:` occurs: a cheap superset, to be confirmed).
+    pub(crate) fn find_noting_markers(
+        &self,
+        text: &str,
+        ctx: Context,
+        out: &mut Vec<Found>,
+    ) -> bool {
         let base = out.len();
         self.pii.find(text, ctx, out);
-        self.find_keyword_rules(text, out);
+        let marker = self.find_keyword_rules(text, out);
         resolve_overlaps(out, base);
+        marker
     }
 
     /// Whether any detector fires on `text` (used by tests and the scan).
@@ -192,7 +212,8 @@ impl Detectors {
         !v.is_empty()
     }
 
-    fn find_keyword_rules(&self, text: &str, out: &mut Vec<Found>) {
+    /// Runs the keyword-triggered rules; returns whether a marker keyword occurred.
+    fn find_keyword_rules(&self, text: &str, out: &mut Vec<Found>) -> bool {
         // One pass: collect which rules are triggered (a rule is run once, whatever the
         // number of its keywords that occur).
         let mut secret_hit = 0u64;
@@ -229,10 +250,11 @@ impl Detectors {
                 }
             }
         }
-        if other == 0 {
-            return;
-        }
         let has = |t: Trigger| other & (1 << trigger_bit(t)) != 0;
+        let marker = has(Trigger::Marker);
+        if other & !(1 << trigger_bit(Trigger::Marker)) == 0 {
+            return marker;
+        }
         if has(Trigger::Pem) {
             push_group(
                 &self.pem,
@@ -274,6 +296,7 @@ impl Detectors {
         if has(Trigger::KeyValue) {
             self.find_key_values(text, out);
         }
+        marker
     }
 
     fn find_key_values(&self, text: &str, out: &mut Vec<Found>) {
@@ -315,6 +338,7 @@ fn trigger_bit(t: Trigger) -> u8 {
         Trigger::Pem => 4,
         Trigger::KeyValue => 5,
         Trigger::UrlUserinfo => 6,
+        Trigger::Marker => 7,
     }
 }
 

@@ -196,6 +196,8 @@ fn values_minimized_upstream_keep_their_class() {
                 kv("note", s("mail to <email> about <card:…1111>")),
                 kv("auth", s("Bearer <bearer>")),
                 kv("plain", s("<html> is not a marker")),
+                kv("short", s("<ip>")),
+                kv("short2", s("<dob")),
             ],
             ..Default::default()
         },
@@ -211,6 +213,7 @@ fn values_minimized_upstream_keep_their_class() {
             "span:note=pii",
             "span:note=financial",
             "span:auth=secret",
+            "span:short=pii",
         ]
     );
     // The markers themselves are left as they were.

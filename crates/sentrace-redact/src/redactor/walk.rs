@@ -254,7 +254,9 @@ impl<'a> Walk<'a> {
         self.can_drop = false;
         self.pending = ClassSet::EMPTY;
         self.string(KeyClass::Plain, s);
-        self.record_pending("");
+        if !self.pending.is_empty() {
+            self.record_pending("");
+        }
         self.can_drop = true;
     }
 
@@ -277,7 +279,9 @@ impl<'a> Walk<'a> {
                 Some(v) => self.any(class, v, 0) == Step::Keep,
                 None => true,
             };
-            self.record_pending(&kv.key);
+            if !self.pending.is_empty() {
+                self.record_pending(&kv.key);
+            }
             if !keep {
                 self.report.dropped += 1;
             }
@@ -366,13 +370,15 @@ impl<'a> Walk<'a> {
             self.report.oversize += 1;
             return Step::Keep;
         }
-        if self.recording && s.len() >= 4 {
-            self.pending.extend(edge_markers(s));
-        }
         // Fast path: free text with nothing detected is left untouched, without copying.
-        // Nothing any detector finds is shorter than 6 bytes.
+        // Nothing any detector finds is shorter than 6 bytes. Markers of values minimized
+        // upstream are looked for by the detectors' keyword pass, and confirmed here.
         if let KeyClass::Plain | KeyClass::Infra = class {
             if s.len() < 6 {
+                // `<ip>`, `<dob>`: a short marker opens with `<`.
+                if self.recording && s.len() >= 4 && s.as_bytes().contains(&b'<') {
+                    self.pending.extend(edge_markers(s));
+                }
                 return Step::Keep;
             }
             let ctx = Context {
@@ -380,10 +386,15 @@ impl<'a> Walk<'a> {
                 ..Context::default()
             };
             self.found.clear();
-            self.det.find(s, ctx, &mut self.found);
+            let marked = self.det.find_noting_markers(s, ctx, &mut self.found);
+            if marked && self.recording {
+                self.pending.extend(edge_markers(s));
+            }
             if self.found.is_empty() {
                 return Step::Keep;
             }
+        } else if self.recording && s.len() >= 4 {
+            self.pending.extend(edge_markers(s));
         }
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
