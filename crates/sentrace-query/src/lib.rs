@@ -9,6 +9,7 @@ pub mod audit;
 pub mod jaeger;
 pub mod mask;
 pub mod search;
+pub mod service;
 
 pub use mask::{HIDDEN, MaskOutcome, PLACEHOLDER_ATTRIBUTE, mask_sensitive, placeholder};
 pub use search::{SearchError, SearchParams, TagFilter};
@@ -69,6 +70,28 @@ pub fn regroup(views: Vec<SpanView>) -> Vec<ResourceSpans> {
             None => {
                 rs.scope_spans = vec![ss];
                 out.push(rs);
+            }
+        }
+    }
+    out
+}
+
+/// Splits OTLP `ResourceSpans` into single-span views (the inverse of [`regroup`]).
+pub fn split(resource_spans: Vec<ResourceSpans>) -> Vec<SpanView> {
+    let mut out = Vec::new();
+    for rs in resource_spans {
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                let one = ResourceSpans {
+                    resource: rs.resource.clone(),
+                    scope_spans: vec![ScopeSpans {
+                        scope: ss.scope.clone(),
+                        spans: vec![span.clone()],
+                        schema_url: ss.schema_url.clone(),
+                    }],
+                    schema_url: rs.schema_url.clone(),
+                };
+                out.extend(SpanView::new(one));
             }
         }
     }

@@ -7,7 +7,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
-use sentrace_core::{Identity, Limits, Role};
+use axum::http::StatusCode;
+use sentrace_core::{Identity, Limits};
+use sentrace_query::service::{Caller, QueryService};
 use sentrace_store::Store;
 
 use crate::api;
@@ -40,10 +42,26 @@ pub struct AppState {
     pub audit: Arc<dyn sentrace_query::audit::AuditSink>,
     /// The same audit logs, for reading them back ([`crate::audit::AuditLog::search`]).
     pub audit_log: Arc<crate::audit::AuditLog>,
+    /// The read path: authorization, scoping, masking and audit of every read.
+    pub query: QueryService,
+    /// Break-glass grants.
+    pub break_glass: Arc<crate::breakglass::BreakGlass>,
+    /// The reversible-token vault (de-tokenizing is authorized and audited).
+    pub vault: Arc<sentrace_store::Vault>,
+    /// The tenant whose principals may see node-wide metrics (`[access] operator_tenant`).
+    pub operator_tenant: Option<sentrace_core::TenantId>,
 }
 
-/// An identity holding the `read` role, taken from the request's bearer token.
-pub struct Reader(pub Identity);
+/// The verified caller of a query request: identity, remote address and break-glass grant.
+/// What it may read is decided by the query service's policies, not here.
+pub struct Reader(pub Caller);
+
+impl Reader {
+    /// The caller's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.0.identity
+    }
+}
 
 impl FromRequestParts<Arc<AppState>> for Reader {
     type Rejection = Response;
@@ -52,16 +70,32 @@ impl FromRequestParts<Arc<AppState>> for Reader {
         parts: &mut Parts,
         st: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
+        st.metrics.query_request();
         let creds = crate::auth::Credentials::from_http(&parts.headers, &parts.extensions);
-        st.auth
-            .check(creds, Role::Read)
-            .await
-            .map(Reader)
-            .map_err(|e| {
+        let source = creds.remote().map(|a| a.ip().to_string());
+        let identity = match st.auth.authenticate(creds).await {
+            Ok(id) => id,
+            Err(e) => {
                 st.metrics.auth_failure();
                 tracing::debug!(reason = %e, path = %parts.uri.path(), "query refused");
-                ingest::http::auth_response(&e)
-            })
+                let endpoint = format!("{} {}", parts.method, parts.uri.path());
+                return Err(api::unauthenticated(st, &e, creds, source, &endpoint).await);
+            }
+        };
+        st.metrics.tenant_query(&identity.tenant);
+        let mut caller = Caller {
+            identity,
+            source,
+            break_glass: None,
+        };
+        if let Some(grant) = parts.headers.get(crate::breakglass::HEADER) {
+            let id = grant.to_str().unwrap_or("");
+            match st.break_glass.resolve(&caller.identity, id) {
+                Ok(used) => caller.break_glass = Some(used),
+                Err(e) => return Err(api::problem(StatusCode::FORBIDDEN, e.to_string())),
+            }
+        }
+        Ok(Reader(caller))
     }
 }
 
@@ -118,6 +152,19 @@ pub fn query_router(st: Arc<AppState>) -> Router {
         )
         .route("/api/responses", get(api::findings::responses))
         .route("/api/responses/quarantine", get(api::findings::quarantine))
+        .route(
+            "/api/break-glass",
+            get(api::breakglass::list).post(api::breakglass::open),
+        )
+        .route(
+            "/api/break-glass/{id}/approve",
+            post(api::breakglass::approve),
+        )
+        .route(
+            "/api/break-glass/{id}",
+            axum::routing::delete(api::breakglass::close),
+        )
+        .route("/api/detokenize", get(api::breakglass::detokenize))
         .fallback(api::not_found)
         .with_state(st)
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub sources: crate::sources::SourcesConfig,
     /// Authentication beyond API tokens: OIDC issuers, client certificates.
     pub auth: crate::auth::config::AuthConfig,
+    /// Authorization: Cedar policies, teams, break-glass.
+    pub access: crate::access::AccessConfig,
 }
 
 /// The minimize stage.
@@ -192,6 +194,7 @@ impl Config {
                 "[tls.client_auth] {listener} takes client certificates, but no [[auth.mtls]] entry trusts a CA: add one with tenant, ca and rules"
             ));
         }
+        self.access.validate()?;
         Ok(())
     }
 }

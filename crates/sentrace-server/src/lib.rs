@@ -2,11 +2,13 @@
 //! bootstrap and the wiring of the ingest pipeline.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod breakglass;
 pub mod config;
 pub mod detect;
 pub mod fsutil;
@@ -109,6 +111,13 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
 
     let keys = Arc::new(KeyRing::open(&opts.data_dir.join("keys"), &boot.master)?);
     let cfg = cfg.load_policies()?;
+    // Authorization policies are validated before anything else opens: an invalid policy
+    // stops the start with its file, line and reason.
+    let policies = Arc::new(sentrace_query::service::Policies::new(
+        cfg.access
+            .load()
+            .context("loading the authorization policies ([access])")?,
+    ));
     let (store, recovery) = Store::open(&opts.data_dir, cfg.store.clone(), keys.clone())
         .await
         .context("opening the store")?;
@@ -179,6 +188,8 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             .map(|s| Arc::new(seal::PublishBarrier(s)) as Arc<dyn sentrace_store::WalBarrier>),
     }));
     let vault = Arc::new(Vault::open(&opts.data_dir.join("vault"), keys.clone())?);
+    let break_glass = breakglass::BreakGlass::open(&opts.data_dir, cfg.access.break_glass.clone())
+        .context("opening the break-glass grants")?;
     let detect = if cfg.detect.enabled {
         Some(detect::Runtime::start(
             &cfg.detect,
@@ -190,7 +201,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         None
     };
     let mut registry =
-        pipeline::stages(&cfg, keys.clone(), vault, detect.clone(), sources.clone())?;
+        pipeline::stages(&cfg, keys.clone(), vault.clone(), detect.clone(), sources.clone())?;
     let witness_metrics = (seal.is_some() && !cfg.seal.witness.is_empty())
         .then(|| Arc::new(witness::client::WitnessMetrics::new(&cfg.seal.witness)));
     if let Some(m) = &witness_metrics {
@@ -219,6 +230,14 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         sources: sources.clone(),
         audit: audit_log.clone(),
         audit_log: audit_log.clone(),
+        query: sentrace_query::service::QueryService::new(
+            store.clone(),
+            policies.clone(),
+            audit_log.clone(),
+        ),
+        break_glass,
+        vault,
+        operator_tenant: cfg.access.operator(),
     });
 
     let (tx, rx) = watch::channel(false);
@@ -236,6 +255,11 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     };
     let replay_saver = tokio::spawn(sources.clone().run(rx.clone()));
     let audit_checkpoints = tokio::spawn(audit_log.clone().run(rx.clone()));
+    let policy_watcher = tokio::spawn(access::watch_policies(
+        cfg.access.clone(),
+        policies.clone(),
+        rx.clone(),
+    ));
     let modes = &cfg.tls.client_auth;
     for (name, addr, router, mode) in [
         (
@@ -300,6 +324,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let _ = replay_saver.await;
     // Signs the audit logs' final checkpoints (every record is already durable).
     let _ = audit_checkpoints.await;
+    let _ = policy_watcher.await;
     store.close().await.context("closing the store")?;
     Ok(())
 }

@@ -1,8 +1,24 @@
 //! The server's own counters, kept in one place and exported in the Prometheus text format
 //! at `/metrics`. Every internal event that is counted goes through a method here.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use sentrace_core::TenantId;
+
+/// Counters of one tenant: the only series a principal of that tenant sees (unless it is
+/// an operator, who also sees the node-wide sums).
+#[derive(Default, Clone, Copy)]
+struct TenantCounters {
+    spans_accepted: u64,
+    spans_rejected: u64,
+    queries: u64,
+}
+
+/// Most tenants with their own series (tenants come from verified credentials only).
+const MAX_TENANT_SERIES: usize = 10_000;
 
 /// Counters since start.
 #[derive(Default)]
@@ -17,6 +33,7 @@ pub struct Metrics {
     ingest_failed_internal: AtomicU64,
     auth_failures: AtomicU64,
     query_requests: AtomicU64,
+    tenants: Mutex<BTreeMap<TenantId, TenantCounters>>,
 }
 
 /// Which protocol a request came in on.
@@ -46,10 +63,54 @@ impl Metrics {
         .fetch_add(1, Relaxed);
     }
 
-    /// Spans stored for one request, and spans a stage set aside.
-    pub fn ingest_accepted(&self, accepted: u64, rejected: u64) {
+    /// Spans stored for one request of `tenant`, and spans a stage set aside.
+    pub fn ingest_accepted(&self, tenant: &TenantId, accepted: u64, rejected: u64) {
         self.ingest_spans_accepted.fetch_add(accepted, Relaxed);
         self.ingest_spans_rejected.fetch_add(rejected, Relaxed);
+        self.tenant(tenant, |c| {
+            c.spans_accepted = c.spans_accepted.saturating_add(accepted);
+            c.spans_rejected = c.spans_rejected.saturating_add(rejected);
+        });
+    }
+
+    fn tenant(&self, tenant: &TenantId, f: impl FnOnce(&mut TenantCounters)) {
+        let mut t = match self.tenants.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(c) = t.get_mut(tenant) {
+            f(c);
+        } else if t.len() < MAX_TENANT_SERIES {
+            f(t.entry(tenant.clone()).or_default());
+        }
+    }
+
+    /// An authenticated query of `tenant`.
+    pub fn tenant_query(&self, tenant: &TenantId) {
+        self.tenant(tenant, |c| c.queries = c.queries.saturating_add(1));
+    }
+
+    /// What a reader of `tenant` may see: that tenant's own series, and the node-wide
+    /// series too when `node_wide` (operators).
+    pub fn render_for(&self, tenant: &TenantId, node_wide: bool) -> String {
+        let mut out = if node_wide { self.render() } else { String::new() };
+        let c = match self.tenants.lock() {
+            Ok(t) => t.get(tenant).copied().unwrap_or_default(),
+            Err(p) => p.into_inner().get(tenant).copied().unwrap_or_default(),
+        };
+        let t = tenant.as_str();
+        let _ = writeln!(
+            out,
+            "# HELP sentrace_tenant_spans_total Spans of this tenant by outcome.\n# TYPE sentrace_tenant_spans_total counter"
+        );
+        let _ = writeln!(out, "sentrace_tenant_spans_total{{tenant=\"{t}\",outcome=\"accepted\"}} {}", c.spans_accepted);
+        let _ = writeln!(out, "sentrace_tenant_spans_total{{tenant=\"{t}\",outcome=\"rejected\"}} {}", c.spans_rejected);
+        let _ = writeln!(
+            out,
+            "# HELP sentrace_tenant_queries_total Authenticated query requests of this tenant.\n# TYPE sentrace_tenant_queries_total counter"
+        );
+        let _ = writeln!(out, "sentrace_tenant_queries_total{{tenant=\"{t}\"}} {}", c.queries);
+        out
     }
 
     /// A request was refused as invalid.

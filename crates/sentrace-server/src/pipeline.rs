@@ -202,7 +202,7 @@ impl Pipeline {
             })?;
         }
         let rejected = batch.context.rejected_spans;
-        self.metrics.ingest_accepted(accepted, rejected);
+        self.metrics.ingest_accepted(&tenant, accepted, rejected);
         Ok(IngestOutcome {
             accepted,
             rejected,

@@ -65,6 +65,9 @@ enum Command {
     /// server runs).
     #[command(subcommand)]
     Response(cmd::response::Command),
+    /// Authorization policies (Cedar): test a decision, check, show the built-ins.
+    #[command(subcommand)]
+    Policy(cmd::policy::Command),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Witness(a) => cmd::witness::run(a),
         Command::Proof(a) => cmd::proof::run_proof(a),
         Command::VerifyProof(a) => cmd::proof::run_verify_proof(a),
+        Command::Policy(c) => cmd::policy::run(c),
     };
     match result {
         Ok(code) => code,

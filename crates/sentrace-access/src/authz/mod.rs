@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use sentrace_core::{Identity, TenantId};
 
-pub use load::{PolicyError, PolicySource};
+pub use load::{MAX_POLICY_FILE_BYTES, PolicyError, PolicySource};
 
 /// The Cedar schema every policy is validated against.
 pub const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");

@@ -11,6 +11,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use sentrace_detect::Severity;
 use serde::Deserialize;
 
+use sentrace_access::authz::Action;
+use sentrace_query::service::{Gate, QueryError, Returned};
+
+use super::query_error;
 use crate::app::{AppState, Reader};
 use crate::detect::findings::FindingFilter;
 
@@ -18,7 +22,32 @@ use crate::detect::findings::FindingFilter;
 pub const MAX_LIMIT: usize = 1000;
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
+    super::problem(status, msg)
+}
+
+/// Opens the read_findings gate for `endpoint`, or the refusal to answer with.
+async fn gate(
+    st: &AppState,
+    caller: &sentrace_query::service::Caller,
+    endpoint: &str,
+    filter: std::collections::BTreeMap<String, String>,
+) -> Result<Gate, Response> {
+    st.query
+        .authorize(caller, Action::ReadFindings, endpoint, filter)
+        .await
+        .map_err(query_error)
+}
+
+/// Finishes `gate` (audit) and renders `value` as JSON.
+async fn answer<T: serde::Serialize>(
+    st: &AppState,
+    gate: Gate,
+    result: Result<(T, Returned), QueryError>,
+) -> Response {
+    match gate.finish(&st.query, result).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => query_error(e),
+    }
 }
 
 /// Query parameters of `GET /api/findings`. Times are Unix nanoseconds or RFC 3339-free
@@ -56,10 +85,9 @@ fn severity(s: &str) -> Option<Severity> {
 /// `GET /api/findings`: `{"data": [OCSF findings, newest first], "total": n}`.
 pub async fn findings(
     State(st): State<Arc<AppState>>,
-    Reader(id): Reader,
+    Reader(caller): Reader,
     q: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    st.metrics.query_request();
     let Some(rt) = &st.detect else {
         return err(
             StatusCode::NOT_FOUND,
@@ -98,32 +126,81 @@ pub async fn findings(
         trace_id,
         limit: q.limit.unwrap_or(100).min(MAX_LIMIT),
     };
-    let list = rt.findings.query(&id.tenant, &filter);
+    let mut details = std::collections::BTreeMap::new();
+    details.insert("limit".to_string(), filter.limit.to_string());
+    if let Some(t) = &filter.trace_id {
+        details.insert("trace_id".into(), t.clone());
+    }
+    if let Some(f) = &filter.family {
+        details.insert("family".into(), f.clone());
+    }
+    let gate = match gate(&st, &caller, "GET /api/findings", details).await {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let list = rt.findings.query(&caller.identity.tenant, &filter);
     let data: Vec<serde_json::Value> = list.iter().map(|f| f.to_ocsf()).collect();
-    Json(serde_json::json!({ "total": data.len(), "data": data })).into_response()
+    let mut trace_ids: Vec<String> = list
+        .iter()
+        .flat_map(|f| f.evidences.iter().filter_map(|e| e.trace_id.map(|t| t.to_hex())))
+        .collect();
+    trace_ids.sort();
+    trace_ids.dedup();
+    let returned = Returned {
+        trace_ids,
+        items: data.len() as u64,
+    };
+    let body = serde_json::json!({ "total": data.len(), "data": data });
+    answer(&st, gate, Ok((body, returned))).await
 }
 
 /// `GET /api/responses`: the tenant's response actions with status, and the quarantine.
-pub async fn responses(State(st): State<Arc<AppState>>, Reader(id): Reader) -> Response {
-    st.metrics.query_request();
+pub async fn responses(State(st): State<Arc<AppState>>, Reader(caller): Reader) -> Response {
     let Some(r) = st.detect.as_ref().and_then(|rt| rt.response.as_ref()) else {
         return err(StatusCode::NOT_FOUND, "automated response is disabled");
     };
+    let gate = match gate(&st, &caller, "GET /api/responses", Default::default()).await {
+        Ok(g) => g,
+        Err(resp) => return resp,
+    };
+    let tenant = &caller.identity.tenant;
     let now = crate::auth::now_unix().saturating_mul(1_000_000_000);
-    let (_, quarantined) = r.quarantined(&id.tenant);
-    Json(serde_json::json!({
-        "actions": r.list(&id.tenant, now),
+    let (_, quarantined) = r.quarantined(tenant);
+    let actions = r.list(tenant, now);
+    let returned = Returned {
+        trace_ids: Vec::new(),
+        items: actions.len() as u64,
+    };
+    let body = serde_json::json!({
+        "actions": actions,
         "quarantined_spans": quarantined,
-    }))
-    .into_response()
+    });
+    answer(&st, gate, Ok((body, returned))).await
 }
 
 /// `GET /api/responses/quarantine`: the tenant's quarantined spans as OTLP/JSON.
-pub async fn quarantine(State(st): State<Arc<AppState>>, Reader(id): Reader) -> Response {
-    st.metrics.query_request();
+pub async fn quarantine(State(st): State<Arc<AppState>>, Reader(caller): Reader) -> Response {
     let Some(r) = st.detect.as_ref().and_then(|rt| rt.response.as_ref()) else {
         return err(StatusCode::NOT_FOUND, "automated response is disabled");
     };
-    let (resource_spans, _) = r.quarantined(&id.tenant);
-    Json(ExportTraceServiceRequest { resource_spans }).into_response()
+    let mut gate = match gate(&st, &caller, "GET /api/responses/quarantine", Default::default()).await {
+        Ok(g) => g,
+        Err(resp) => return resp,
+    };
+    let (resource_spans, _) = r.quarantined(&caller.identity.tenant);
+    // Quarantined spans are trace contents: scoped and masked like any other read.
+    let mut spans: Vec<sentrace_query::SpanView> = sentrace_query::split(resource_spans);
+    let (_, shaped) = gate.scope().shape(Action::ReadTrace, &mut spans);
+    let mut trace_ids: Vec<String> = spans.iter().map(|v| hex::encode(&v.span().trace_id)).collect();
+    trace_ids.sort();
+    trace_ids.dedup();
+    let returned = Returned {
+        trace_ids,
+        items: spans.len() as u64,
+    };
+    tracing::debug!(hidden = shaped.hidden, masked = shaped.masked, "quarantine read");
+    let body = ExportTraceServiceRequest {
+        resource_spans: sentrace_query::regroup(spans),
+    };
+    answer(&st, gate, Ok((body, returned))).await
 }

@@ -1,57 +1,94 @@
-//! Query APIs.
+//! Query APIs. Handlers parse, call the query service ([`sentrace_query::service`]) and
+//! render; none touches the store, and none decides who may read what.
 
+pub mod breakglass;
 pub mod findings;
 pub mod jaeger;
 pub mod native;
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sentrace_core::proto::trace::v1::ResourceSpans;
-use sentrace_core::{TraceId, canonical};
-use sentrace_query::SpanView;
-use sentrace_store::SpanEntry;
+use sentrace_access::AuthError;
+use sentrace_query::service::QueryError;
+
+use crate::app::AppState;
+use crate::auth::Credentials;
+
+pub use sentrace_query::service::{dedup, parse_trace_id, views};
 
 /// Unknown paths.
 pub async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-/// Parses a trace id as Jaeger clients send it: up to 32 hex digits, left-padded with zeros.
-pub fn parse_trace_id(text: &str) -> Result<TraceId, String> {
-    if text.is_empty() || text.len() > 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "trace id {:?} is not 1 to 32 hex digits",
-            text.chars().take(40).collect::<String>()
-        ));
+/// A JSON error answer `{"error": msg}`.
+pub fn problem(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
+}
+
+/// The HTTP status of a query error.
+pub fn status_of(e: &QueryError) -> StatusCode {
+    match e {
+        QueryError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        QueryError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        QueryError::NotFound(_) => StatusCode::NOT_FOUND,
+        QueryError::Unavailable | QueryError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
-    let padded = format!("{text:0>32}");
-    TraceId::from_hex(&padded).map_err(|e| e.to_string())
 }
 
-/// Decodes stored entries into views, skipping (and logging) any that fail to decode.
-pub fn views(entries: &[SpanEntry]) -> Vec<SpanView> {
-    entries
-        .iter()
-        .filter_map(|e| match canonical::decode(&e.canonical) {
-            Ok(rs) => SpanView::new(rs),
-            Err(err) => {
-                tracing::error!(trace_id = %e.trace_id, span_id = %e.span_id, error = %err, "stored span does not decode");
-                None
-            }
-        })
-        .collect()
+/// A query error as `{"error": msg}`.
+pub fn query_error(e: QueryError) -> Response {
+    problem(status_of(&e), e.to_string())
 }
 
-/// Keeps one copy of each (trace id, span id), preferring the first.
-pub fn dedup(views: Vec<SpanView>) -> Vec<SpanView> {
-    let mut seen = std::collections::HashSet::new();
-    views
-        .into_iter()
-        .filter(|v| seen.insert((v.span().trace_id.clone(), v.span().span_id.clone())))
-        .collect()
+/// The non-secret name of a refused credential, for the audit record: an API token's id,
+/// a JWT's issuer, or nothing.
+fn credential_hint(creds: &Credentials<'_>) -> String {
+    let Some(h) = creds.authorization else {
+        return "none".into();
+    };
+    let token = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).unwrap_or("");
+    if let Some(rest) = token.strip_prefix(sentrace_access::TOKEN_PREFIX) {
+        let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).take(16).collect();
+        if id.len() == 16 {
+            return format!("token:{id}");
+        }
+    }
+    "unrecognized".into()
 }
 
-/// OTLP `ResourceSpans` regrouped from views.
-pub fn regroup(views: Vec<SpanView>) -> Vec<ResourceSpans> {
-    sentrace_query::regroup(views)
+/// Records an authentication failure in the node's audit log and answers the bare 401.
+pub async fn unauthenticated(
+    st: &AppState,
+    e: &AuthError,
+    creds: Credentials<'_>,
+    source: Option<String>,
+    endpoint: &str,
+) -> Response {
+    st.query
+        .audit_unauthenticated(&credential_hint(&creds), source, endpoint, &e.to_string())
+        .await;
+    crate::ingest::http::auth_response(e)
+}
+
+/// Runs a non-trace read behind the query service's gate: authorize `action` on the
+/// caller's tenant, `read`, audit what left. The value, or the response to answer with.
+pub async fn gated<T>(
+    st: &AppState,
+    caller: &sentrace_query::service::Caller,
+    action: sentrace_access::authz::Action,
+    endpoint: &str,
+    filter: std::collections::BTreeMap<String, String>,
+    read: impl FnOnce(
+        &mut sentrace_query::service::Gate,
+    ) -> Result<(T, sentrace_query::service::Returned), QueryError>,
+) -> Result<T, Response> {
+    let mut gate = st
+        .query
+        .authorize(caller, action, endpoint, filter)
+        .await
+        .map_err(query_error)?;
+    let result = read(&mut gate);
+    gate.finish(&st.query, result).await.map_err(query_error)
 }

@@ -22,6 +22,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sentrace_core::TenantId;
 
+use sentrace_access::authz::Action;
+use sentrace_query::service::Returned;
+
 use crate::app::{AppState, Reader};
 
 /// Route of the token's log description.
@@ -108,7 +111,19 @@ pub async fn log_info(State(st): State<Arc<AppState>>, reader: Reader) -> Respon
     let Some(seal) = &st.seal else {
         return error(StatusCode::NOT_FOUND, "this server seals no log");
     };
-    let tenant = &reader.0.tenant;
+    let r = crate::api::gated(
+        &st,
+        &reader.0,
+        Action::Verify,
+        "GET /.well-known/sentrace/log",
+        Default::default(),
+        |_| Ok(((), Returned::default())),
+    )
+    .await;
+    if let Err(resp) = r {
+        return resp;
+    }
+    let tenant = &reader.identity().tenant;
     Json(LogInfo {
         tenant: tenant.as_str().to_owned(),
         origin: format!("{}/{}", seal.node(), tenant.as_str()),
@@ -131,7 +146,7 @@ pub async fn batches(
     };
     // A tenant without a published log has nothing sealed (and, having no keys either,
     // must not read as crypto-shredded).
-    if tenant != reader.0.tenant || seal.latest_checkpoint(&tenant).is_none() {
+    if tenant != reader.identity().tenant || seal.latest_checkpoint(&tenant).is_none() {
         return error(StatusCode::NOT_FOUND, "no such log");
     }
     let Query(q) = match query {
@@ -148,14 +163,11 @@ pub async fn batches(
     let Some(end) = q.start.checked_add(limit) else {
         return error(StatusCode::BAD_REQUEST, "start + limit overflows");
     };
-    let read = match st.store.sealed_spans(&tenant, q.start..end).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "reading sealed batches");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "the store failed");
-        }
-    };
-    Json(page(q.start, end, read)).into_response()
+    let endpoint = "GET /.well-known/sentrace/log/{tenant}/batches";
+    match st.query.sealed_batches(&reader.0, q.start..end, endpoint).await {
+        Ok(read) => Json(page(q.start, end, read)).into_response(),
+        Err(e) => crate::api::query_error(e),
+    }
 }
 
 /// Groups a read into a page: by index, then position; identical copies (a batch both in

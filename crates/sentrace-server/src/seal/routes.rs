@@ -14,6 +14,9 @@ use axum::response::{IntoResponse, Response};
 use sentrace_core::TenantId;
 
 use super::read_object;
+use sentrace_access::authz::Action;
+use sentrace_query::service::{QueryError, Returned};
+
 use crate::app::{AppState, Reader};
 
 /// Route of the checkpoint.
@@ -40,16 +43,31 @@ async fn serve(
     let Ok(tenant) = TenantId::new(tenant) else {
         return not_found();
     };
-    if tenant != reader.0.tenant {
+    if &tenant != &reader.identity().tenant {
         return not_found();
     }
+    let filter = std::collections::BTreeMap::from([("object".to_string(), path.to_string())]);
+    let endpoint = "GET /.well-known/sentrace/log/{tenant}/...";
+    let gate = match st.query.authorize(&reader.0, Action::Verify, endpoint, filter).await {
+        Ok(g) => g,
+        Err(e) => return crate::api::query_error(e),
+    };
     if path
         .split('/')
         .any(|p| p.is_empty() || p == "." || p == "..")
     {
         return not_found();
     }
-    match read_object(seal.objects().as_ref(), &tenant, path).await {
+    let read = read_object(seal.objects().as_ref(), &tenant, path).await;
+    let result = match read {
+        Ok(Some(bytes)) => Ok((Some(bytes), Returned { trace_ids: Vec::new(), items: 1 })),
+        Ok(None) => Ok((None, Returned::default())),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a log object");
+            Err(QueryError::Unavailable)
+        }
+    };
+    match gate.finish(&st.query, result).await {
         Ok(Some(bytes)) => (
             StatusCode::OK,
             [
@@ -60,10 +78,7 @@ async fn serve(
         )
             .into_response(),
         Ok(None) => not_found(),
-        Err(e) => {
-            tracing::error!(error = %e, "reading a log object");
-            (StatusCode::INTERNAL_SERVER_ERROR, "log object unreadable\n").into_response()
-        }
+        Err(e) => crate::api::query_error(e),
     }
 }
 
@@ -100,7 +115,19 @@ pub async fn tile(
 }
 
 /// `GET` the node's log public keys.
-pub async fn log_keys(State(st): State<Arc<AppState>>, _reader: Reader) -> Response {
+pub async fn log_keys(State(st): State<Arc<AppState>>, reader: Reader) -> Response {
+    let r = crate::api::gated(
+        &st,
+        &reader.0,
+        Action::Verify,
+        "GET /.well-known/sentrace/log-keys",
+        Default::default(),
+        |_| Ok(((), Returned::default())),
+    )
+    .await;
+    if let Err(resp) = r {
+        return resp;
+    }
     match &st.seal {
         Some(seal) => (
             StatusCode::OK,

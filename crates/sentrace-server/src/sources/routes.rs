@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use sentrace_core::TenantId;
 
 use super::Sources;
+use sentrace_access::authz::Action;
+use sentrace_query::service::{QueryError, Returned};
+
 use crate::app::{AppState, Reader};
 
 /// The route.
@@ -92,17 +94,28 @@ impl Sources {
 }
 
 /// `GET /api/sources`.
-pub async fn list(State(st): State<Arc<AppState>>, Reader(id): Reader) -> Response {
-    st.metrics.query_request();
-    match st.sources.view(&id.tenant) {
+pub async fn list(State(st): State<Arc<AppState>>, Reader(caller): Reader) -> Response {
+    let tenant = caller.identity.tenant.clone();
+    let r = crate::api::gated(
+        &st,
+        &caller,
+        Action::ReadFindings,
+        "GET /api/sources",
+        Default::default(),
+        |_| match st.sources.view(&tenant) {
+            Ok(v) => {
+                let items = v.sources.len() as u64;
+                Ok((v, Returned { trace_ids: Vec::new(), items }))
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "listing sources failed");
+                Err(QueryError::Unavailable)
+            }
+        },
+    )
+    .await;
+    match r {
         Ok(v) => Json(v).into_response(),
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "listing sources failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "error": "the source registry is unavailable; see the server log" })),
-            )
-                .into_response()
-        }
+        Err(resp) => resp,
     }
 }
