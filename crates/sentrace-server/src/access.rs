@@ -86,7 +86,9 @@ impl AccessConfig {
     pub fn validate(&self) -> Result<(), String> {
         for (team, services) in &self.teams {
             if team.is_empty() || team.len() > MAX_NAME {
-                return Err(format!("[access.teams] team name {team:?} must be 1 to {MAX_NAME} bytes"));
+                return Err(format!(
+                    "[access.teams] team name {team:?} must be 1 to {MAX_NAME} bytes"
+                ));
             }
             for s in services {
                 if s.is_empty() || s.len() > MAX_NAME {
@@ -140,7 +142,8 @@ fn read_policy(path: &Path) -> anyhow::Result<String> {
             sentrace_access::authz::MAX_POLICY_FILE_BYTES
         );
     }
-    std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("policy file {}: {e}", path.display()))
+    std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("policy file {}: {e}", path.display()))
 }
 
 fn stamps(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {

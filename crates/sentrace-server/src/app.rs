@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::http::StatusCode;
 use sentrace_core::{Identity, Limits};
 use sentrace_query::service::{Caller, QueryService};
 use sentrace_store::Store;
@@ -165,6 +165,7 @@ pub fn query_router(st: Arc<AppState>) -> Router {
             axum::routing::delete(api::breakglass::close),
         )
         .route("/api/detokenize", get(api::breakglass::detokenize))
+        .route("/api/audit", get(api::audit::search))
         .fallback(api::not_found)
         .with_state(st)
 }

@@ -108,7 +108,9 @@ pub struct BreakGlass {
 
 impl std::fmt::Debug for BreakGlass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BreakGlass").field("path", &self.path).finish()
+        f.debug_struct("BreakGlass")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -173,15 +175,15 @@ impl BreakGlass {
             .filter(|g| &g.tenant == tenant && (all || g.principal == principal))
             .cloned()
             .collect();
-        v.sort_by(|a, b| b.opened_unix.cmp(&a.opened_unix));
+        v.sort_by_key(|g| std::cmp::Reverse(g.opened_unix));
         v
     }
 
     async fn save(&self, grants: Vec<Grant>) -> Result<(), GrantError> {
         let path = self.path.clone();
         let bytes = serde_json::to_vec_pretty(&grants).map_err(|_| GrantError::Storage)?;
-        let r = tokio::task::spawn_blocking(move || crate::fsutil::write_private(&path, &bytes))
-            .await;
+        let r =
+            tokio::task::spawn_blocking(move || crate::fsutil::write_private(&path, &bytes)).await;
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {

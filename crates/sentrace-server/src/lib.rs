@@ -200,8 +200,13 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         tracing::warn!("[detect] enabled = false: batches are not inspected for attacks");
         None
     };
-    let mut registry =
-        pipeline::stages(&cfg, keys.clone(), vault.clone(), detect.clone(), sources.clone())?;
+    let mut registry = pipeline::stages(
+        &cfg,
+        keys.clone(),
+        vault.clone(),
+        detect.clone(),
+        sources.clone(),
+    )?;
     let witness_metrics = (seal.is_some() && !cfg.seal.witness.is_empty())
         .then(|| Arc::new(witness::client::WitnessMetrics::new(&cfg.seal.witness)));
     if let Some(m) = &witness_metrics {

@@ -93,7 +93,11 @@ impl Metrics {
     /// What a reader of `tenant` may see: that tenant's own series, and the node-wide
     /// series too when `node_wide` (operators).
     pub fn render_for(&self, tenant: &TenantId, node_wide: bool) -> String {
-        let mut out = if node_wide { self.render() } else { String::new() };
+        let mut out = if node_wide {
+            self.render()
+        } else {
+            String::new()
+        };
         let c = match self.tenants.lock() {
             Ok(t) => t.get(tenant).copied().unwrap_or_default(),
             Err(p) => p.into_inner().get(tenant).copied().unwrap_or_default(),
@@ -103,13 +107,25 @@ impl Metrics {
             out,
             "# HELP sentrace_tenant_spans_total Spans of this tenant by outcome.\n# TYPE sentrace_tenant_spans_total counter"
         );
-        let _ = writeln!(out, "sentrace_tenant_spans_total{{tenant=\"{t}\",outcome=\"accepted\"}} {}", c.spans_accepted);
-        let _ = writeln!(out, "sentrace_tenant_spans_total{{tenant=\"{t}\",outcome=\"rejected\"}} {}", c.spans_rejected);
+        let _ = writeln!(
+            out,
+            "sentrace_tenant_spans_total{{tenant=\"{t}\",outcome=\"accepted\"}} {}",
+            c.spans_accepted
+        );
+        let _ = writeln!(
+            out,
+            "sentrace_tenant_spans_total{{tenant=\"{t}\",outcome=\"rejected\"}} {}",
+            c.spans_rejected
+        );
         let _ = writeln!(
             out,
             "# HELP sentrace_tenant_queries_total Authenticated query requests of this tenant.\n# TYPE sentrace_tenant_queries_total counter"
         );
-        let _ = writeln!(out, "sentrace_tenant_queries_total{{tenant=\"{t}\"}} {}", c.queries);
+        let _ = writeln!(
+            out,
+            "sentrace_tenant_queries_total{{tenant=\"{t}\"}} {}",
+            c.queries
+        );
         out
     }
 

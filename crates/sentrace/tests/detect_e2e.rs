@@ -98,6 +98,8 @@ policy = "{}"
     srv.launch();
     let ingest = srv.token("acme", "ingest");
     let read = srv.token("acme", "read");
+    // Node-wide counters are for the operator tenant (`[access] operator_tenant`).
+    let operator = srv.token("default", "read");
 
     // 1. A burst of injections from many sources: the stuck sink must not slow ingest.
     let burst: Vec<_> = (0..40u64)
@@ -226,7 +228,7 @@ policy = "{}"
     );
 
     // 6. Metrics: findings, quarantined spans, sink drops; the file sink got findings.
-    let m = srv.get(&read, "/metrics").text().unwrap();
+    let m = srv.get(&operator, "/metrics").text().unwrap();
     assert!(
         metric(&m, "sentrace_detect_findings_total{severity=\"high\"}")
             + metric(&m, "sentrace_detect_findings_total{severity=\"critical\"}")
@@ -251,7 +253,7 @@ policy = "{}"
     // The file sink shares the small queue: what it did not drop, it wrote.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let m = srv.get(&read, "/metrics").text().unwrap();
+        let m = srv.get(&operator, "/metrics").text().unwrap();
         let sent = metric(
             &m,
             "sentrace_detect_sink_findings_total{sink=\"file\",kind=\"file\",outcome=\"sent\"}",

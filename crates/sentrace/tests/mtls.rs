@@ -373,10 +373,11 @@ fn client_certificates_are_identities() {
     let acme_read = srv.token("acme", "read");
     assert_eq!(query(&srv, None, Some(&acme_read), &path).unwrap(), 200);
 
-    // Every outcome is counted (the server's counters, not a tenant's).
+    // Every outcome is counted (the server's counters, not a tenant's: an operator's read).
+    let operator = srv.token("default", "read");
     let metrics = client(&srv, None, false)
         .get(srv.query_url("/metrics"))
-        .bearer_auth(&acme_read)
+        .bearer_auth(&operator)
         .send()
         .unwrap()
         .text()

@@ -384,11 +384,11 @@ mod tests {
         assert_eq!(
             raws,
             [
-                "q", "shoes", "page", "2", "sid", "abc", "theme", "dark", "name", "x", "user",
-                "$ne"
+                "q", "shoes", "page", "2", "sid", "abc", "theme", "dark", "user", "$ne", "name",
+                "x"
             ]
         );
-        assert_eq!(got[11].part, Part::Name);
+        assert_eq!(got[9].part, Part::Name);
         let got = inputs(&[kv(
             "http.request.header.referer",
             "https://example.com/?args=env --version#top",

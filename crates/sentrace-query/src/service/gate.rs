@@ -83,7 +83,13 @@ impl QueryService {
         let mut scope = self.scope(caller);
         if !scope.allows(action, Resource::Tenant) {
             return self
-                .refuse(caller, action, endpoint, filter, QueryError::Forbidden { action })
+                .refuse(
+                    caller,
+                    action,
+                    endpoint,
+                    filter,
+                    QueryError::Forbidden { action },
+                )
                 .await;
         }
         Ok(Gate {

@@ -30,7 +30,9 @@ use sentrace_store::Store;
 use crate::audit::{AuditRecord, AuditSink, BreakGlassUse, Outcome};
 
 pub use gate::{Gate, Returned};
-pub use read::{Dependencies, MAX_CANDIDATE_TRACES, TraceAnswer, TraceList, dedup, parse_trace_id, views};
+pub use read::{
+    Dependencies, MAX_CANDIDATE_TRACES, TraceAnswer, TraceList, dedup, parse_trace_id, views,
+};
 pub use scope::{Fate, Scope, Shaped};
 
 /// A verified caller: who, from where, and with which break-glass grant.
@@ -224,8 +226,8 @@ impl QueryService {
         outcome: Outcome,
         details: BTreeMap<String, String>,
     ) -> Result<(), QueryError> {
-        let mut r = AuditRecord::new(now_nanos(), None, "", name, endpoint, outcome)
-            .by(&caller.identity);
+        let mut r =
+            AuditRecord::new(now_nanos(), None, "", name, endpoint, outcome).by(&caller.identity);
         r.source = caller.source.clone();
         r.filter = details;
         r.break_glass = caller.break_glass.clone();

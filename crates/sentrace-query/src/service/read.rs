@@ -76,10 +76,22 @@ fn filter_of(params: &SearchParams) -> BTreeMap<String, String> {
     put("service", params.service.clone());
     put("operation", params.operation.clone());
     put("span_kind", params.span_kind.clone());
-    put("start_min_nanos", params.start_min_nanos.map(|v| v.to_string()));
-    put("start_max_nanos", params.start_max_nanos.map(|v| v.to_string()));
-    put("min_duration", params.min_duration.map(|d| format!("{d:?}")));
-    put("max_duration", params.max_duration.map(|d| format!("{d:?}")));
+    put(
+        "start_min_nanos",
+        params.start_min_nanos.map(|v| v.to_string()),
+    );
+    put(
+        "start_max_nanos",
+        params.start_max_nanos.map(|v| v.to_string()),
+    );
+    put(
+        "min_duration",
+        params.min_duration.map(|d| format!("{d:?}")),
+    );
+    put(
+        "max_duration",
+        params.max_duration.map(|d| format!("{d:?}")),
+    );
     put("limit", Some(params.limit.to_string()));
     if !params.tags.is_empty() {
         // Keys only: a tag value may itself be sensitive.
@@ -121,7 +133,8 @@ impl QueryService {
         endpoint: &str,
     ) -> Result<TraceAnswer, QueryError> {
         let action = Action::ReadTrace;
-        let mut filter = BTreeMap::from([("trace_id".to_string(), raw_id.chars().take(40).collect())]);
+        let mut filter =
+            BTreeMap::from([("trace_id".to_string(), raw_id.chars().take(40).collect())]);
         let tid = match parse_trace_id(raw_id) {
             Ok(t) => t,
             Err(e) => {
@@ -182,8 +195,15 @@ impl QueryService {
         let action = Action::Search;
         let filter = filter_of(params);
         let mut scope = self.scope(caller);
-        self.require(caller, &mut scope, action, Resource::Tenant, endpoint, &filter)
-            .await?;
+        self.require(
+            caller,
+            &mut scope,
+            action,
+            Resource::Tenant,
+            endpoint,
+            &filter,
+        )
+        .await?;
         let tenant = &caller.identity.tenant;
         let mut list = TraceList {
             spans: Vec::new(),
@@ -266,12 +286,23 @@ impl QueryService {
     }
 
     /// The service names the caller may search.
-    pub async fn services(&self, caller: &Caller, endpoint: &str) -> Result<Vec<String>, QueryError> {
+    pub async fn services(
+        &self,
+        caller: &Caller,
+        endpoint: &str,
+    ) -> Result<Vec<String>, QueryError> {
         let action = Action::Search;
         let filter = BTreeMap::new();
         let mut scope = self.scope(caller);
-        self.require(caller, &mut scope, action, Resource::Tenant, endpoint, &filter)
-            .await?;
+        self.require(
+            caller,
+            &mut scope,
+            action,
+            Resource::Tenant,
+            endpoint,
+            &filter,
+        )
+        .await?;
         let mut services = match self.store.services(&caller.identity.tenant).await {
             Ok(s) => s,
             Err(e) => {
@@ -284,7 +315,9 @@ impl QueryService {
         services.sort();
         services.dedup();
         let mut record = Self::record(caller, action, endpoint, Outcome::Allowed, filter);
-        record.filter.insert("answered".into(), services.len().to_string());
+        record
+            .filter
+            .insert("answered".into(), services.len().to_string());
         self.write_audit(record).await?;
         Ok(services)
     }
@@ -300,10 +333,21 @@ impl QueryService {
         let action = Action::Search;
         let filter = BTreeMap::from([("service".to_string(), service.to_string())]);
         let mut scope = self.scope(caller);
-        self.require(caller, &mut scope, action, Resource::Tenant, endpoint, &filter)
-            .await?;
+        self.require(
+            caller,
+            &mut scope,
+            action,
+            Resource::Tenant,
+            endpoint,
+            &filter,
+        )
+        .await?;
         let mut ops = if scope.allows_service(action, service) {
-            match self.store.operations(&caller.identity.tenant, service).await {
+            match self
+                .store
+                .operations(&caller.identity.tenant, service)
+                .await
+            {
                 Ok(o) => o,
                 Err(e) => {
                     return self
@@ -316,8 +360,14 @@ impl QueryService {
         };
         ops.sort();
         ops.dedup();
-        self.write_audit(Self::record(caller, action, endpoint, Outcome::Allowed, filter))
-            .await?;
+        self.write_audit(Self::record(
+            caller,
+            action,
+            endpoint,
+            Outcome::Allowed,
+            filter,
+        ))
+        .await?;
         Ok(ops)
     }
 
@@ -336,8 +386,15 @@ impl QueryService {
             ("lookback_nanos".to_string(), lookback_nanos.to_string()),
         ]);
         let mut scope = self.scope(caller);
-        self.require(caller, &mut scope, action, Resource::Tenant, endpoint, &filter)
-            .await?;
+        self.require(
+            caller,
+            &mut scope,
+            action,
+            Resource::Tenant,
+            endpoint,
+            &filter,
+        )
+        .await?;
         let sf = SpanFilter {
             start_min_unix_nanos: Some(end_nanos.saturating_sub(lookback_nanos)),
             start_max_unix_nanos: Some(end_nanos),
@@ -361,8 +418,14 @@ impl QueryService {
             .map(|(v, _)| v)
             .collect();
         let deps = jaeger::dependencies(&visible);
-        self.write_audit(Self::record(caller, action, endpoint, Outcome::Allowed, filter))
-            .await?;
+        self.write_audit(Self::record(
+            caller,
+            action,
+            endpoint,
+            Outcome::Allowed,
+            filter,
+        ))
+        .await?;
         Ok(deps)
     }
 }
@@ -395,8 +458,15 @@ impl QueryService {
             ("end".to_string(), range.end.to_string()),
         ]);
         let mut scope = self.scope(caller);
-        self.require(caller, &mut scope, Action::Verify, Resource::Tenant, endpoint, &filter)
-            .await?;
+        self.require(
+            caller,
+            &mut scope,
+            Action::Verify,
+            Resource::Tenant,
+            endpoint,
+            &filter,
+        )
+        .await?;
         if scope.class_decisions().iter().any(|(_, ok)| !ok) {
             return self
                 .refuse(
@@ -410,7 +480,11 @@ impl QueryService {
                 )
                 .await;
         }
-        let read = match self.store.sealed_spans(&caller.identity.tenant, range).await {
+        let read = match self
+            .store
+            .sealed_spans(&caller.identity.tenant, range)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 return self
@@ -435,7 +509,11 @@ impl QueryService {
             }
         }
         let mut record = Self::record(caller, Action::Verify, endpoint, Outcome::Allowed, filter);
-        let mut ids: Vec<String> = read.spans.iter().map(|(_, s)| s.trace_id.to_string()).collect();
+        let mut ids: Vec<String> = read
+            .spans
+            .iter()
+            .map(|(_, s)| s.trace_id.to_string())
+            .collect();
         ids.sort();
         ids.dedup();
         record.trace_ids = ids;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sentrace_access::authz::{Action, PolicyStore, RequestContext, Resource};
-use sentrace_core::{Identity, AttributeClass};
+use sentrace_core::{AttributeClass, Identity};
 
 use super::Caller;
 use crate::SpanView;

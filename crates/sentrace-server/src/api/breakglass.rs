@@ -102,8 +102,20 @@ pub async fn open(
     let class = Resource::AttributeClass("pii".into());
     if !may(&st, &caller, Action::ViewSensitive, class, true) {
         let mut d = BTreeMap::new();
-        d.insert("reason".into(), "no break-glass policy applies to this principal".into());
-        if let Err(r) = audited(&st, &caller, "break_glass_open", endpoint, Outcome::Denied, d).await {
+        d.insert(
+            "reason".into(),
+            "no break-glass policy applies to this principal".into(),
+        );
+        if let Err(r) = audited(
+            &st,
+            &caller,
+            "break_glass_open",
+            endpoint,
+            Outcome::Denied,
+            d,
+        )
+        .await
+        {
             return r;
         }
         return problem(
@@ -125,9 +137,21 @@ pub async fn open(
         ("expires_unix".to_string(), grant.expires_unix.to_string()),
         ("state".to_string(), grant.state(now_unix()).to_string()),
     ]);
-    if let Err(r) = audited(&st, &caller, "break_glass_open", endpoint, Outcome::Allowed, details).await {
+    if let Err(r) = audited(
+        &st,
+        &caller,
+        "break_glass_open",
+        endpoint,
+        Outcome::Allowed,
+        details,
+    )
+    .await
+    {
         // Unaudited grants must not be usable: close it again.
-        let _ = st.break_glass.close(&caller.identity, &grant.id, true).await;
+        let _ = st
+            .break_glass
+            .close(&caller.identity, &grant.id, true)
+            .await;
         return r;
     }
     (StatusCode::CREATED, Json(view(&grant))).into_response()
@@ -142,7 +166,16 @@ pub async fn approve(
     let endpoint = "POST /api/break-glass/{id}/approve";
     let details = BTreeMap::from([("grant".to_string(), id.chars().take(64).collect())]);
     if !may(&st, &caller, Action::ManagePolicy, Resource::Tenant, false) {
-        if let Err(r) = audited(&st, &caller, "break_glass_approve", endpoint, Outcome::Denied, details).await {
+        if let Err(r) = audited(
+            &st,
+            &caller,
+            "break_glass_approve",
+            endpoint,
+            Outcome::Denied,
+            details,
+        )
+        .await
+        {
             return r;
         }
         return query_error(sentrace_query::service::QueryError::Forbidden {
@@ -150,7 +183,16 @@ pub async fn approve(
         });
     }
     match st.break_glass.approve(&caller.identity, &id).await {
-        Ok(g) => match audited(&st, &caller, "break_glass_approve", endpoint, Outcome::Allowed, details).await {
+        Ok(g) => match audited(
+            &st,
+            &caller,
+            "break_glass_approve",
+            endpoint,
+            Outcome::Allowed,
+            details,
+        )
+        .await
+        {
             Ok(()) => Json(view(&g)).into_response(),
             Err(r) => r,
         },
@@ -169,7 +211,16 @@ pub async fn close(
     match st.break_glass.close(&caller.identity, &id, any).await {
         Ok(g) => {
             let details = BTreeMap::from([("grant".to_string(), g.id.clone())]);
-            match audited(&st, &caller, "break_glass_close", endpoint, Outcome::Allowed, details).await {
+            match audited(
+                &st,
+                &caller,
+                "break_glass_close",
+                endpoint,
+                Outcome::Allowed,
+                details,
+            )
+            .await
+            {
                 Ok(()) => Json(view(&g)).into_response(),
                 Err(r) => r,
             }
@@ -185,7 +236,16 @@ pub async fn list(State(st): State<Arc<AppState>>, Reader(caller): Reader) -> Re
         .break_glass
         .list(&caller.identity.tenant, &caller.identity.principal, all);
     let details = BTreeMap::from([("items".to_string(), grants.len().to_string())]);
-    if let Err(r) = audited(&st, &caller, "break_glass_list", "GET /api/break-glass", Outcome::Allowed, details).await {
+    if let Err(r) = audited(
+        &st,
+        &caller,
+        "break_glass_list",
+        "GET /api/break-glass",
+        Outcome::Allowed,
+        details,
+    )
+    .await
+    {
         return r;
     }
     Json(serde_json::json!({ "data": grants.iter().map(view).collect::<Vec<_>>() })).into_response()
@@ -225,7 +285,10 @@ pub async fn detokenize(
         .into_iter()
         .find(|k| k.as_str() == kind_text)
     else {
-        return problem(StatusCode::BAD_REQUEST, format!("token: unknown kind {kind_text:?}"));
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("token: unknown kind {kind_text:?}"),
+        );
     };
     let class = kind.class().map_or("pii", |c| c.as_str());
     let mut details = BTreeMap::from([
@@ -234,8 +297,20 @@ pub async fn detokenize(
         ("class".to_string(), class.to_string()),
     ]);
     let mut scope = st.query.scope(&caller);
-    if !scope.allows(Action::Detokenize, Resource::AttributeClass(class.to_string())) {
-        if let Err(r) = audited(&st, &caller, "detokenize", endpoint, Outcome::Denied, details).await {
+    if !scope.allows(
+        Action::Detokenize,
+        Resource::AttributeClass(class.to_string()),
+    ) {
+        if let Err(r) = audited(
+            &st,
+            &caller,
+            "detokenize",
+            endpoint,
+            Outcome::Denied,
+            details,
+        )
+        .await
+        {
             return r;
         }
         return query_error(sentrace_query::service::QueryError::Forbidden {
@@ -251,17 +326,39 @@ pub async fn detokenize(
         Ok(Err(e)) => {
             tracing::error!(error = %e, "vault read failed");
             details.insert("reason".into(), "vault unavailable".into());
-            let _ = audited(&st, &caller, "detokenize", endpoint, Outcome::Failed, details).await;
-            return problem(StatusCode::SERVICE_UNAVAILABLE, "the vault is unavailable; retry later");
+            let _ = audited(
+                &st,
+                &caller,
+                "detokenize",
+                endpoint,
+                Outcome::Failed,
+                details,
+            )
+            .await;
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the vault is unavailable; retry later",
+            );
         }
         Err(_) => return problem(StatusCode::SERVICE_UNAVAILABLE, "the vault is unavailable"),
     };
     details.insert("found".into(), found.is_some().to_string());
-    if let Err(r) = audited(&st, &caller, "detokenize", endpoint, Outcome::Allowed, details).await {
+    if let Err(r) = audited(
+        &st,
+        &caller,
+        "detokenize",
+        endpoint,
+        Outcome::Allowed,
+        details,
+    )
+    .await
+    {
         return r;
     }
     match found {
-        Some((kind, value)) => Json(serde_json::json!({ "kind": kind, "value": value })).into_response(),
+        Some((kind, value)) => {
+            Json(serde_json::json!({ "kind": kind, "value": value })).into_response()
+        }
         None => problem(
             StatusCode::NOT_FOUND,
             "the vault holds no value for this token (never stored, or erased)",

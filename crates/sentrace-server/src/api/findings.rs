@@ -142,7 +142,11 @@ pub async fn findings(
     let data: Vec<serde_json::Value> = list.iter().map(|f| f.to_ocsf()).collect();
     let mut trace_ids: Vec<String> = list
         .iter()
-        .flat_map(|f| f.evidences.iter().filter_map(|e| e.trace_id.map(|t| t.to_hex())))
+        .flat_map(|f| {
+            f.evidences
+                .iter()
+                .filter_map(|e| e.trace_id.map(|t| t.to_hex()))
+        })
         .collect();
     trace_ids.sort();
     trace_ids.dedup();
@@ -183,7 +187,14 @@ pub async fn quarantine(State(st): State<Arc<AppState>>, Reader(caller): Reader)
     let Some(r) = st.detect.as_ref().and_then(|rt| rt.response.as_ref()) else {
         return err(StatusCode::NOT_FOUND, "automated response is disabled");
     };
-    let mut gate = match gate(&st, &caller, "GET /api/responses/quarantine", Default::default()).await {
+    let mut gate = match gate(
+        &st,
+        &caller,
+        "GET /api/responses/quarantine",
+        Default::default(),
+    )
+    .await
+    {
         Ok(g) => g,
         Err(resp) => return resp,
     };
@@ -191,14 +202,21 @@ pub async fn quarantine(State(st): State<Arc<AppState>>, Reader(caller): Reader)
     // Quarantined spans are trace contents: scoped and masked like any other read.
     let mut spans: Vec<sentrace_query::SpanView> = sentrace_query::split(resource_spans);
     let (_, shaped) = gate.scope().shape(Action::ReadTrace, &mut spans);
-    let mut trace_ids: Vec<String> = spans.iter().map(|v| hex::encode(&v.span().trace_id)).collect();
+    let mut trace_ids: Vec<String> = spans
+        .iter()
+        .map(|v| hex::encode(&v.span().trace_id))
+        .collect();
     trace_ids.sort();
     trace_ids.dedup();
     let returned = Returned {
         trace_ids,
         items: spans.len() as u64,
     };
-    tracing::debug!(hidden = shaped.hidden, masked = shaped.masked, "quarantine read");
+    tracing::debug!(
+        hidden = shaped.hidden,
+        masked = shaped.masked,
+        "quarantine read"
+    );
     let body = ExportTraceServiceRequest {
         resource_spans: sentrace_query::regroup(spans),
     };

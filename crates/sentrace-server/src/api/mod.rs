@@ -1,6 +1,7 @@
 //! Query APIs. Handlers parse, call the query service ([`sentrace_query::service`]) and
 //! render; none touches the store, and none decides who may read what.
 
+pub mod audit;
 pub mod breakglass;
 pub mod findings;
 pub mod jaeger;
@@ -48,9 +49,16 @@ fn credential_hint(creds: &Credentials<'_>) -> String {
     let Some(h) = creds.authorization else {
         return "none".into();
     };
-    let token = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).unwrap_or("");
+    let token = h
+        .strip_prefix("Bearer ")
+        .or_else(|| h.strip_prefix("bearer "))
+        .unwrap_or("");
     if let Some(rest) = token.strip_prefix(sentrace_access::TOKEN_PREFIX) {
-        let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).take(16).collect();
+        let id: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .take(16)
+            .collect();
         if id.len() == 16 {
             return format!("token:{id}");
         }

@@ -39,7 +39,12 @@ pub async fn trace(
 pub async fn metrics(State(st): State<Arc<AppState>>, Reader(caller): Reader) -> Response {
     let gate = match st
         .query
-        .authorize(&caller, Action::ReadMetrics, "GET /metrics", BTreeMap::new())
+        .authorize(
+            &caller,
+            Action::ReadMetrics,
+            "GET /metrics",
+            BTreeMap::new(),
+        )
         .await
     {
         Ok(g) => g,

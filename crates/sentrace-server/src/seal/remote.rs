@@ -164,7 +164,11 @@ pub async fn batches(
         return error(StatusCode::BAD_REQUEST, "start + limit overflows");
     };
     let endpoint = "GET /.well-known/sentrace/log/{tenant}/batches";
-    match st.query.sealed_batches(&reader.0, q.start..end, endpoint).await {
+    match st
+        .query
+        .sealed_batches(&reader.0, q.start..end, endpoint)
+        .await
+    {
         Ok(read) => Json(page(q.start, end, read)).into_response(),
         Err(e) => crate::api::query_error(e),
     }

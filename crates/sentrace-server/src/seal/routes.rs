@@ -43,12 +43,16 @@ async fn serve(
     let Ok(tenant) = TenantId::new(tenant) else {
         return not_found();
     };
-    if &tenant != &reader.identity().tenant {
+    if tenant != reader.identity().tenant {
         return not_found();
     }
     let filter = std::collections::BTreeMap::from([("object".to_string(), path.to_string())]);
     let endpoint = "GET /.well-known/sentrace/log/{tenant}/...";
-    let gate = match st.query.authorize(&reader.0, Action::Verify, endpoint, filter).await {
+    let gate = match st
+        .query
+        .authorize(&reader.0, Action::Verify, endpoint, filter)
+        .await
+    {
         Ok(g) => g,
         Err(e) => return crate::api::query_error(e),
     };
@@ -60,7 +64,13 @@ async fn serve(
     }
     let read = read_object(seal.objects().as_ref(), &tenant, path).await;
     let result = match read {
-        Ok(Some(bytes)) => Ok((Some(bytes), Returned { trace_ids: Vec::new(), items: 1 })),
+        Ok(Some(bytes)) => Ok((
+            Some(bytes),
+            Returned {
+                trace_ids: Vec::new(),
+                items: 1,
+            },
+        )),
         Ok(None) => Ok((None, Returned::default())),
         Err(e) => {
             tracing::error!(error = %e, "reading a log object");

@@ -105,7 +105,13 @@ pub async fn list(State(st): State<Arc<AppState>>, Reader(caller): Reader) -> Re
         |_| match st.sources.view(&tenant) {
             Ok(v) => {
                 let items = v.sources.len() as u64;
-                Ok((v, Returned { trace_ids: Vec::new(), items }))
+                Ok((
+                    v,
+                    Returned {
+                        trace_ids: Vec::new(),
+                        items,
+                    },
+                ))
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "listing sources failed");

@@ -73,9 +73,9 @@ fn load(config: Option<&PathBuf>) -> anyhow::Result<PolicyStore> {
 }
 
 fn principal(text: &str) -> anyhow::Result<(PrincipalKind, String)> {
-    let (ty, rest) = text
-        .split_once("::")
-        .with_context(|| format!("--principal {text:?}: expected Type::\"name\", like User::\"alice\""))?;
+    let (ty, rest) = text.split_once("::").with_context(|| {
+        format!("--principal {text:?}: expected Type::\"name\", like User::\"alice\"")
+    })?;
     let kind = match ty {
         "User" => PrincipalKind::User,
         "ServiceAccount" => PrincipalKind::ServiceAccount,
@@ -146,7 +146,14 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                 println!("  no policy matched (deny by default)");
             }
             for p in &d.policies {
-                println!("  {} {p}", if d.allowed { "permitted by" } else { "forbidden by" });
+                println!(
+                    "  {} {p}",
+                    if d.allowed {
+                        "permitted by"
+                    } else {
+                        "forbidden by"
+                    }
+                );
             }
             for e in &d.errors {
                 println!("  error: {e}");
