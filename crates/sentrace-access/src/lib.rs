@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod jwt;
 pub mod token;
 
 pub use token::{
