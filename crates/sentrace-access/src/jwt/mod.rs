@@ -320,11 +320,7 @@ pub fn unverified_issuer(token: &str) -> Result<String, JwtError> {
 /// refresh could help).
 pub fn unverified_kid(token: &str) -> Option<String> {
     let parts = split(token).ok()?;
-    parts
-        .header
-        .get("kid")
-        .and_then(Value::as_str)
-        .map(cut)
+    parts.header.get("kid").and_then(Value::as_str).map(cut)
 }
 
 /// Verifies `token` against the issuer's keys and policy at `now_unix` and maps its claims

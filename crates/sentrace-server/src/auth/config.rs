@@ -3,14 +3,22 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::oidc::config::{OidcIssuerConfig, validate_issuers};
+
 /// The `[auth]` section.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {}
+pub struct AuthConfig {
+    /// Trusted OIDC / JWT issuers (`[[auth.oidc]]`), one entry each. Bearer tokens that are
+    /// not API tokens are verified against the entry whose `issuer` equals their `iss`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub oidc: Vec<OidcIssuerConfig>,
+}
 
 impl AuthConfig {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), String> {
+        validate_issuers(&self.oidc)?;
         Ok(())
     }
 }

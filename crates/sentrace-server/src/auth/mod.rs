@@ -12,6 +12,7 @@
 //! certificate are both presented they must name the same tenant.
 
 pub mod config;
+pub mod oidc;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -86,6 +87,7 @@ impl<'a> Credentials<'a> {
 pub struct Authenticator {
     path: PathBuf,
     cache: RwLock<(Option<Stamp>, TokenSet)>,
+    oidc: oidc::Issuers,
 }
 
 /// Unix seconds now.
@@ -116,14 +118,27 @@ pub fn save_tokens(path: &Path, set: &TokenSet) -> anyhow::Result<()> {
 }
 
 impl Authenticator {
-    /// An authenticator over `path`.
-    pub fn new(path: PathBuf) -> anyhow::Result<Self> {
+    /// An authenticator over the token file `path` and the `[auth]` section (OIDC issuers
+    /// are checked here; their keys load in [`Authenticator::warm_up`] or on first use).
+    pub fn new(path: PathBuf, config: &config::AuthConfig) -> anyhow::Result<Self> {
         let s = stamp(&path);
         let set = load_tokens(&path)?;
         Ok(Self {
             path,
             cache: RwLock::new((s, set)),
+            oidc: oidc::Issuers::new(&config.oidc)?,
         })
+    }
+
+    /// Loads the keys of every configured OIDC issuer. Failures are logged and retried on
+    /// use; the server starts anyway.
+    pub async fn warm_up(&self) {
+        self.oidc.warm_up().await;
+    }
+
+    /// The configured OIDC issuers.
+    pub fn oidc(&self) -> &oidc::Issuers {
+        &self.oidc
     }
 
     fn refresh(&self) {
@@ -162,7 +177,10 @@ impl Authenticator {
             return self.api_token(token);
         }
         // Not an API token: only a JWT from a configured issuer could still be valid.
-        Err(AuthError::Malformed)
+        if self.oidc.is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        Ok(self.oidc.verify(token, now_unix()).await?)
     }
 
     /// Authenticates a request: its bearer credential if it has one, else its connection's
