@@ -180,7 +180,12 @@ impl Authenticator {
         if self.oidc.is_empty() {
             return Err(AuthError::Malformed);
         }
-        Ok(self.oidc.verify(token, now_unix()).await?)
+        self.oidc.verify(token, now_unix()).await.map_err(|e| {
+            // Says why a JWT was refused (the client only sees a bare 401): an issuer whose
+            // tokens all fail here is usually misconfigured (audience, role mapping).
+            tracing::info!(error = %e, "JWT bearer token refused");
+            AuthError::Jwt(e)
+        })
     }
 
     /// Authenticates a request: its bearer credential if it has one, else its connection's
