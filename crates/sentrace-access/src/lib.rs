@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod authz;
+pub mod cert;
 pub mod jwt;
 pub mod token;
 

@@ -7,8 +7,10 @@
 
 pub mod audit;
 pub mod jaeger;
+pub mod mask;
 pub mod search;
 
+pub use mask::{HIDDEN, MaskOutcome, PLACEHOLDER_ATTRIBUTE, mask_sensitive, placeholder};
 pub use search::{SearchError, SearchParams, TagFilter};
 
 use sentrace_core::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use sentrace_core::AttributeClass;
+
 /// What kind of sensitive value a detector or a key-name rule found.
 ///
 /// The policy maps each kind to one [`Action`]. Names are the snake-case forms used in
@@ -110,6 +112,47 @@ impl Kind {
         }
     }
 
+    /// The kind named `s` (its snake-case name, as [`Kind::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Kind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The sensitivity class of values of this kind: what the query service requires to
+    /// show them unmasked. This is the one place that maps kinds to classes.
+    ///
+    /// | class | kinds |
+    /// |---|---|
+    /// | `pii` | email, phone, ssn, ip, dob, user_id, person_name, timestamp |
+    /// | `financial` | card, iban |
+    /// | `secret` | jwt, bearer, basic_auth, cookie, session_id, password, private_key, secret |
+    /// | none | sql_literal |
+    ///
+    /// A SQL literal has no class: it is replaced by `?` for good, whatever it held, so no
+    /// part of it is left to mask (values that the detectors find in the statement are
+    /// recorded with their own class).
+    pub fn class(self) -> Option<AttributeClass> {
+        match self {
+            Kind::Email
+            | Kind::Phone
+            | Kind::Ssn
+            | Kind::Ip
+            | Kind::Dob
+            | Kind::UserId
+            | Kind::PersonName
+            | Kind::Timestamp => Some(AttributeClass::Pii),
+            Kind::Card | Kind::Iban => Some(AttributeClass::Financial),
+            Kind::Jwt
+            | Kind::Bearer
+            | Kind::BasicAuth
+            | Kind::Cookie
+            | Kind::SessionId
+            | Kind::Password
+            | Kind::PrivateKey
+            | Kind::Secret => Some(AttributeClass::Secret),
+            Kind::SqlLiteral => None,
+        }
+    }
+
     /// Whether this kind is a credential (used for OCSF severity and categories).
     pub fn is_credential(self) -> bool {
         matches!(
@@ -208,6 +251,21 @@ mod tests {
         for (i, a) in Action::ALL.iter().enumerate() {
             assert_eq!(a.index(), i);
         }
+    }
+
+    #[test]
+    fn credentials_are_secrets_and_names_parse() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+            assert_eq!(
+                k.is_credential(),
+                k.class() == Some(AttributeClass::Secret),
+                "{k}"
+            );
+        }
+        assert_eq!(Kind::parse("Email"), None);
+        assert_eq!(Kind::Card.class(), Some(AttributeClass::Financial));
+        assert_eq!(Kind::SqlLiteral.class(), None);
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub mod vault;
 pub use kind::{Action, Kind};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use policy::{DEFAULT_POLICY_TOML, Policy, PolicyError};
-pub use redactor::{Location, MAX_VALUE_DEPTH, MinimizeReport, POLICY_DIGEST_ATTRIBUTE, Redactor};
+pub use redactor::{
+    Location, MAX_VALUE_DEPTH, MINIMIZED_ATTRIBUTE, MinimizeReport, POLICY_DIGEST_ATTRIBUTE,
+    Redactor,
+};
 pub use scan::{LeakFinding, summary};
 pub use stage::MinimizeStage;
 pub use vault::{InMemorySecrets, TenantSecrets, VaultError};

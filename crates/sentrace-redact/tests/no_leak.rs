@@ -1,16 +1,18 @@
 //! Property: for every detector, a value it detects never appears in the output under the
-//! default policy, whatever attribute, depth or array position it sits in.
+//! default policy, whatever attribute, depth or array position it sits in; and its place
+//! is listed in the span's `sentrace.minimized` with its class.
 
 use std::sync::OnceLock;
 
 use base64::Engine as _;
 use proptest::prelude::*;
-use sentrace_core::TenantId;
 use sentrace_core::proto::common::v1::{
     AnyValue, ArrayValue, KeyValue, KeyValueList, any_value::Value,
 };
 use sentrace_core::proto::resource::v1::Resource;
 use sentrace_core::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use sentrace_core::sensitivity::{Place as ListPlace, parse_minimized};
+use sentrace_core::{AttributeClass, MINIMIZED_ATTRIBUTE, TenantId};
 use sentrace_redact::{InMemorySecrets, Policy, Redactor};
 
 fn redactor() -> &'static Redactor {
@@ -226,6 +228,32 @@ proptest! {
         if rule == "card" {
             let digits: String = secret.chars().filter(char::is_ascii_digit).collect();
             prop_assert!(!out.contains(&digits), "card digits survived: {out}");
+        }
+        // And the place is listed in the span with the value's class. (Under a SQL key the
+        // literal sanitizer may cut a value into `?`s first: then only literals, which
+        // have no class, were seen.)
+        prop_assume!(class != sentrace_redact::keys::KeyClass::Sql);
+        let span = &rs[0].scope_spans[0].spans[0];
+        let list = sentrace_core::otlp::attr_str(&span.attributes, MINIMIZED_ATTRIBUTE);
+        prop_assert!(list.is_some(), "{rule} at {place:?}: no {MINIMIZED_ATTRIBUTE}: {out}");
+        let entries = parse_minimized(list.unwrap_or_default()).expect("the list parses");
+        let want = match place {
+            Place::SpanAttr => ListPlace::Span(key.as_str().into()),
+            Place::ResourceAttr => ListPlace::Resource(key.as_str().into()),
+            Place::SpanName => ListPlace::Name,
+            Place::Status => ListPlace::Status,
+        };
+        let classes: Vec<AttributeClass> =
+            entries.iter().filter(|e| e.place == want).map(|e| e.class).collect();
+        prop_assert!(!classes.is_empty(), "{rule} at {want:?} not listed: {entries:?}");
+        // (A URL's `user:password@host` can read as an e-mail address, which wins.)
+        if class == sentrace_redact::keys::KeyClass::Plain && rule != "url-password" {
+            let expected = match rule {
+                "email" | "phone" | "ssn" | "ipv4" => AttributeClass::Pii,
+                "card" | "iban" => AttributeClass::Financial,
+                _ => AttributeClass::Secret,
+            };
+            prop_assert!(classes.contains(&expected), "{rule} at {want:?}: {classes:?}");
         }
     }
 }

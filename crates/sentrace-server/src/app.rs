@@ -34,6 +34,12 @@ pub struct AppState {
     pub detect: Option<Arc<crate::detect::Runtime>>,
     /// Signed sources: registry, replay state and counters.
     pub sources: Arc<crate::sources::Sources>,
+    /// Where the query service writes one audit record per read, authentication failure
+    /// and admin action (durable before the answer; an error means 503). See
+    /// [`crate::audit::record_auth_failure`] for authentication failures.
+    pub audit: Arc<dyn sentrace_query::audit::AuditSink>,
+    /// The same audit logs, for reading them back ([`crate::audit::AuditLog::search`]).
+    pub audit_log: Arc<crate::audit::AuditLog>,
 }
 
 /// An identity holding the `read` role, taken from the request's bearer token.

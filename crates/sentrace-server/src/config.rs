@@ -118,6 +118,9 @@ pub struct TlsConfig {
     /// Extra subject alternative names for the generated certificate (besides localhost,
     /// 127.0.0.1, ::1 and the host name).
     pub subject_alt_names: Vec<String>,
+    /// Client certificates per listener (`off`, `optional`, `required`); the CAs trusted
+    /// for them are `[[auth.mtls]]`.
+    pub client_auth: crate::auth::mtls::config::ClientAuthConfig,
 }
 
 /// A configuration error, naming the file, line and key.
@@ -182,6 +185,13 @@ impl Config {
         self.detect.validate()?;
         self.sources.validate()?;
         self.auth.validate()?;
+        if let Some(listener) = self.tls.client_auth.first_enabled()
+            && self.auth.mtls.is_empty()
+        {
+            return Err(format!(
+                "[tls.client_auth] {listener} takes client certificates, but no [[auth.mtls]] entry trusts a CA: add one with tenant, ca and rules"
+            ));
+        }
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
@@ -75,12 +76,24 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     if opts.insecure_plaintext {
+        if let Some(listener) = opts.config.tls.client_auth.first_enabled() {
+            bail!(
+                "--insecure-plaintext cannot take client certificates ([tls.client_auth] {listener}); serve TLS, or set it to \"off\""
+            );
+        }
         plaintext_listen(&mut opts.config)?;
         tracing::warn!(
             "!!! --insecure-plaintext: traffic and tokens travel UNENCRYPTED. For local experiments only; listening on loopback only. !!!"
         );
     }
     let cfg = opts.config.clone();
+    // Client-certificate CA files are read first, so a bad one stops the start at once.
+    let client_certs = auth::mtls::load(&cfg.auth.mtls)?;
+    if client_certs.is_some() && cfg.tls.client_auth.first_enabled().is_none() {
+        tracing::warn!(
+            "[[auth.mtls]] trusts client CAs, but no listener takes client certificates: set [tls.client_auth]"
+        );
+    }
     let boot = bootstrap::ensure(&opts.data_dir, &cfg)?;
     if boot.admin_token.is_some() || boot.created_pki {
         println!(
@@ -130,8 +143,20 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             "WAL records of shredded tenants skipped"
         );
     }
+    // The node's log key signs the span logs' and the audit logs' checkpoints.
+    let log_signer = seal::keys::load_or_create(&opts.data_dir, &boot.master, &cfg.seal.node)?;
+    // The read-audit logs (always on: no audit, no data).
+    let audit_log = audit::AuditLog::open(
+        &opts.data_dir,
+        keys.clone(),
+        &boot.master,
+        &log_signer,
+        &cfg.seal.node,
+        cfg.seal.checkpoint.clone(),
+    )
+    .context("opening the audit logs")?;
     let seal = if cfg.seal.enabled {
-        let signer = seal::keys::load_or_create(&opts.data_dir, &boot.master, &cfg.seal.node)?;
+        let signer = log_signer;
         let seal = seal::Seal::open(
             &cfg.seal,
             signer,
@@ -172,6 +197,14 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         let m = m.clone();
         registry.exporters.push(Box::new(move || m.render()));
     }
+    {
+        let stats = audit_log.stats().clone();
+        registry.exporters.push(Box::new(move || stats.render()));
+    }
+    if let Some(c) = &client_certs {
+        let c = c.clone();
+        registry.exporters.push(Box::new(move || c.render()));
+    }
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
         .with_seal(seal.clone());
@@ -186,6 +219,8 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         seal: seal.clone(),
         detect,
         sources: sources.clone(),
+        audit: audit_log.clone(),
+        audit_log: audit_log.clone(),
     });
 
     let (tx, rx) = watch::channel(false);
@@ -202,27 +237,48 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         _ => Vec::new(),
     };
     let replay_saver = tokio::spawn(sources.clone().run(rx.clone()));
-    for (name, addr, router) in [
+    let audit_checkpoints = tokio::spawn(audit_log.clone().run(rx.clone()));
+    let modes = &cfg.tls.client_auth;
+    for (name, addr, router, mode) in [
         (
             "otlp-grpc",
             cfg.listen.otlp_grpc,
             app::grpc_router(state.clone()),
+            modes.otlp_grpc,
         ),
         (
             "otlp-http",
             cfg.listen.otlp_http,
             app::otlp_http_router(state.clone()),
+            modes.otlp_http,
         ),
-        ("query", cfg.listen.query, app::query_router(state.clone())),
+        (
+            "query",
+            cfg.listen.query,
+            app::query_router(state.clone()),
+            modes.query,
+        ),
     ] {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {name} listener on {addr}"))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        tracing::info!(listener = name, address = %listener.local_addr()?, scheme, "listening");
-        tasks.push(tokio::spawn(tls::serve(
+        let (listener_tls, certs) = match (&tls, &client_certs) {
+            (Some(_), Some(certs)) if mode != auth::mtls::config::ClientAuthMode::Off => (
+                Some(tls::server_config_with(
+                    &boot.cert,
+                    &boot.key,
+                    certs.verifier(mode, name)?,
+                )?),
+                Some(certs.clone()),
+            ),
+            _ => (tls.clone(), None),
+        };
+        tracing::info!(listener = name, address = %listener.local_addr()?, scheme, client_certificates = mode.as_str(), "listening");
+        tasks.push(tokio::spawn(tls::serve_with(
             listener,
-            tls.clone(),
+            listener_tls,
+            certs,
             router,
             rx.clone(),
         )));
@@ -244,6 +300,8 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         w.abort();
     }
     let _ = replay_saver.await;
+    // Signs the audit logs' final checkpoints (every record is already durable).
+    let _ = audit_checkpoints.await;
     store.close().await.context("closing the store")?;
     Ok(())
 }

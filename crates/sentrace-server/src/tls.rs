@@ -1,6 +1,8 @@
 //! TLS 1.3 through rustls with the aws-lc-rs provider, preferring the hybrid post-quantum
 //! key exchange X25519MLKEM768; the local CA and server certificate made on first start; and
-//! the connection loop that serves an axum router over TLS or (loopback only) plaintext.
+//! the connection loop that serves an axum router over TLS or (loopback only) plaintext,
+//! putting each connection's [`Connection`](crate::auth::Connection) (remote address and
+//! client-certificate identity, see [`crate::auth::mtls`]) into every request.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ use rcgen::{
     SanType,
 };
 use rustls::ServerConfig;
+use rustls::server::NoClientAuth;
+use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -115,6 +119,16 @@ pub fn default_sans() -> Vec<String> {
 /// A TLS 1.3-only server configuration on the aws-lc-rs provider. Its key-exchange groups
 /// put X25519MLKEM768 first, then X25519 and the NIST curves for older clients.
 pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+    server_config_with(cert, key, None)
+}
+
+/// [`server_config`] with a client-certificate verifier (see [`crate::auth::mtls`]); `None`
+/// asks clients for no certificate.
+pub fn server_config_with(
+    cert: &Path,
+    key: &Path,
+    client_auth: Option<Arc<dyn ClientCertVerifier>>,
+) -> anyhow::Result<Arc<ServerConfig>> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading certificate {}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -127,7 +141,7 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
+        .with_client_cert_verifier(client_auth.unwrap_or_else(|| Arc::new(NoClientAuth)))
         .with_single_cert(chain, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
@@ -143,6 +157,20 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
+    router: axum::Router,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_with(listener, tls, None, router, shutdown).await
+}
+
+/// [`serve`] on a listener that takes client certificates: after each handshake the peer's
+/// chain is mapped by `client_certs` and the identity put into the request extensions'
+/// [`Connection`](crate::auth::Connection). `tls` must then carry the matching verifier
+/// ([`crate::auth::mtls::ClientCerts::verifier`]).
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    client_certs: Option<Arc<crate::auth::mtls::ClientCerts>>,
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -167,30 +195,42 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let acceptor = acceptor.clone();
+        let client_certs = client_certs.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let connection = crate::auth::Connection {
-                remote: Some(peer),
-                peer: None,
+            let service = |peer_identity| {
+                let connection = crate::auth::Connection {
+                    remote: Some(peer),
+                    peer: peer_identity,
+                };
+                TowerToHyperService::new(tower::ServiceExt::map_request(
+                    router.into_service::<hyper::body::Incoming>(),
+                    move |mut req: http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(connection.clone());
+                        req
+                    },
+                ))
             };
-            let service = tower::ServiceExt::map_request(
-                router.into_service::<hyper::body::Incoming>(),
-                move |mut req: http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(connection.clone());
-                    req
-                },
-            );
-            let service = TowerToHyperService::new(service);
             let builder = auto::Builder::new(TokioExecutor::new());
             match acceptor {
                 Some(acceptor) => {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                        .await
-                    {
+                    let accept = acceptor.accept(stream).into_fallible();
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
                         Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        Ok(Err((e, io))) => {
+                            if let Some(certs) = &client_certs {
+                                // Client-certificate refusals are security events.
+                                tracing::info!(%peer, error = %e, "TLS handshake failed");
+                                if e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>())
+                                    == Some(&rustls::Error::NoCertificatesPresented)
+                                {
+                                    certs.count_missing();
+                                }
+                            } else {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            }
+                            linger_close(io).await;
                             return;
                         }
                         Err(_) => {
@@ -198,7 +238,24 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let conn = builder.serve_connection(TokioIo::new(tls), service);
+                    let peer_identity = match &client_certs {
+                        Some(certs) => {
+                            match certs.identify_peer(tls.get_ref().1.peer_certificates()) {
+                                Ok(id) => id.map(Arc::new),
+                                Err(refusal) => {
+                                    // The handshake's verifier already checked this chain; only a
+                                    // certificate that expired in between gets here.
+                                    tracing::warn!(%peer, reason = %refusal, "client certificate refused after the handshake; closing");
+                                    return;
+                                }
+                            }
+                        }
+                        None => None,
+                    };
+                    if let Some(id) = &peer_identity {
+                        tracing::debug!(%peer, tenant = %id.tenant, principal = %id.principal, role = %id.role, "client certificate accepted");
+                    }
+                    let conn = builder.serve_connection(TokioIo::new(tls), service(peer_identity));
                     tokio::pin!(conn);
                     tokio::select! {
                         r = conn.as_mut() => if let Err(e) = r { tracing::debug!(%peer, error = %e, "connection ended"); },
@@ -206,7 +263,7 @@ pub async fn serve(
                     }
                 }
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let conn = builder.serve_connection(TokioIo::new(stream), service(None));
                     tokio::pin!(conn);
                     tokio::select! {
                         r = conn.as_mut() => if let Err(e) = r { tracing::debug!(%peer, error = %e, "connection ended"); },
@@ -216,6 +273,33 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// Most bytes read and thrown away while closing a refused connection.
+const LINGER_BYTES: usize = 64 * 1024;
+/// Longest wait for the client to close a refused connection.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Closes a connection whose handshake failed so that the client still reads the TLS alert.
+/// A TLS 1.3 client sends its first request right after its Finished message, before the
+/// server has judged its certificate; closing a socket with that request unread makes the
+/// kernel send a reset, which discards the alert on the client's side (curl then reports
+/// "connection reset" instead of "alert access denied"). So: send FIN, then read and drop
+/// what the client sent, bounded in bytes and time, before closing.
+async fn linger_close(mut io: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = io.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        while total < LINGER_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIMEOUT, drain).await;
 }
 
 /// Whether an address is loopback (plaintext is allowed only there).

@@ -14,7 +14,13 @@
 //! fails authentication. Sequence numbers only grow, so a record dropped from the middle or
 //! replayed shows as a gap or a repeat on load. Each [`Journal::append`] is one write and one
 //! `fdatasync`: callers that acknowledge something (a quarantined span reported as set aside)
-//! do so after it returned. A torn tail (crash mid-write) is cut on open.
+//! do so after it returned. A torn tail (crash mid-write) is cut on open; a failed append
+//! cuts what it wrote (best effort) and reopens the file on next use, so a failure never
+//! leaves half a record in the middle of the file.
+//!
+//! Logs that hash their records (the read-audit log) use [`Journal::append_stored`] and
+//! [`Journal::stored`], which hand out each record's exact stored bytes (header and sealed
+//! part): those bytes can be hashed into a Merkle tree and verified without the keys.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -82,6 +88,28 @@ pub struct Loaded {
     /// Records that failed authentication or break the sequence order, by byte offset and
     /// reason. They are skipped, never returned.
     pub damaged: Vec<(u64, String)>,
+}
+
+/// One record exactly as stored (for logs that hash their records).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Byte offset in the tenant's file.
+    pub offset: u64,
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The data key it was sealed under.
+    pub dek_id: u32,
+    /// The whole record: `len ‖ dek_id ‖ seq ‖ sealed payload`.
+    pub bytes: Vec<u8>,
+}
+
+/// What [`Journal::stored`] found in a tenant's file.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    /// The intact records, in file order.
+    pub records: Vec<StoredRecord>,
+    /// Where a torn tail (bytes that do not form a whole record) begins, if there is one.
+    pub torn_at: Option<u64>,
 }
 
 struct Open {
@@ -279,25 +307,108 @@ impl Journal {
     /// Appends records durably (one write, one `fdatasync`) and returns how many records
     /// the tenant's journal now holds.
     pub fn append(&self, tenant: &TenantId, payloads: &[Vec<u8>]) -> Result<usize, StoreError> {
+        self.append_inner(tenant, payloads).map(|(n, _)| n)
+    }
+
+    /// Like [`Journal::append`], and returns the records as stored (their exact bytes, for
+    /// hashing). Nothing is returned unless all of them are durable.
+    pub fn append_stored(
+        &self,
+        tenant: &TenantId,
+        payloads: &[Vec<u8>],
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        self.append_inner(tenant, payloads).map(|(_, r)| r)
+    }
+
+    fn append_inner(
+        &self,
+        tenant: &TenantId,
+        payloads: &[Vec<u8>],
+    ) -> Result<(usize, Vec<StoredRecord>), StoreError> {
         let mut map = self
             .open
             .lock()
             .map_err(|_| StoreError::Task("journal lock poisoned".into()))?;
         let o = self.open_tenant(&mut map, tenant)?;
+        let path = self.path(tenant);
+        let start = o
+            .file
+            .metadata()
+            .map_err(|e| StoreError::io(&path, e))?
+            .len();
         let mut buf = Vec::new();
+        let mut stored = Vec::with_capacity(payloads.len());
         let mut seq = o.next_seq;
         for p in payloads {
-            buf.extend_from_slice(&self.seal(tenant, seq, p)?);
+            let rec = self.seal(tenant, seq, p)?;
+            let dek_id = u32::from_be_bytes([rec[4], rec[5], rec[6], rec[7]]);
+            stored.push(StoredRecord {
+                offset: start.saturating_add(buf.len() as u64),
+                seq,
+                dek_id,
+                bytes: rec.clone(),
+            });
+            buf.extend_from_slice(&rec);
             seq = seq.saturating_add(1);
         }
-        let path = self.path(tenant);
-        o.file
-            .write_all(&buf)
-            .and_then(|_| o.file.sync_data())
-            .map_err(|e| StoreError::io(&path, e))?;
+        if let Err(e) = o.file.write_all(&buf).and_then(|_| o.file.sync_data()) {
+            // Cut what this append wrote (best effort) and reopen on next use: the next
+            // append starts from what the file really holds.
+            let _ = o.file.set_len(start).and_then(|_| o.file.sync_all());
+            map.remove(tenant);
+            return Err(StoreError::io(&path, e));
+        }
         o.next_seq = seq;
         o.records = o.records.saturating_add(payloads.len());
-        Ok(o.records)
+        Ok((o.records, stored))
+    }
+
+    /// A tenant's records exactly as stored, in file order, without decrypting them.
+    pub fn stored(&self, tenant: &TenantId) -> Result<Stored, StoreError> {
+        let _guard = self
+            .open
+            .lock()
+            .map_err(|_| StoreError::Task("journal lock poisoned".into()))?;
+        let bytes = self.read_file(tenant)?;
+        let (raw, intact) = parse(&bytes);
+        let records = raw
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let end = raw.get(i + 1).map_or(intact, |n| n.start);
+                StoredRecord {
+                    offset: r.start as u64,
+                    seq: r.seq,
+                    dek_id: r.dek_id,
+                    bytes: bytes[r.start..end].to_vec(),
+                }
+            })
+            .collect();
+        Ok(Stored {
+            records,
+            torn_at: (intact < bytes.len()).then_some(intact as u64),
+        })
+    }
+
+    /// Decrypts one stored record of `tenant`'s journal. Fails with
+    /// [`StoreError::KeyUnavailable`] when its data key was crypto-shredded, and with an
+    /// authentication error when its bytes, its sequence number or its place (tenant,
+    /// journal) were changed.
+    pub fn open_stored(&self, tenant: &TenantId, r: &StoredRecord) -> Result<Vec<u8>, StoreError> {
+        let (raw, _) = parse(&r.bytes);
+        let Some(one) = raw.first().filter(|x| x.start == 0) else {
+            return Err(StoreError::Corrupt {
+                path: self.path(tenant),
+                offset: r.offset,
+                reason: "not a whole journal record".into(),
+            });
+        };
+        let key = self.key(tenant, one.dek_id)?;
+        key.open(
+            &self.aad(tenant, one.seq, one.dek_id),
+            one.sealed,
+            "journal record",
+        )
     }
 
     /// Replaces a tenant's records atomically (compaction after the caller dropped old
@@ -373,6 +484,46 @@ mod tests {
         let l = other.load(&t("b")).unwrap();
         assert!(l.records.is_empty());
         assert_eq!(l.damaged.len(), 1);
+    }
+
+    #[test]
+    fn stored_records_are_the_appended_bytes_and_open_only_in_place() {
+        let (dir, keys) = setup();
+        let jdir = dir.path().join("audit");
+        let j = Journal::open(&jdir, "audit", keys.clone()).unwrap();
+        let first = j
+            .append_stored(&t("a"), &[b"one".to_vec(), b"two".to_vec()])
+            .unwrap();
+        let second = j.append_stored(&t("a"), &[b"three".to_vec()]).unwrap();
+        assert_eq!(
+            first
+                .iter()
+                .chain(&second)
+                .map(|r| r.seq)
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        let stored = j.stored(&t("a")).unwrap();
+        assert_eq!(stored.torn_at, None);
+        assert_eq!(stored.records, [first, second].concat());
+        assert_eq!(
+            j.open_stored(&t("a"), &stored.records[2]).unwrap(),
+            b"three"
+        );
+        // Altered bytes, or a record opened as another tenant's, fail authentication.
+        let mut bad = stored.records[1].clone();
+        let last = bad.bytes.len() - 1;
+        bad.bytes[last] ^= 1;
+        assert!(j.open_stored(&t("a"), &bad).is_err());
+        keys.current_dek(&t("b")).unwrap();
+        assert!(j.open_stored(&t("b"), &stored.records[1]).is_err());
+        // A torn tail is reported with its offset.
+        let path = jdir.join("a.journal");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len() as u64;
+        bytes.extend_from_slice(&[0, 0, 0, 40, 1]);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(j.stored(&t("a")).unwrap().torn_at, Some(len));
     }
 
     #[test]

@@ -43,8 +43,12 @@ enum Command {
     Redact(cmd::redact::RedactArgs),
     /// Scan OTLP/JSON from stdin for sensitive data; OCSF findings (class 2006) as JSON lines.
     Scan(cmd::redact::ScanArgs),
-    /// Verify the transparency logs and stored spans of a data directory (offline).
+    /// Verify the transparency logs, stored spans and audit logs of a data directory
+    /// (offline).
     Verify(cmd::verify::Args),
+    /// Read the read-audit logs of a data directory: who read which traces, failed
+    /// authentications, admin actions (text, JSON lines, or OCSF API Activity 6003).
+    Audit(cmd::audit::Args),
     /// Write an offline-verifiable proof bundle of a trace (from a data directory).
     Proof(cmd::proof::ProofArgs),
     /// Verify a proof bundle with nothing but the log's public keys.
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Redact(a) => cmd::redact::run_redact(a),
         Command::Scan(a) => cmd::redact::run_scan(a),
         Command::Verify(a) => cmd::verify::run(a),
+        Command::Audit(a) => cmd::audit::run(a),
         Command::Keys(c) => cmd::verify::run_keys(c),
         Command::Detect(a) => cmd::detect::run(a),
         Command::Response(c) => cmd::response::run(c),

@@ -95,6 +95,24 @@ fn default_policy_minimizes_everywhere() {
         "URL lost its shape: {text}"
     );
     assert!(text.contains("sentrace.policy.digest"));
+    // Every minimized place is listed with its class, values never.
+    let tags = body["data"][0]["spans"][0]["tags"].as_array().unwrap();
+    let list = tags
+        .iter()
+        .find(|t| t["key"] == "sentrace.minimized")
+        .and_then(|t| t["value"].as_str())
+        .unwrap_or_else(|| panic!("no sentrace.minimized tag: {text}"));
+    let entries: Vec<&str> = list.split(';').collect();
+    for entry in [
+        "name=pii",
+        "status=pii",
+        "span:url.full=secret",
+        "span:http.request.header.authorization=secret",
+        "span:cards=financial",
+        "event[0]:exception.message=financial",
+    ] {
+        assert!(entries.contains(&entry), "{entry} not in {list}");
+    }
     let metrics = srv.get(&admin, "/metrics").text().unwrap();
     assert!(
         metrics.contains("sentrace_minimized_values_total{kind=\"card\""),

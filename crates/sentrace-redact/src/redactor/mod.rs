@@ -1,5 +1,6 @@
 //! The minimizer: a compiled policy and detector set applied to OTLP spans in place.
 
+mod record;
 mod walk;
 
 use std::collections::HashMap;
@@ -18,9 +19,11 @@ use crate::vault::TenantSecrets;
 pub use walk::Location;
 pub(crate) use walk::{Observation, Walk};
 
+/// The span attribute that lists the places of minimized values and their classes.
+pub use sentrace_core::MINIMIZED_ATTRIBUTE;
 /// The span attribute that carries the hex SHA-256 digest of the policy that minimized
-/// the span.
-pub const POLICY_DIGEST_ATTRIBUTE: &str = "sentrace.policy.digest";
+/// the span (defined in `sentrace-core`, beside [`MINIMIZED_ATTRIBUTE`]).
+pub use sentrace_core::sensitivity::POLICY_DIGEST_ATTRIBUTE;
 
 /// Deepest array/kvlist nesting walked; deeper values are replaced by `<too_deep>`.
 pub const MAX_VALUE_DEPTH: usize = 32;
@@ -129,6 +132,14 @@ impl Redactor {
     ///
     /// Covered: span names, status messages, and the attributes of resources, scopes,
     /// spans, events and links, including array and kvlist values at any depth.
+    ///
+    /// A span in which a sensitive value was found (whatever the action, `keep`
+    /// included), or that holds values already minimized upstream (`<kind>`, `pse:kind:`,
+    /// `tok:kind:` anywhere in a value), also gets [`MINIMIZED_ATTRIBUTE`]: the places of
+    /// those values and their [`sentrace_core::AttributeClass`] (grammar in
+    /// [`sentrace_core::sensitivity`]). A list the span arrived with is merged in (it can
+    /// only add places), never trusted to remove any. Spans with nothing sensitive get
+    /// no list and cost no allocation.
     pub fn minimize(
         &self,
         tenant: &TenantId,
@@ -172,5 +183,7 @@ fn fallback_rules() -> &'static Rules {
     MASK_ALL.get_or_init(Rules::masking_everything)
 }
 
+#[cfg(test)]
+mod class_tests;
 #[cfg(test)]
 mod tests;

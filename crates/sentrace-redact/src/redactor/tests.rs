@@ -220,7 +220,21 @@ fn allowlist_mode_drops_unlisted_span_attributes() {
     let report = r.minimize(&tenant("t"), &mut rs, &secrets());
     let attrs = &rs[0].scope_spans[0].spans[0].attributes;
     let keys: Vec<&str> = attrs.iter().map(|a| a.key.as_str()).collect();
-    assert_eq!(keys, ["http.route", "note", "raw", POLICY_DIGEST_ATTRIBUTE]);
+    assert_eq!(
+        keys,
+        [
+            "http.route",
+            "note",
+            "raw",
+            POLICY_DIGEST_ATTRIBUTE,
+            MINIMIZED_ATTRIBUTE
+        ]
+    );
+    // Ignored keys are left alone, and not listed.
+    assert_eq!(
+        attr(attrs, MINIMIZED_ATTRIBUTE).as_deref(),
+        Some("span:note=pii")
+    );
     assert_eq!(report.allowlist_dropped, 1);
     let note = attr(attrs, "note").unwrap();
     assert!(

@@ -1,8 +1,13 @@
 //! The walk over every location of a span that can hold a value.
 
+use std::borrow::Cow;
+
 use sentrace_core::proto::common::v1::{AnyValue, KeyValue, any_value::Value};
 use sentrace_core::proto::trace::v1::ResourceSpans;
+use sentrace_core::sensitivity::Place;
+use sentrace_core::{ClassSet, MINIMIZED_ATTRIBUTE};
 
+use super::record::{Record, edge_markers};
 use super::{MAX_VALUE_DEPTH, MinimizeReport, POLICY_DIGEST_ATTRIBUTE};
 use crate::action::{ActionCtx, Applied};
 use crate::detect::{Context, Detectors, Found};
@@ -103,8 +108,15 @@ pub(crate) struct Walk<'a> {
     scratch: String,
     can_drop: bool,
     location: Location,
+    /// Index of the event or link being walked (for [`Place::Event`] and friends).
+    item: u32,
     key: String,
     span_index: (usize, usize, usize),
+    /// Whether to record places and stamp spans (minimizing, not observing).
+    recording: bool,
+    /// Classes of the sensitive values found in the attribute or text being walked.
+    pending: ClassSet,
+    record: Record,
 }
 
 fn already_minimized(v: &str) -> bool {
@@ -131,37 +143,65 @@ impl<'a> Walk<'a> {
             scratch: String::new(),
             can_drop: true,
             location: Location::SpanAttribute,
+            item: 0,
             key: String::new(),
             span_index: (0, 0, 0),
+            recording: false,
+            pending: ClassSet::EMPTY,
+            record: Record::default(),
         }
     }
 
-    /// Minimizes one resource's spans; stamps each span with `digest` when given.
+    /// Minimizes one resource's spans. When `digest` is given, stamps each span with it
+    /// and with the list of minimized places ([`MINIMIZED_ATTRIBUTE`], when not empty),
+    /// replacing what the span arrived with (an arriving list is merged in first).
     pub(crate) fn resource_spans(&mut self, rs: &mut ResourceSpans, digest: Option<&str>) {
+        self.recording = digest.is_some();
+        self.record.reset_to(Default::default());
         let ri = self.span_index.0;
         if let Some(res) = rs.resource.as_mut() {
             self.location = Location::ResourceAttribute;
             self.attrs(&mut res.attributes, false);
         }
+        let resource_mark = self.record.mark();
         for (si, ss) in rs.scope_spans.iter_mut().enumerate() {
+            self.record.reset_to(resource_mark);
             if let Some(scope) = ss.scope.as_mut() {
                 self.location = Location::ScopeAttribute;
                 self.span_index = (ri, si, 0);
                 self.attrs(&mut scope.attributes, false);
             }
+            let scope_mark = self.record.mark();
             for (pi, span) in ss.spans.iter_mut().enumerate() {
+                self.record.reset_to(scope_mark);
                 self.span_index = (ri, si, pi);
+                // The reserved attributes are rewritten, not walked (an observing walk
+                // works on a copy and just leaves them out).
+                let mut arrived = None;
+                span.attributes.retain_mut(|kv| {
+                    if kv.key == MINIMIZED_ATTRIBUTE {
+                        arrived = Some(kv.value.take());
+                    }
+                    kv.key != POLICY_DIGEST_ATTRIBUTE && kv.key != MINIMIZED_ATTRIBUTE
+                });
+                if let Some(list) = arrived
+                    && self.recording
+                {
+                    self.record.merge(list.as_ref());
+                }
                 self.location = Location::SpanName;
                 self.fixed_text(&mut span.name);
                 self.location = Location::SpanAttribute;
                 self.attrs(&mut span.attributes, true);
-                for ev in &mut span.events {
+                for (ei, ev) in span.events.iter_mut().enumerate() {
+                    self.item = u32::try_from(ei).unwrap_or(u32::MAX);
                     self.location = Location::EventName;
                     self.fixed_text(&mut ev.name);
                     self.location = Location::EventAttribute;
                     self.attrs(&mut ev.attributes, true);
                 }
-                for link in &mut span.links {
+                for (li, link) in span.links.iter_mut().enumerate() {
+                    self.item = u32::try_from(li).unwrap_or(u32::MAX);
                     self.location = Location::LinkAttribute;
                     self.attrs(&mut link.attributes, true);
                 }
@@ -171,14 +211,10 @@ impl<'a> Walk<'a> {
                 }
                 if let Some(d) = digest {
                     span.attributes
-                        .retain(|kv| kv.key != POLICY_DIGEST_ATTRIBUTE);
-                    span.attributes.push(KeyValue {
-                        key: POLICY_DIGEST_ATTRIBUTE.to_string(),
-                        value: Some(AnyValue {
-                            value: Some(Value::StringValue(d.to_string())),
-                        }),
-                        ..Default::default()
-                    });
+                        .push(string_kv(POLICY_DIGEST_ATTRIBUTE, d.to_string()));
+                    if let Some(list) = self.record.value() {
+                        span.attributes.push(string_kv(MINIMIZED_ATTRIBUTE, list));
+                    }
                 }
                 self.report.spans += 1;
             }
@@ -186,11 +222,39 @@ impl<'a> Walk<'a> {
         self.span_index.0 = ri + 1;
     }
 
+    /// Records the classes found in the value just walked at the current location.
+    fn record_pending(&mut self, key: &str) {
+        let classes = std::mem::take(&mut self.pending);
+        if classes.is_empty() || !self.recording {
+            return;
+        }
+        let key = Cow::Borrowed(key);
+        let place = match self.location {
+            Location::ResourceAttribute => Place::Resource(key),
+            Location::ScopeAttribute => Place::Scope(key),
+            Location::SpanAttribute => Place::Span(key),
+            Location::EventAttribute => Place::Event {
+                index: self.item,
+                key,
+            },
+            Location::LinkAttribute => Place::Link {
+                index: self.item,
+                key,
+            },
+            Location::SpanName => Place::Name,
+            Location::StatusMessage => Place::Status,
+            Location::EventName => Place::EventName(self.item),
+        };
+        self.record.add(&place, classes);
+    }
+
     /// A string that cannot be removed (span name, event name, status message).
     fn fixed_text(&mut self, s: &mut String) {
         self.key.clear();
         self.can_drop = false;
+        self.pending = ClassSet::EMPTY;
         self.string(KeyClass::Plain, s);
+        self.record_pending("");
         self.can_drop = true;
     }
 
@@ -208,10 +272,12 @@ impl<'a> Walk<'a> {
                 self.key.push_str(&kv.key);
             }
             let class = self.classify(&kv.key);
+            self.pending = ClassSet::EMPTY;
             let keep = match kv.value.as_mut() {
                 Some(v) => self.any(class, v, 0) == Step::Keep,
                 None => true,
             };
+            self.record_pending(&kv.key);
             if !keep {
                 self.report.dropped += 1;
             }
@@ -300,6 +366,9 @@ impl<'a> Walk<'a> {
             self.report.oversize += 1;
             return Step::Keep;
         }
+        if self.recording && s.len() >= 4 {
+            self.pending.extend(edge_markers(s));
+        }
         // Fast path: free text with nothing detected is left untouched, without copying.
         // Nothing any detector finds is shorter than 6 bytes.
         if let KeyClass::Plain | KeyClass::Infra = class {
@@ -328,6 +397,9 @@ impl<'a> Walk<'a> {
 
     fn note(&mut self, kind: Kind, action: Action, rule: &'static str) {
         self.report.values[kind.index()][action.index()] += 1;
+        if let Some(class) = kind.class() {
+            self.pending.insert(class);
+        }
         if let Some(obs) = self.observe.as_mut() {
             obs.push(Observation {
                 kind,
@@ -405,5 +477,15 @@ impl Sink for Walk<'_> {
 
     fn sql_literal(&mut self) {
         self.note(Kind::SqlLiteral, Action::Mask, "sql-literal");
+    }
+}
+
+fn string_kv(key: &str, value: String) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value)),
+        }),
+        ..Default::default()
     }
 }

@@ -29,7 +29,9 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Check { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            Config::from_toml(&text, &file.display().to_string())?;
+            let cfg = Config::from_toml(&text, &file.display().to_string())?;
+            // The client-certificate CA files, as `serve` reads them at start.
+            sentrace_server::auth::mtls::load(&cfg.auth.mtls)?;
             println!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -1,5 +1,6 @@
 //! Subcommands.
 
+pub mod audit;
 pub mod config;
 pub mod detect;
 pub mod loadgen;

@@ -12,10 +12,14 @@ use sentrace_core::TenantId;
 use sentrace_ledger::checkpoint::LogVerifier;
 use sentrace_ledger::keys::VerifierKey;
 use sentrace_ledger::verify::{FindingKind, PinState};
+use sentrace_server::audit::files::{AUDIT_DIR, NODE_LOG};
+use sentrace_server::audit::verify::{AuditLogReport, verify_all};
+use sentrace_server::audit::{AuditFiles, LogName};
 use sentrace_server::bootstrap::{MASTER_KEY_ENV, master_key_path};
 use sentrace_server::seal::audit::{AuditOptions, TenantAudit, audit};
 use sentrace_server::witness::config::parse_witness_vkeys;
-use sentrace_store::MasterKey;
+use sentrace_store::{KeyRing, MasterKey};
+use std::sync::Arc;
 
 use crate::DataDir;
 
@@ -31,7 +35,8 @@ pub struct Args {
     /// everything verifies).
     #[arg(long)]
     pub(crate) state: Option<PathBuf>,
-    /// Only this tenant's log (with `--server`: the tenant the token must belong to).
+    /// Only this tenant's logs (span log and audit log; `_node` for the node's own audit
+    /// log; with `--server`: the tenant the token must belong to).
     #[arg(long)]
     pub(crate) tenant: Option<String>,
     /// Trust these log keys (the vkeys `sentrace keys show` prints; repeat the option or
@@ -173,42 +178,56 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let key = (!a.key.is_empty())
         .then(|| LogVerifier::parse(&a.key.join(" ")).map_err(|e| anyhow::anyhow!("--key: {e}")))
         .transpose()?;
+    // `--tenant _node`: only the node's own audit log (it has no span log).
+    let node_only = a.tenant.as_deref() == Some(NODE_LOG);
     let tenant = a
         .tenant
         .as_deref()
+        .filter(|_| !node_only)
         .map(|t| TenantId::new(t).map_err(|e| anyhow::anyhow!("--tenant: {e}")))
         .transpose()?;
     let (witnesses, quorum) = a.witnesses.policy()?;
+    let key_for_audit = key.clone();
     let mut pins = load_pins(a.state.as_deref())?;
     let mut bar = Bar::new();
     let mut progress = |t: &str, s: &'static str, d: u64, n: u64| bar.tick(t, s, d, n);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let audits = rt.block_on(audit(
-        &a.data.data_dir,
-        &master,
-        &mut pins,
-        AuditOptions {
-            node: a.node.clone(),
-            key,
-            tenant,
-            witnesses,
-            quorum,
-            progress: &mut progress,
-        },
-    ))?;
-    let ok = audits.iter().all(|t| t.report.ok);
+    let audits = if node_only {
+        Vec::new()
+    } else {
+        rt.block_on(audit(
+            &a.data.data_dir,
+            &master,
+            &mut pins,
+            AuditOptions {
+                node: a.node.clone(),
+                key,
+                tenant,
+                witnesses,
+                quorum,
+                progress: &mut progress,
+            },
+        ))?
+    };
+    let audit_logs = verify_audit_logs(&a, &master, key_for_audit.as_ref(), &mut pins)?;
+    let ok = audits.iter().all(|t| t.report.ok) && audit_logs.iter().all(|r| r.ok);
     if let Some(p) = &a.state {
         save_pins(p, &pins)?;
     }
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "ok": ok, "logs": audits }))?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": ok,
+                "logs": audits,
+                "audit_logs": audit_logs,
+            }))?
         );
     } else {
         print_human(&audits);
+        print_audit_logs(&audit_logs);
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -269,6 +288,61 @@ pub(crate) fn print_human(audits: &[TenantAudit]) {
                 "  note: {} stored spans carry no seal (stored with [seal] enabled = false)",
                 t.unsealed_spans
             );
+        }
+    }
+}
+
+/// Verifies the read-audit logs (every one, or `--tenant`'s).
+fn verify_audit_logs(
+    a: &Args,
+    master: &MasterKey,
+    key: Option<&LogVerifier>,
+    pins: &mut PinState,
+) -> anyhow::Result<Vec<AuditLogReport>> {
+    if !a.data.data_dir.join(AUDIT_DIR).exists() {
+        return Ok(Vec::new());
+    }
+    let key = match key {
+        Some(k) => k.clone(),
+        None => sentrace_server::seal::keys::verifier(&a.data.data_dir, master)?,
+    };
+    let keys = Arc::new(KeyRing::open(&a.data.data_dir.join("keys"), master)?);
+    let files = AuditFiles::open(&a.data.data_dir, keys, master)?;
+    let only = a
+        .tenant
+        .as_deref()
+        .map(|t| LogName::parse(t).map_err(|e| anyhow::anyhow!("--tenant: {e}")))
+        .transpose()?;
+    Ok(verify_all(&files, &a.node, &key, only.as_ref(), pins)?)
+}
+
+pub(crate) fn print_audit_logs(reports: &[AuditLogReport]) {
+    for r in reports {
+        println!(
+            "audit log {}: {} (checkpoint size {}, {} records, {} read, {} not yet signed, {} erased)",
+            r.log,
+            if r.ok { "OK" } else { "FAILED" },
+            r.checkpoint_size.map_or("-".into(), |s| s.to_string()),
+            r.records,
+            r.records_read,
+            r.records_unsigned,
+            r.records_erased,
+        );
+        for f in &r.findings {
+            let kind = serde_json::to_value(f.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let marker = if f.kind == FindingKind::Erased {
+                "note"
+            } else {
+                "FAIL"
+            };
+            let at = f.index.map_or(String::new(), |i| format!(" [record {i}]"));
+            println!("  {marker} {kind}: {}{at}", f.detail);
+        }
+        if r.findings_omitted > 0 {
+            println!("  ... and {} more findings", r.findings_omitted);
         }
     }
 }
