@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests need (a Python
-# virtual environment with the OpenTelemetry SDK), builds, checks formatting and lints, runs
+# virtual environment with the OpenTelemetry SDK; Node.js and the pinned oidc-provider for the
+# OIDC end-to-end test), builds, checks formatting and lints, runs
 # the Rust tests, then the interop tests with real OpenTelemetry SDK clients.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,14 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+
+echo "==> OIDC test provider (Node.js, npm ci in tests/oidc)"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+node --version
+(cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

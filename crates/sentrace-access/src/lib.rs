@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod authz;
 pub mod cert;
+pub mod jwt;
 pub mod token;
 
 pub use token::{

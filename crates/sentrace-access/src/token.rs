@@ -107,6 +107,9 @@ pub enum AuthError {
         credential: String,
         certificate: String,
     },
+    /// A JWT bearer token was refused.
+    #[error("JWT refused: {0}")]
+    Jwt(#[from] crate::jwt::JwtError),
     /// Authenticated but lacking the role.
     #[error("token {id} lacks role {wanted}")]
     Forbidden { id: String, wanted: Role },

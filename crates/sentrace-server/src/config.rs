@@ -223,6 +223,21 @@ mod tests {
     }
 
     #[test]
+    fn default_file_oidc_example_parses_when_uncommented() {
+        let start = DEFAULT_TOML.find("# [[auth.oidc]]").unwrap();
+        let example: String = DEFAULT_TOML[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| !l.starts_with("# "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cfg = Config::from_toml(&example, "example").unwrap();
+        assert_eq!(cfg.auth.oidc.len(), 1);
+        assert_eq!(cfg.auth.oidc[0].roles.len(), 4);
+    }
+
+    #[test]
     fn typo_is_an_error_with_line() {
         let e = Config::from_toml("[limits]\nmax_spans_per_requests = 5\n", "x.toml").unwrap_err();
         assert_eq!(e.file, "x.toml");

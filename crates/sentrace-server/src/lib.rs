@@ -224,8 +224,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
         .with_seal(seal.clone());
+    let auth = auth::Authenticator::new(auth::tokens_path(&opts.data_dir), &cfg.auth)?;
+    auth.warm_up().await;
     let state = Arc::new(app::AppState {
-        auth: auth::Authenticator::new(auth::tokens_path(&opts.data_dir))?,
+        auth,
         pipeline,
         store: store.clone(),
         limits: cfg.limits.clone(),

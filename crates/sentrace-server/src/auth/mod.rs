@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod mtls;
+pub mod oidc;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -87,6 +88,7 @@ impl<'a> Credentials<'a> {
 pub struct Authenticator {
     path: PathBuf,
     cache: RwLock<(Option<Stamp>, TokenSet)>,
+    oidc: oidc::Issuers,
 }
 
 /// Unix seconds now.
@@ -117,14 +119,27 @@ pub fn save_tokens(path: &Path, set: &TokenSet) -> anyhow::Result<()> {
 }
 
 impl Authenticator {
-    /// An authenticator over `path`.
-    pub fn new(path: PathBuf) -> anyhow::Result<Self> {
+    /// An authenticator over the token file `path` and the `[auth]` section (OIDC issuers
+    /// are checked here; their keys load in [`Authenticator::warm_up`] or on first use).
+    pub fn new(path: PathBuf, config: &config::AuthConfig) -> anyhow::Result<Self> {
         let s = stamp(&path);
         let set = load_tokens(&path)?;
         Ok(Self {
             path,
             cache: RwLock::new((s, set)),
+            oidc: oidc::Issuers::new(&config.oidc)?,
         })
+    }
+
+    /// Loads the keys of every configured OIDC issuer. Failures are logged and retried on
+    /// use; the server starts anyway.
+    pub async fn warm_up(&self) {
+        self.oidc.warm_up().await;
+    }
+
+    /// The configured OIDC issuers.
+    pub fn oidc(&self) -> &oidc::Issuers {
+        &self.oidc
     }
 
     fn refresh(&self) {
@@ -163,7 +178,15 @@ impl Authenticator {
             return self.api_token(token);
         }
         // Not an API token: only a JWT from a configured issuer could still be valid.
-        Err(AuthError::Malformed)
+        if self.oidc.is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        self.oidc.verify(token, now_unix()).await.map_err(|e| {
+            // Says why a JWT was refused (the client only sees a bare 401): an issuer whose
+            // tokens all fail here is usually misconfigured (audience, role mapping).
+            tracing::info!(error = %e, "JWT bearer token refused");
+            AuthError::Jwt(e)
+        })
     }
 
     /// Authenticates a request: its bearer credential if it has one, else its connection's
