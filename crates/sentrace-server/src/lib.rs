@@ -308,6 +308,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             listener,
             listener_tls,
             certs,
+            Some(audit_log.clone() as Arc<dyn sentrace_query::audit::AuditSink>),
             router,
             rx.clone(),
         )));

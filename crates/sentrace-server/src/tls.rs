@@ -160,17 +160,19 @@ pub async fn serve(
     router: axum::Router,
     shutdown: watch::Receiver<bool>,
 ) {
-    serve_with(listener, tls, None, router, shutdown).await
+    serve_with(listener, tls, None, None, router, shutdown).await
 }
 
 /// [`serve`] on a listener that takes client certificates: after each handshake the peer's
 /// chain is mapped by `client_certs` and the identity put into the request extensions'
 /// [`Connection`](crate::auth::Connection). `tls` must then carry the matching verifier
-/// ([`crate::auth::mtls::ClientCerts::verifier`]).
+/// ([`crate::auth::mtls::ClientCerts::verifier`]). A handshake refused on such a listener
+/// is an authentication failure: it is recorded in the node's audit log through `audit`.
 pub async fn serve_with(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     client_certs: Option<Arc<crate::auth::mtls::ClientCerts>>,
+    audit: Option<Arc<dyn sentrace_query::audit::AuditSink>>,
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -196,6 +198,7 @@ pub async fn serve_with(
         let router = router.clone();
         let acceptor = acceptor.clone();
         let client_certs = client_certs.clone();
+        let audit = audit.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -226,6 +229,24 @@ pub async fn serve_with(
                                     == Some(&rustls::Error::NoCertificatesPresented)
                                 {
                                     certs.count_missing();
+                                }
+                                if let Some(sink) = audit {
+                                    let reason = e.to_string();
+                                    // Off the connection's path: the alert is sent meanwhile.
+                                    tokio::spawn(async move {
+                                        let r = crate::audit::record_auth_failure(
+                                            sink.as_ref(),
+                                            None,
+                                            "client-certificate",
+                                            Some(peer),
+                                            "TLS handshake",
+                                            &reason,
+                                        )
+                                        .await;
+                                        if let Err(e) = r {
+                                            tracing::error!(error = %e, "audit of a refused client certificate not written");
+                                        }
+                                    });
                                 }
                             } else {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed");

@@ -393,6 +393,17 @@ fn client_certificates_are_identities() {
         assert!(n >= 1, "{line}{n}");
     }
 
+    // Every refused handshake is an authentication failure in the node's audit log.
+    let node = srv.cli(&["audit", "--tenant", "_node", "--json", "--limit", "10000"]);
+    let refused = node
+        .lines()
+        .filter(|l| l.contains("\"TLS handshake\"") && l.contains("\"unauthenticated\""))
+        .count();
+    assert!(
+        refused >= 4,
+        "refused handshakes audited: {refused}\n{node}"
+    );
+
     let log = srv.log();
     assert!(
         log.contains("tenant acme's CA issued the certificate (cn=stranger), but no [[auth.mtls.rules]] entry maps it"),

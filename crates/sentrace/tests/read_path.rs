@@ -675,6 +675,16 @@ fn every_read_writes_exactly_one_audit_record() {
     let last = record_of(node.last().unwrap());
     assert_eq!(last["outcome"], "unauthenticated", "{last}");
     assert_eq!(last["principal"], "token:0123456789abcdef", "{last}");
+    // So are refused ingest credentials, on either protocol's port.
+    let r = srv.post_proto(
+        "st_fedcba9876543210_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &request("x", vec![span(99, "x")]),
+    );
+    assert_eq!(r.status().as_u16(), 401);
+    let node = audit_records(&srv, "_node");
+    let last = record_of(node.last().unwrap());
+    assert_eq!(last["endpoint"], "POST /v1/traces", "{last}");
+    assert_eq!(last["principal"], "token:fedcba9876543210", "{last}");
     // After a clean stop (final checkpoints signed) every log verifies; a deleted record
     // would not (covered record by record in the server's audit tests).
     srv.stop();

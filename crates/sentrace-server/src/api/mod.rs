@@ -45,7 +45,7 @@ pub fn query_error(e: QueryError) -> Response {
 
 /// The non-secret name of a refused credential, for the audit record: an API token's id,
 /// a JWT's issuer, or nothing.
-fn credential_hint(creds: &Credentials<'_>) -> String {
+pub fn credential_hint(creds: &Credentials<'_>) -> String {
     let Some(h) = creds.authorization else {
         return "none".into();
     };
@@ -62,6 +62,11 @@ fn credential_hint(creds: &Credentials<'_>) -> String {
         if id.len() == 16 {
             return format!("token:{id}");
         }
+    }
+    if let Ok(iss) = sentrace_access::jwt::unverified_issuer(token) {
+        // The claimed issuer (unverified, so only a hint), printable and bounded.
+        let iss: String = iss.chars().filter(|c| !c.is_control()).take(256).collect();
+        return format!("jwt-claimed-issuer:{iss}");
     }
     "unrecognized".into()
 }

@@ -71,11 +71,23 @@ impl TraceService for GrpcIngest {
             authorization: header,
             connection: request.extensions().get::<crate::auth::Connection>(),
         };
-        let identity = st.auth.check(creds, Role::Ingest).await.map_err(|e| {
-            st.metrics.auth_failure();
-            tracing::debug!(reason = %e, "gRPC export refused");
-            auth_status(&e)
-        })?;
+        let identity = match st.auth.check(creds, Role::Ingest).await {
+            Ok(id) => id,
+            Err(e) => {
+                st.metrics.auth_failure();
+                tracing::debug!(reason = %e, "gRPC export refused");
+                let source = creds.remote().map(|a| a.ip().to_string());
+                st.query
+                    .audit_unauthenticated(
+                        &crate::api::credential_hint(&creds),
+                        source,
+                        "gRPC TraceService/Export",
+                        &e.to_string(),
+                    )
+                    .await;
+                return Err(auth_status(&e));
+            }
+        };
         let md = request.metadata();
         let source =
             crate::sources::wire::parse(|h| md.get(h).map(|v| v.to_str().ok())).map_err(|e| {

@@ -128,6 +128,15 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
         Err(e) => {
             st.metrics.auth_failure();
             tracing::debug!(reason = %e, "HTTP export refused");
+            let source = creds.remote().map(|a| a.ip().to_string());
+            st.query
+                .audit_unauthenticated(
+                    &crate::api::credential_hint(&creds),
+                    source,
+                    "POST /v1/traces",
+                    &e.to_string(),
+                )
+                .await;
             return auth_response(&e);
         }
     };
