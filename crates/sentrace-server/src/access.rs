@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sentrace_access::authz::{PolicySource, PolicyStore, Teams};
+use sentrace_query::audit::{AuditRecord, AuditSink, Outcome};
 use sentrace_query::service::Policies;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -157,11 +158,26 @@ fn stamps(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
         .collect()
 }
 
+/// Records a policy reload (an admin action of the operator, who edited the files) in the
+/// node's audit log.
+async fn audit_reload(audit: &dyn AuditSink, outcome: Outcome, detail: String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let mut r = AuditRecord::new(now, None, "operator:policy-files", "manage_policy", "policy reload", outcome);
+    r.reason = Some(detail);
+    if let Err(e) = audit.record(r).await {
+        tracing::error!(error = %e, "audit record of a policy reload not written");
+    }
+}
+
 /// Watches the policy files and reloads `policies` when one changes. An invalid new
-/// version is logged with its file, line and reason, and the last good set stays.
+/// version is logged with its file, line and reason, and the last good set stays. Every
+/// reload, applied or refused, is recorded in the node's audit log.
 pub async fn watch_policies(
     cfg: AccessConfig,
     policies: Arc<Policies>,
+    audit: Arc<dyn AuditSink>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     if cfg.policies.is_empty() {
@@ -188,10 +204,13 @@ pub async fn watch_policies(
         match tokio::task::spawn_blocking(move || c.load()).await {
             Ok(Ok(store)) => {
                 tracing::info!(policies = store.len(), "authorization policies reloaded");
+                let detail = format!("{} policies in force", store.len());
                 policies.replace(store);
+                audit_reload(audit.as_ref(), Outcome::Allowed, detail).await;
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "policy change refused; the previous policies stay in force");
+                audit_reload(audit.as_ref(), Outcome::Failed, format!("{e:#}")).await;
             }
             Err(_) => {}
         }

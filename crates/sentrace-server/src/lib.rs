@@ -265,6 +265,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let policy_watcher = tokio::spawn(access::watch_policies(
         cfg.access.clone(),
         policies.clone(),
+        audit_log.clone(),
         rx.clone(),
     ));
     let modes = &cfg.tls.client_auth;

@@ -22,7 +22,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sentrace_access::{AuthError, TokenSet};
-use sentrace_core::{Identity, Role};
+use sentrace_core::Identity;
 
 use crate::fsutil::write_atomic;
 
@@ -208,18 +208,6 @@ impl Authenticator {
             return Err(AuthError::TenantMismatch {
                 credential: identity.principal,
                 certificate: peer.principal.clone(),
-            });
-        }
-        Ok(identity)
-    }
-
-    /// Authenticates a request and checks the coarse role (ingest or admin).
-    pub async fn check(&self, creds: Credentials<'_>, wanted: Role) -> Result<Identity, AuthError> {
-        let identity = self.authenticate(creds).await?;
-        if !identity.can(wanted) {
-            return Err(AuthError::Forbidden {
-                id: identity.principal.clone(),
-                wanted,
             });
         }
         Ok(identity)

@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use sentrace_access::AuthError;
-use sentrace_core::{Role, StageError};
+use sentrace_core::StageError;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
@@ -71,7 +71,7 @@ impl TraceService for GrpcIngest {
             authorization: header,
             connection: request.extensions().get::<crate::auth::Connection>(),
         };
-        let identity = match st.auth.check(creds, Role::Ingest).await {
+        let identity = match super::authorize(st, creds).await {
             Ok(id) => id,
             Err(e) => {
                 st.metrics.auth_failure();

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 use sentrace_access::AuthError;
-use sentrace_core::{Role, StageError};
+use sentrace_core::StageError;
 
 use super::decode::{self, DecodeError};
 use crate::app::AppState;
@@ -123,7 +123,7 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
         );
     };
     let creds = crate::auth::Credentials::from_http(&parts.headers, &parts.extensions);
-    let identity = match st.auth.check(creds, Role::Ingest).await {
+    let identity = match super::authorize(&st, creds).await {
         Ok(id) => id,
         Err(e) => {
             st.metrics.auth_failure();
