@@ -164,7 +164,14 @@ async fn audit_reload(audit: &dyn AuditSink, outcome: Outcome, detail: String) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let mut r = AuditRecord::new(now, None, "operator:policy-files", "manage_policy", "policy reload", outcome);
+    let mut r = AuditRecord::new(
+        now,
+        None,
+        "operator:policy-files",
+        "manage_policy",
+        "policy reload",
+        outcome,
+    );
     r.reason = Some(detail);
     if let Err(e) = audit.record(r).await {
         tracing::error!(error = %e, "audit record of a policy reload not written");

@@ -589,8 +589,14 @@ fn a_policy_change_is_picked_up_and_a_broken_one_keeps_the_last_good_set() {
     assert!(srv.log().contains("policy change refused"), "{}", srv.log());
     // Both reloads, the applied and the refused one, are in the node's audit log.
     let node = srv.cli(&["audit", "--tenant", "_node", "--json", "--limit", "10000"]);
-    assert!(node.contains("\"policy reload\"") && node.contains("\"allowed\""), "{node}");
-    assert!(node.contains("principal.nope") || node.contains("nope"), "{node}");
+    assert!(
+        node.contains("\"policy reload\"") && node.contains("\"allowed\""),
+        "{node}"
+    );
+    assert!(
+        node.contains("principal.nope") || node.contains("nope"),
+        "{node}"
+    );
 }
 
 /// The `sentrace audit --json` records of `tenant` (JSON lines).

@@ -251,3 +251,55 @@ fn resources_parse_from_cedar_syntax() {
     assert!(Resource::parse("Bucket::\"x\"").is_err());
     assert!(Resource::parse("checkout").is_err());
 }
+
+#[test]
+fn cached_decisions_equal_fresh_ones_and_follow_every_input() {
+    let s = store();
+    let fresh = store();
+    let dev = who(Role::Developer, Some("payments"));
+    let mut other_team = dev.clone();
+    other_team.team = Some("finance".into());
+    let mut other_role = dev.clone();
+    other_role.role = Role::Viewer;
+    let ctx = RequestContext::default();
+    for _ in 0..3 {
+        for id in [&dev, &other_team, &other_role] {
+            for r in [
+                Resource::Service("checkout".into()),
+                Resource::Service("ledger".into()),
+                Resource::Tenant,
+                Resource::AttributeClass("pii".into()),
+            ] {
+                for a in [Action::ReadTrace, Action::Search, Action::ViewSensitive] {
+                    for glass in [false, true] {
+                        let c = RequestContext { break_glass: glass };
+                        assert_eq!(
+                            s.decide(id, a, &r, c),
+                            fresh.decide(id, a, &r, c),
+                            "{id:?} {a} {r}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // The same principal name with another team or role is another key.
+    assert!(
+        s.decide(
+            &dev,
+            Action::ReadTrace,
+            &Resource::Service("checkout".into()),
+            ctx
+        )
+        .allowed
+    );
+    assert!(
+        !s.decide(
+            &other_team,
+            Action::ReadTrace,
+            &Resource::Service("checkout".into()),
+            ctx
+        )
+        .allowed
+    );
+}
