@@ -125,6 +125,24 @@ impl QueryService {
         .await
     }
 
+    /// The store's answer, or an audited refusal (503) when the store failed.
+    async fn stored<T>(
+        &self,
+        read: Result<T, StoreError>,
+        caller: &Caller,
+        action: Action,
+        endpoint: &str,
+        filter: &BTreeMap<String, String>,
+    ) -> Result<T, QueryError> {
+        match read {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.refuse(caller, action, endpoint, filter.clone(), store_failed(e))
+                    .await
+            }
+        }
+    }
+
     /// One trace by id as clients send it (up to 32 hex digits).
     pub async fn trace(
         &self,
@@ -154,14 +172,15 @@ impl QueryService {
             &filter,
         )
         .await?;
-        let entries = match self.store.trace(&caller.identity.tenant, tid).await {
-            Ok(e) => e,
-            Err(e) => {
-                return self
-                    .refuse(caller, action, endpoint, filter, store_failed(e))
-                    .await;
-            }
-        };
+        let entries = self
+            .stored(
+                self.store.trace(&caller.identity.tenant, tid).await,
+                caller,
+                action,
+                endpoint,
+                &filter,
+            )
+            .await?;
         let mut spans = dedup(views(&entries));
         let (fates, shaped) = scope.shape(action, &mut spans);
         let visible = fates.iter().filter(|f| **f != Fate::Hidden).count();
@@ -234,14 +253,15 @@ impl QueryService {
                     MAX_CANDIDATE_TRACES
                 },
             };
-            let candidates = match self.store.search(tenant, &sf).await {
-                Ok(c) => c,
-                Err(e) => {
-                    return self
-                        .refuse(caller, action, endpoint, filter, store_failed(e))
-                        .await;
-                }
-            };
+            let candidates = self
+                .stored(
+                    self.store.search(tenant, &sf).await,
+                    caller,
+                    action,
+                    endpoint,
+                    &filter,
+                )
+                .await?;
             // Candidates come newest first; keep the first `limit` traces with a matching
             // span that the caller may see, matched on what the caller would see.
             let classes = scope.class_decisions();
@@ -263,14 +283,9 @@ impl QueryService {
                 }
             }
             for tid in &list.trace_ids {
-                match self.store.trace(tenant, *tid).await {
-                    Ok(entries) => list.spans.extend(views(&entries)),
-                    Err(e) => {
-                        return self
-                            .refuse(caller, action, endpoint, filter, store_failed(e))
-                            .await;
-                    }
-                }
+                let read = self.store.trace(tenant, *tid).await;
+                let entries = self.stored(read, caller, action, endpoint, &filter).await?;
+                list.spans.extend(views(&entries));
             }
             list.spans = dedup(std::mem::take(&mut list.spans));
             let (_, shaped) = scope.shape(Action::ReadTrace, &mut list.spans);
@@ -303,14 +318,15 @@ impl QueryService {
             &filter,
         )
         .await?;
-        let mut services = match self.store.services(&caller.identity.tenant).await {
-            Ok(s) => s,
-            Err(e) => {
-                return self
-                    .refuse(caller, action, endpoint, filter, store_failed(e))
-                    .await;
-            }
-        };
+        let mut services = self
+            .stored(
+                self.store.services(&caller.identity.tenant).await,
+                caller,
+                action,
+                endpoint,
+                &filter,
+            )
+            .await?;
         services.retain(|s| scope.allows_service(action, s));
         services.sort();
         services.dedup();
@@ -343,18 +359,11 @@ impl QueryService {
         )
         .await?;
         let mut ops = if scope.allows_service(action, service) {
-            match self
+            let read = self
                 .store
                 .operations(&caller.identity.tenant, service)
-                .await
-            {
-                Ok(o) => o,
-                Err(e) => {
-                    return self
-                        .refuse(caller, action, endpoint, filter, store_failed(e))
-                        .await;
-                }
-            }
+                .await;
+            self.stored(read, caller, action, endpoint, &filter).await?
         } else {
             Vec::new()
         };
@@ -401,14 +410,15 @@ impl QueryService {
             limit_traces: MAX_CANDIDATE_TRACES,
             ..Default::default()
         };
-        let entries = match self.store.search(&caller.identity.tenant, &sf).await {
-            Ok(e) => e,
-            Err(e) => {
-                return self
-                    .refuse(caller, action, endpoint, filter, store_failed(e))
-                    .await;
-            }
-        };
+        let entries = self
+            .stored(
+                self.store.search(&caller.identity.tenant, &sf).await,
+                caller,
+                action,
+                endpoint,
+                &filter,
+            )
+            .await?;
         let mut spans = dedup(views(&entries));
         let (fates, _) = scope.shape(action, &mut spans);
         let visible: Vec<SpanView> = spans
@@ -480,18 +490,13 @@ impl QueryService {
                 )
                 .await;
         }
-        let read = match self
+        let read = self
             .store
             .sealed_spans(&caller.identity.tenant, range)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                return self
-                    .refuse(caller, Action::Verify, endpoint, filter, store_failed(e))
-                    .await;
-            }
-        };
+            .await;
+        let read = self
+            .stored(read, caller, Action::Verify, endpoint, &filter)
+            .await?;
         let services: HashSet<&str> = read.spans.iter().map(|(_, s)| s.service.as_str()).collect();
         for s in services {
             if !scope.allows_service(Action::ReadTrace, s) {
