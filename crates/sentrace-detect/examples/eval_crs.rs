@@ -39,11 +39,7 @@ struct Case {
 }
 
 fn corpus_dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var("SENTRACE_CORPORA").ok().map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")),
-        Some(PathBuf::from("/work/shared/corpora")),
-    ];
+    let candidates = [std::env::var("SENTRACE_CORPORA").ok().map(PathBuf::from)];
     candidates
         .into_iter()
         .flatten()
@@ -282,7 +278,9 @@ fn main() {
         return;
     }
     let Some(dir) = corpus_dir() else {
-        println!("crs-regression corpus not found (set SENTRACE_CORPORA); skipping");
+        println!(
+            "crs-regression corpus not found: set SENTRACE_CORPORA to a folder holding crs-regression/ (the OWASP CoreRuleSet regression tests, tests/regression/tests of coreruleset/coreruleset); skipping"
+        );
         return;
     };
     let d = Detector::with_default_rules().expect("default rules");

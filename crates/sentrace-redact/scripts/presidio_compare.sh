@@ -7,7 +7,9 @@
 set -eu
 SPANS="${1:-300}"
 VENV="${PRESIDIO_VENV:-/tmp/presidio-venv}"
-PEER="${PEERS_DIR:-$(cd "$(dirname "$0")/../../../.." && pwd)/shared/peers}/presidio_redact.py"
+# PRESIDIO_SCRIPT: a script that runs Presidio over an OTLP/JSON file (argument) and prints
+# the redacted result; it is not part of the repository.
+PEER="${PRESIDIO_SCRIPT:?set PRESIDIO_SCRIPT to the Presidio runner (reads OTLP/JSON, prints it redacted)}"
 DIR="$(mktemp -d /tmp/sentrace-redact-compare.XXXXXX)"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"

@@ -77,6 +77,21 @@ async fn audited(
         .map_err(query_error)
 }
 
+/// Audits a refusal of `name`, then answers `refusal` (or the audit failure).
+async fn denied(
+    st: &AppState,
+    caller: &Caller,
+    name: &str,
+    endpoint: &str,
+    details: BTreeMap<String, String>,
+    refusal: Response,
+) -> Response {
+    match audited(st, caller, name, endpoint, Outcome::Denied, details).await {
+        Ok(()) => refusal,
+        Err(r) => r,
+    }
+}
+
 /// Body of `POST /api/break-glass`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,22 +121,18 @@ pub async fn open(
             "reason".into(),
             "no break-glass policy applies to this principal".into(),
         );
-        if let Err(r) = audited(
+        return denied(
             &st,
             &caller,
             "break_glass_open",
             endpoint,
-            Outcome::Denied,
             d,
+            problem(
+                StatusCode::FORBIDDEN,
+                "no policy grants break-glass access to this principal",
+            ),
         )
-        .await
-        {
-            return r;
-        }
-        return problem(
-            StatusCode::FORBIDDEN,
-            "no policy grants break-glass access to this principal",
-        );
+        .await;
     }
     let grant = match st
         .break_glass
@@ -166,21 +177,17 @@ pub async fn approve(
     let endpoint = "POST /api/break-glass/{id}/approve";
     let details = BTreeMap::from([("grant".to_string(), id.chars().take(64).collect())]);
     if !may(&st, &caller, Action::ManagePolicy, Resource::Tenant, false) {
-        if let Err(r) = audited(
+        return denied(
             &st,
             &caller,
             "break_glass_approve",
             endpoint,
-            Outcome::Denied,
             details,
+            query_error(sentrace_query::service::QueryError::Forbidden {
+                action: Action::ManagePolicy,
+            }),
         )
-        .await
-        {
-            return r;
-        }
-        return query_error(sentrace_query::service::QueryError::Forbidden {
-            action: Action::ManagePolicy,
-        });
+        .await;
     }
     match st.break_glass.approve(&caller.identity, &id).await {
         Ok(g) => match audited(
@@ -301,21 +308,17 @@ pub async fn detokenize(
         Action::Detokenize,
         Resource::AttributeClass(class.to_string()),
     ) {
-        if let Err(r) = audited(
+        return denied(
             &st,
             &caller,
             "detokenize",
             endpoint,
-            Outcome::Denied,
             details,
+            query_error(sentrace_query::service::QueryError::Forbidden {
+                action: Action::Detokenize,
+            }),
         )
-        .await
-        {
-            return r;
-        }
-        return query_error(sentrace_query::service::QueryError::Forbidden {
-            action: Action::Detokenize,
-        });
+        .await;
     }
     let vault = st.vault.clone();
     let tenant = caller.identity.tenant.clone();
