@@ -62,25 +62,67 @@ pub struct ValidationError {
     pub reason: String,
 }
 
+/// Where a check is, rendered only when it fails: the success path formats nothing.
+#[derive(Clone, Copy)]
+struct Loc<'a> {
+    resource: usize,
+    scope: Option<usize>,
+    span: Option<(usize, &'a str)>,
+}
+
+impl std::fmt::Display for Loc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "resource_spans[{}]", self.resource)?;
+        if let Some(s) = self.scope {
+            write!(f, ".scope_spans[{s}]")?;
+        }
+        if let Some((i, name)) = self.span {
+            write!(f, ".spans[{i}] (span {:?})", truncate(name, 64))?;
+        }
+        Ok(())
+    }
+}
+
+/// A field path below a [`Loc`], such as `events[2].attributes[0] ("k")[1]`, built on the
+/// stack as the walk descends and rendered only for an error.
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    /// A named field.
+    Name(&'static str),
+    /// `parent.name`.
+    Child(&'a Field<'a>, &'static str),
+    /// `parent[i]`.
+    Index(&'a Field<'a>, usize),
+    /// `parent[i] ("key")`: an attribute, named by its key.
+    Attr(&'a Field<'a>, usize, &'a str),
+}
+
+impl std::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Name(n) => f.write_str(n),
+            Field::Child(p, n) => write!(f, "{p}.{n}"),
+            Field::Index(p, i) => write!(f, "{p}[{i}]"),
+            Field::Attr(p, i, k) => write!(f, "{p}[{i}] ({:?})", truncate(k, 64)),
+        }
+    }
+}
+
 struct Ctx<'a> {
     limits: &'a Limits,
-    path: String,
+    loc: Loc<'a>,
 }
 
 impl Ctx<'_> {
-    fn fail(&self, field: &str, reason: impl Into<String>) -> ValidationError {
-        let location = if field.is_empty() {
-            self.path.clone()
-        } else {
-            format!("{}.{field}", self.path)
-        };
+    #[cold]
+    fn fail(&self, field: &Field<'_>, reason: impl Into<String>) -> ValidationError {
         ValidationError {
-            location,
+            location: format!("{}.{field}", self.loc),
             reason: reason.into(),
         }
     }
 
-    fn attributes(&self, field: &str, attrs: &[KeyValue]) -> Result<(), ValidationError> {
+    fn attributes(&self, field: &Field<'_>, attrs: &[KeyValue]) -> Result<(), ValidationError> {
         let l = self.limits;
         if attrs.len() > l.max_attributes {
             return Err(self.fail(
@@ -89,13 +131,12 @@ impl Ctx<'_> {
             ));
         }
         for (i, kv) in attrs.iter().enumerate() {
-            let here = format!("{field}[{i}]");
             if kv.key.is_empty() {
-                return Err(self.fail(&here, "attribute key is empty"));
+                return Err(self.fail(&Field::Index(field, i), "attribute key is empty"));
             }
             if kv.key.len() > l.max_key_bytes {
                 return Err(self.fail(
-                    &here,
+                    &Field::Index(field, i),
                     format!(
                         "attribute key longer than {} bytes ({} bytes)",
                         l.max_key_bytes,
@@ -104,13 +145,13 @@ impl Ctx<'_> {
                 ));
             }
             if let Some(v) = &kv.value {
-                self.value(&format!("{here} ({:?})", truncate(&kv.key, 64)), v, 1)?;
+                self.value(&Field::Attr(field, i, &kv.key), v, 1)?;
             }
         }
         Ok(())
     }
 
-    fn value(&self, field: &str, v: &AnyValue, depth: usize) -> Result<(), ValidationError> {
+    fn value(&self, field: &Field<'_>, v: &AnyValue, depth: usize) -> Result<(), ValidationError> {
         let l = self.limits;
         if depth > l.max_value_depth {
             return Err(self.fail(
@@ -151,7 +192,7 @@ impl Ctx<'_> {
                     ));
                 }
                 for (i, x) in a.values.iter().enumerate() {
-                    self.value(&format!("{field}[{i}]"), x, depth + 1)?;
+                    self.value(&Field::Index(field, i), x, depth + 1)?;
                 }
                 Ok(())
             }
@@ -169,12 +210,12 @@ impl Ctx<'_> {
                 for (i, x) in kv.values.iter().enumerate() {
                     if x.key.len() > l.max_key_bytes {
                         return Err(self.fail(
-                            &format!("{field}[{i}]"),
+                            &Field::Index(field, i),
                             format!("key longer than {} bytes", l.max_key_bytes),
                         ));
                     }
                     if let Some(inner) = &x.value {
-                        self.value(&format!("{field}[{i}]"), inner, depth + 1)?;
+                        self.value(&Field::Index(field, i), inner, depth + 1)?;
                     }
                 }
                 Ok(())
@@ -185,15 +226,18 @@ impl Ctx<'_> {
 
     fn span(&self, span: &Span) -> Result<(), ValidationError> {
         let l = self.limits;
-        TraceId::from_slice(&span.trace_id).map_err(|e| self.fail("trace_id", e.to_string()))?;
-        SpanId::from_slice(&span.span_id).map_err(|e| self.fail("span_id", e.to_string()))?;
+        let named = |n: &'static str| Field::Name(n);
+        TraceId::from_slice(&span.trace_id)
+            .map_err(|e| self.fail(&named("trace_id"), e.to_string()))?;
+        SpanId::from_slice(&span.span_id)
+            .map_err(|e| self.fail(&named("span_id"), e.to_string()))?;
         if !span.parent_span_id.is_empty() {
             SpanId::from_slice(&span.parent_span_id)
-                .map_err(|e| self.fail("parent_span_id", e.to_string()))?;
+                .map_err(|e| self.fail(&named("parent_span_id"), e.to_string()))?;
         }
         if span.name.len() > l.max_name_bytes {
             return Err(self.fail(
-                "name",
+                &named("name"),
                 format!(
                     "span name longer than {} bytes ({} bytes)",
                     l.max_name_bytes,
@@ -202,21 +246,24 @@ impl Ctx<'_> {
             ));
         }
         if span.start_time_unix_nano == 0 {
-            return Err(self.fail("start_time_unix_nano", "start time is missing (zero)"));
+            return Err(self.fail(
+                &named("start_time_unix_nano"),
+                "start time is missing (zero)",
+            ));
         }
         if span.end_time_unix_nano < span.start_time_unix_nano {
             return Err(self.fail(
-                "end_time_unix_nano",
+                &named("end_time_unix_nano"),
                 format!(
                     "end time {} is before start time {}",
                     span.end_time_unix_nano, span.start_time_unix_nano
                 ),
             ));
         }
-        self.attributes("attributes", &span.attributes)?;
+        self.attributes(&named("attributes"), &span.attributes)?;
         if span.events.len() > l.max_events_per_span {
             return Err(self.fail(
-                "events",
+                &named("events"),
                 format!(
                     "{} events, limit is {}",
                     span.events.len(),
@@ -224,18 +271,20 @@ impl Ctx<'_> {
                 ),
             ));
         }
+        let events = named("events");
         for (i, ev) in span.events.iter().enumerate() {
+            let event = Field::Index(&events, i);
             if ev.name.len() > l.max_name_bytes {
                 return Err(self.fail(
-                    &format!("events[{i}].name"),
+                    &Field::Child(&event, "name"),
                     format!("event name longer than {} bytes", l.max_name_bytes),
                 ));
             }
-            self.attributes(&format!("events[{i}].attributes"), &ev.attributes)?;
+            self.attributes(&Field::Child(&event, "attributes"), &ev.attributes)?;
         }
         if span.links.len() > l.max_links_per_span {
             return Err(self.fail(
-                "links",
+                &named("links"),
                 format!(
                     "{} links, limit is {}",
                     span.links.len(),
@@ -243,17 +292,19 @@ impl Ctx<'_> {
                 ),
             ));
         }
+        let links = named("links");
         for (i, link) in span.links.iter().enumerate() {
+            let at = Field::Index(&links, i);
             TraceId::from_slice(&link.trace_id)
-                .map_err(|e| self.fail(&format!("links[{i}].trace_id"), e.to_string()))?;
+                .map_err(|e| self.fail(&Field::Child(&at, "trace_id"), e.to_string()))?;
             SpanId::from_slice(&link.span_id)
-                .map_err(|e| self.fail(&format!("links[{i}].span_id"), e.to_string()))?;
-            self.attributes(&format!("links[{i}].attributes"), &link.attributes)?;
+                .map_err(|e| self.fail(&Field::Child(&at, "span_id"), e.to_string()))?;
+            self.attributes(&Field::Child(&at, "attributes"), &link.attributes)?;
         }
         if let Some(status) = &span.status
             && status.message.len() > l.max_value_bytes
         {
-            return Err(self.fail("status.message", "status message too long"));
+            return Err(self.fail(&named("status.message"), "status message too long"));
         }
         Ok(())
     }
@@ -288,30 +339,25 @@ impl Limits {
             });
         }
         for (r, rs) in resource_spans.iter().enumerate() {
-            let ctx = Ctx {
-                limits: self,
-                path: format!("resource_spans[{r}]"),
+            let mut loc = Loc {
+                resource: r,
+                scope: None,
+                span: None,
             };
             if let Some(res) = &rs.resource {
-                ctx.attributes("resource.attributes", &res.attributes)?;
+                Ctx { limits: self, loc }
+                    .attributes(&Field::Name("resource.attributes"), &res.attributes)?;
             }
             for (s, ss) in rs.scope_spans.iter().enumerate() {
-                let ctx = Ctx {
-                    limits: self,
-                    path: format!("resource_spans[{r}].scope_spans[{s}]"),
-                };
+                loc.scope = Some(s);
+                loc.span = None;
                 if let Some(scope) = &ss.scope {
-                    ctx.attributes("scope.attributes", &scope.attributes)?;
+                    Ctx { limits: self, loc }
+                        .attributes(&Field::Name("scope.attributes"), &scope.attributes)?;
                 }
                 for (i, span) in ss.spans.iter().enumerate() {
-                    let ctx = Ctx {
-                        limits: self,
-                        path: format!(
-                            "resource_spans[{r}].scope_spans[{s}].spans[{i}] (span {:?})",
-                            truncate(&span.name, 64)
-                        ),
-                    };
-                    ctx.span(span)?;
+                    loc.span = Some((i, span.name.as_str()));
+                    Ctx { limits: self, loc }.span(span)?;
                 }
             }
         }
@@ -377,6 +423,86 @@ mod tests {
             ..Default::default()
         });
         assert!(err(s).reason.contains("longer than 256"));
+    }
+
+    /// Field paths are rendered lazily; this pins every shape of them.
+    #[test]
+    fn field_paths() {
+        use crate::proto::common::v1::{InstrumentationScope, KeyValueList};
+        use crate::proto::resource::v1::Resource;
+        use crate::proto::trace::v1::span::{Event, Link};
+        let long = |n: usize| AnyValue {
+            value: Some(Value::StringValue("x".repeat(n))),
+        };
+        let kv = |k: &str, v: AnyValue| KeyValue {
+            key: k.into(),
+            value: Some(v),
+            ..Default::default()
+        };
+        let big = Limits::default().max_value_bytes + 1;
+
+        let mut s = span();
+        s.events = vec![
+            Event::default(),
+            Event {
+                name: "e".into(),
+                attributes: vec![
+                    kv("ok", long(1)),
+                    kv(
+                        "list",
+                        AnyValue {
+                            value: Some(Value::ArrayValue(ArrayValue {
+                                values: vec![long(1), long(big)],
+                            })),
+                        },
+                    ),
+                ],
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            err(s).location,
+            "resource_spans[0].scope_spans[0].spans[0] (span \"GET /x\").events[1].attributes[1] (\"list\")[1]"
+        );
+
+        let mut s = span();
+        s.links = vec![Link {
+            trace_id: vec![1; 16],
+            span_id: vec![0; 3],
+            ..Default::default()
+        }];
+        assert!(err(s).location.ends_with(".links[0].span_id"));
+
+        let mut s = span();
+        s.attributes = vec![kv(
+            "m",
+            AnyValue {
+                value: Some(Value::KvlistValue(KeyValueList {
+                    values: vec![kv("a", long(1)), kv("b", long(big))],
+                })),
+            },
+        )];
+        assert!(err(s).location.ends_with(".attributes[0] (\"m\")[1]"));
+
+        let mut r = req(span());
+        r[0].resource = Some(Resource {
+            attributes: vec![kv("", long(1))],
+            ..Default::default()
+        });
+        let e = Limits::default().validate(&r).unwrap_err();
+        assert_eq!(e.location, "resource_spans[0].resource.attributes[0]");
+        assert_eq!(e.reason, "attribute key is empty");
+
+        let mut r = req(span());
+        r[0].scope_spans[0].scope = Some(InstrumentationScope {
+            attributes: vec![kv("s", long(big))],
+            ..Default::default()
+        });
+        let e = Limits::default().validate(&r).unwrap_err();
+        assert_eq!(
+            e.location,
+            "resource_spans[0].scope_spans[0].scope.attributes[0] (\"s\")"
+        );
     }
 
     #[test]

@@ -296,6 +296,147 @@ fn malformed_bodies_get_clear_errors() {
 }
 
 /// 1 GiB of zeros, gzip-compressed (about 1 MiB).
+/// One gRPC message: the compressed flag, the length, the bytes.
+fn grpc_frame(compressed: bool, message: &[u8]) -> Vec<u8> {
+    let mut frame = vec![u8::from(compressed)];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}
+
+/// Calls OTLP/gRPC Export with `body` already framed; returns `grpc-status` and the
+/// percent-decoded `grpc-message` (from headers, as a trailers-only answer has them, or
+/// from trailers).
+fn grpc_call(
+    srv: &Server,
+    token: Option<&str>,
+    encoding: Option<&str>,
+    body: &[u8],
+) -> (Option<String>, Option<String>) {
+    grpc_call_path(
+        srv,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        token,
+        encoding,
+        body,
+    )
+}
+
+fn grpc_call_path(
+    srv: &Server,
+    path: &str,
+    token: Option<&str>,
+    encoding: Option<&str>,
+    body: &[u8],
+) -> (Option<String>, Option<String>) {
+    let mut req = grpc_client(srv)
+        .post(format!("https://localhost:{}{path}", srv.grpc_port))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body.to_vec());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(e) = encoding {
+        req = req.header("grpc-encoding", e);
+    }
+    let r = req.send().unwrap();
+    let header = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_string());
+    let message = header("grpc-message").map(|m| {
+        let mut out = Vec::new();
+        let b = m.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                out.push(u8::from_str_radix(&m[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    });
+    (header("grpc-status"), message)
+}
+
+/// Every gRPC refusal carries the status an OTLP exporter acts on, and a message that
+/// says what was wrong.
+#[test]
+fn grpc_refusals_have_the_right_status() {
+    let srv = Server::new("").start();
+    let admin = srv.admin_token.clone().unwrap();
+    // (what, token, grpc-encoding, body, expected grpc-status, words in grpc-message)
+    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Vec<u8>, &'a str, &'a str);
+    let cases: [Case; 6] = [
+        (
+            "malformed protobuf",
+            Some(&admin),
+            None,
+            grpc_frame(false, &[0x0a, 0xff, 0xff]),
+            "3",
+            "not a valid ExportTraceServiceRequest",
+        ),
+        (
+            "a body shorter than its prefix says",
+            Some(&admin),
+            None,
+            vec![0, 0, 0, 0, 9, 1],
+            "3",
+            "prefix says 9 bytes",
+        ),
+        (
+            "an oversized message",
+            Some(&admin),
+            None,
+            vec![0, 0xff, 0, 0, 0],
+            "3",
+            "larger than",
+        ),
+        (
+            "an unsupported grpc-encoding",
+            Some(&admin),
+            Some("br"),
+            grpc_frame(true, b"x"),
+            "12",
+            "\"br\" is not supported",
+        ),
+        (
+            "no credential",
+            None,
+            None,
+            grpc_frame(false, &[0x0a, 0xff, 0xff]),
+            "16",
+            "unauthenticated",
+        ),
+        (
+            "a wrong credential",
+            Some("st_nope"),
+            None,
+            grpc_frame(false, &[]),
+            "16",
+            "unauthenticated",
+        ),
+    ];
+    for (what, token, encoding, body, code, needle) in cases {
+        let (got, message) = grpc_call(&srv, token, encoding, &body);
+        assert_eq!(got.as_deref(), Some(code), "{what}: {message:?}");
+        assert!(
+            message.as_deref().unwrap_or("").contains(needle),
+            "{what}: {message:?}"
+        );
+    }
+    let (code, message) = grpc_call_path(
+        &srv,
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        Some(&admin),
+        None,
+        &grpc_frame(false, &[]),
+    );
+    assert_eq!(code.as_deref(), Some("12"), "{message:?}");
+    assert!(message.unwrap_or_default().contains("LogsService"));
+}
+
 fn gzip_bomb() -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let zeros = vec![0u8; 1 << 20];
@@ -346,30 +487,19 @@ fn gzip_bomb_costs_nothing() {
     );
 
     // OTLP/gRPC: one length-prefixed message with the compressed flag set.
-    let mut frame = vec![1u8];
-    frame.extend_from_slice(&(bomb.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&bomb);
-    let r = grpc_client(&srv)
-        .post(format!(
-            "https://localhost:{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            srv.grpc_port
-        ))
-        .bearer_auth(&admin)
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("grpc-encoding", "gzip")
-        .body(frame)
-        .send()
-        .unwrap();
-    let code = r
-        .headers()
-        .get("grpc-status")
-        .map(|v| v.to_str().unwrap().to_string());
-    // RESOURCE_EXHAUSTED (8) or OUT_OF_RANGE (11) from the decoder's size limit; never OK.
+    let (code, message) = grpc_call(&srv, Some(&admin), Some("gzip"), &grpc_frame(true, &bomb));
+    // INVALID_ARGUMENT: an exporter must not retry a request that can never fit.
+    assert_eq!(code.as_deref(), Some("3"), "{message:?}");
     assert!(
-        matches!(code.as_deref(), Some("8") | Some("11")),
-        "grpc-status {code:?}"
+        message
+            .as_deref()
+            .unwrap_or("")
+            .contains("after decompression"),
+        "{message:?}"
     );
+    // Without a credential the bomb is never inflated: the answer is UNAUTHENTICATED.
+    let (code, _) = grpc_call(&srv, None, Some("gzip"), &grpc_frame(true, &bomb));
+    assert_eq!(code.as_deref(), Some("16"));
 
     let after = peak_rss_kib(srv.pid());
     // Inflating stops at the 8 MiB limit: the peak may grow by a few buffers, never by 1 GiB.

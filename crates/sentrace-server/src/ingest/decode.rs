@@ -26,6 +26,9 @@ pub enum DecodeError {
     /// Protobuf did not decode.
     #[error("protobuf body is not a valid ExportTraceServiceRequest: {0}")]
     Protobuf(String),
+    /// The gRPC message framing was wrong.
+    #[error("gRPC framing: {0}")]
+    Grpc(String),
     /// JSON did not decode.
     #[error("JSON body is not a valid ExportTraceServiceRequest: at {path}: {reason}")]
     Json {

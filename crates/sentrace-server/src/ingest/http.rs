@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,8 @@ use prost::Message;
 use sentrace_access::AuthError;
 use sentrace_core::StageError;
 
-use super::decode::{self, DecodeError};
+use super::decode::DecodeError;
+use super::{Framing, Refusal};
 use crate::app::AppState;
 use crate::metrics::Protocol;
 
@@ -112,9 +112,10 @@ fn content_format(headers: &HeaderMap) -> Option<Format> {
 
 /// `POST /v1/traces`.
 pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    st.metrics.ingest_request(Protocol::Http);
     let (parts, body) = req.into_parts();
     let Some(fmt) = content_format(&parts.headers) else {
+        st.metrics.ingest_request(Protocol::Http);
+        st.metrics.ingest_invalid();
         return respond(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Format::Json,
@@ -122,74 +123,24 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
             "content-type must be application/x-protobuf or application/json".into(),
         );
     };
-    let creds = crate::auth::Credentials::from_http(&parts.headers, &parts.extensions);
-    let identity = match super::authorize(&st, creds).await {
-        Ok(id) => id,
-        Err(e) => {
-            st.metrics.auth_failure();
-            tracing::debug!(reason = %e, "HTTP export refused");
-            let source = creds.remote().map(|a| a.ip().to_string());
-            st.query
-                .audit_unauthenticated(
-                    &crate::api::credential_hint(&creds),
-                    source,
-                    "POST /v1/traces",
-                    &e.to_string(),
-                )
-                .await;
-            return auth_response(&e);
-        }
-    };
-    let source =
-        match crate::sources::wire::parse(|h| parts.headers.get(h).map(|v| v.to_str().ok())) {
-            Ok(s) => s,
-            Err(e) => {
-                let e = crate::sources::SourceError::from(e);
-                st.sources.refused(&e);
-                st.metrics.ingest_invalid();
-                return respond(StatusCode::BAD_REQUEST, fmt, 3, e.to_string());
-            }
-        };
-    let limit = st.limits.max_request_bytes;
-    let raw = match axum::body::to_bytes(Body::new(body), limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            return decode_error(
-                fmt,
-                DecodeError::TooLarge {
-                    limit,
-                    after_decompression: false,
-                },
-            );
-        }
-    };
     let encoding = parts
         .headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
-    let plain = match decode::decompress(&raw, encoding, limit) {
-        Ok(p) => p,
-        Err(e) => {
-            st.metrics.ingest_invalid();
-            return decode_error(fmt, e);
-        }
-    };
-    let request = match fmt {
-        Format::Protobuf => decode::protobuf(&plain),
-        Format::Json => decode::json(&plain),
-    };
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => {
-            st.metrics.ingest_invalid();
-            return decode_error(fmt, e);
-        }
-    };
-    match st
-        .pipeline
-        .ingest(identity, source, request.resource_spans)
-        .await
-    {
+    let outcome = super::receive(
+        &st,
+        Protocol::Http,
+        "POST /v1/traces",
+        &parts.headers,
+        &parts.extensions,
+        Framing::Http {
+            encoding,
+            json: fmt == Format::Json,
+        },
+        body,
+    )
+    .await;
+    match outcome {
         Ok(outcome) => {
             let partial_success =
                 (outcome.rejected > 0 || !outcome.message.is_empty()).then(|| {
@@ -213,6 +164,9 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
             }
             r
         }
-        Err(e) => stage_error(fmt, e),
+        Err(Refusal::Auth(e)) => auth_response(&e),
+        Err(Refusal::Source(e)) => respond(StatusCode::BAD_REQUEST, fmt, 3, e.to_string()),
+        Err(Refusal::Decode(e)) => decode_error(fmt, e),
+        Err(Refusal::Stage(e)) => stage_error(fmt, e),
     }
 }

@@ -1,15 +1,150 @@
 //! OTLP receivers: gRPC `TraceService/Export` and HTTP `POST /v1/traces`.
+//!
+//! Both edges only frame: they hand their headers and their unread body to [`receive`],
+//! which authenticates and authorizes from the headers first, then reads at most the size
+//! limit, inflates at most the size limit, decodes and runs the pipeline. A request without
+//! a valid credential costs a header lookup, never a body read or a decode.
 
 pub mod decode;
 pub mod grpc;
 pub mod http;
 
+use ::http::{Extensions, HeaderMap};
+use axum::body::Body;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use sentrace_access::AuthError;
 use sentrace_access::authz::{Action, RequestContext, Resource};
-use sentrace_core::{Identity, Role};
+use sentrace_core::{Identity, Role, StageError};
 
 use crate::app::AppState;
 use crate::auth::Credentials;
+use crate::metrics::Protocol;
+use crate::pipeline::IngestOutcome;
+use crate::sources::SourceError;
+use decode::DecodeError;
+
+/// How an edge's body is framed and encoded.
+#[derive(Clone, Copy, Debug)]
+pub enum Framing<'a> {
+    /// OTLP/HTTP: the whole body is the message, `Content-Encoding` gzip or identity.
+    Http {
+        /// `Content-Encoding`.
+        encoding: Option<&'a str>,
+        /// Protobuf or JSON.
+        json: bool,
+    },
+    /// gRPC: one length-prefixed message, compressed per `grpc-encoding` when its flag says.
+    Grpc {
+        /// `grpc-encoding`.
+        encoding: Option<&'a str>,
+    },
+}
+
+/// Why a request was refused, for the edge to answer in its own protocol.
+#[derive(Debug)]
+pub enum Refusal {
+    /// No valid credential, or the policies refuse `ingest`.
+    Auth(AuthError),
+    /// Signed-source headers present but wrong.
+    Source(SourceError),
+    /// The body could not be read, inflated or decoded.
+    Decode(DecodeError),
+    /// A stage or the store refused the batch.
+    Stage(StageError),
+}
+
+/// One export request, from headers to durable spans. `endpoint` names it in the audit
+/// record of a refused credential.
+pub async fn receive(
+    st: &AppState,
+    protocol: Protocol,
+    endpoint: &str,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    framing: Framing<'_>,
+    body: Body,
+) -> Result<IngestOutcome, Refusal> {
+    st.metrics.ingest_request(protocol);
+    let creds = Credentials::from_http(headers, extensions);
+    let identity = match authorize(st, creds).await {
+        Ok(id) => id,
+        Err(e) => {
+            st.metrics.auth_failure();
+            tracing::debug!(reason = %e, endpoint, "export refused");
+            let source = creds.remote().map(|a| a.ip().to_string());
+            st.query
+                .audit_unauthenticated(
+                    &crate::api::credential_hint(&creds),
+                    source,
+                    endpoint,
+                    &e.to_string(),
+                )
+                .await;
+            return Err(Refusal::Auth(e));
+        }
+    };
+    let source =
+        crate::sources::wire::parse(|h| headers.get(h).map(|v| v.to_str().ok())).map_err(|e| {
+            let e = SourceError::from(e);
+            st.sources.refused(&e);
+            st.metrics.ingest_invalid();
+            Refusal::Source(e)
+        })?;
+    let request = read_request(st.limits.max_request_bytes, framing, body)
+        .await
+        .inspect_err(|_| st.metrics.ingest_invalid())
+        .map_err(Refusal::Decode)?;
+    st.pipeline
+        .ingest(identity, source, request.resource_spans)
+        .await
+        .map_err(Refusal::Stage)
+}
+
+/// Reads, inflates and decodes a body, never holding more than `limit` bytes of it.
+async fn read_request(
+    limit: usize,
+    framing: Framing<'_>,
+    body: Body,
+) -> Result<ExportTraceServiceRequest, DecodeError> {
+    let too_large = DecodeError::TooLarge {
+        limit,
+        after_decompression: false,
+    };
+    match framing {
+        Framing::Http { encoding, json } => {
+            let raw = axum::body::to_bytes(body, limit)
+                .await
+                .map_err(|_| too_large)?;
+            let plain = decode::decompress(&raw, encoding, limit)?;
+            if json {
+                decode::json(&plain)
+            } else {
+                decode::protobuf(&plain)
+            }
+        }
+        Framing::Grpc { encoding } => {
+            // The 5-byte message prefix plus at most `limit` bytes of message.
+            let raw = axum::body::to_bytes(body, limit.saturating_add(grpc::PREFIX_LEN))
+                .await
+                .map_err(|_| too_large)?;
+            let (compressed, message) = grpc::unframe(&raw, limit)?;
+            if compressed {
+                match encoding.map(str::trim) {
+                    Some(e) if e.eq_ignore_ascii_case("gzip") => {
+                        decode::protobuf(&decode::decompress(message, Some("gzip"), limit)?)
+                    }
+                    Some(e) => Err(DecodeError::Encoding(e.chars().take(40).collect())),
+                    None => Err(DecodeError::Grpc(
+                        "the message is flagged compressed but the request has no grpc-encoding"
+                            .into(),
+                    )),
+                }
+            } else {
+                decode::protobuf(message)
+            }
+        }
+    }
+}
 
 /// Authenticates an export request and lets the policies decide `ingest` on the caller's
 /// tenant (the built-in policies grant it to `ingest` and `admin`; an operator's `forbid`

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Ingest throughput on one core: every feature on vs every security stage off vs each stage
+# off alone, same binary, same run, against the prost-decode floor measured in that run.
+#
+#   cargo build --release -p sentrace
+#   LOADGEN=path/to/otlp-loadgen bench/ingest.sh [rounds]
+#
+# Each configuration is its own `sentrace serve` (release, embedded defaults plus one
+# `[section] enabled = false` per stage turned off), pinned with `taskset -c $SERVER_CPU`;
+# the load generator runs on `$LOADGEN_CPU`. Rounds interleave the configurations, so a
+# noisy neighbour hits all of them alike; the table gives the median of the rounds.
+#
+# Environment (defaults in brackets):
+#   LOADGEN      an otlp-loadgen binary (required; see BENCHMARKS.md for where it comes from)
+#   BIN          the sentrace binary [target/release/sentrace]
+#   PROTO        grpc or http [grpc]
+#   DURATION     load per measurement [15s]
+#   CONNECTIONS  connections [4]; INFLIGHT requests in flight per connection [2]
+#   SPANS        spans per request [200]; ATTRS attributes per span [20]
+#   CONFIGS      space-separated subset of: on off no-detect no-minimize no-seal
+#   SERVER_CPU [0]  LOADGEN_CPU [1]
+set -euo pipefail
+ROUNDS=${1:-3}
+: "${LOADGEN:?set LOADGEN to an otlp-loadgen binary (see BENCHMARKS.md)}"
+BIN=${BIN:-target/release/sentrace}
+PROTO=${PROTO:-grpc}
+DURATION=${DURATION:-15s}
+CONNECTIONS=${CONNECTIONS:-4}
+INFLIGHT=${INFLIGHT:-2}
+SPANS=${SPANS:-200}
+ATTRS=${ATTRS:-20}
+CONFIGS=${CONFIGS:-on off no-detect no-minimize no-seal}
+SERVER_CPU=${SERVER_CPU:-0}
+LOADGEN_CPU=${LOADGEN_CPU:-1}
+case "$PROTO" in grpc|http) ;; *) echo "PROTO must be grpc or http" >&2; exit 2;; esac
+[ -x "$BIN" ] || { echo "$BIN not found: cargo build --release -p sentrace" >&2; exit 2; }
+
+WORK=$(mktemp -d)
+trap 'for p in "$WORK"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The sections a configuration turns off.
+off_sections() {
+  case "$1" in
+    on) ;;
+    off) echo detect minimize seal ;;
+    no-detect) echo detect ;;
+    no-minimize) echo minimize ;;
+    no-seal) echo seal ;;
+    *) echo "unknown configuration $1" >&2; exit 2 ;;
+  esac
+}
+
+start() { # configuration
+  local d="$WORK/$1" g h q s
+  mkdir -p "$d"; g=$(port); h=$(port); q=$(port)
+  printf '[listen]\notlp_grpc = "127.0.0.1:%s"\notlp_http = "127.0.0.1:%s"\nquery = "127.0.0.1:%s"\n' \
+    "$g" "$h" "$q" > "$d/sentrace.toml"
+  for s in $(off_sections "$1"); do printf '[%s]\nenabled = false\n' "$s" >> "$d/sentrace.toml"; done
+  taskset -c "$SERVER_CPU" "$BIN" serve --data-dir "$d/data" --config "$d/sentrace.toml" > "$d/out" 2> "$d/err" &
+  echo $! > "$WORK/$1.pid"
+  for _ in $(seq 1 150); do grep -q "sentrace: ready" "$d/out" && break; sleep 0.2; done
+  grep -q "sentrace: ready" "$d/out" || { echo "server $1 did not start:" >&2; cat "$d/err" >&2; exit 1; }
+  if [ "$PROTO" = grpc ]; then echo "https://127.0.0.1:$g" > "$d/endpoint"
+  else echo "https://127.0.0.1:$h/v1/traces" > "$d/endpoint"; fi
+  "$BIN" tokens create --data-dir "$d/data" --tenant bench --role ingest > "$d/token"
+}
+
+run() { # configuration
+  local d="$WORK/$1"
+  taskset -c "$LOADGEN_CPU" "$LOADGEN" "$PROTO" --endpoint "$(cat "$d/endpoint")" \
+    --ca "$d/data/tls/ca.pem" --token "$(cat "$d/token")" --connections "$CONNECTIONS" \
+    --inflight "$INFLIGHT" --duration "$DURATION" --spans-per-request "$SPANS" --attrs "$ATTRS" --json
+}
+
+for c in $CONFIGS; do start "$c"; done
+for r in $(seq 1 "$ROUNDS"); do
+  taskset -c "$SERVER_CPU" "$LOADGEN" limits --seconds 3 --spans-per-request "$SPANS" --attrs "$ATTRS" --json \
+    > "$WORK/limits.$r.json"
+  for c in $CONFIGS; do
+    run "$c" > "$WORK/$c.$r.json"
+    echo "round $r $c: $(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(round(j.get("spans_accepted_per_s", 0)))' "$WORK/$c.$r.json") spans/s" >&2
+  done
+done
+for c in $CONFIGS; do
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$WORK/$c.pid")/status" 2>/dev/null || echo 0)
+  echo "$rss" > "$WORK/$c.rss"
+done
+
+python3 - "$WORK" "$ROUNDS" "$PROTO" "$CONFIGS" <<'PY'
+import json, statistics, sys, os
+work, rounds, proto, configs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
+
+def load(name):
+    with open(os.path.join(work, name)) as f:
+        return json.load(f)
+
+def decode_rate(j):
+    # The prost decode row of `otlp-loadgen limits`.
+    for row in j.get("rows", []):
+        if "decode" in str(row.get("op", "")).lower():
+            return float(row.get("spans_per_s", 0))
+    return 0.0
+
+floor = statistics.median(decode_rate(load(f"limits.{r}.json")) for r in range(1, rounds + 1))
+per = {}
+for c in configs:
+    runs = [load(f"{c}.{r}.json") for r in range(1, rounds + 1)]
+    rate = statistics.median(float(j.get("spans_accepted_per_s", 0)) for j in runs)
+    p99 = statistics.median(float(j["latency_ms"]["p99"]) for j in runs)
+    failed = sum(int(j.get("requests_failed", 0)) for j in runs)
+    spread = (max(float(j.get("spans_accepted_per_s", 0)) for j in runs) - min(float(j.get("spans_accepted_per_s", 0)) for j in runs)) / rate if rate else 0
+    rss = int(open(os.path.join(work, f"{c}.rss")).read().strip() or 0) // 1024
+    per[c] = (rate, p99, failed, spread, rss)
+
+base = per.get("off", (0,))[0]
+on = per.get("on", (0,))[0]
+labels = {
+    "on": "every feature on (default)",
+    "off": "detect, minimize, seal off",
+    "no-detect": "detect off alone",
+    "no-minimize": "minimize off alone",
+    "no-seal": "seal off alone",
+}
+print(f"OTLP/{proto}, {rounds} rounds, median; server on one core")
+print(f"| configuration | spans/s | vs all off | vs prost decode | p99 ms | spread | failed | peak RSS MB |")
+print(f"|---|---:|---:|---:|---:|---:|---:|---:|")
+for c in configs:
+    rate, p99, failed, spread, rss = per[c]
+    vs_off = f"{rate / base:.2f}" if base else "-"
+    vs_dec = f"{rate / floor:.3f}" if floor else "-"
+    print(f"| {labels[c]} | {rate:,.0f} | {vs_off} | {vs_dec} | {p99:.1f} | {spread:.0%} | {failed} | {rss} |")
+if floor:
+    print(f"| prost decode alone (otlp-loadgen limits) | {floor:,.0f} | | 1.000 | | | | |")
+if on and base:
+    for c in configs:
+        if c.startswith("no-"):
+            print(f"cost of {c[3:]}: {1 - on / per[c][0]:+.1%} of its throughput")
+PY
