@@ -11,7 +11,6 @@ pub mod bootstrap;
 pub mod breakglass;
 pub mod config;
 pub mod detect;
-pub mod fsutil;
 pub mod ingest;
 pub mod metrics;
 pub mod pipeline;

@@ -21,7 +21,7 @@ pub mod crypto;
 mod entry;
 mod erasure;
 mod error;
-mod fsutil;
+pub mod fsutil;
 pub mod journal;
 pub mod keys;
 mod memtable;
