@@ -182,12 +182,14 @@ impl BreakGlass {
     async fn save(&self, grants: Vec<Grant>) -> Result<(), GrantError> {
         let path = self.path.clone();
         let bytes = serde_json::to_vec_pretty(&grants).map_err(|_| GrantError::Storage)?;
-        let r =
-            tokio::task::spawn_blocking(move || crate::fsutil::write_private(&path, &bytes)).await;
+        let r = tokio::task::spawn_blocking(move || {
+            sentrace_store::fsutil::write_atomic_private(&path, &bytes)
+        })
+        .await;
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "saving break-glass grants");
+                tracing::error!(error = %e, "saving break-glass grants");
                 Err(GrantError::Storage)
             }
             Err(_) => Err(GrantError::Storage),

@@ -11,7 +11,7 @@ pub mod bootstrap;
 pub mod breakglass;
 pub mod config;
 pub mod detect;
-pub mod fsutil;
+pub mod durable;
 pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
@@ -221,9 +221,17 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         let c = c.clone();
         registry.exporters.push(Box::new(move || c.render()));
     }
+    let durable = Arc::new(durable::DurableWrites::new(vault.clone(), detect.clone()));
+    {
+        let d = durable.clone();
+        registry
+            .exporters
+            .push(Box::new(move || d.render_metrics()));
+    }
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
-        .with_seal(seal.clone());
+        .with_seal(seal.clone())
+        .with_durable(Some(durable));
     let auth = auth::Authenticator::new(auth::tokens_path(&opts.data_dir), &cfg.auth)?;
     auth.warm_up().await;
     let state = Arc::new(app::AppState {

@@ -114,6 +114,7 @@ pub struct Pipeline {
     store: Store,
     metrics: Arc<Metrics>,
     seal: Option<Arc<crate::seal::Seal>>,
+    durable: Option<Arc<crate::durable::DurableWrites>>,
 }
 
 fn now_nanos() -> u64 {
@@ -130,12 +131,20 @@ impl Pipeline {
             store,
             metrics,
             seal: None,
+            durable: None,
         }
     }
 
     /// Seals every stored batch into `seal`'s logs.
     pub fn with_seal(mut self, seal: Option<Arc<crate::seal::Seal>>) -> Self {
         self.seal = seal;
+        self
+    }
+
+    /// Awaits the writes the stages queued (vault, journals, response audit) before each
+    /// batch is stored: see [`crate::durable`].
+    pub fn with_durable(mut self, durable: Option<Arc<crate::durable::DurableWrites>>) -> Self {
+        self.durable = durable;
         self
     }
 
@@ -154,6 +163,7 @@ impl Pipeline {
             context,
             resource_spans,
         };
+        let mark = self.durable.as_ref().map(|d| d.mark());
         for stage in &self.stages {
             if let Err(e) = stage.process(&mut batch) {
                 match &e {
@@ -168,6 +178,13 @@ impl Pipeline {
                 }
                 return Err(e);
             }
+        }
+        if let (Some(d), Some(m)) = (&self.durable, mark)
+            && let Err(e) = d.wait_since(m).await
+        {
+            tracing::error!(error = %e, "a durable write of a stage failed; batch not stored");
+            self.metrics.ingest_internal();
+            return Err(e);
         }
         let entries = encode_entries(&batch)?;
         let accepted = entries.len() as u64;

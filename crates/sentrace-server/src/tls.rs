@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::fsutil::write_private;
+use sentrace_store::fsutil::{write_atomic, write_atomic_private};
 
 /// Where the TLS material of a data directory lives.
 #[derive(Clone, Debug)]
@@ -94,12 +94,13 @@ pub fn ensure_local_pki(paths: &TlsPaths, sans: &[String]) -> anyhow::Result<boo
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let cert = params.signed_by(&key, &issuer)?;
 
-    write_private(&paths.ca_key, issuer.key().serialize_pem().as_bytes())?;
-    std::fs::write(&paths.ca_cert, ca_cert.pem())?;
-    write_private(&paths.server_key, key.serialize_pem().as_bytes())?;
-    std::fs::write(
+    write_atomic_private(&paths.ca_key, issuer.key().serialize_pem().as_bytes())?;
+    write_atomic(&paths.ca_cert, ca_cert.pem().as_bytes(), 0o644)?;
+    write_atomic_private(&paths.server_key, key.serialize_pem().as_bytes())?;
+    write_atomic(
         &paths.server_cert,
-        format!("{}{}", cert.pem(), ca_cert.pem()),
+        format!("{}{}", cert.pem(), ca_cert.pem()).as_bytes(),
+        0o644,
     )?;
     Ok(true)
 }

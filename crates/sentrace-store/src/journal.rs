@@ -1,8 +1,10 @@
 //! Encrypted per-tenant journals: small append-only record files for server state that must
 //! survive a restart but is not span data in the log (detection findings, spans kept aside
-//! by a quarantine).
+//! by a quarantine, the read-audit log).
 //!
-//! A journal named `N` keeps each tenant's records in `<dir>/<tenant>.journal`:
+//! A journal named `N` keeps each tenant's records in `<dir>/<tenant>.journal`, in the
+//! format of [`crate::sealed_file`] (the one encrypted append-file type, shared with the
+//! vault):
 //!
 //! ```text
 //! record = len:u32be ‖ dek_id:u32be ‖ seq:u64be ‖ AES-256-GCM(journal key of dek_id,
@@ -12,70 +14,41 @@
 //! The journal key is HKDF(DEK, "sentrace journal v1" ‖ N), so crypto-shredding a tenant
 //! makes its journals unreadable, and a record moved to another tenant, journal or position
 //! fails authentication. Sequence numbers only grow, so a record dropped from the middle or
-//! replayed shows as a gap or a repeat on load. Each [`Journal::append`] is one write and one
-//! `fdatasync`: callers that acknowledge something (a quarantined span reported as set aside)
-//! do so after it returned. A torn tail (crash mid-write) is cut on open; a failed append
-//! cuts what it wrote (best effort) and reopens the file on next use, so a failure never
-//! leaves half a record in the middle of the file.
+//! replayed shows as a gap or a repeat on load. [`Journal::append_many`] writes each tenant's
+//! share of a group with one write and one `fdatasync`; [`Journal::append`] is a group of
+//! one. Server code on the async runtime does not call them: it queues through a
+//! [`crate::journal_writer::JournalWriter`], whose thread group-commits. A torn tail (crash
+//! mid-write) is cut on open; a failed append cuts what it wrote (best effort) and reopens
+//! the file on next use, so a failure never leaves half a record in the middle of the file.
 //!
 //! Logs that hash their records (the read-audit log) use [`Journal::append_stored`] and
 //! [`Journal::stored`], which hand out each record's exact stored bytes (header and sealed
 //! part): those bytes can be hashed into a Merkle tree and verified without the keys.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use sentrace_core::TenantId;
 
-use crate::crypto::AeadKey;
-use crate::fsutil::{create_private_dir, read_bounded, sync_dir, write_atomic_private};
+use crate::sealed_file::{Kind, SealedFiles};
 use crate::{KeyRing, StoreError};
 
+#[cfg(test)]
 const HEADER_LEN: usize = 4 + 4 + 8;
-const AAD_LABEL: &[u8] = b"sentrace journal v1";
 const SUFFIX: &str = ".journal";
 /// Largest payload of one record (a quarantined request can be as large as a request).
 pub const MAX_RECORD_BYTES: usize = 64 << 20;
 /// Largest journal file read.
 const MAX_FILE_BYTES: u64 = 4 << 30;
 
-/// One parsed record header and where its sealed part is.
-struct Raw<'a> {
-    start: usize,
-    dek_id: u32,
-    seq: u64,
-    sealed: &'a [u8],
-}
-
-/// Parses records until the end or a torn tail; returns them and the intact length.
-fn parse(bytes: &[u8]) -> (Vec<Raw<'_>>, usize) {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while bytes.len().saturating_sub(at) >= HEADER_LEN {
-        let word = |o: usize| [bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]];
-        let len = u32::from_be_bytes(word(at)) as usize;
-        let Some(end) = at.checked_add(4).and_then(|x| x.checked_add(len)) else {
-            break;
-        };
-        if len < HEADER_LEN - 4 || end > bytes.len() {
-            break;
-        }
-        let dek_id = u32::from_be_bytes(word(at + 4));
-        let mut seq = [0u8; 8];
-        seq.copy_from_slice(&bytes[at + 8..at + HEADER_LEN]);
-        out.push(Raw {
-            start: at,
-            dek_id,
-            seq: u64::from_be_bytes(seq),
-            sealed: &bytes[at + HEADER_LEN..end],
-        });
-        at = end;
+fn seq_of(id: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    if id.len() == 8 {
+        b.copy_from_slice(id);
     }
-    (out, at)
+    u64::from_be_bytes(b)
 }
 
 /// What [`Journal::load`] found in a tenant's journal.
@@ -120,16 +93,15 @@ struct Open {
 
 /// Encrypted append-only record files, one per tenant.
 pub struct Journal {
-    dir: PathBuf,
+    files: SealedFiles,
     name: String,
-    keys: Arc<KeyRing>,
     open: Mutex<HashMap<TenantId, Open>>,
 }
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Journal")
-            .field("dir", &self.dir)
+            .field("files", &self.files)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
@@ -138,102 +110,57 @@ impl std::fmt::Debug for Journal {
 impl Journal {
     /// The journal `name` under `dir` (created with mode 0700).
     pub fn open(dir: &Path, name: &str, keys: Arc<KeyRing>) -> Result<Self, StoreError> {
-        create_private_dir(dir)?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
+        let kind = Kind::Journal {
             name: name.to_string(),
-            keys,
+        };
+        Ok(Self {
+            files: SealedFiles::open(dir, SUFFIX, MAX_FILE_BYTES, kind, keys)?,
+            name: name.to_string(),
             open: Mutex::new(HashMap::new()),
         })
     }
 
-    fn path(&self, tenant: &TenantId) -> PathBuf {
-        self.dir.join(format!("{}{SUFFIX}", tenant.as_str()))
+    /// The journal's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
-    fn aad(&self, tenant: &TenantId, seq: u64, dek_id: u32) -> Vec<u8> {
-        let mut a = Vec::with_capacity(AAD_LABEL.len() + self.name.len() + 48);
-        crate::crypto::put_field(&mut a, AAD_LABEL);
-        crate::crypto::put_field(&mut a, self.name.as_bytes());
-        crate::crypto::put_field(&mut a, tenant.as_str().as_bytes());
-        a.extend_from_slice(&seq.to_be_bytes());
-        a.extend_from_slice(&dek_id.to_be_bytes());
-        a
-    }
-
-    fn key(&self, tenant: &TenantId, dek_id: u32) -> Result<AeadKey, StoreError> {
-        let dek = self.keys.dek(tenant, dek_id)?;
-        AeadKey::new(&dek.derive(&[AAD_LABEL, self.name.as_bytes()])?)
-    }
-
-    fn read_file(&self, tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
-        read_bounded(&self.path(tenant), MAX_FILE_BYTES, "journal file")
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<TenantId, Open>>, StoreError> {
+        self.open
+            .lock()
+            .map_err(|_| StoreError::Task("journal lock poisoned".into()))
     }
 
     /// The tenants that have a journal file.
     pub fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
-        let rd = std::fs::read_dir(&self.dir).map_err(|e| StoreError::io(&self.dir, e))?;
-        let mut out = Vec::new();
-        for entry in rd {
-            let entry = entry.map_err(|e| StoreError::io(&self.dir, e))?;
-            let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
-                continue;
-            };
-            match TenantId::new(stem) {
-                Ok(t) => out.push(t),
-                Err(e) => tracing::warn!(
-                    journal = %self.name,
-                    file = %entry.path().display(),
-                    error = %e,
-                    "ignoring a journal file whose name is not a tenant id"
-                ),
-            }
-        }
-        out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        Ok(out)
+        self.files.tenants()
     }
 
     /// Decrypts a tenant's records, oldest first.
     pub fn load(&self, tenant: &TenantId) -> Result<Loaded, StoreError> {
-        let _guard = self
-            .open
-            .lock()
-            .map_err(|_| StoreError::Task("journal lock poisoned".into()))?;
-        let bytes = self.read_file(tenant)?;
-        let (raw, _) = parse(&bytes);
+        let _guard = self.lock()?;
+        let bytes = self.files.read(tenant)?;
+        let (raw, _) = self.files.parse(&bytes);
         let mut out = Loaded::default();
         let mut last_seq: Option<u64> = None;
         for r in raw {
-            if last_seq.is_some_and(|s| r.seq <= s) {
+            let seq = seq_of(r.id);
+            if let Some(last) = last_seq.filter(|s| seq <= *s) {
                 out.damaged.push((
                     r.start as u64,
-                    format!(
-                        "sequence {} after {} (replayed or reordered record)",
-                        r.seq,
-                        last_seq.unwrap_or(0)
-                    ),
+                    format!("sequence {seq} after {last} (replayed or reordered record)"),
                 ));
                 continue;
             }
-            let key = match self.key(tenant, r.dek_id) {
-                Ok(k) => k,
-                Err(StoreError::KeyUnavailable { .. }) => {
-                    out.shredded += 1;
-                    last_seq = Some(r.seq);
-                    continue;
+            match self.files.open_frame(tenant, &r) {
+                Ok(p) => out.records.push(p),
+                Err(StoreError::KeyUnavailable { .. }) => out.shredded += 1,
+                Err(e @ StoreError::Crypto { .. }) => {
+                    out.damaged.push((r.start as u64, e.to_string()))
                 }
                 Err(e) => return Err(e),
-            };
-            match key.open(
-                &self.aad(tenant, r.seq, r.dek_id),
-                r.sealed,
-                "journal record",
-            ) {
-                Ok(p) => out.records.push(p),
-                Err(e) => out.damaged.push((r.start as u64, e.to_string())),
             }
-            last_seq = Some(r.seq);
+            last_seq = Some(seq);
         }
         Ok(out)
     }
@@ -249,16 +176,7 @@ impl Journal {
                 ),
             });
         }
-        let dek = self.keys.current_dek(tenant)?;
-        let key = AeadKey::new(&dek.derive(&[AAD_LABEL, self.name.as_bytes()])?)?;
-        let mut rec = vec![0u8; HEADER_LEN];
-        key.seal_append(&self.aad(tenant, seq, dek.id), payload, &mut rec)?;
-        let len =
-            u32::try_from(rec.len() - 4).map_err(|_| StoreError::Task("record length".into()))?;
-        rec[0..4].copy_from_slice(&len.to_be_bytes());
-        rec[4..8].copy_from_slice(&dek.id.to_be_bytes());
-        rec[8..16].copy_from_slice(&seq.to_be_bytes());
-        Ok(rec)
+        self.files.seal(tenant, &seq.to_be_bytes(), payload)
     }
 
     fn open_tenant<'a>(
@@ -267,30 +185,14 @@ impl Journal {
         tenant: &TenantId,
     ) -> Result<&'a mut Open, StoreError> {
         if !map.contains_key(tenant) {
-            let bytes = self.read_file(tenant)?;
-            let (raw, intact) = parse(&bytes);
+            let (file, bytes) = self.files.open_append(tenant)?;
+            let (raw, _) = self.files.parse(&bytes);
             let next_seq = raw
                 .iter()
-                .map(|r| r.seq)
+                .map(|r| seq_of(r.id))
                 .max()
                 .map_or(0, |s| s.saturating_add(1));
             let records = raw.len();
-            let path = self.path(tenant);
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| StoreError::io(&path, e))?;
-            if intact < bytes.len() {
-                tracing::warn!(journal = %self.name, path = %path.display(), offset = intact, "journal tail torn; cut");
-                file.set_len(intact as u64)
-                    .and_then(|_| file.sync_all())
-                    .map_err(|e| StoreError::io(&path, e))?;
-            }
-            if bytes.is_empty() {
-                sync_dir(&self.dir)?;
-            }
             map.insert(
                 tenant.clone(),
                 Open {
@@ -307,7 +209,9 @@ impl Journal {
     /// Appends records durably (one write, one `fdatasync`) and returns how many records
     /// the tenant's journal now holds.
     pub fn append(&self, tenant: &TenantId, payloads: &[Vec<u8>]) -> Result<usize, StoreError> {
-        self.append_inner(tenant, payloads).map(|(n, _)| n)
+        let mut map = self.lock()?;
+        self.append_locked(&mut map, tenant, payloads)
+            .map(|(n, _)| n)
     }
 
     /// Like [`Journal::append`], and returns the records as stored (their exact bytes, for
@@ -317,20 +221,65 @@ impl Journal {
         tenant: &TenantId,
         payloads: &[Vec<u8>],
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        self.append_inner(tenant, payloads).map(|(_, r)| r)
+        let mut map = self.lock()?;
+        self.append_locked(&mut map, tenant, payloads)
+            .map(|(_, r)| r)
     }
 
-    fn append_inner(
+    /// Appends a group: each tenant's records with one write and one `fdatasync`. Returns,
+    /// per entry of `group`, the tenant's record count after it (or the error of its
+    /// tenant's write), and the number of `fdatasync` calls made.
+    pub fn append_many(
         &self,
+        group: &[(&TenantId, &[Vec<u8>])],
+    ) -> (Vec<Result<usize, StoreError>>, u64) {
+        let mut map = match self.lock() {
+            Ok(m) => m,
+            Err(_) => {
+                let fail = || Err(StoreError::Task("journal lock poisoned".into()));
+                return (group.iter().map(|_| fail()).collect(), 0);
+            }
+        };
+        // Each tenant's payloads, in the group's order.
+        let mut order: Vec<&TenantId> = Vec::new();
+        let mut by_tenant: HashMap<&TenantId, Vec<Vec<u8>>> = HashMap::new();
+        for (t, p) in group {
+            let e = by_tenant.entry(t).or_insert_with(|| {
+                order.push(t);
+                Vec::new()
+            });
+            e.extend(p.iter().cloned());
+        }
+        let mut outcome: HashMap<&TenantId, Result<usize, String>> = HashMap::new();
+        let mut fsyncs = 0u64;
+        for t in order {
+            let payloads = by_tenant.remove(t).unwrap_or_default();
+            let r = self.append_locked(&mut map, t, &payloads);
+            fsyncs += 1;
+            outcome.insert(t, r.map(|(n, _)| n).map_err(|e| e.to_string()));
+        }
+        let results = group
+            .iter()
+            .map(|(t, _)| match outcome.get(t) {
+                Some(Ok(n)) => Ok(*n),
+                Some(Err(reason)) => Err(StoreError::Task(format!(
+                    "journal {} of tenant {t}: {reason}",
+                    self.name
+                ))),
+                None => Err(StoreError::Task("journal group entry lost".into())),
+            })
+            .collect();
+        (results, fsyncs)
+    }
+
+    fn append_locked(
+        &self,
+        map: &mut HashMap<TenantId, Open>,
         tenant: &TenantId,
         payloads: &[Vec<u8>],
     ) -> Result<(usize, Vec<StoredRecord>), StoreError> {
-        let mut map = self
-            .open
-            .lock()
-            .map_err(|_| StoreError::Task("journal lock poisoned".into()))?;
-        let o = self.open_tenant(&mut map, tenant)?;
-        let path = self.path(tenant);
+        let o = self.open_tenant(map, tenant)?;
+        let path = self.files.path(tenant);
         let start = o
             .file
             .metadata()
@@ -351,12 +300,10 @@ impl Journal {
             buf.extend_from_slice(&rec);
             seq = seq.saturating_add(1);
         }
-        if let Err(e) = o.file.write_all(&buf).and_then(|_| o.file.sync_data()) {
-            // Cut what this append wrote (best effort) and reopen on next use: the next
-            // append starts from what the file really holds.
-            let _ = o.file.set_len(start).and_then(|_| o.file.sync_all());
+        if let Err(e) = self.files.append(tenant, &mut o.file, &buf) {
+            // Reopen on next use: the next append starts from what the file really holds.
             map.remove(tenant);
-            return Err(StoreError::io(&path, e));
+            return Err(e);
         }
         o.next_seq = seq;
         o.records = o.records.saturating_add(payloads.len());
@@ -365,23 +312,16 @@ impl Journal {
 
     /// A tenant's records exactly as stored, in file order, without decrypting them.
     pub fn stored(&self, tenant: &TenantId) -> Result<Stored, StoreError> {
-        let _guard = self
-            .open
-            .lock()
-            .map_err(|_| StoreError::Task("journal lock poisoned".into()))?;
-        let bytes = self.read_file(tenant)?;
-        let (raw, intact) = parse(&bytes);
+        let _guard = self.lock()?;
+        let bytes = self.files.read(tenant)?;
+        let (raw, intact) = self.files.parse(&bytes);
         let records = raw
             .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let end = raw.get(i + 1).map_or(intact, |n| n.start);
-                StoredRecord {
-                    offset: r.start as u64,
-                    seq: r.seq,
-                    dek_id: r.dek_id,
-                    bytes: bytes[r.start..end].to_vec(),
-                }
+            .map(|r| StoredRecord {
+                offset: r.start as u64,
+                seq: seq_of(r.id),
+                dek_id: r.dek_id,
+                bytes: bytes[r.start..r.end].to_vec(),
             })
             .collect();
         Ok(Stored {
@@ -395,36 +335,28 @@ impl Journal {
     /// authentication error when its bytes, its sequence number or its place (tenant,
     /// journal) were changed.
     pub fn open_stored(&self, tenant: &TenantId, r: &StoredRecord) -> Result<Vec<u8>, StoreError> {
-        let (raw, _) = parse(&r.bytes);
+        let (raw, _) = self.files.parse(&r.bytes);
         let Some(one) = raw.first().filter(|x| x.start == 0) else {
             return Err(StoreError::Corrupt {
-                path: self.path(tenant),
+                path: self.files.path(tenant),
                 offset: r.offset,
                 reason: "not a whole journal record".into(),
             });
         };
-        let key = self.key(tenant, one.dek_id)?;
-        key.open(
-            &self.aad(tenant, one.seq, one.dek_id),
-            one.sealed,
-            "journal record",
-        )
+        self.files.open_frame(tenant, one)
     }
 
     /// Replaces a tenant's records atomically (compaction after the caller dropped old
     /// ones, or a release). Sequence numbers keep growing across the rewrite.
     pub fn rewrite(&self, tenant: &TenantId, payloads: &[Vec<u8>]) -> Result<(), StoreError> {
-        let mut map = self
-            .open
-            .lock()
-            .map_err(|_| StoreError::Task("journal lock poisoned".into()))?;
+        let mut map = self.lock()?;
         let mut seq = self.open_tenant(&mut map, tenant)?.next_seq;
         let mut buf = Vec::new();
         for p in payloads {
             buf.extend_from_slice(&self.seal(tenant, seq, p)?);
             seq = seq.saturating_add(1);
         }
-        write_atomic_private(&self.path(tenant), &buf)?;
+        self.files.rewrite(tenant, &buf)?;
         // Reopen on next use so the append handle points at the new file.
         map.remove(tenant);
         Ok(())
@@ -556,7 +488,7 @@ mod tests {
         );
         // A flipped byte in a sealed part: that record is damaged, the others readable.
         let mut bytes = std::fs::read(&path).unwrap();
-        let (raw, _) = parse(&bytes);
+        let (raw, _) = j.files.parse(&bytes);
         let second = raw[1].start + HEADER_LEN + 3;
         drop(raw);
         bytes[second] ^= 0x40;
@@ -568,7 +500,7 @@ mod tests {
         assert_eq!(l.records.len(), 3);
         assert_eq!(l.damaged.len(), 1);
         // A record replayed (copied again at the end): refused by its sequence number.
-        let (raw, _) = parse(&good);
+        let (raw, _) = j.files.parse(&good);
         let first = good[raw[0].start..raw[1].start].to_vec();
         drop(raw);
         let mut replay = good.clone();

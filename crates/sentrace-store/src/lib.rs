@@ -21,11 +21,14 @@ pub mod crypto;
 mod entry;
 mod erasure;
 mod error;
-mod fsutil;
+pub mod fsutil;
+pub mod group_commit;
 pub mod journal;
+pub mod journal_writer;
 pub mod keys;
 mod memtable;
 mod scan;
+mod sealed_file;
 mod search;
 mod store;
 pub mod vault;
@@ -40,7 +43,9 @@ pub use entry::{
 };
 pub use erasure::Erasure;
 pub use error::StoreError;
+pub use group_commit::{GroupStats, Mark, WaitError};
 pub use journal::Journal;
+pub use journal_writer::JournalWriter;
 pub use keys::{KeyRing, MasterKey};
 pub use memtable::{MAX_CATALOG_OPERATIONS, MAX_CATALOG_SERVICES};
 pub use scan::{

@@ -2,7 +2,8 @@
 //!
 //! A token id is `HMAC-SHA-256(index key, kind ‖ 0x00 ‖ value)` truncated to 128 bits, so
 //! equal values share a token within a tenant and tokens are unlinkable across tenants. The
-//! value is kept in `vault/<tenant>.vault`, one record per token:
+//! value is kept in `vault/<tenant>.vault`, one record per token, in the format of
+//! [`crate::sealed_file`] (the one encrypted append-file type, shared with the journals):
 //!
 //! ```text
 //! record = len:u32be ‖ dek_id:u32be ‖ token:16 ‖ AES-256-GCM(vault key of dek_id,
@@ -10,124 +11,206 @@
 //! ```
 //!
 //! The vault key is HKDF(DEK, "sentrace vault v1"), so crypto-shredding the tenant's keys
-//! makes every value irreversible, and [`Vault::erase`] removes one subject's value. The
-//! file is append-only with an fsync per new token; a torn tail is cut on open.
+//! makes every value irreversible, and [`Vault::erase`] removes one subject's value.
+//!
+//! Writes go through a writer thread with group commit ([`crate::group_commit`]):
+//! [`Vault::tokenize`] computes the token, seals the new value and queues it without
+//! waiting, so the minimize stage never waits on `fsync` on an async worker. A token is not
+//! durable until the writer processed it: the ingest pipeline awaits
+//! [`Vault::wait_since`] before it stores a batch, so no stored span carries a token whose
+//! value could be lost to a crash. A write that fails forgets the token again (the next use
+//! queues it anew) and fails every wait marked before it. The tokens known per tenant are
+//! loaded when the vault opens, so `tokenize` reads no file either.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::hmac;
 use sentrace_core::TenantId;
 
-use crate::crypto::{AeadKey, hkdf32};
-use crate::fsutil::{create_private_dir, read_bounded, write_atomic_private};
+use crate::crypto::hkdf32;
+use crate::group_commit::{GroupOutcome, GroupStats, GroupWriter, Mark, WaitError};
+use crate::sealed_file::{Kind, SealedFiles};
 use crate::{KeyRing, StoreError};
 
 const TOKEN_LEN: usize = 16;
-const HEADER_LEN: usize = 4 + 4 + TOKEN_LEN;
 /// Longest value kept (bytes).
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Largest vault file read.
 const MAX_FILE_BYTES: u64 = 1 << 30;
-const AAD_LABEL: &[u8] = b"sentrace vault v1";
 
-struct TenantVault {
-    file: File,
-    known: HashSet<[u8; TOKEN_LEN]>,
+type Token = [u8; TOKEN_LEN];
+type Known = Arc<Mutex<HashMap<TenantId, HashSet<Token>>>>;
+
+/// A queued vault write.
+enum VaultJob {
+    /// Append one sealed record.
+    Append { tenant: TenantId, record: Vec<u8> },
+    /// Remove a token's records (rewrite the file without them).
+    Erase { tenant: TenantId, token: Token },
+    /// Nothing: done once everything queued before it was processed.
+    Flush,
 }
 
 /// Encrypted token → value storage for every tenant of a data directory.
 pub struct Vault {
-    dir: PathBuf,
+    files: Arc<SealedFiles>,
     keys: Arc<KeyRing>,
-    tenants: Mutex<HashMap<TenantId, TenantVault>>,
+    /// Tokens written or queued, per tenant.
+    known: Known,
+    writer: GroupWriter<VaultJob>,
 }
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
-            .field("dir", &self.dir)
+            .field("files", &self.files)
             .finish_non_exhaustive()
     }
 }
 
-/// One parsed record: where it is, and its sealed part.
-struct Record<'a> {
-    start: usize,
-    end: usize,
-    dek_id: u32,
-    token: [u8; TOKEN_LEN],
-    sealed: &'a [u8],
-}
-
-/// Parses records until the end or a torn tail; returns them and the intact length.
-fn parse(bytes: &[u8]) -> (Vec<Record<'_>>, usize) {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while bytes.len().saturating_sub(at) >= HEADER_LEN {
-        let len =
-            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-        let Some(end) = at.checked_add(4).and_then(|x| x.checked_add(len)) else {
-            break;
-        };
-        if len < HEADER_LEN - 4 || end > bytes.len() {
-            break;
-        }
-        let dek_id =
-            u32::from_be_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
-        let mut token = [0u8; TOKEN_LEN];
-        token.copy_from_slice(&bytes[at + 8..at + HEADER_LEN]);
-        out.push(Record {
-            start: at,
-            end,
-            dek_id,
-            token,
-            sealed: &bytes[at + HEADER_LEN..end],
-        });
-        at = end;
+fn token_of(id: &[u8]) -> Token {
+    let mut t = [0u8; TOKEN_LEN];
+    if id.len() == TOKEN_LEN {
+        t.copy_from_slice(id);
     }
-    (out, at)
+    t
 }
 
-fn aad(tenant: &TenantId, token: &[u8; TOKEN_LEN], dek_id: u32) -> Vec<u8> {
-    let mut a = Vec::with_capacity(AAD_LABEL.len() + tenant.as_str().len() + 24);
-    a.extend_from_slice(AAD_LABEL);
-    a.extend_from_slice(&(tenant.as_str().len() as u32).to_be_bytes());
-    a.extend_from_slice(tenant.as_str().as_bytes());
-    a.extend_from_slice(token);
-    a.extend_from_slice(&dek_id.to_be_bytes());
-    a
+/// The writer thread's side: open append handles, one group commit.
+struct Commit {
+    files: Arc<SealedFiles>,
+    open: HashMap<TenantId, File>,
+}
+
+impl Commit {
+    fn append(&mut self, tenant: &TenantId, buf: &[u8]) -> Result<(), StoreError> {
+        if !self.open.contains_key(tenant) {
+            let (file, _) = self.files.open_append(tenant)?;
+            self.open.insert(tenant.clone(), file);
+        }
+        let file = self
+            .open
+            .get_mut(tenant)
+            .ok_or_else(|| StoreError::Task("vault handle missing".into()))?;
+        let r = self.files.append(tenant, file, buf);
+        if r.is_err() {
+            self.open.remove(tenant);
+        }
+        r
+    }
+
+    fn erase(&mut self, tenant: &TenantId, token: &Token) -> Result<(), StoreError> {
+        let bytes = self.files.read(tenant)?;
+        let (frames, _) = self.files.parse(&bytes);
+        let mut kept = Vec::with_capacity(bytes.len());
+        for f in frames.iter().filter(|f| f.id != token) {
+            kept.extend_from_slice(&bytes[f.start..f.end]);
+        }
+        // Reopen on next use, so the append handle points at the new file.
+        self.open.remove(tenant);
+        self.files.rewrite(tenant, &kept)
+    }
+
+    /// Appends each tenant's records of the group with one write and one `fdatasync`.
+    fn group(&mut self, jobs: &[VaultJob]) -> GroupOutcome {
+        let mut results: Vec<Option<Result<(), StoreError>>> = jobs.iter().map(|_| None).collect();
+        let mut fsyncs = 0u64;
+        let mut at = 0;
+        while at < jobs.len() {
+            // A run of appends up to the next erase (erases keep their place in the order).
+            let end = jobs[at..]
+                .iter()
+                .position(|j| !matches!(j, VaultJob::Append { .. }))
+                .map_or(jobs.len(), |p| at + p);
+            let mut order: Vec<&TenantId> = Vec::new();
+            let mut bufs: HashMap<&TenantId, Vec<u8>> = HashMap::new();
+            for j in &jobs[at..end] {
+                if let VaultJob::Append { tenant, record } = j {
+                    bufs.entry(tenant)
+                        .or_insert_with(|| {
+                            order.push(tenant);
+                            Vec::new()
+                        })
+                        .extend_from_slice(record);
+                }
+            }
+            let mut outcome: HashMap<&TenantId, Result<(), String>> = HashMap::new();
+            for t in order {
+                let buf = bufs.remove(t).unwrap_or_default();
+                fsyncs += 1;
+                outcome.insert(t, self.append(t, &buf).map_err(|e| e.to_string()));
+            }
+            for (i, j) in jobs.iter().enumerate().take(end).skip(at) {
+                if let VaultJob::Append { tenant, .. } = j {
+                    results[i] = Some(match outcome.get(tenant) {
+                        Some(Ok(())) => Ok(()),
+                        Some(Err(reason)) => Err(StoreError::Task(format!(
+                            "vault of tenant {tenant}: {reason}"
+                        ))),
+                        None => Err(StoreError::Task("vault group entry lost".into())),
+                    });
+                }
+            }
+            match jobs.get(end) {
+                Some(VaultJob::Erase { tenant, token }) => {
+                    fsyncs += 2;
+                    results[end] = Some(self.erase(tenant, token));
+                }
+                Some(VaultJob::Flush) => results[end] = Some(Ok(())),
+                _ => {}
+            }
+            at = end + 1;
+        }
+        GroupOutcome {
+            results: results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(StoreError::Task("vault job skipped".into()))))
+                .collect(),
+            fsyncs,
+        }
+    }
 }
 
 impl Vault {
-    /// A vault under `dir` (created with mode 0700).
+    /// A vault under `dir` (created with mode 0700): loads the tokens of every tenant's file
+    /// and starts the writer thread.
     pub fn open(dir: &Path, keys: Arc<KeyRing>) -> Result<Self, StoreError> {
-        create_private_dir(dir)?;
+        let files = Arc::new(SealedFiles::open(
+            dir,
+            ".vault",
+            MAX_FILE_BYTES,
+            Kind::Vault,
+            keys.clone(),
+        )?);
+        let mut known = HashMap::new();
+        for tenant in files.tenants()? {
+            let bytes = files.read(&tenant)?;
+            let set: HashSet<Token> = files
+                .parse(&bytes)
+                .0
+                .iter()
+                .map(|f| token_of(f.id))
+                .collect();
+            known.insert(tenant, set);
+        }
+        let mut commit = Commit {
+            files: files.clone(),
+            open: HashMap::new(),
+        };
+        let writer =
+            GroupWriter::start("vault", move |jobs: &mut Vec<VaultJob>| commit.group(jobs))?;
         Ok(Self {
-            dir: dir.to_path_buf(),
+            files,
             keys,
-            tenants: Mutex::new(HashMap::new()),
+            known: Arc::new(Mutex::new(known)),
+            writer,
         })
     }
 
-    fn path(&self, tenant: &TenantId) -> PathBuf {
-        self.dir.join(format!("{}.vault", tenant.as_str()))
-    }
-
-    fn read_file(&self, tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
-        read_bounded(&self.path(tenant), MAX_FILE_BYTES, "vault file")
-    }
-
-    fn token_id(
-        &self,
-        tenant: &TenantId,
-        kind: &str,
-        value: &str,
-    ) -> Result<[u8; TOKEN_LEN], StoreError> {
+    fn token_id(&self, tenant: &TenantId, kind: &str, value: &str) -> Result<Token, StoreError> {
         let pk = self.keys.pseudonym_key(tenant)?;
         let index_key = hkdf32(&pk, &[b"sentrace vault index v1"])?;
         let key = hmac::Key::new(hmac::HMAC_SHA256, index_key.expose());
@@ -141,13 +224,17 @@ impl Vault {
         Ok(id)
     }
 
-    fn vault_key(&self, tenant: &TenantId, dek_id: u32) -> Result<AeadKey, StoreError> {
-        let dek = self.keys.dek(tenant, dek_id)?;
-        AeadKey::new(&dek.derive(&[AAD_LABEL])?)
+    fn known(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<TenantId, HashSet<Token>>>, StoreError> {
+        self.known
+            .lock()
+            .map_err(|_| StoreError::Task("vault lock poisoned".into()))
     }
 
     /// Keeps `value` encrypted and returns its token id (32 hex characters). Equal values
-    /// of one kind share a token.
+    /// of one kind share a token. A new value is queued, not yet durable: see
+    /// [`Vault::mark`] and [`Vault::wait_since`].
     pub fn tokenize(
         &self,
         tenant: &TenantId,
@@ -161,59 +248,70 @@ impl Vault {
             });
         }
         let token = self.token_id(tenant, kind, value)?;
-        let mut tenants = self
-            .tenants
-            .lock()
-            .map_err(|_| StoreError::Task("vault lock poisoned".into()))?;
-        if !tenants.contains_key(tenant) {
-            let bytes = self.read_file(tenant)?;
-            let (records, intact) = parse(&bytes);
-            let known = records.iter().map(|r| r.token).collect();
-            let path = self.path(tenant);
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| StoreError::io(&path, e))?;
-            if intact < bytes.len() {
-                tracing::warn!(path = %path.display(), offset = intact, "vault tail torn; cut");
-                file.set_len(intact as u64)
-                    .map_err(|e| StoreError::io(&path, e))?;
-            }
-            tenants.insert(tenant.clone(), TenantVault { file, known });
-        }
-        let tv = tenants
-            .get_mut(tenant)
-            .ok_or_else(|| StoreError::Task("vault state missing".into()))?;
         let hex_id = hex::encode(token);
-        if tv.known.contains(&token) {
+        let mut known = self.known()?;
+        let set = known.entry(tenant.clone()).or_default();
+        if set.contains(&token) {
             return Ok(hex_id);
         }
-        let dek = self.keys.current_dek(tenant)?;
-        let key = AeadKey::new(&dek.derive(&[AAD_LABEL])?)?;
         let mut plain = Vec::with_capacity(kind.len() + 1 + value.len());
         plain.extend_from_slice(kind.as_bytes());
         plain.push(0);
         plain.extend_from_slice(value.as_bytes());
-        let mut sealed = Vec::new();
-        key.seal_append(&aad(tenant, &token, dek.id), &plain, &mut sealed)?;
-        let mut rec = Vec::with_capacity(HEADER_LEN + sealed.len());
-        rec.extend_from_slice(&((HEADER_LEN - 4 + sealed.len()) as u32).to_be_bytes());
-        rec.extend_from_slice(&dek.id.to_be_bytes());
-        rec.extend_from_slice(&token);
-        rec.extend_from_slice(&sealed);
-        let path = self.path(tenant);
-        tv.file
-            .write_all(&rec)
-            .and_then(|_| tv.file.sync_data())
-            .map_err(|e| StoreError::io(&path, e))?;
-        tv.known.insert(token);
+        let record = self.files.seal(tenant, &token, &plain)?;
+        // Known from now on (a concurrent batch with the same value queues nothing, and its
+        // wait covers this write); forgotten again if the write fails.
+        set.insert(token);
+        let forget = self.known.clone();
+        let t = tenant.clone();
+        let queued = self.writer.submit(
+            VaultJob::Append {
+                tenant: tenant.clone(),
+                record,
+            },
+            Some(Box::new(move |r| {
+                if let Err(e) = r {
+                    tracing::error!(tenant = %t, error = %e, "vault write failed; the token is forgotten");
+                    if let Ok(mut k) = forget.lock()
+                        && let Some(s) = k.get_mut(&t)
+                    {
+                        s.remove(&token);
+                    }
+                }
+            })),
+        );
+        if let Err(e) = queued {
+            set.remove(&token);
+            return Err(e);
+        }
         Ok(hex_id)
     }
 
-    /// The kind and original value behind a token, if the vault still holds it.
-    /// De-tokenizing is a privileged act: callers authorize and audit it.
+    /// Where the writer is now: take it before a batch's [`Vault::tokenize`] calls.
+    pub fn mark(&self) -> Mark {
+        self.writer.mark()
+    }
+
+    /// Waits until every value queued so far is durable; fails when a vault write failed
+    /// since `mark` (then a token handed out may be irreversible: do not store the batch).
+    pub async fn wait_since(&self, mark: Mark) -> Result<(), WaitError> {
+        self.writer.wait_since(mark).await
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &Arc<GroupStats> {
+        self.writer.stats()
+    }
+
+    /// Blocks until every value queued before was processed (sync callers off the async
+    /// runtime: tools, tests).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.writer.submit_wait(VaultJob::Flush)
+    }
+
+    /// The kind and original value behind a token, if the vault still holds it durably.
+    /// De-tokenizing is a privileged act: callers authorize and audit it. Reads the file:
+    /// call it off the async runtime's workers.
     pub fn detokenize(
         &self,
         tenant: &TenantId,
@@ -223,22 +321,19 @@ impl Vault {
         if hex::decode_to_slice(token_hex, &mut token).is_err() {
             return Ok(None);
         }
-        let _guard = self
-            .tenants
-            .lock()
-            .map_err(|_| StoreError::Task("vault lock poisoned".into()))?;
-        let bytes = self.read_file(tenant)?;
-        let (records, _) = parse(&bytes);
-        let Some(r) = records.iter().rev().find(|r| r.token == token) else {
+        // Appends are whole records or a torn tail (which parsing stops at), and erasures
+        // replace the file by a rename: no lock is needed to read it.
+        let bytes = self.files.read(tenant)?;
+        let (records, _) = self.files.parse(&bytes);
+        let Some(r) = records.iter().rev().find(|r| r.id == token) else {
             return Ok(None);
         };
-        let key = self.vault_key(tenant, r.dek_id)?;
-        let plain = key.open(&aad(tenant, &r.token, r.dek_id), r.sealed, "vault record")?;
+        let plain = self.files.open_frame(tenant, r)?;
         let split = plain
             .iter()
             .position(|b| *b == 0)
             .ok_or_else(|| StoreError::Corrupt {
-                path: self.path(tenant),
+                path: self.files.path(tenant),
                 offset: r.start as u64,
                 reason: "vault record without kind separator".into(),
             })?;
@@ -248,28 +343,27 @@ impl Vault {
     }
 
     /// Removes a token's value (a subject's erasure): the token stays in traces but can no
-    /// longer be reversed. Returns whether the vault held it.
+    /// longer be reversed. Returns whether the vault held it. Blocks until the file is
+    /// rewritten: call it off the async runtime's workers.
     pub fn erase(&self, tenant: &TenantId, token_hex: &str) -> Result<bool, StoreError> {
         let mut token = [0u8; TOKEN_LEN];
         if hex::decode_to_slice(token_hex, &mut token).is_err() {
             return Ok(false);
         }
-        let mut tenants = self
-            .tenants
-            .lock()
-            .map_err(|_| StoreError::Task("vault lock poisoned".into()))?;
-        let bytes = self.read_file(tenant)?;
-        let (records, _) = parse(&bytes);
-        if !records.iter().any(|r| r.token == token) {
+        let held = self
+            .known()?
+            .get(tenant)
+            .is_some_and(|s| s.contains(&token));
+        if !held {
             return Ok(false);
         }
-        let mut kept = Vec::with_capacity(bytes.len());
-        for r in records.iter().filter(|r| r.token != token) {
-            kept.extend_from_slice(&bytes[r.start..r.end]);
+        self.writer.submit_wait(VaultJob::Erase {
+            tenant: tenant.clone(),
+            token,
+        })?;
+        if let Some(s) = self.known()?.get_mut(tenant) {
+            s.remove(&token);
         }
-        write_atomic_private(&self.path(tenant), &kept)?;
-        // Reopen on next use, so the append handle points at the new file.
-        tenants.remove(tenant);
         Ok(true)
     }
 }
@@ -278,6 +372,8 @@ impl Vault {
 mod tests {
     use super::*;
     use crate::MasterKey;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     fn setup() -> (tempfile::TempDir, Arc<KeyRing>, Vault) {
         let dir = tempfile::tempdir().unwrap();
@@ -300,6 +396,7 @@ mod tests {
         assert_ne!(t1, t2);
         // Unlinkable across tenants.
         assert_ne!(vault.tokenize(&b, "email", "jane@example.com").unwrap(), t1);
+        vault.flush().unwrap();
         assert_eq!(
             vault.detokenize(&a, &t1).unwrap(),
             Some(("email".into(), "jane@example.com".into()))
@@ -339,6 +436,7 @@ mod tests {
         drop(f);
         let vault = Vault::open(&dir.path().join("vault"), keys).unwrap();
         let t2 = vault.tokenize(&a, "card", "5500000000000004").unwrap();
+        vault.flush().unwrap();
         assert_eq!(
             vault.detokenize(&a, &t).unwrap().unwrap().1,
             "4111111111111111"

@@ -294,11 +294,11 @@ impl AuditFiles {
     /// Replaces the log's checkpoint atomically and durably.
     pub fn write_checkpoint(&self, log: &LogName, note: &str) -> Result<(), FilesError> {
         let path = self.checkpoint_path(log);
-        crate::fsutil::write_atomic(&path, note.as_bytes(), 0o600).map_err(|e| {
+        sentrace_store::fsutil::write_atomic(&path, note.as_bytes(), 0o600).map_err(|e| {
             FilesError::Checkpoint {
                 log: log.to_string(),
                 path: path.clone(),
-                source: std::io::Error::other(format!("{e:#}")),
+                source: std::io::Error::other(e.to_string()),
             }
         })
     }

@@ -24,7 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sentrace_access::{AuthError, TokenSet};
 use sentrace_core::Identity;
 
-use crate::fsutil::write_atomic;
+use sentrace_store::fsutil::write_atomic;
 
 /// The token file of a data directory.
 pub fn tokens_path(data_dir: &Path) -> PathBuf {
@@ -115,7 +115,7 @@ pub fn load_tokens(path: &Path) -> anyhow::Result<TokenSet> {
 
 /// Replaces the token file atomically (mode 0600).
 pub fn save_tokens(path: &Path, set: &TokenSet) -> anyhow::Result<()> {
-    write_atomic(path, &set.to_json(), 0o600)
+    Ok(write_atomic(path, &set.to_json(), 0o600)?)
 }
 
 impl Authenticator {

@@ -1,24 +1,29 @@
 //! Recent findings per tenant, bounded, kept in memory for queries and on disk in an
 //! encrypted per-tenant journal so that a restart loses none; and the `GET /api/findings`
 //! filter.
+//!
+//! The journal is written by its writer thread with group commit
+//! ([`sentrace_store::JournalWriter`]): [`FindingStore::push_all`] queues and returns, and the
+//! ingest pipeline awaits [`FindingStore::wait_since`] before it answers the request, so a
+//! batch's findings are durable when its export is acknowledged.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use sentrace_core::TenantId;
 use sentrace_detect::{Finding, Severity};
-use sentrace_store::Journal;
+use sentrace_store::{JournalWriter, Mark};
 
 /// A bounded ring of findings per tenant, persisted when a journal is given.
 #[derive(Debug)]
 pub struct FindingStore {
     cap: usize,
     inner: Mutex<HashMap<TenantId, VecDeque<Finding>>>,
-    journal: Option<Journal>,
+    journal: Option<JournalWriter>,
     /// Journal records per tenant (compacted to the ring's content past twice the bound).
     journaled: Mutex<HashMap<TenantId, usize>>,
-    write_errors: AtomicU64,
+    write_errors: Arc<AtomicU64>,
 }
 
 /// What `GET /api/findings` asks for. Every set field must match.
@@ -66,18 +71,18 @@ impl FindingStore {
             inner: Mutex::new(HashMap::new()),
             journal: None,
             journaled: Mutex::new(HashMap::new()),
-            write_errors: AtomicU64::new(0),
+            write_errors: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// At most `cap` findings per tenant, persisted in `journal`; loads what it holds.
     /// Damaged records are reported and skipped; a shredded tenant's findings are gone.
-    pub fn open(cap: usize, journal: Journal) -> anyhow::Result<Self> {
+    pub fn open(cap: usize, journal: JournalWriter) -> anyhow::Result<Self> {
         let mut s = Self::new(cap);
         let mut inner = HashMap::new();
         let mut journaled = HashMap::new();
-        for tenant in journal.tenants()? {
-            let loaded = journal.load(&tenant)?;
+        for tenant in journal.journal().tenants()? {
+            let loaded = journal.journal().load(&tenant)?;
             for (offset, why) in &loaded.damaged {
                 tracing::error!(tenant = %tenant, offset, reason = %why, "findings journal: damaged record skipped");
             }
@@ -111,9 +116,9 @@ impl FindingStore {
         self.push_all(&tenant, vec![f]);
     }
 
-    /// Adds one tenant's findings (one journal write, one fsync), dropping the oldest
-    /// beyond the bound. A failed journal write is logged and counted; the findings stay
-    /// queryable in memory and were already handed to the sinks.
+    /// Adds one tenant's findings, dropping the oldest beyond the bound, and queues them
+    /// for the journal (never waits on I/O). A failed journal write is logged and counted;
+    /// the findings stay queryable in memory and were already handed to the sinks.
     pub fn push_all(&self, tenant: &TenantId, findings: Vec<Finding>) {
         if findings.is_empty() {
             return;
@@ -123,15 +128,23 @@ impl FindingStore {
                 .iter()
                 .filter_map(|f| serde_json::to_vec(f).ok())
                 .collect();
-            match j.append(tenant, &recs) {
-                Ok(n) => {
+            let n = recs.len();
+            match j.append(
+                tenant,
+                recs,
+                Some(self.on_error(
+                    "findings journal write failed; findings kept in memory only",
+                    tenant,
+                )),
+            ) {
+                Ok(()) => {
                     if let Ok(mut g) = self.journaled.lock() {
-                        g.insert(tenant.clone(), n);
+                        *g.entry(tenant.clone()).or_default() += n;
                     }
                 }
                 Err(e) => {
                     self.write_errors.fetch_add(1, Relaxed);
-                    tracing::error!(tenant = %tenant, error = %e, "findings journal write failed; findings kept in memory only");
+                    tracing::error!(tenant = %tenant, error = %e, "findings journal write not queued; findings kept in memory only");
                 }
             }
         }
@@ -148,8 +161,24 @@ impl FindingStore {
         self.compact(tenant, q);
     }
 
-    /// Rewrites the tenant's journal to the ring's content once it holds more than twice
-    /// the bound, so the file stays bounded too.
+    /// A callback for the writer thread that logs and counts a failed write.
+    fn on_error(
+        &self,
+        what: &'static str,
+        tenant: &TenantId,
+    ) -> sentrace_store::group_commit::Done {
+        let errors = self.write_errors.clone();
+        let tenant = tenant.clone();
+        Box::new(move |r| {
+            if let Err(e) = r {
+                errors.fetch_add(1, Relaxed);
+                tracing::error!(tenant = %tenant, error = %e, "{what}");
+            }
+        })
+    }
+
+    /// Queues a rewrite of the tenant's journal to the ring's content once it holds more
+    /// than twice the bound, so the file stays bounded too.
     fn compact(&self, tenant: &TenantId, q: &VecDeque<Finding>) {
         let Some(j) = &self.journal else { return };
         let Ok(mut journaled) = self.journaled.lock() else {
@@ -163,14 +192,33 @@ impl FindingStore {
             .iter()
             .filter_map(|f| serde_json::to_vec(f).ok())
             .collect();
-        match j.rewrite(tenant, &recs) {
+        let n = recs.len();
+        match j.rewrite(
+            tenant,
+            recs,
+            Some(self.on_error("findings journal compaction failed", tenant)),
+        ) {
             Ok(()) => {
-                journaled.insert(tenant.clone(), recs.len());
+                journaled.insert(tenant.clone(), n);
             }
             Err(e) => {
                 self.write_errors.fetch_add(1, Relaxed);
-                tracing::error!(tenant = %tenant, error = %e, "findings journal compaction failed");
+                tracing::error!(tenant = %tenant, error = %e, "findings journal compaction not queued");
             }
+        }
+    }
+
+    /// Where the journal's writer is now: take it before a batch's findings are pushed.
+    pub fn mark(&self) -> Option<Mark> {
+        self.journal.as_ref().map(JournalWriter::mark)
+    }
+
+    /// Waits until every finding queued so far is durable. A failed write does not fail
+    /// the wait (it was logged and counted; the findings are in memory and the sinks have
+    /// them), as before the writer thread.
+    pub async fn wait_since(&self, mark: Option<Mark>) {
+        if let (Some(j), Some(m)) = (&self.journal, mark) {
+            let _ = j.wait_since(m).await;
         }
     }
 
@@ -254,8 +302,13 @@ mod tests {
             .unwrap(),
         );
         let open = || {
-            let j = Journal::open(&dir.path().join("findings"), "findings", keys.clone()).unwrap();
-            FindingStore::open(3, j).unwrap()
+            let j = sentrace_store::Journal::open(
+                &dir.path().join("findings"),
+                "findings",
+                keys.clone(),
+            )
+            .unwrap();
+            FindingStore::open(3, JournalWriter::start(j).unwrap()).unwrap()
         };
         let s = open();
         for n in 1..=10 {

@@ -14,7 +14,11 @@
 //!    take effect; `tag_trace` actions tag the evidence spans of the batch
 //!    (`security.finding.rule`, `security.finding.family`);
 //! 5. stores the batch's findings in the bounded per-tenant finding ring, persisted in an
-//!    encrypted journal (`<data-dir>/findings/`, one write and fsync per batch).
+//!    encrypted journal (`<data-dir>/findings/`) by a writer thread with group commit.
+//!
+//! The stage itself never waits on `fsync`: journal and audit writes are queued, and the
+//! ingest pipeline awaits [`Runtime::wait_since`] (see [`crate::durable`]) before it stores
+//! and acknowledges the batch.
 //!
 //! Findings (minimized snippets only) and quarantined spans (raw, as received) are kept on
 //! disk only in encrypted per-tenant journals under the tenant's data key, so
@@ -24,6 +28,7 @@
 pub mod config;
 pub mod findings;
 pub mod response;
+mod response_audit;
 pub mod sinks;
 pub mod stage;
 
@@ -56,6 +61,13 @@ fn severity_index(s: Severity) -> usize {
 }
 
 const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
+/// Where the detection writers were when a batch started (see [`Runtime::mark`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DetectMark {
+    findings: Option<sentrace_store::Mark>,
+    response: Option<(sentrace_store::Mark, Option<sentrace_store::Mark>)>,
+}
 
 /// Everything detection needs at run time; shared by the stage, the API and the exporter.
 pub struct Runtime {
@@ -140,6 +152,7 @@ impl Runtime {
             None
         };
         let journal = sentrace_store::Journal::open(&data_dir.join("findings"), "findings", keys)
+            .and_then(sentrace_store::JournalWriter::start)
             .context("opening the findings journal")?;
         let findings = findings::FindingStore::open(cfg.max_findings_per_tenant, journal)
             .context("loading the findings journal")?;
@@ -170,6 +183,26 @@ impl Runtime {
             }
             None => Vec::new(),
         }
+    }
+
+    /// Where the writers of the findings journal, the response audit and the quarantine
+    /// journal are now: take it before a batch runs through the stage.
+    pub fn mark(&self) -> DetectMark {
+        DetectMark {
+            findings: self.findings.mark(),
+            response: self.response.as_ref().map(response::ResponseState::mark),
+        }
+    }
+
+    /// Waits until everything the stage queued since `mark` (and before) is durable. Fails
+    /// when a response audit line or a quarantined span could not be written; a failed
+    /// findings write is logged and counted only (see [`findings::FindingStore`]).
+    pub async fn wait_since(&self, mark: DetectMark) -> Result<(), sentrace_store::WaitError> {
+        self.findings.wait_since(mark.findings).await;
+        if let (Some(r), Some(m)) = (&self.response, mark.response) {
+            r.wait_since(m).await?;
+        }
+        Ok(())
     }
 
     /// Prometheus text for the detection, sink and response counters.

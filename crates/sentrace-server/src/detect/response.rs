@@ -10,19 +10,26 @@
 //!   server checks the file's inode, size and mtime on every batch (as it does for the
 //!   token file) and re-reads it when it changed.
 //!
-//! Every audit line is fsynced before the action takes effect (and before `undo` returns).
-//! On start the server replays `audit.jsonl` minus `undo.jsonl`, so actions survive restarts.
+//! The server writes audit lines through a writer thread with group commit
+//! ([`super::response_audit`]): an action is put in force in memory when its line is queued,
+//! and taken back if the line cannot be written. Nothing it affects leaves the server before
+//! the line is durable: the ingest pipeline awaits [`ResponseState::wait_since`] before it
+//! stores a batch (tagged by the action) or answers one (spans set aside by it), and fails
+//! the batch if an audit or quarantine write failed. `undo` appends and fsyncs before it
+//! returns. On start the server replays `audit.jsonl` minus `undo.jsonl`, so actions survive
+//! restarts.
 //!
 //! Quarantined spans (raw, as received) are kept in `quarantine/<tenant>.journal`, an
-//! encrypted journal under the tenant's data key ([`sentrace_store::Journal`]), written and
-//! fsynced before the sender is told they were set aside; a restart keeps them.
+//! encrypted journal under the tenant's data key ([`sentrace_store::Journal`]) written by its
+//! own writer thread ([`sentrace_store::JournalWriter`]), durable before the sender is told
+//! they were set aside; a restart keeps them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -35,6 +42,8 @@ use sentrace_detect::enforce::ActiveResponses;
 use sentrace_detect::response::{Action, PlannedAction, ResponsePolicy};
 
 use super::config::ResponseConfig;
+use sentrace_store::group_commit::{GroupWriter, Mark, WaitError};
+use sentrace_store::{Journal, JournalWriter};
 
 /// Longest audit or undo line read back.
 const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -258,13 +267,13 @@ struct Counters {
 pub struct ResponseState {
     policy: ResponsePolicy,
     dir: PathBuf,
-    inner: RwLock<Inner>,
-    audit_lock: Mutex<()>,
+    inner: Arc<RwLock<Inner>>,
+    audit: GroupWriter<Vec<u8>>,
     quarantine_cap: usize,
     quarantine: Mutex<HashMap<TenantId, Quarantine>>,
-    journal: Option<sentrace_store::Journal>,
+    journal: Option<JournalWriter>,
     buckets: Mutex<HashMap<(TenantId, String), Bucket>>,
-    counters: Counters,
+    counters: Arc<Counters>,
 }
 
 fn undo_stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
@@ -285,10 +294,7 @@ struct Quarantine {
     journaled: usize,
 }
 
-fn load_quarantine(
-    journal: &sentrace_store::Journal,
-    cap: usize,
-) -> anyhow::Result<HashMap<TenantId, Quarantine>> {
+fn load_quarantine(journal: &Journal, cap: usize) -> anyhow::Result<HashMap<TenantId, Quarantine>> {
     use prost::Message;
     let mut out = HashMap::new();
     for tenant in journal.tenants()? {
@@ -356,24 +362,27 @@ impl ResponseState {
         inner.rebuild();
         let (journal, quarantine) = match keys {
             Some(keys) => {
-                let j = sentrace_store::Journal::open(&dir.join("quarantine"), "quarantine", keys)
+                let j = Journal::open(&dir.join("quarantine"), "quarantine", keys)
                     .context("opening the quarantine journal")?;
                 let q = load_quarantine(&j, cfg.max_quarantined_spans_per_tenant)
                     .context("loading the quarantine journal")?;
-                (Some(j), q)
+                let w = JournalWriter::start(j).context("starting the quarantine journal")?;
+                (Some(w), q)
             }
             None => (None, HashMap::new()),
         };
+        let audit = super::response_audit::start(dir.join("audit.jsonl"))
+            .context("starting the response audit writer")?;
         Ok(Self {
             policy,
             dir,
-            inner: RwLock::new(inner),
-            audit_lock: Mutex::new(()),
+            inner: Arc::new(RwLock::new(inner)),
+            audit,
             quarantine_cap: cfg.max_quarantined_spans_per_tenant,
             quarantine: Mutex::new(quarantine),
             journal,
             buckets: Mutex::new(HashMap::new()),
-            counters: Counters::default(),
+            counters: Arc::new(Counters::default()),
         })
     }
 
@@ -429,13 +438,21 @@ impl ResponseState {
                 tenant: f.tenant.clone(),
                 planned: p.clone(),
             };
-            // Audit first: an action that cannot be audited is not applied.
-            let audited = {
-                let _l = self.audit_lock.lock();
-                append_line(&self.dir.join("audit.jsonl"), &rec)
+            // Audit first: the line is queued before the action is put in force, and a line
+            // that cannot be written takes the action back (see the module docs).
+            let line = match serde_json::to_vec(&rec) {
+                Ok(mut l) => {
+                    l.push(b'\n');
+                    l
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, action = %p.id, "audit record unencodable; action not applied");
+                    self.counters.audit_failures.fetch_add(1, Relaxed);
+                    continue;
+                }
             };
-            if let Err(e) = audited {
-                tracing::error!(error = %e, action = %p.id, "audit log write failed; action not applied");
+            if let Err(e) = self.audit.submit(line, Some(self.take_back(&p.id))) {
+                tracing::error!(error = %e, action = %p.id, "audit log write not queued; action not applied");
                 self.counters.audit_failures.fetch_add(1, Relaxed);
                 continue;
             }
@@ -453,6 +470,50 @@ impl ResponseState {
             out.push(p);
         }
         out
+    }
+
+    /// The writer-thread callback of an audit line: if it could not be written, the action
+    /// is taken back (it never took effect outside the server: see the module docs).
+    fn take_back(&self, id: &str) -> sentrace_store::group_commit::Done {
+        let (inner, counters, id) = (self.inner.clone(), self.counters.clone(), id.to_string());
+        Box::new(move |r| {
+            let Err(e) = r else { return };
+            tracing::error!(error = %e, action = %id, "audit log write failed; action taken back");
+            counters.audit_failures.fetch_add(1, Relaxed);
+            counters.applied.fetch_sub(1, Relaxed);
+            if let Ok(mut g) = inner.write() {
+                g.records.retain(|(_, _, p)| p.id != id);
+                g.rebuild();
+            }
+        })
+    }
+
+    /// Where the audit and quarantine writers are now: take it before a batch runs.
+    pub fn mark(&self) -> (Mark, Option<Mark>) {
+        (
+            self.audit.mark(),
+            self.journal.as_ref().map(JournalWriter::mark),
+        )
+    }
+
+    /// Waits until every audit line and quarantined span queued so far is durable; fails
+    /// when a write failed since `mark` (the batch must not be stored or acknowledged).
+    pub async fn wait_since(&self, mark: (Mark, Option<Mark>)) -> Result<(), WaitError> {
+        self.audit.wait_since(mark.0).await?;
+        if let (Some(j), Some(m)) = (&self.journal, mark.1) {
+            j.wait_since(m).await?;
+        }
+        Ok(())
+    }
+
+    /// Blocks until everything queued so far was processed (tests and tools, off the async
+    /// runtime).
+    pub fn flush(&self) -> Result<(), sentrace_store::StoreError> {
+        self.audit.submit_wait(Vec::new())?;
+        if let Some(j) = &self.journal {
+            j.flush()?;
+        }
+        Ok(())
     }
 
     /// Enforces the tenant's actions on a batch: quarantined spans move to the quarantine
@@ -533,11 +594,25 @@ impl ResponseState {
             .map_err(|_| StageError::Internal("quarantine lock".into()))?;
         let q = q.entry(tenant.clone()).or_default();
         if let Some(j) = &self.journal {
+            // Queued, not yet durable: the pipeline awaits `wait_since` before it tells the
+            // sender the spans were set aside, and fails the batch if the write failed.
             let recs: Vec<Vec<u8>> = spans.iter().map(Message::encode_to_vec).collect();
-            q.journaled = j.append(tenant, &recs).map_err(|e| {
-                tracing::error!(tenant = %tenant, error = %e, "quarantine journal write failed");
+            let n = recs.len();
+            let t = tenant.clone();
+            j.append(
+                tenant,
+                recs,
+                Some(Box::new(move |r| {
+                    if let Err(e) = r {
+                        tracing::error!(tenant = %t, error = %e, "quarantine journal write failed");
+                    }
+                })),
+            )
+            .map_err(|e| {
+                tracing::error!(tenant = %tenant, error = %e, "quarantine journal write not queued");
                 StageError::Internal(format!("quarantine journal: {e}"))
             })?;
+            q.journaled = q.journaled.saturating_add(n);
         }
         for rs in spans {
             q.spans += span_count(&rs);
@@ -555,10 +630,17 @@ impl ResponseState {
             && q.journaled > q.ring.len().saturating_mul(2).saturating_add(16)
         {
             let recs: Vec<Vec<u8>> = q.ring.iter().map(Message::encode_to_vec).collect();
-            match j.rewrite(tenant, &recs) {
-                Ok(()) => q.journaled = recs.len(),
+            let n = recs.len();
+            let t = tenant.clone();
+            let done: sentrace_store::group_commit::Done = Box::new(move |r| {
+                if let Err(e) = r {
+                    tracing::error!(tenant = %t, error = %e, "quarantine journal compaction failed");
+                }
+            });
+            match j.rewrite(tenant, recs, Some(done)) {
+                Ok(()) => q.journaled = n,
                 Err(e) => {
-                    tracing::error!(tenant = %tenant, error = %e, "quarantine journal compaction failed")
+                    tracing::error!(tenant = %tenant, error = %e, "quarantine journal compaction not queued")
                 }
             }
         }
@@ -624,190 +706,5 @@ impl ResponseState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sentrace_core::proto::common::v1::{AnyValue, KeyValue, any_value};
-    use sentrace_core::proto::trace::v1::{ScopeSpans, Span};
-    use sentrace_core::{BatchContext, Identity, Role, SpanId, TraceId};
-    use sentrace_detect::{Evidence, Family, RuleKind, Severity, Subject};
-
-    const POLICY: &str = r#"
-format = 1
-[[rule]]
-id = "contain"
-families = ["sqli"]
-actions = [
-  { type = "quarantine", subject = "client_address", ttl_secs = 60 },
-  { type = "throttle", subject = "user", rate_per_sec = 3, ttl_secs = 60 },
-]
-"#;
-    const S: u64 = 1_000_000_000;
-
-    fn tenant() -> TenantId {
-        TenantId::new("acme").unwrap()
-    }
-
-    fn finding(client: &str, user: &str) -> Finding {
-        let mut f = Finding {
-            uid: String::new(),
-            tenant: tenant(),
-            rule_id: "sqli-tokenizer".into(),
-            title: "t".into(),
-            family: Family::Sqli,
-            kind: RuleKind::Payload,
-            severity: Severity::High,
-            confidence: 90,
-            technique: "T1190".into(),
-            ruleset_version: "1".into(),
-            time_unix_nanos: 100 * S,
-            service: "shop".into(),
-            subject: Subject {
-                client_address: Some(client.into()),
-                user: Some(user.into()),
-                principal: None,
-            },
-            evidences: vec![Evidence {
-                trace_id: Some(TraceId::from_bytes([1; 16]).unwrap()),
-                span_id: Some(SpanId::from_bytes([1; 8]).unwrap()),
-                attribute: "url.query".into(),
-                snippet: "x".into(),
-                reason: "r".into(),
-            }],
-            message: "m".into(),
-        };
-        f.uid = f.compute_uid();
-        f
-    }
-
-    fn attr(k: &str, v: &str) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(v.into())),
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn batch(spans: &[(&str, &str)], now: u64) -> Batch {
-        let spans = spans
-            .iter()
-            .enumerate()
-            .map(|(i, (client, user))| Span {
-                trace_id: vec![9; 16],
-                span_id: vec![u8::try_from(i + 1).unwrap(); 8],
-                kind: 2,
-                attributes: vec![attr("client.address", client), attr("enduser.id", user)],
-                ..Default::default()
-            })
-            .collect();
-        Batch {
-            context: BatchContext::new(Identity::new(tenant(), "tok_1", Role::Ingest), now),
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
-    }
-
-    fn open(dir: &Path) -> ResponseState {
-        let policy = dir.join("policy.toml");
-        std::fs::write(&policy, POLICY).unwrap();
-        let cfg = ResponseConfig {
-            policy: Some(policy),
-            max_quarantined_spans_per_tenant: 3,
-            ..Default::default()
-        };
-        let keys = std::sync::Arc::new(
-            sentrace_store::KeyRing::open(
-                &dir.join("keys"),
-                &sentrace_store::MasterKey::from_bytes([5; 32]),
-            )
-            .unwrap(),
-        );
-        ResponseState::open(&cfg, dir, Some(keys)).unwrap()
-    }
-
-    #[test]
-    fn audit_quarantine_undo_and_replay() {
-        let dir = tempfile::tempdir().unwrap();
-        let st = open(dir.path());
-        let now = 100 * S;
-        let actions = st.on_finding(&finding("203.0.113.7", "mallory"), now);
-        assert_eq!(actions.len(), 2);
-        // Audited before taking effect.
-        let audit = read_audit(&responses_dir(dir.path())).unwrap();
-        assert_eq!(audit.len(), 2);
-        // A second finding from the same source adds nothing while the first is in force.
-        assert!(
-            st.on_finding(&finding("203.0.113.7", "mallory"), now + S)
-                .is_empty()
-        );
-        assert_eq!(read_audit(&responses_dir(dir.path())).unwrap().len(), 2);
-
-        let mut b = batch(
-            &[("203.0.113.7", "alice"), ("192.0.2.1", "bob")],
-            now + 2 * S,
-        );
-        st.enforce(&mut b, now + 2 * S).unwrap();
-        assert_eq!(b.span_count(), 1, "the quarantined span left the batch");
-        assert_eq!(b.context.rejected_spans, 1);
-        assert!(b.context.warnings[0].contains("quarantined"));
-        assert_eq!(st.quarantined(&tenant()).1, 1);
-        // Bounded: the oldest quarantined spans go first, counted.
-        for i in 0..3u64 {
-            let mut b = batch(&[("203.0.113.7", "alice")], now + (3 + i) * S);
-            st.enforce(&mut b, now + (3 + i) * S).unwrap();
-        }
-        assert_eq!(st.quarantined(&tenant()).1, 3);
-        assert!(
-            st.render_metrics()
-                .contains("event=\"quarantine_evicted_spans\"} 1")
-        );
-
-        // Throttle: user mallory may send 3 spans/s.
-        let mut b = batch(&[("192.0.2.1", "mallory"); 3], now + 10 * S);
-        st.enforce(&mut b, now + 10 * S).unwrap();
-        let mut b = batch(&[("192.0.2.1", "mallory"); 2], now + 10 * S + 1);
-        assert!(matches!(
-            st.enforce(&mut b, now + 10 * S + 1),
-            Err(StageError::Exhausted { .. })
-        ));
-
-        // Undo the quarantine as the CLI does; the state notices the file change.
-        let q = actions
-            .iter()
-            .find(|a| matches!(a.action, Action::Quarantine { .. }))
-            .unwrap();
-        undo(&responses_dir(dir.path()), &q.id, now + 11 * S).unwrap();
-        let mut b = batch(&[("203.0.113.7", "alice")], now + 12 * S);
-        st.enforce(&mut b, now + 12 * S).unwrap();
-        assert_eq!(b.span_count(), 1, "spans flow again after undo");
-        let list = st.list(&tenant(), now + 12 * S);
-        assert!(
-            list.iter()
-                .any(|a| a["id"] == q.id.as_str() && a["status"] == "undone")
-        );
-
-        // Expiry.
-        let mut b = batch(&[("192.0.2.1", "mallory"); 5], now + 100 * S);
-        st.enforce(&mut b, now + 100 * S).unwrap();
-
-        // Replay on start: the throttle is back in force, the quarantine stays undone, and
-        // the spans set aside are still there (encrypted on disk, not in plaintext).
-        let st2 = open(dir.path());
-        let (kept, n) = st2.quarantined(&tenant());
-        assert_eq!(n, 3);
-        assert_eq!(kept.len(), 3);
-        let raw = std::fs::read(responses_dir(dir.path()).join("quarantine/acme.journal")).unwrap();
-        assert!(!raw.windows(5).any(|w| w == b"alice"));
-        let mut b = batch(&[("203.0.113.7", "x")], now + 13 * S);
-        st2.enforce(&mut b, now + 13 * S).unwrap();
-        assert_eq!(b.span_count(), 1);
-        let mut b = batch(&[("192.0.2.1", "mallory"); 5], now + 13 * S);
-        assert!(st2.enforce(&mut b, now + 13 * S).is_err());
-    }
-}
+#[path = "response_tests.rs"]
+mod tests;

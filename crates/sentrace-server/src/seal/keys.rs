@@ -3,8 +3,6 @@
 //! `MasterKey::wrap("sentrace log key v1", LogSigner::to_secret_string())`. The public
 //! keys are in `<data dir>/log-key.pub` (vkeys, one a line) for anyone to read.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -77,18 +75,9 @@ pub fn verifier(data_dir: &Path, master: &MasterKey) -> anyhow::Result<LogVerifi
     Ok(load(data_dir, master)?.verifier())
 }
 
+/// Writes a key file with the workspace's one atomic write (temporary file, fsync, rename,
+/// fsync of the directory).
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    sentrace_store::fsutil::write_atomic(path, bytes, mode)
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -111,7 +111,8 @@ impl Sources {
             let r = serde_json::to_vec(&snap)
                 .map_err(anyhow::Error::from)
                 .and_then(|b| {
-                    crate::fsutil::write_atomic(&path(&self.data_dir, &tenant), &b, 0o600)
+                    sentrace_store::fsutil::write_atomic(&path(&self.data_dir, &tenant), &b, 0o600)
+                        .map_err(anyhow::Error::from)
                 });
             if let Err(e) = r {
                 if let Ok(mut t) = self.lock()

@@ -179,7 +179,7 @@ pub fn add(
     );
     text.push_str(&toml::to_string(&file)?);
     parse(&text, &p)?;
-    crate::fsutil::write_atomic(&p, text.as_bytes(), 0o644)?;
+    sentrace_store::fsutil::write_atomic(&p, text.as_bytes(), 0o644)?;
     Ok(p)
 }
 

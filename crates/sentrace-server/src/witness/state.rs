@@ -10,8 +10,7 @@
 //! a crash never lets the witness cosign two different trees of the same size
 //! (c2sp.org/tlog-witness: the check and the update are one atomic step).
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -146,28 +145,9 @@ pub fn save_state(path: &Path, state: &WitnessState) -> anyhow::Result<()> {
     write_durable(path, &bytes, 0o600)
 }
 
-/// Writes `data` to a temporary file in `path`'s directory, fsyncs it, renames it over
-/// `path` and fsyncs the directory. Every error is returned (nothing is assumed durable).
+/// Writes a state or key file with the workspace's one atomic write (temporary file, fsync,
+/// rename, fsync of the directory). Every error is returned (nothing is assumed durable).
 pub fn write_durable(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(data)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing directory {}", dir.display()))?;
-    Ok(())
+    sentrace_store::fsutil::write_atomic(path, data, mode)
+        .with_context(|| format!("writing {}", path.display()))
 }

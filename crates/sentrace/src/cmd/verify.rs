@@ -3,7 +3,7 @@
 //! endpoints (see [`super::verify_remote`]), with pinned checkpoints in a local state file;
 //! and `sentrace keys show`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -121,15 +121,11 @@ pub(crate) fn load_pins(path: Option<&Path>) -> anyhow::Result<PinState> {
     }
 }
 
-/// Writes the state file atomically (temporary file, fsync, rename).
+/// Writes the state file with the workspace's one atomic write (temporary file, fsync,
+/// rename, fsync of the directory).
 pub(crate) fn save_pins(path: &Path, pins: &PinState) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(&serde_json::to_vec_pretty(pins)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    sentrace_store::fsutil::write_atomic(path, &serde_json::to_vec_pretty(pins)?, 0o644)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// A one-line progress bar on stderr (only on a terminal, or when forced for tests).
