@@ -70,6 +70,12 @@ enum Command {
     Policy(cmd::policy::Command),
 }
 
+/// mimalloc instead of the system allocator: decoding and minimizing a request makes and
+/// frees several small strings per attribute, and glibc's malloc and free took about 30% of
+/// the ingest profile (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -367,7 +367,14 @@ fn grpc_refusals_have_the_right_status() {
     let srv = Server::new("").start();
     let admin = srv.admin_token.clone().unwrap();
     // (what, token, grpc-encoding, body, expected grpc-status, words in grpc-message)
-    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Vec<u8>, &'a str, &'a str);
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Vec<u8>,
+        &'a str,
+        &'a str,
+    );
     let cases: [Case; 6] = [
         (
             "malformed protobuf",
