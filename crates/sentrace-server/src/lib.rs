@@ -11,15 +11,14 @@ pub mod bootstrap;
 pub mod breakglass;
 pub mod config;
 pub mod detect;
-pub mod durable;
 pub mod ingest;
-pub mod metrics;
-pub mod pipeline;
 pub mod seal;
-pub mod secrets;
 pub mod sources;
 pub mod tls;
 pub mod witness;
+
+// The write path lives in `sentrace-pipeline`; these keep the server's paths.
+pub use sentrace_pipeline::{durable, metrics, pipeline, secrets};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -195,13 +194,15 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             &cfg.detect,
             &opts.data_dir,
             keys.clone(),
+            Box::new(detect::sinks::Sinks::start(&cfg.detect.sinks)?),
         )?)
     } else {
         tracing::warn!("[detect] enabled = false: batches are not inspected for attacks");
         None
     };
     let mut registry = pipeline::stages(
-        &cfg,
+        &cfg.limits,
+        &cfg.minimize,
         keys.clone(),
         vault.clone(),
         detect.clone(),

@@ -24,7 +24,7 @@ use sentrace_core::{
 use sentrace_redact::{MinimizeStage, Redactor};
 use sentrace_store::{KeyRing, SpanEntry, Store, StoreError, Vault};
 
-use crate::config::Config;
+use crate::config::MinimizeConfig;
 use crate::metrics::Metrics;
 use crate::secrets::KeyRingSecrets;
 
@@ -58,14 +58,15 @@ pub struct Registry {
 
 /// The stages in the order they run. This is the only place that knows the order.
 pub fn stages(
-    cfg: &Config,
+    limits: &Limits,
+    minimize: &MinimizeConfig,
     keys: Arc<KeyRing>,
     vault: Arc<Vault>,
     detect: Option<Arc<crate::detect::Runtime>>,
     sources: Arc<crate::sources::Sources>,
 ) -> anyhow::Result<Registry> {
     let mut stages: Vec<Arc<dyn Stage>> = vec![Arc::new(ValidateStage {
-        limits: cfg.limits.clone(),
+        limits: limits.clone(),
     })];
     let mut exporters: Vec<Exporter> = Vec::new();
     // Source signatures cover the spans as sent, so they are checked before any stage
@@ -77,8 +78,8 @@ pub fn stages(
         stages.push(Arc::new(crate::detect::DetectStage::new(rt.clone())));
         exporters.push(Box::new(move || rt.render_metrics()));
     }
-    if cfg.minimize.enabled {
-        let policy = cfg.minimize.policy()?;
+    if minimize.enabled {
+        let policy = minimize.policy()?;
         let redactor = Arc::new(
             Redactor::new(policy)
                 .map_err(|e| anyhow::anyhow!("building the minimization policy: {e}"))?,
