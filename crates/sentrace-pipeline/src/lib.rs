@@ -14,6 +14,8 @@
 //! - [`pipeline`]: the `validate` stage, the [`pipeline::Registry`] and [`pipeline::stages`]
 //!   (the one place that knows the order), [`pipeline::Pipeline::ingest`] and the encoding
 //!   of spans into store entries;
+//! - [`commit`]: the commit step the registry ends with: a plain WAL append, or sealing
+//!   into the tenant's transparency log and then the WAL append (one record, one fsync);
 //! - [`sources`]: the `verify-source` stage (signed sources: registry, wire format, replay
 //!   state and its snapshots);
 //! - [`detect`]: the `detect` stage and its runtime (finding ring and journal, automated
@@ -31,6 +33,7 @@
 //! waits.
 #![forbid(unsafe_code)]
 
+pub mod commit;
 pub mod config;
 pub mod detect;
 pub mod durable;

@@ -207,6 +207,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         vault.clone(),
         detect.clone(),
         sources.clone(),
+        sentrace_pipeline::commit::for_store(store.clone(), seal.clone()),
     )?;
     let witness_metrics = (seal.is_some() && !cfg.seal.witness.is_empty())
         .then(|| Arc::new(witness::client::WitnessMetrics::new(&cfg.seal.witness)));
@@ -230,8 +231,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             .push(Box::new(move || d.render_metrics()));
     }
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
-    let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
-        .with_seal(seal.clone())
+    let pipeline = pipeline::Pipeline::new(registry.stages, registry.commit, metrics.clone())
         .with_durable(Some(durable));
     let auth = auth::Authenticator::new(auth::tokens_path(&opts.data_dir), &cfg.auth)?;
     auth.warm_up().await;

@@ -8,7 +8,8 @@
 //! span at position 0, see [`sentrace_store::SpanSeal`]), so one fsync makes both durable
 //! and the ack waits for that fsync (group commit; nothing else on the ack path). The log
 //! index is assigned under the tenant log's lock, and the record is queued for the WAL
-//! writer before that lock is released ([`sentrace_store::Store::append_sealed`]), so a
+//! writer before that lock is released ([`crate::commit::SealCommit`], after
+//! [`sentrace_store::Store::admit`]), so a
 //! log's records are in index order in the WAL: a torn tail loses only a suffix of
 //! unacknowledged entries.
 //!
@@ -301,8 +302,9 @@ impl Seal {
 
     /// Seals `entries` (the batch's spans, canonical bytes as stored, in batch order):
     /// builds the manifest, appends it to the tenant's log, tags the spans and queues the
-    /// WAL record while the log is still locked. Called by the store once the request can
-    /// no longer be refused; the receipt comes back through `receipt`.
+    /// WAL record while the log is still locked. Called by the commit step once the store
+    /// has admitted the request (so it can no longer be refused); the receipt comes back
+    /// through `receipt`.
     pub fn seal(
         &self,
         ctx: &BatchContext,
