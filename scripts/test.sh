@@ -26,6 +26,11 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "==> dependency rules (the write path carries no HTTP or gRPC stack)"
+if cargo tree -p sentrace-pipeline -e normal | grep -E "axum|hyper|tonic|tower|reqwest"; then
+  echo "sentrace-pipeline depends on an HTTP or gRPC crate (listed above)"; exit 1
+fi
+
 echo "==> cargo test"
 cargo test --workspace --quiet
 

@@ -11,15 +11,14 @@ pub mod bootstrap;
 pub mod breakglass;
 pub mod config;
 pub mod detect;
-pub mod durable;
 pub mod ingest;
-pub mod metrics;
-pub mod pipeline;
 pub mod seal;
-pub mod secrets;
 pub mod sources;
 pub mod tls;
 pub mod witness;
+
+// The write path lives in `sentrace-pipeline`; these keep the server's paths.
+pub use sentrace_pipeline::{durable, metrics, pipeline, secrets};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -195,17 +194,20 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             &cfg.detect,
             &opts.data_dir,
             keys.clone(),
+            Box::new(detect::sinks::Sinks::start(&cfg.detect.sinks)?),
         )?)
     } else {
         tracing::warn!("[detect] enabled = false: batches are not inspected for attacks");
         None
     };
     let mut registry = pipeline::stages(
-        &cfg,
+        &cfg.limits,
+        &cfg.minimize,
         keys.clone(),
         vault.clone(),
         detect.clone(),
         sources.clone(),
+        sentrace_pipeline::commit::for_store(store.clone(), seal.clone()),
     )?;
     let witness_metrics = (seal.is_some() && !cfg.seal.witness.is_empty())
         .then(|| Arc::new(witness::client::WitnessMetrics::new(&cfg.seal.witness)));
@@ -229,8 +231,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             .push(Box::new(move || d.render_metrics()));
     }
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
-    let pipeline = pipeline::Pipeline::new(registry.stages, store.clone(), metrics.clone())
-        .with_seal(seal.clone())
+    let pipeline = pipeline::Pipeline::new(registry.stages, registry.commit, metrics.clone())
         .with_durable(Some(durable));
     let auth = auth::Authenticator::new(auth::tokens_path(&opts.data_dir), &cfg.auth)?;
     auth.warm_up().await;

@@ -53,7 +53,8 @@ pub use scan::{
 };
 pub use search::SpanFilter;
 pub use store::{
-    BarrierFuture, FlushReport, ReadStats, SealedRead, Store, Submit, WAL_LOCATION, WalBarrier,
+    BarrierFuture, Durable, FlushReport, ReadStats, SealedRead, Store, Submit, WAL_LOCATION,
+    WalBarrier,
 };
 pub use vault::Vault;
 pub use wal::replay::{CorruptSegment, RecoveredManifest, RecoveryReport, TailCut};

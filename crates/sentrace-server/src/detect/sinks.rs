@@ -483,6 +483,20 @@ impl Sinks {
     }
 }
 
+impl sentrace_pipeline::detect::FindingSinks for Sinks {
+    fn send(&self, f: &Finding) {
+        Sinks::send(self, f);
+    }
+
+    fn call_webhook(&self, name: &str, f: &Finding) -> bool {
+        Sinks::call_webhook(self, name, f)
+    }
+
+    fn render_metrics(&self) -> String {
+        Sinks::render_metrics(self)
+    }
+}
+
 #[cfg(test)]
 #[path = "sinks_tests.rs"]
 mod tests;

@@ -12,7 +12,7 @@
 //!   checkpoint served at the well-known path.
 
 pub mod client;
-pub mod config;
+pub use sentrace_pipeline::seal::witness_config as config;
 pub mod server;
 pub mod state;
 

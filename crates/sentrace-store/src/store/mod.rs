@@ -68,7 +68,7 @@ struct Inner {
     barrier: Mutex<Option<Arc<dyn WalBarrier>>>,
 }
 
-/// Queues one request's record for the WAL writer (see [`Store::append_sealed`]).
+/// Queues one request's record for the WAL writer (see [`Store::admit`]).
 pub struct Submit {
     tx: mpsc::UnboundedSender<WalMsg>,
     tenant: TenantId,
@@ -93,6 +93,17 @@ impl Submit {
                 reply: self.reply,
             }))
             .map_err(|_| StoreError::Closed)
+    }
+}
+
+/// The durability of one admitted request (see [`Store::admit`]).
+pub struct Durable(oneshot::Receiver<Result<AppendReceipt, StoreError>>);
+
+impl Durable {
+    /// Resolves once the request's record is fsynced (group commit), or with the error
+    /// that kept it out of the WAL.
+    pub async fn wait(self) -> Result<AppendReceipt, StoreError> {
+        self.0.await.map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -256,25 +267,26 @@ impl Store {
         tenant: &TenantId,
         spans: Vec<SpanEntry>,
     ) -> Result<AppendReceipt, StoreError> {
-        self.append_sealed(tenant, spans, 0, |spans, submit| submit.send(spans))
-            .await
+        let (submit, durable) = self.admit(tenant, &spans, 0)?;
+        submit.send(spans)?;
+        durable.wait().await
     }
 
-    /// Like [`Store::append`], for a sealed batch: once every check has passed (so the
-    /// request can no longer be refused as busy or invalid), `seal` is called with the
-    /// spans and a [`Submit`]; under its log's lock it assigns the batch its log index,
-    /// tags the spans ([`crate::SpanSeal`], the manifest on position 0) and queues the
-    /// record with [`Submit::send`] *before* releasing the lock, so records of one log
-    /// reach the WAL in log-index order and a torn tail can only lose a suffix of the
-    /// log's entries, never one in the middle. `reserve` is the bytes the tags and
-    /// manifest add (charged against the queue bound).
-    pub async fn append_sealed(
+    /// Admits one request of `spans` for `tenant`: runs every check that can refuse it
+    /// (busy or invalid) and takes its room in the WAL queue. The caller then queues the
+    /// record with [`Submit::send`] and awaits [`Durable::wait`]. The pipeline's sealing
+    /// commit step seals in between: under its log's lock it assigns the batch its log
+    /// index, tags the spans ([`crate::SpanSeal`], the manifest on position 0) and sends
+    /// the record *before* releasing the lock, so records of one log reach the WAL in
+    /// log-index order and a torn tail can only lose a suffix of the log's entries, never
+    /// one in the middle. `reserve` is the bytes the tags and manifest add (charged
+    /// against the queue bound).
+    pub fn admit(
         &self,
         tenant: &TenantId,
-        spans: Vec<SpanEntry>,
+        spans: &[SpanEntry],
         reserve: usize,
-        seal: impl FnOnce(Vec<SpanEntry>, Submit) -> Result<(), StoreError>,
-    ) -> Result<AppendReceipt, StoreError> {
+    ) -> Result<(Submit, Durable), StoreError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
@@ -325,16 +337,15 @@ impl Store {
                 retry_after: self.retry_after(),
             })?;
         let (reply, rx) = oneshot::channel();
-        seal(
-            spans,
+        Ok((
             Submit {
                 tx: self.inner.tx.clone(),
                 tenant: tenant.clone(),
                 permit,
                 reply,
             },
-        )?;
-        rx.await.map_err(|_| StoreError::Closed)?
+            Durable(rx),
+        ))
     }
 
     /// The object store that holds the blocks (and, under `log/`, the transparency logs).

@@ -1,4 +1,4 @@
-//! What the witness clients ([`crate::witness::client`]) need from the logs: the latest
+//! What the witness clients (the server's `witness::client`) need from the logs: the latest
 //! checkpoints, consistency proofs read from the published tiles, and a place for the
 //! cosignatures. The cosigned checkpoint (the log's note with the witnesses' signature lines
 //! appended, C2SP `tlog-witness`/`tlog-cosignature`) replaces the `checkpoint` object, so it

@@ -2,11 +2,12 @@
 //! batch flows through them once before it is stored.
 //!
 //! ```text
-//! authenticate (transport) → validate → verify-source → [detect] → [minimize] → encode → [seal] → store
+//! authenticate (transport) → validate → verify-source → [detect] → [minimize] → encode → commit ([seal +] store)
 //! ```
 //!
-//! Spans are encoded once; the seal step hashes those very bytes (the manifest's
-//! `span_root`) and runs inside the store's append, under the log's lock, so the manifest
+//! Spans are encoded once; the commit step ([`crate::commit`]) is the registry's last entry.
+//! When sealing, it hashes those very bytes (the manifest's `span_root`) once the store has
+//! admitted the batch, and queues the WAL record under the log's lock, so the manifest
 //! shares the spans' WAL record (see [`crate::seal`]).
 //!
 //! Authentication happens at the transport edge, because it produces the [`Identity`] the
@@ -22,9 +23,10 @@ use sentrace_core::{
     canonical,
 };
 use sentrace_redact::{MinimizeStage, Redactor};
-use sentrace_store::{KeyRing, SpanEntry, Store, StoreError, Vault};
+use sentrace_store::{KeyRing, SpanEntry, StoreError, Vault};
 
-use crate::config::Config;
+use crate::commit::Commit;
+use crate::config::MinimizeConfig;
 use crate::metrics::Metrics;
 use crate::secrets::KeyRingSecrets;
 
@@ -48,24 +50,30 @@ impl Stage for ValidateStage {
 /// A stage's own metrics, rendered in Prometheus text format.
 pub type Exporter = Box<dyn Fn() -> String + Send + Sync>;
 
-/// The registered stages, in order, and their metric exporters.
+/// The registered stages, in order, the commit step that ends them, and their metric
+/// exporters.
 pub struct Registry {
     /// Stages in the order they run.
     pub stages: Vec<Arc<dyn Stage>>,
+    /// What makes a batch durable once every stage has passed it (see [`crate::commit`]).
+    pub commit: Arc<dyn Commit>,
     /// Metric exporters of the stages that have them.
     pub exporters: Vec<Exporter>,
 }
 
-/// The stages in the order they run. This is the only place that knows the order.
+/// The stages in the order they run, then `commit` (see [`crate::commit::for_store`]).
+/// This is the only place that knows the order.
 pub fn stages(
-    cfg: &Config,
+    limits: &Limits,
+    minimize: &MinimizeConfig,
     keys: Arc<KeyRing>,
     vault: Arc<Vault>,
     detect: Option<Arc<crate::detect::Runtime>>,
     sources: Arc<crate::sources::Sources>,
+    commit: Arc<dyn Commit>,
 ) -> anyhow::Result<Registry> {
     let mut stages: Vec<Arc<dyn Stage>> = vec![Arc::new(ValidateStage {
-        limits: cfg.limits.clone(),
+        limits: limits.clone(),
     })];
     let mut exporters: Vec<Exporter> = Vec::new();
     // Source signatures cover the spans as sent, so they are checked before any stage
@@ -77,8 +85,8 @@ pub fn stages(
         stages.push(Arc::new(crate::detect::DetectStage::new(rt.clone())));
         exporters.push(Box::new(move || rt.render_metrics()));
     }
-    if cfg.minimize.enabled {
-        let policy = cfg.minimize.policy()?;
+    if minimize.enabled {
+        let policy = minimize.policy()?;
         let redactor = Arc::new(
             Redactor::new(policy)
                 .map_err(|e| anyhow::anyhow!("building the minimization policy: {e}"))?,
@@ -92,7 +100,11 @@ pub fn stages(
     } else {
         tracing::warn!("[minimize] enabled = false: spans are stored without minimization");
     }
-    Ok(Registry { stages, exporters })
+    Ok(Registry {
+        stages,
+        commit,
+        exporters,
+    })
 }
 
 /// What a successful export reports back (OTLP partial success).
@@ -108,12 +120,11 @@ pub struct IngestOutcome {
     pub receipt: Option<crate::seal::Receipt>,
 }
 
-/// Stages plus the store.
+/// Stages plus the commit step.
 pub struct Pipeline {
     stages: Vec<Arc<dyn Stage>>,
-    store: Store,
+    commit: Arc<dyn Commit>,
     metrics: Arc<Metrics>,
-    seal: Option<Arc<crate::seal::Seal>>,
     durable: Option<Arc<crate::durable::DurableWrites>>,
 }
 
@@ -124,21 +135,18 @@ fn now_nanos() -> u64 {
 }
 
 impl Pipeline {
-    /// A pipeline over `stages` that stores into `store`.
-    pub fn new(stages: Vec<Arc<dyn Stage>>, store: Store, metrics: Arc<Metrics>) -> Self {
+    /// A pipeline over `stages` that ends in `commit` (both from the [`Registry`]).
+    pub fn new(
+        stages: Vec<Arc<dyn Stage>>,
+        commit: Arc<dyn Commit>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             stages,
-            store,
+            commit,
             metrics,
-            seal: None,
             durable: None,
         }
-    }
-
-    /// Seals every stored batch into `seal`'s logs.
-    pub fn with_seal(mut self, seal: Option<Arc<crate::seal::Seal>>) -> Self {
-        self.seal = seal;
-        self
     }
 
     /// Awaits the writes the stages queued (vault, journals, response audit) before each
@@ -190,20 +198,8 @@ impl Pipeline {
         let accepted = entries.len() as u64;
         let mut receipt = None;
         if !entries.is_empty() {
-            let appended = match &self.seal {
-                Some(seal) => {
-                    let reserve = crate::seal::Seal::reserve(entries.len());
-                    let ctx = &batch.context;
-                    let receipt = &mut receipt;
-                    self.store
-                        .append_sealed(&tenant, entries, reserve, |spans, submit| {
-                            seal.seal(ctx, spans, submit, receipt)
-                        })
-                        .await
-                }
-                None => self.store.append(&tenant, entries).await,
-            };
-            appended.map_err(|e| match e {
+            let committed = self.commit.commit(&batch.context, entries).await;
+            receipt = committed.map_err(|e| match e {
                 StoreError::Busy { retry_after } => {
                     self.metrics.ingest_busy();
                     StageError::Exhausted {
@@ -212,7 +208,8 @@ impl Pipeline {
                     }
                 }
                 other => {
-                    tracing::error!(error = %other, "store append failed");
+                    let step = self.commit.name();
+                    tracing::error!(error = %other, commit = step, "store append failed");
                     self.metrics.ingest_internal();
                     StageError::Internal(other.to_string())
                 }

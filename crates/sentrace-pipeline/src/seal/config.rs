@@ -22,7 +22,7 @@ pub struct SealConfig {
     pub witness_quorum: usize,
     /// Witnesses (C2SP tlog-witness) asked to cosign every published checkpoint, off the
     /// ack path; their cosignatures are appended to the served checkpoint.
-    pub witness: Vec<crate::witness::config::WitnessConfig>,
+    pub witness: Vec<super::witness_config::WitnessConfig>,
 }
 
 impl Default for SealConfig {
@@ -47,6 +47,6 @@ impl SealConfig {
         self.checkpoint
             .validate()
             .map_err(|e| format!("[seal.checkpoint] {e}"))?;
-        crate::witness::config::validate_witnesses(&self.witness, self.witness_quorum)
+        super::witness_config::validate_witnesses(&self.witness, self.witness_quorum)
     }
 }

@@ -1,4 +1,4 @@
-//! Configuration: the witness's own file (`sentrace witness --config`) and the server's
+//! Witness configuration: the witness's own file (`sentrace witness --config`) and the server's
 //! `[[seal.witness]]` entries.
 
 use std::collections::BTreeMap;

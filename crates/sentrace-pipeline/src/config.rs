@@ -1,0 +1,58 @@
+//! The configuration sections the write path owns and that are not a stage's own folder
+//! (`[minimize]`); the server's `Config` embeds them, so the TOML is unchanged.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use sentrace_redact::Policy;
+
+/// The minimize stage.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinimizeConfig {
+    /// Minimize every span before it is sealed and stored. Turn off only to measure.
+    pub enabled: bool,
+    /// A redaction policy file (TOML; see `sentrace-redact`'s `default_policy.toml`).
+    /// Without it the built-in default policy applies.
+    pub policy: Option<PathBuf>,
+    /// The parsed policy (filled by `Config::load_policies`).
+    #[serde(skip)]
+    pub loaded: Option<Policy>,
+}
+
+impl Default for MinimizeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            policy: None,
+            loaded: None,
+        }
+    }
+}
+
+impl PartialEq for MinimizeConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.enabled == other.enabled && self.policy == other.policy
+    }
+}
+
+impl MinimizeConfig {
+    /// The policy to apply: the loaded file, or the built-in default.
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        match &self.loaded {
+            Some(p) => Ok(p.clone()),
+            None => match &self.policy {
+                Some(path) => load_policy(path),
+                None => Ok(Policy::default()),
+            },
+        }
+    }
+}
+
+/// Reads and parses a redaction policy file; errors name the file, line and reason.
+pub fn load_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading redaction policy {}: {e}", path.display()))?;
+    Ok(Policy::from_toml(&text, &path.display().to_string())?)
+}
