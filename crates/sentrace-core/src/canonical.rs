@@ -21,7 +21,7 @@
 //! reproduces them exactly.
 
 use prost::Message;
-use prost::encoding::{WireType, encode_key, encode_varint, message, string};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, message, string};
 
 use crate::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
@@ -72,27 +72,52 @@ impl<'a> ResourceEncoder<'a> {
     }
 
     /// Appends the canonical v1 encoding of `span` of scope `ss`, whose pre-encoded scope
-    /// field is `scope` (from [`ResourceEncoder::scope`]).
-    pub fn encode_into(&self, out: &mut Vec<u8>, ss: &ScopeSpans, scope: &[u8], span: &Span) {
-        let scope_len = scope.len()
-            + message::encoded_len(2, span)
-            + if ss.schema_url.is_empty() {
-                0
-            } else {
-                string::encoded_len(3, &ss.schema_url)
-            };
+    /// field is `scope` (from [`ResourceEncoder::scope`]). Sizes the span once, reserves
+    /// exactly what it appends, and returns the number of bytes appended.
+    pub fn encode_into(
+        &self,
+        out: &mut Vec<u8>,
+        ss: &ScopeSpans,
+        scope: &[u8],
+        span: &Span,
+    ) -> usize {
+        let span_len = span.encoded_len();
+        let schema = if ss.schema_url.is_empty() {
+            0
+        } else {
+            string::encoded_len(3, &ss.schema_url)
+        };
+        let scope_len = scope.len() + 1 + encoded_len_varint(span_len as u64) + span_len + schema;
+        let rs_schema = if self.rs.schema_url.is_empty() {
+            0
+        } else {
+            string::encoded_len(3, &self.rs.schema_url)
+        };
+        let total = 1
+            + self.resource.len()
+            + 1
+            + encoded_len_varint(scope_len as u64)
+            + scope_len
+            + rs_schema;
+        out.reserve(total);
+        let start = out.len();
         out.push(VERSION_1);
         out.extend_from_slice(&self.resource);
         encode_key(2, WireType::LengthDelimited, out);
         encode_varint(scope_len as u64, out);
         out.extend_from_slice(scope);
-        message::encode(2, span, out);
+        // `message::encode(2, span, out)`, without sizing the span a second time.
+        encode_key(2, WireType::LengthDelimited, out);
+        encode_varint(span_len as u64, out);
+        span.encode_raw(out);
         if !ss.schema_url.is_empty() {
             string::encode(3, &ss.schema_url, out);
         }
         if !self.rs.schema_url.is_empty() {
             string::encode(3, &self.rs.schema_url, out);
         }
+        debug_assert_eq!(out.len() - start, total);
+        out.len() - start
     }
 }
 

@@ -226,37 +226,152 @@ impl Pipeline {
     }
 }
 
-/// Encodes every span once, canonically, and derives the index fields from the decoded span
-/// already in hand (no re-parse).
+/// Encodes every span once, canonically, into one buffer for the whole batch (each entry's
+/// bytes are a slice of it: one allocation per batch instead of several per span), and
+/// derives the index fields from the decoded span already in hand (no re-parse).
 fn encode_entries(batch: &Batch) -> Result<Vec<SpanEntry>, StageError> {
-    let mut out = Vec::with_capacity(batch.span_count());
+    let spans = batch.span_count();
+    let mut buf = Vec::with_capacity(spans.saturating_mul(1024));
+    let mut ends = Vec::with_capacity(spans);
     for rs in &batch.resource_spans {
-        let service = sentrace_core::otlp::service_name(rs.resource.as_ref());
         let encoder = canonical::ResourceEncoder::new(rs);
         for ss in &rs.scope_spans {
             let scope = canonical::ResourceEncoder::scope(ss);
             for span in &ss.spans {
-                let mut bytes = Vec::with_capacity(256);
-                encoder.encode_into(&mut bytes, ss, &scope, span);
-                let invalid = |e: sentrace_core::IdError| StageError::Invalid(e.to_string());
-                out.push(SpanEntry {
-                    trace_id: TraceId::from_slice(&span.trace_id).map_err(invalid)?,
-                    span_id: SpanId::from_slice(&span.span_id).map_err(invalid)?,
-                    parent_span_id: if span.parent_span_id.is_empty() {
-                        None
-                    } else {
-                        Some(SpanId::from_slice(&span.parent_span_id).map_err(invalid)?)
-                    },
-                    service: service.to_string(),
-                    name: span.name.clone(),
-                    kind: span.kind,
-                    start_unix_nanos: span.start_time_unix_nano,
-                    end_unix_nanos: span.end_time_unix_nano,
-                    canonical: Bytes::from(bytes),
-                    seal: None,
-                });
+                encoder.encode_into(&mut buf, ss, &scope, span);
+                ends.push(buf.len());
             }
         }
     }
+    let buf = Bytes::from(buf);
+    let mut out = Vec::with_capacity(spans);
+    let mut ends = ends.into_iter();
+    let mut start = 0;
+    for rs in &batch.resource_spans {
+        let service = sentrace_core::otlp::service_name(rs.resource.as_ref());
+        for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+            let end = ends.next().unwrap_or(start);
+            let invalid = |e: sentrace_core::IdError| StageError::Invalid(e.to_string());
+            out.push(SpanEntry {
+                trace_id: TraceId::from_slice(&span.trace_id).map_err(invalid)?,
+                span_id: SpanId::from_slice(&span.span_id).map_err(invalid)?,
+                parent_span_id: if span.parent_span_id.is_empty() {
+                    None
+                } else {
+                    Some(SpanId::from_slice(&span.parent_span_id).map_err(invalid)?)
+                },
+                service: service.to_string(),
+                name: span.name.clone(),
+                kind: span.kind,
+                start_unix_nanos: span.start_time_unix_nano,
+                end_unix_nanos: span.end_time_unix_nano,
+                canonical: buf.slice(start..end),
+                seal: None,
+            });
+            start = end;
+        }
+    }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sentrace_core::proto::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+    use sentrace_core::proto::resource::v1::Resource;
+    use sentrace_core::proto::trace::v1::{ScopeSpans, Span};
+    use sentrace_core::{Identity, TenantId};
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn span(n: u8, attrs: usize) -> Span {
+        Span {
+            trace_id: vec![n; 16],
+            span_id: vec![n; 8],
+            parent_span_id: if n.is_multiple_of(2) { vec![n + 1; 8] } else { vec![] },
+            name: format!("op{n}"),
+            attributes: (0..attrs)
+                .map(|i| kv(&format!("k{i}"), &"v".repeat(i * 40)))
+                .collect(),
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            ..Default::default()
+        }
+    }
+
+    /// Every entry's bytes, sliced out of the one batch buffer, are exactly the span's own
+    /// canonical encoding, across resources, scopes, schema URLs and span sizes.
+    #[test]
+    fn batch_buffer_slices_are_each_spans_canonical_bytes() {
+        let resource = |svc: &str| {
+            Some(Resource {
+                attributes: vec![kv("service.name", svc)],
+                ..Default::default()
+            })
+        };
+        let rs = vec![
+            ResourceSpans {
+                resource: resource("a"),
+                scope_spans: vec![
+                    ScopeSpans {
+                        scope: Some(InstrumentationScope {
+                            name: "lib".into(),
+                            ..Default::default()
+                        }),
+                        spans: vec![span(1, 0), span(2, 30)],
+                        schema_url: "s".into(),
+                    },
+                    ScopeSpans::default(),
+                    ScopeSpans {
+                        spans: vec![span(3, 3)],
+                        ..Default::default()
+                    },
+                ],
+                schema_url: "r".into(),
+            },
+            ResourceSpans::default(),
+            ResourceSpans {
+                resource: resource("b"),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span(4, 1)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        ];
+        let tenant = TenantId::new("t").unwrap();
+        let batch = Batch {
+            context: BatchContext::new(Identity::new(tenant, "p", sentrace_core::Role::Ingest), 1),
+            resource_spans: rs.clone(),
+        };
+        let entries = encode_entries(&batch).unwrap();
+        let mut expect = Vec::new();
+        for r in &rs {
+            for ss in &r.scope_spans {
+                for s in &ss.spans {
+                    expect.push((canonical::encode(r, ss, s), s.name.clone()));
+                }
+            }
+        }
+        assert_eq!(entries.len(), 4);
+        for (e, (bytes, name)) in entries.iter().zip(&expect) {
+            assert_eq!(&e.canonical[..], &bytes[..], "span {name}");
+            assert_eq!(&e.name, name);
+            assert_eq!(
+                SpanEntry::from_canonical(e.canonical.clone())
+                    .unwrap()
+                    .service,
+                e.service
+            );
+        }
+        assert_eq!(entries[3].service, "b");
+    }
 }
