@@ -27,8 +27,12 @@ pub struct StoreConfig {
     pub max_queue_bytes: usize,
     /// A WAL segment is closed and a new one started once it reaches this size in bytes.
     pub wal_segment_bytes: u64,
-    /// Maximum number of rows in one Parquet row group (the unit of pruning).
+    /// Maximum number of rows in one Parquet row group (the unit of pruning and of reading).
     pub block_row_group_rows: usize,
+    /// zstd level of block columns (1-22): higher is smaller and slower to write.
+    pub block_zstd_level: i32,
+    /// Decrypted block footers kept in memory (least recently used out first); 0 keeps none.
+    pub block_footer_cache: usize,
     /// What to do when replay finds a damaged record that is not the tail of the last
     /// segment: `false` (default) refuses to open the store; `true` keeps the records
     /// before the damage, renames the segment to `*.corrupt` for forensics and reports it.
@@ -43,7 +47,9 @@ impl Default for StoreConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
             max_queue_bytes: 64 << 20,
             wal_segment_bytes: 64 << 20,
-            block_row_group_rows: 8192,
+            block_row_group_rows: 2048,
+            block_zstd_level: 1,
+            block_footer_cache: 256,
             quarantine_corrupt_wal: false,
         }
     }
@@ -75,6 +81,9 @@ impl StoreConfig {
         }
         if self.block_row_group_rows == 0 {
             return bad("block_row_group_rows", "must be at least 1");
+        }
+        if !(1..=22).contains(&self.block_zstd_level) {
+            return bad("block_zstd_level", "must be between 1 and 22");
         }
         Ok(())
     }

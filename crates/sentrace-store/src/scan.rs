@@ -11,7 +11,7 @@ use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sentrace_core::TenantId;
 
-use crate::block::{BlockInfo, load_meta, read_rows};
+use crate::block::{BlockInfo, Sparse, load_meta, read_rows};
 use crate::wal::format;
 use crate::wal::replay::{Outcome, RecoveryReport, replay_segment};
 use crate::{KeyRing, SpanEntry, StoreError};
@@ -104,9 +104,10 @@ async fn read_block_as(
             reason: "block integrity tag is missing".into(),
         })?;
         crate::block::mac::check(&keys, &tenant, &name, &bytes, &sidecar)?;
-        let meta = load_meta(&bytes, &keys, &tenant, &name)?;
+        let file = Sparse::whole(bytes);
+        let meta = load_meta(&file, &keys, &tenant, &name)?;
         let groups = (0..meta.arrow.metadata().num_row_groups()).collect();
-        read_rows(bytes, &meta, &name, groups, &|_| true)
+        read_rows(file, &meta, &name, groups, &|_| true)
     })
     .await
     .map_err(|e| StoreError::Task(e.to_string()))

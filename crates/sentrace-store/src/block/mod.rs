@@ -11,10 +11,21 @@
 //!
 //! Each row group has a split-block bloom filter (the Parquet SBBF) over trace ids. arrow-rs
 //! 60 writes Parquet's own bloom filters unencrypted even in encrypted files, so ours are
-//! kept in the encrypted footer's key-value metadata instead.
+//! kept in the encrypted footer's key-value metadata instead, beside a block index (a bloom
+//! filter over the whole block and each service's start-time range) that the store keeps in
+//! memory to skip blocks without opening them.
+//!
+//! Layout v2 ([`COLUMNS`]) stores each canonical span in parts ([`layout`]): resource and
+//! scope in dictionary-encoded columns, the span body apart. Layout v1 ([`COLUMNS_V1`],
+//! the canonical bytes whole) is still read.
 
+mod index;
+pub(crate) mod layout;
 pub(crate) mod mac;
+#[cfg(test)]
+mod measure;
 mod read;
+mod sparse;
 mod write;
 
 use std::sync::{Arc, OnceLock};
@@ -22,8 +33,10 @@ use std::sync::{Arc, OnceLock};
 use object_store::path::Path as ObjectPath;
 use sentrace_core::TenantId;
 
+pub(crate) use index::BlockIndex;
 pub(crate) use read::{BlockMeta, load_meta, read_rows};
-pub(crate) use write::build_block;
+pub(crate) use sparse::{Sparse, coalesce};
+pub(crate) use write::{BlockOptions, build_block};
 
 use crate::StoreError;
 use crate::crypto::{Secret32, put_field};
@@ -33,9 +46,30 @@ use crate::keys::Dek;
 pub(crate) const BLOOM_KEY: &str = "sentrace.bloom.v1";
 /// Key-value metadata key holding the block summary.
 pub(crate) const SUMMARY_KEY: &str = "sentrace.block.v1";
+/// Key-value metadata key holding the [`BlockIndex`].
+pub(crate) const INDEX_KEY: &str = "sentrace.index.v1";
 
-/// Column names, in schema order.
-pub(crate) const COLUMNS: [&str; 12] = [
+/// Column names of layout v2, in schema order.
+pub(crate) const COLUMNS: [&str; 15] = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "name",
+    "kind",
+    "start_unix_nanos",
+    "end_unix_nanos",
+    "duration_nanos",
+    "layout",
+    "resource",
+    "scope",
+    "body",
+    "log_index",
+    "log_position",
+];
+
+/// Column names of layout v1 (canonical bytes whole), in schema order.
+pub(crate) const COLUMNS_V1: [&str; 12] = [
     "trace_id",
     "span_id",
     "parent_span_id",
@@ -62,8 +96,8 @@ pub(crate) struct BlockInfo {
     pub min_start_ms: u64,
     /// Latest span end in the block, Unix milliseconds (from the name).
     pub max_end_ms: u64,
-    /// Decrypted footer, loaded on first use.
-    pub meta: OnceLock<Arc<BlockMeta>>,
+    /// The block's index, loaded from its footer on first use and kept (it is small).
+    pub index: OnceLock<Arc<BlockIndex>>,
 }
 
 impl BlockInfo {
@@ -100,7 +134,7 @@ impl BlockInfo {
             name,
             min_start_ms,
             max_end_ms,
-            meta: OnceLock::new(),
+            index: OnceLock::new(),
         })
     }
 
@@ -144,7 +178,7 @@ pub(crate) fn parse_key_metadata(meta: &[u8]) -> Option<(u32, String)> {
     let text = std::str::from_utf8(meta).ok()?;
     let rest = text.strip_prefix("sentrace:v1:")?;
     let (id, purpose) = rest.split_once(':')?;
-    if !COLUMNS.contains(&purpose) && purpose != "footer" {
+    if !COLUMNS.contains(&purpose) && !COLUMNS_V1.contains(&purpose) && purpose != "footer" {
         return None;
     }
     Some((id.parse().ok()?, purpose.to_string()))
@@ -168,7 +202,7 @@ mod tests {
             .map(|i| span(i, i, "svc", "op", i * 1000, i * 1000 + 5, &[("k", "v")]))
             .collect();
         let name = BlockInfo::new_name(0, 1).unwrap();
-        let bytes = build_block(&acme, &dek, &name, &spans, 4).unwrap();
+        let bytes = build_block(&acme, &dek, &name, &spans, BlockOptions::new(4)).unwrap();
         let tag = mac::seal(&dek, &acme, &name, &bytes).unwrap();
         mac::check(&keys, &acme, &name, &bytes, &tag).unwrap();
         for at in 0..bytes.len() {
@@ -207,15 +241,15 @@ mod tests {
             .map(|i| span(i, i, "svc", "op", i * 1000, i * 1000 + 5, &[("k", "v")]))
             .collect();
         let name = BlockInfo::new_name(0, 1).unwrap();
-        let bytes = build_block(&acme, &dek, &name, &spans, 8).unwrap();
+        let bytes = build_block(&acme, &dek, &name, &spans, BlockOptions::new(8)).unwrap();
         // Parquet Modular Encryption with an encrypted footer ends in "PARE".
         assert_eq!(&bytes[bytes.len() - 4..], b"PARE");
 
-        let meta = load_meta(&bytes, &keys, &acme, &name).unwrap();
+        let meta = load_meta(&Sparse::whole(bytes.clone()), &keys, &acme, &name).unwrap();
         assert_eq!(meta.row_groups.len(), 4);
         assert!(meta.blooms.iter().all(Option::is_some));
         let all: Vec<usize> = (0..4).collect();
-        let rows = read_rows(bytes.clone(), &meta, &name, all, &|_| true).unwrap();
+        let rows = read_rows(Sparse::whole(bytes.clone()), &meta, &name, all, &|_| true).unwrap();
         assert_eq!(rows, spans);
         let rgs = meta.row_groups_for_trace(&spans[20].trace_id);
         assert_eq!(rgs, vec![2]);
@@ -225,23 +259,80 @@ mod tests {
             KeyRing::open(&dir.path().join("o"), &MasterKey::generate().unwrap()).unwrap(),
         );
         other_ring.current_dek(&acme).unwrap();
-        let err = load_meta(&bytes, &other_ring, &acme, &name).unwrap_err();
+        let err = load_meta(&Sparse::whole(bytes.clone()), &other_ring, &acme, &name).unwrap_err();
         assert!(matches!(err, StoreError::Parquet { .. }), "{err}");
         // Renamed block or another tenant: the AAD prefix and derived keys differ.
         let renamed = BlockInfo::new_name(0, 1).unwrap();
-        assert!(load_meta(&bytes, &keys, &acme, &renamed).is_err());
+        assert!(load_meta(&Sparse::whole(bytes.clone()), &keys, &acme, &renamed).is_err());
         keys.current_dek(&TenantId::new("evil").unwrap()).unwrap();
-        assert!(load_meta(&bytes, &keys, &TenantId::new("evil").unwrap(), &name).is_err());
+        assert!(
+            load_meta(
+                &Sparse::whole(bytes.clone()),
+                &keys,
+                &TenantId::new("evil").unwrap(),
+                &name
+            )
+            .is_err()
+        );
         // Without decryption properties Parquet refuses the file.
         assert!(
             parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).is_err()
         );
         // A shredded tenant gets a clear KeyUnavailable.
         keys.shred(&acme).unwrap();
-        let fresh = build_block(&acme, &dek, &name, &spans, 8).unwrap();
+        let fresh = build_block(&acme, &dek, &name, &spans, BlockOptions::new(8)).unwrap();
         assert!(matches!(
-            load_meta(&fresh, &keys, &acme, &name),
+            load_meta(&Sparse::whole(fresh), &keys, &acme, &name),
             Err(StoreError::KeyUnavailable { key_id: 1, .. })
         ));
+    }
+
+    /// Spans with a resource, a scope and 20 attributes are stored in parts (resource and
+    /// scope dictionary-encoded, body apart) and read back byte for byte; the parts take
+    /// less room than whole spans.
+    #[test]
+    fn split_layout_reads_back_the_exact_canonical_bytes_in_less_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(KeyRing::open(dir.path(), &MasterKey::generate().unwrap()).unwrap());
+        let acme = TenantId::new("acme").unwrap();
+        let dek = keys.current_dek(&acme).unwrap();
+        let mut spans: Vec<_> = (0..3000u64).map(crate::testutil::typical_span).collect();
+        spans.sort_by(|a, b| {
+            a.trace_id
+                .cmp(&b.trace_id)
+                .then(a.start_unix_nanos.cmp(&b.start_unix_nanos))
+                .then(a.span_id.cmp(&b.span_id))
+        });
+        let name = BlockInfo::new_name(0, 1).unwrap();
+        let split = build_block(&acme, &dek, &name, &spans, BlockOptions::new(1000)).unwrap();
+        let whole_opts = BlockOptions {
+            split: false,
+            ..BlockOptions::new(1000)
+        };
+        let whole = build_block(&acme, &dek, &name, &spans, whole_opts).unwrap();
+        assert!(
+            split.len() < whole.len(),
+            "split {} vs whole {}",
+            split.len(),
+            whole.len()
+        );
+        for bytes in [split, whole] {
+            let file = Sparse::whole(bytes);
+            let meta = load_meta(&file, &keys, &acme, &name).unwrap();
+            let groups: Vec<usize> = (0..meta.row_groups.len()).collect();
+            let rows = read_rows(file, &meta, &name, groups, &|_| true).unwrap();
+            assert_eq!(rows.len(), spans.len());
+            for (got, want) in rows.iter().zip(&spans) {
+                assert_eq!(got.canonical, want.canonical);
+                // The index columns agree with what the canonical bytes say.
+                assert_eq!(
+                    crate::SpanEntry::from_canonical(got.canonical.clone())
+                        .unwrap()
+                        .span_id,
+                    got.span_id
+                );
+            }
+            assert_eq!(rows, spans);
+        }
     }
 }

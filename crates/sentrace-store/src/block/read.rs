@@ -14,9 +14,13 @@ use parquet::bloom_filter::Sbbf;
 use parquet::encryption::decrypt::{FileDecryptionProperties, KeyRetriever};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::RowGroupMetaData;
+use parquet::file::reader::Length;
 use sentrace_core::{SpanId, TenantId, TraceId};
 
-use super::{BLOOM_KEY, COLUMNS, aad_prefix, block_key, parse_key_metadata};
+use super::index::BlockIndex;
+use super::layout::{Layout, assemble};
+use super::sparse::Sparse;
+use super::{BLOOM_KEY, COLUMNS, COLUMNS_V1, INDEX_KEY, aad_prefix, block_key, parse_key_metadata};
 use crate::{KeyRing, SpanEntry, StoreError};
 
 /// Longest bloom-filter metadata accepted from a footer.
@@ -68,6 +72,19 @@ pub(crate) struct BlockMeta {
     pub arrow: ArrowReaderMetadata,
     pub row_groups: Vec<RgStats>,
     pub blooms: Vec<Option<Sbbf>>,
+    /// The block index (empty for blocks written before it existed).
+    pub index: Arc<BlockIndex>,
+    /// Length of the block file.
+    pub file_len: u64,
+}
+
+/// Index of a column by name in a footer's schema.
+fn column(md: &parquet::file::metadata::ParquetMetaData, name: &str) -> Option<usize> {
+    md.file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.name() == name)
 }
 
 impl std::fmt::Debug for BlockMeta {
@@ -129,34 +146,49 @@ fn map_err(retriever: &Retriever, name: &str, e: ParquetError) -> StoreError {
     }
 }
 
-/// Decrypts and parses a block's footer.
+/// Decrypts and parses a block's footer (`file` needs only hold the footer).
 pub(crate) fn load_meta(
-    bytes: &Bytes,
+    file: &Sparse,
     keys: &Arc<KeyRing>,
     tenant: &TenantId,
     name: &str,
 ) -> Result<BlockMeta, StoreError> {
     let (opts, retriever) = options(keys, tenant, name)?;
-    let arrow = ArrowReaderMetadata::load(bytes, opts).map_err(|e| map_err(&retriever, name, e))?;
+    let arrow = ArrowReaderMetadata::load(file, opts).map_err(|e| map_err(&retriever, name, e))?;
     let md = arrow.metadata();
     let bad = |reason: String| StoreError::Corrupt {
         path: name.into(),
         offset: 0,
         reason,
     };
-    if arrow.schema().fields().len() != COLUMNS.len() {
+    let names: Vec<&str> = arrow
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    if names != COLUMNS && names != COLUMNS_V1 {
         return Err(bad("unexpected block schema".into()));
     }
+    let at = |name: &str| column(md, name).ok_or_else(|| bad(format!("no column {name}")));
+    let (trace, start, duration, service, sname, log_index) = (
+        at("trace_id")?,
+        at("start_unix_nanos")?,
+        at("duration_nanos")?,
+        at("service")?,
+        at("name")?,
+        at("log_index")?,
+    );
     let row_groups: Vec<RgStats> = md
         .row_groups()
         .iter()
         .map(|rg| RgStats {
-            trace: bytes_range(rg, 0),
-            start: u64_range(rg, 6),
-            duration: u64_range(rg, 8),
-            service: bytes_range(rg, 3),
-            name: bytes_range(rg, 4),
-            log_index: u64_range(rg, 10),
+            trace: bytes_range(rg, trace),
+            start: u64_range(rg, start),
+            duration: u64_range(rg, duration),
+            service: bytes_range(rg, service),
+            name: bytes_range(rg, sname),
+            log_index: u64_range(rg, log_index),
         })
         .collect();
     let kv = md.file_metadata().key_value_metadata();
@@ -182,14 +214,37 @@ pub(crate) fn load_meta(
         }
         _ => vec![None; row_groups.len()],
     };
+    let index_json = kv
+        .and_then(|kv| kv.iter().find(|k| k.key == INDEX_KEY))
+        .and_then(|k| k.value.as_deref());
+    let index = BlockIndex::parse(index_json)
+        .map_err(bad)?
+        .unwrap_or_default();
     Ok(BlockMeta {
         arrow,
         row_groups,
         blooms,
+        index: Arc::new(index),
+        file_len: file.len(),
     })
 }
 
 impl BlockMeta {
+    /// The byte ranges of the column chunks of `row_groups`, for a ranged fetch.
+    pub fn ranges(&self, row_groups: &[usize]) -> Vec<std::ops::Range<u64>> {
+        let md = self.arrow.metadata();
+        let mut out = Vec::new();
+        for &rg in row_groups {
+            if let Some(rg) = md.row_groups().get(rg) {
+                for c in rg.columns() {
+                    let (start, len) = c.byte_range();
+                    out.push(start..start.saturating_add(len));
+                }
+            }
+        }
+        out
+    }
+
     /// Row groups that may hold `trace_id`: min/max statistics, then the bloom filter.
     pub fn row_groups_for_trace(&self, trace_id: &TraceId) -> Vec<usize> {
         let t = trace_id.as_bytes().as_slice();
@@ -228,9 +283,11 @@ impl BlockMeta {
     }
 }
 
-/// Reads the given row groups and keeps the rows `keep` accepts.
+/// Reads the given row groups and keeps the rows `keep` accepts; `keep` is called before
+/// the canonical bytes are rebuilt and sees them empty (`file` must hold their
+/// column chunks: [`BlockMeta::ranges`]).
 pub(crate) fn read_rows(
-    bytes: Bytes,
+    file: Sparse,
     meta: &BlockMeta,
     name: &str,
     row_groups: Vec<usize>,
@@ -243,7 +300,7 @@ pub(crate) fn read_rows(
     if row_groups.is_empty() {
         return Ok(Vec::new());
     }
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta.arrow.clone())
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.arrow.clone())
         .with_row_groups(row_groups)
         .build()
         .map_err(err)?;
@@ -269,55 +326,80 @@ fn rows(
         offset: 0,
         reason,
     };
-    let col = |i: usize| b.column(i);
-    let fsb = |i: usize| {
-        col(i)
-            .as_fixed_size_binary_opt()
-            .ok_or_else(|| bad(format!("column {} has the wrong type", COLUMNS[i])))
+    let col = |name: &str| {
+        b.column_by_name(name)
+            .ok_or_else(|| bad(format!("column {name} is missing")))
     };
-    let trace = fsb(0)?;
-    let span = fsb(1)?;
-    let parent = fsb(2)?;
-    let service = col(3)
-        .as_string_opt::<i32>()
-        .ok_or_else(|| bad("service type".into()))?;
-    let sname = col(4)
-        .as_string_opt::<i32>()
-        .ok_or_else(|| bad("name type".into()))?;
-    let kind = col(5)
+    let fsb = |name: &str| {
+        col(name)?
+            .as_fixed_size_binary_opt()
+            .ok_or_else(|| bad(format!("column {name} has the wrong type")))
+    };
+    let utf8 = |name: &str| {
+        col(name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| bad(format!("column {name} has the wrong type")))
+    };
+    let binary = |name: &str| {
+        col(name)?
+            .as_binary_opt::<i32>()
+            .ok_or_else(|| bad(format!("column {name} has the wrong type")))
+    };
+    let wrong = |name: &str| bad(format!("column {name} has the wrong type"));
+    let trace = fsb("trace_id")?;
+    let span = fsb("span_id")?;
+    let parent = fsb("parent_span_id")?;
+    let service = utf8("service")?;
+    let sname = utf8("name")?;
+    let kind = col("kind")?
         .as_primitive_opt::<Int32Type>()
-        .ok_or_else(|| bad("kind type".into()))?;
-    let start = col(6)
+        .ok_or_else(|| wrong("kind"))?;
+    let start = col("start_unix_nanos")?
         .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| bad("start type".into()))?;
-    let end = col(7)
+        .ok_or_else(|| wrong("start_unix_nanos"))?;
+    let end = col("end_unix_nanos")?
         .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| bad("end type".into()))?;
-    let canonical = col(9)
-        .as_binary_opt::<i32>()
-        .ok_or_else(|| bad("canonical type".into()))?;
-    let log_index = col(10)
+        .ok_or_else(|| wrong("end_unix_nanos"))?;
+    // Layout v2: the canonical bytes in parts; v1: whole in `canonical`.
+    let parts = match b.column_by_name("layout") {
+        Some(l) => Some((
+            l.as_primitive_opt::<Int32Type>()
+                .ok_or_else(|| wrong("layout"))?,
+            binary("resource")?,
+            binary("scope")?,
+            binary("body")?,
+        )),
+        None => None,
+    };
+    let whole = match parts {
+        Some(_) => None,
+        None => Some(binary("canonical")?),
+    };
+    let log_index = col("log_index")?
         .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| bad("log_index type".into()))?;
-    let log_position = col(11)
+        .ok_or_else(|| wrong("log_index"))?;
+    let log_position = col("log_position")?
         .as_primitive_opt::<UInt32Type>()
-        .ok_or_else(|| bad("log_position type".into()))?;
+        .ok_or_else(|| wrong("log_position"))?;
     for i in 0..b.num_rows() {
         let id_err = |e: sentrace_core::IdError| bad(format!("row {i}: {e}"));
-        let entry = SpanEntry {
-            trace_id: TraceId::from_slice(trace.value(i)).map_err(id_err)?,
-            span_id: SpanId::from_slice(span.value(i)).map_err(id_err)?,
-            parent_span_id: if parent.is_null(i) {
-                None
-            } else {
-                Some(SpanId::from_slice(parent.value(i)).map_err(id_err)?)
-            },
+        let trace_id = TraceId::from_slice(trace.value(i)).map_err(id_err)?;
+        let span_id = SpanId::from_slice(span.value(i)).map_err(id_err)?;
+        let parent_span_id = if parent.is_null(i) {
+            None
+        } else {
+            Some(SpanId::from_slice(parent.value(i)).map_err(id_err)?)
+        };
+        let mut entry = SpanEntry {
+            trace_id,
+            span_id,
+            parent_span_id,
             service: service.value(i).to_string(),
             name: sname.value(i).to_string(),
             kind: kind.value(i),
             start_unix_nanos: start.value(i),
             end_unix_nanos: end.value(i),
-            canonical: Bytes::copy_from_slice(canonical.value(i)),
+            canonical: Bytes::new(),
             seal: match (log_index.is_null(i), log_position.is_null(i)) {
                 (true, true) => None,
                 (false, false) => Some(crate::entry::SpanSeal {
@@ -328,9 +410,30 @@ fn rows(
                 _ => return Err(bad(format!("row {i}: log index and position disagree"))),
             },
         };
-        if keep(&entry) {
-            out.push(entry);
+        // `keep` sees every field but the canonical bytes, which are built for kept rows only.
+        if !keep(&entry) {
+            continue;
         }
+        entry.canonical = match (&parts, &whole) {
+            (Some((layout, resource, scope, body)), _) => {
+                let layout = Layout::from_i32(layout.value(i))
+                    .ok_or_else(|| bad(format!("row {i}: unknown span layout")))?;
+                let bytes = assemble(
+                    resource.value(i),
+                    scope.value(i),
+                    body.value(i),
+                    layout,
+                    &entry.trace_id,
+                    &entry.span_id,
+                    entry.parent_span_id.as_ref(),
+                )
+                .ok_or_else(|| bad(format!("row {i}: span parts do not assemble")))?;
+                Bytes::from(bytes)
+            }
+            (None, Some(c)) => Bytes::copy_from_slice(c.value(i)),
+            (None, None) => return Err(bad("no canonical span column".into())),
+        };
+        out.push(entry);
     }
     Ok(())
 }

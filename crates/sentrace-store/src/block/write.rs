@@ -16,15 +16,18 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use sentrace_core::TenantId;
 
-use super::{BLOOM_KEY, COLUMNS, SUMMARY_KEY, aad_prefix, block_key, key_metadata};
+use super::index::BlockIndex;
+use super::layout;
+use super::{BLOOM_KEY, COLUMNS, INDEX_KEY, SUMMARY_KEY, aad_prefix, block_key, key_metadata};
 use crate::keys::Dek;
 use crate::{SpanEntry, StoreError};
 
 /// Bloom filter false-positive rate per row group.
-const BLOOM_FPP: f64 = 0.01;
+pub(super) const BLOOM_FPP: f64 = 0.01;
 
 pub(crate) fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
@@ -37,10 +40,39 @@ pub(crate) fn schema() -> Arc<Schema> {
         Field::new(COLUMNS[6], DataType::UInt64, false),
         Field::new(COLUMNS[7], DataType::UInt64, false),
         Field::new(COLUMNS[8], DataType::UInt64, false),
-        Field::new(COLUMNS[9], DataType::Binary, false),
-        Field::new(COLUMNS[10], DataType::UInt64, true),
-        Field::new(COLUMNS[11], DataType::UInt32, true),
+        Field::new(COLUMNS[9], DataType::Int32, false),
+        Field::new(COLUMNS[10], DataType::Binary, false),
+        Field::new(COLUMNS[11], DataType::Binary, false),
+        Field::new(COLUMNS[12], DataType::Binary, false),
+        Field::new(COLUMNS[13], DataType::UInt64, true),
+        Field::new(COLUMNS[14], DataType::UInt32, true),
     ]))
+}
+
+/// How blocks are encoded (chosen by measurement: see `BENCHMARKS.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockOptions {
+    /// Rows per row group (the unit of pruning and of reading).
+    pub row_group_rows: usize,
+    /// zstd level of every column.
+    pub zstd_level: i32,
+    /// Target size of a data page before compression.
+    pub data_page_bytes: usize,
+    /// Split canonical spans into resource, scope and body ([`super::layout`]); when false
+    /// every row keeps its canonical bytes whole in `body`.
+    pub split: bool,
+}
+
+impl BlockOptions {
+    /// The default encoding with `row_group_rows` rows per row group.
+    pub fn new(row_group_rows: usize) -> Self {
+        Self {
+            row_group_rows,
+            zstd_level: 1,
+            data_page_bytes: 1 << 20,
+            split: true,
+        }
+    }
 }
 
 /// Summary kept in the encrypted footer.
@@ -58,7 +90,7 @@ fn pq_err(block: &str) -> impl Fn(parquet::errors::ParquetError) -> StoreError +
     }
 }
 
-fn batch(spans: &[SpanEntry], block: &str) -> Result<RecordBatch, StoreError> {
+fn batch(spans: &[SpanEntry], block: &str, split: bool) -> Result<RecordBatch, StoreError> {
     let n = spans.len();
     let arrow_err = |e: arrow_schema::ArrowError| StoreError::Parquet {
         block: block.to_string(),
@@ -73,7 +105,10 @@ fn batch(spans: &[SpanEntry], block: &str) -> Result<RecordBatch, StoreError> {
     let mut start = UInt64Builder::with_capacity(n);
     let mut end = UInt64Builder::with_capacity(n);
     let mut dur = UInt64Builder::with_capacity(n);
-    let mut canonical = BinaryBuilder::new();
+    let mut layout = Int32Builder::with_capacity(n);
+    let mut resource = BinaryBuilder::new();
+    let mut scope = BinaryBuilder::new();
+    let mut body = BinaryBuilder::with_capacity(n, spans.iter().map(|s| s.canonical.len()).sum());
     let mut log_index = UInt64Builder::with_capacity(n);
     let mut log_position = UInt32Builder::with_capacity(n);
     for s in spans {
@@ -91,7 +126,25 @@ fn batch(spans: &[SpanEntry], block: &str) -> Result<RecordBatch, StoreError> {
         start.append_value(s.start_unix_nanos);
         end.append_value(s.end_unix_nanos);
         dur.append_value(s.duration_nanos());
-        canonical.append_value(&s.canonical);
+        let parts = if split {
+            layout::split(
+                &s.canonical,
+                &s.trace_id,
+                &s.span_id,
+                s.parent_span_id.as_ref(),
+            )
+        } else {
+            layout::Parts {
+                layout: layout::Layout::Whole,
+                resource: Vec::new(),
+                scope: Vec::new(),
+                body: &s.canonical,
+            }
+        };
+        layout.append_value(parts.layout as i32);
+        resource.append_value(&parts.resource);
+        scope.append_value(&parts.scope);
+        body.append_value(parts.body);
         log_index.append_option(s.seal.as_ref().map(|x| x.index));
         log_position.append_option(s.seal.as_ref().map(|x| x.position));
     }
@@ -105,7 +158,10 @@ fn batch(spans: &[SpanEntry], block: &str) -> Result<RecordBatch, StoreError> {
         Arc::new(start.finish()),
         Arc::new(end.finish()),
         Arc::new(dur.finish()),
-        Arc::new(canonical.finish()),
+        Arc::new(layout.finish()),
+        Arc::new(resource.finish()),
+        Arc::new(scope.finish()),
+        Arc::new(body.finish()),
         Arc::new(log_index.finish()),
         Arc::new(log_position.finish()),
     ];
@@ -118,8 +174,9 @@ pub(crate) fn build_block(
     dek: &Dek,
     name: &str,
     spans: &[SpanEntry],
-    row_group_rows: usize,
+    opts: BlockOptions,
 ) -> Result<Bytes, StoreError> {
+    let row_group_rows = opts.row_group_rows.max(1);
     let err = pq_err(name);
     let footer = block_key(dek, tenant, name, "footer")?;
     let mut enc = FileEncryptionProperties::builder(footer.expose().to_vec())
@@ -129,16 +186,30 @@ pub(crate) fn build_block(
         let k = block_key(dek, tenant, name, col)?;
         enc = enc.with_column_key_and_metadata(col, k.expose().to_vec(), key_metadata(dek.id, col));
     }
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+    let level = ZstdLevel::try_new(opts.zstd_level).map_err(&err)?;
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(row_group_rows))
-        .with_file_encryption_properties(enc.build().map_err(&err)?)
-        .build();
+        .set_data_page_size_limit(opts.data_page_bytes)
+        .set_dictionary_page_size_limit(opts.data_page_bytes)
+        .with_file_encryption_properties(enc.build().map_err(&err)?);
+    // Random ids and span bodies: a dictionary never pays (building one costs a hash per
+    // value before it gives up), nor do statistics nobody prunes on.
+    for col in ["span_id", "parent_span_id", "body", "resource", "scope"] {
+        let path = ColumnPath::from(col);
+        props = props.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
+        if !matches!(col, "resource" | "scope") {
+            props = props.set_column_dictionary_enabled(path, false);
+        }
+    }
+    let props = props.build();
     let mut writer =
         ArrowWriter::try_new(Vec::with_capacity(spans.len() * 256), schema(), Some(props))
             .map_err(&err)?;
     let mut blooms = Vec::new();
-    for chunk in spans.chunks(row_group_rows.max(1)) {
+    let mut index = BlockIndex::builder();
+    for chunk in spans.chunks(row_group_rows) {
+        index.add(chunk);
         let distinct: HashSet<_> = chunk.iter().map(|s| s.trace_id).collect();
         let mut sbbf = Sbbf::new_with_ndv_fpp(distinct.len() as u64, BLOOM_FPP).map_err(&err)?;
         for t in &distinct {
@@ -147,7 +218,9 @@ pub(crate) fn build_block(
         let mut bits = Vec::new();
         sbbf.write_bitset(&mut bits).map_err(&err)?;
         blooms.push(base64::engine::general_purpose::STANDARD.encode(bits));
-        writer.write(&batch(chunk, name)?).map_err(&err)?;
+        writer
+            .write(&batch(chunk, name, opts.split)?)
+            .map_err(&err)?;
         writer.flush().map_err(&err)?;
     }
     let bloom_json = serde_json::to_string(&blooms).map_err(|e| StoreError::Parquet {
@@ -155,6 +228,7 @@ pub(crate) fn build_block(
         reason: e.to_string(),
     })?;
     writer.append_key_value_metadata(KeyValue::new(BLOOM_KEY.to_string(), bloom_json));
+    writer.append_key_value_metadata(KeyValue::new(INDEX_KEY.to_string(), index.finish(name)?));
     let summary = Summary {
         tenant: tenant.as_str().to_string(),
         dek_id: dek.id,

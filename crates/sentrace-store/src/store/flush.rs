@@ -9,7 +9,7 @@ use sentrace_core::TenantId;
 use tokio::sync::oneshot;
 
 use super::{Store, catalog, poisoned};
-use crate::block::{BlockInfo, build_block};
+use crate::block::{BlockInfo, BlockOptions, build_block};
 use crate::wal::format::{list_segments, segment_path};
 use crate::wal::writer::WalMsg;
 use crate::{SpanEntry, StoreError};
@@ -79,11 +79,14 @@ impl Store {
                 .unwrap_or(0);
             let name = BlockInfo::new_name(min_start / 1_000_000, max_end.div_ceil(1_000_000))?;
             let dek = inner.keys.current_dek(&tenant)?;
-            let rows = inner.cfg.block_row_group_rows;
+            let opts = BlockOptions {
+                zstd_level: inner.cfg.block_zstd_level,
+                ..BlockOptions::new(inner.cfg.block_row_group_rows)
+            };
             let count = spans.len();
             let (t, n) = (tenant.clone(), name.clone());
             let (bytes, tag) = tokio::task::spawn_blocking(move || {
-                let bytes = build_block(&t, &dek, &n, &spans, rows)?;
+                let bytes = build_block(&t, &dek, &n, &spans, opts)?;
                 let tag = crate::block::mac::seal(&dek, &t, &n, &bytes)?;
                 Ok::<_, StoreError>((bytes, tag))
             })

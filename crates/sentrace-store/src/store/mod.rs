@@ -1,5 +1,6 @@
 //! The [`Store`]: open/replay, append (group commit), reads, flush, retention, shutdown.
 
+mod cache;
 mod catalog;
 mod flush;
 mod read;
@@ -60,6 +61,9 @@ struct Inner {
     closed: AtomicBool,
     blocks_fetched: AtomicU64,
     row_groups_read: AtomicU64,
+    footers_read: AtomicU64,
+    /// Decrypted block footers, bounded by `block_footer_cache`.
+    meta_cache: cache::MetaCache,
     shutdown: watch::Sender<bool>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Exclusive lock on `data_dir/LOCK`, held until the store is closed or dropped.
@@ -223,7 +227,7 @@ impl Store {
             data_dir: data_dir.to_path_buf(),
             wal_dir,
             catalog_dir,
-            cfg,
+            cfg: cfg.clone(),
             keys,
             objects,
             state,
@@ -235,6 +239,8 @@ impl Store {
             closed: AtomicBool::new(false),
             blocks_fetched: AtomicU64::new(0),
             row_groups_read: AtomicU64::new(0),
+            footers_read: AtomicU64::new(0),
+            meta_cache: cache::MetaCache::new(cfg.block_footer_cache),
             shutdown,
             writer: Mutex::new(Some(handle)),
             lock: Mutex::new(Some(lock)),
@@ -438,6 +444,7 @@ impl Store {
 
     async fn delete_object(&self, path: &object_store::path::Path) -> Result<(), StoreError> {
         use object_store::ObjectStoreExt;
+        self.inner.meta_cache.remove(path.as_ref());
         if path.as_ref().ends_with(".parquet") {
             let mac = crate::block::mac::mac_path(path);
             match self.inner.objects.delete(&mac).await {

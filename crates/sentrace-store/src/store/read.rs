@@ -4,20 +4,27 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
-use object_store::ObjectStoreExt;
+use object_store::{GetOptions, GetRange, ObjectStoreExt};
 use sentrace_core::{TenantId, TraceId};
 
 use super::{Store, poisoned};
-use crate::block::{BlockInfo, BlockMeta, load_meta, read_rows};
+use crate::block::{BlockIndex, BlockInfo, BlockMeta, Sparse, coalesce, load_meta, read_rows};
 use crate::search::limit_newest;
 use crate::{SpanEntry, SpanFilter, StoreError};
+
+/// Bytes read from the end of a block to find its footer in one request (most footers
+/// fit; a longer one takes a second request).
+const FOOTER_PREFETCH: u64 = 256 << 10;
+/// Column chunks closer than this are fetched in one request.
+const RANGE_GAP: u64 = 64 << 10;
 
 /// Counters of block reads, for tests and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReadStats {
-    /// Block files fetched from the object store.
+    /// Block reads of row data (ranged fetches of column chunks) from the object store.
     pub blocks_fetched: u64,
+    /// Block footers fetched and decrypted (the cache of decrypted footers missed).
+    pub footers_read: u64,
     /// Row groups decoded.
     pub row_groups_read: u64,
 }
@@ -28,10 +35,12 @@ impl Store {
         ReadStats {
             blocks_fetched: self.inner.blocks_fetched.load(Ordering::Relaxed),
             row_groups_read: self.inner.row_groups_read.load(Ordering::Relaxed),
+            footers_read: self.inner.footers_read.load(Ordering::Relaxed),
         }
     }
 
-    pub(crate) async fn fetch(&self, b: &BlockInfo) -> Result<Bytes, StoreError> {
+    /// Fetches a whole block (to check its integrity tag, which covers every byte).
+    pub(crate) async fn fetch_whole(&self, b: &BlockInfo) -> Result<bytes::Bytes, StoreError> {
         let oerr = |e| StoreError::ObjectStore {
             path: b.path.to_string(),
             source: e,
@@ -42,49 +51,126 @@ impl Store {
         Ok(bytes)
     }
 
-    /// The block's decrypted footer (cached), and the file bytes if they had to be fetched.
-    pub(crate) async fn meta(
-        &self,
-        b: &Arc<BlockInfo>,
-    ) -> Result<(Arc<BlockMeta>, Option<Bytes>), StoreError> {
-        if let Some(m) = b.meta.get() {
-            return Ok((m.clone(), None));
+    /// Fetches the footer of a block: its last [`FOOTER_PREFETCH`] bytes, then the rest of
+    /// the footer if it is longer.
+    async fn fetch_footer(&self, b: &BlockInfo) -> Result<Sparse, StoreError> {
+        let oerr = |e| StoreError::ObjectStore {
+            path: b.path.to_string(),
+            source: e,
+        };
+        let opts = GetOptions {
+            range: Some(GetRange::Suffix(FOOTER_PREFETCH)),
+            ..GetOptions::default()
+        };
+        let res = self
+            .inner
+            .objects
+            .get_opts(&b.path, opts)
+            .await
+            .map_err(oerr)?;
+        let (len, range) = (res.meta.size, res.range.clone());
+        let tail = res.bytes().await.map_err(oerr)?;
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            path: b.path.to_string().into(),
+            offset: 0,
+            reason: reason.to_string(),
+        };
+        if tail.len() < 8 || range.end != len {
+            return Err(corrupt("block shorter than a Parquet footer"));
         }
-        let bytes = self.fetch(b).await?;
-        let (keys, tenant, name, bb) = (
-            self.inner.keys.clone(),
-            b.tenant.clone(),
-            b.name.clone(),
-            bytes.clone(),
-        );
-        let meta = tokio::task::spawn_blocking(move || load_meta(&bb, &keys, &tenant, &name))
+        let n = tail.len();
+        let footer = u64::from(u32::from_le_bytes([
+            tail[n - 8],
+            tail[n - 7],
+            tail[n - 6],
+            tail[n - 5],
+        ]));
+        let need = footer
+            .checked_add(8)
+            .filter(|&need| need <= len)
+            .ok_or_else(|| corrupt("block footer longer than the block"))?;
+        let mut ranges = vec![(range.start, tail)];
+        if need > n as u64 {
+            let from = len - need;
+            let more = self
+                .inner
+                .objects
+                .get_range(&b.path, from..range.start)
+                .await
+                .map_err(oerr)?;
+            ranges.push((from, more));
+        }
+        self.inner.footers_read.fetch_add(1, Ordering::Relaxed);
+        Ok(Sparse::new(len, ranges))
+    }
+
+    /// The block's decrypted footer, from the bounded cache or read and decrypted now.
+    pub(crate) async fn meta(&self, b: &Arc<BlockInfo>) -> Result<Arc<BlockMeta>, StoreError> {
+        let key = b.path.to_string();
+        if let Some(m) = self.inner.meta_cache.get(&key) {
+            return Ok(m);
+        }
+        let file = self.fetch_footer(b).await?;
+        let (keys, tenant, name) = (self.inner.keys.clone(), b.tenant.clone(), b.name.clone());
+        let meta = tokio::task::spawn_blocking(move || load_meta(&file, &keys, &tenant, &name))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
         let meta = Arc::new(meta);
-        let _ = b.meta.set(meta.clone());
-        Ok((meta, Some(bytes)))
+        let _ = b.index.set(meta.index.clone());
+        self.inner.meta_cache.insert(key, meta.clone());
+        Ok(meta)
     }
 
+    /// The block's index (kept for every block once read).
+    pub(crate) async fn index(&self, b: &Arc<BlockInfo>) -> Result<Arc<BlockIndex>, StoreError> {
+        match b.index.get() {
+            Some(i) => Ok(i.clone()),
+            None => Ok(self.meta(b).await?.index.clone()),
+        }
+    }
+
+    /// Reads the row groups `pick` chooses, fetching only their column chunks.
     pub(crate) async fn read_block(
         &self,
         b: &Arc<BlockInfo>,
         pick: impl Fn(&BlockMeta) -> Vec<usize>,
         keep: impl Fn(&SpanEntry) -> bool + Send + 'static,
     ) -> Result<Vec<SpanEntry>, StoreError> {
-        let (meta, bytes) = self.meta(b).await?;
+        let meta = self.meta(b).await?;
         let groups = pick(&meta);
+        self.read_groups(b, &meta, groups, keep).await
+    }
+
+    async fn read_groups(
+        &self,
+        b: &Arc<BlockInfo>,
+        meta: &Arc<BlockMeta>,
+        groups: Vec<usize>,
+        keep: impl Fn(&SpanEntry) -> bool + Send + 'static,
+    ) -> Result<Vec<SpanEntry>, StoreError> {
         if groups.is_empty() {
             return Ok(Vec::new());
         }
-        let bytes = match bytes {
-            Some(b) => b,
-            None => self.fetch(b).await?,
-        };
+        let ranges = coalesce(meta.ranges(&groups), RANGE_GAP);
+        let fetched = self
+            .inner
+            .objects
+            .get_ranges(&b.path, &ranges)
+            .await
+            .map_err(|e| StoreError::ObjectStore {
+                path: b.path.to_string(),
+                source: e,
+            })?;
+        let file = Sparse::new(
+            meta.file_len,
+            ranges.iter().map(|r| r.start).zip(fetched).collect(),
+        );
+        self.inner.blocks_fetched.fetch_add(1, Ordering::Relaxed);
         self.inner
             .row_groups_read
             .fetch_add(groups.len() as u64, Ordering::Relaxed);
-        let name = b.name.clone();
-        tokio::task::spawn_blocking(move || read_rows(bytes, &meta, &name, groups, &keep))
+        let (name, meta) = (b.name.clone(), meta.clone());
+        tokio::task::spawn_blocking(move || read_rows(file, &meta, &name, groups, &keep))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
@@ -112,6 +198,9 @@ impl Store {
         let (mut spans, blocks) =
             self.snapshot(tenant, |t, out| t.trace(tenant, &trace_id, out))?;
         for b in &blocks {
+            if !self.index(b).await?.may_hold_trace(&trace_id) {
+                continue;
+            }
             let found = self
                 .read_block(
                     b,
@@ -152,22 +241,41 @@ impl Store {
                 b.max_end_ms.saturating_mul(1_000_000),
             )
         });
+        // Blocks newest first by the times in their names, then by the newest start of a
+        // span that may match (from the block index). Reading stops once the `limit`-th
+        // newest trace found starts no earlier than anything left could; among equal start
+        // times, spans already found win.
         blocks.sort_by_key(|b| std::cmp::Reverse(b.max_end_ms));
+        let mut ready: Vec<(u64, Arc<BlockInfo>)> = Vec::new();
         for b in &blocks {
-            if let Some(kth) = kth_newest_trace(&spans, f.limit_traces)
-                && kth > b.max_end_ms.saturating_mul(1_000_000)
-            {
+            let bound = b.max_end_ms.saturating_mul(1_000_000);
+            if kth_newest_trace(&spans, f.limit_traces).is_some_and(|kth| kth > bound) {
                 break;
             }
-            let filter = f.clone();
-            let found = self
-                .read_block(
-                    b,
-                    |m| m.row_groups_for_filter(f),
-                    move |s| filter.matches(s),
-                )
-                .await?;
-            spans.extend(found);
+            if let Some(newest) = self.index(b).await?.newest_match(f) {
+                ready.push((newest.min(bound), b.clone()));
+            }
+        }
+        ready.sort_by_key(|(newest, _)| std::cmp::Reverse(*newest));
+        for (newest, b) in &ready {
+            if kth_newest_trace(&spans, f.limit_traces).is_some_and(|kth| kth >= *newest) {
+                break;
+            }
+            let meta = self.meta(b).await?;
+            // Row groups newest first, one at a time, with the same stopping rule.
+            let mut groups = meta.row_groups_for_filter(f);
+            let newest_of = |g: usize| meta.row_groups[g].start.map_or(u64::MAX, |r| r.1);
+            groups.sort_by_key(|&g| std::cmp::Reverse(newest_of(g)));
+            for g in groups {
+                if kth_newest_trace(&spans, f.limit_traces).is_some_and(|kth| kth >= newest_of(g)) {
+                    break;
+                }
+                let filter = f.clone();
+                let found = self
+                    .read_groups(b, &meta, vec![g], move |s| filter.matches(s))
+                    .await?;
+                spans.extend(found);
+            }
         }
         Ok(limit_newest(spans, f.limit_traces))
     }

@@ -9,7 +9,7 @@ use object_store::ObjectStoreExt;
 use sentrace_core::TenantId;
 
 use super::{Store, poisoned};
-use crate::block::{BlockInfo, read_rows};
+use crate::block::{BlockInfo, Sparse, read_rows};
 use crate::{SpanEntry, StoreError};
 
 /// Where sealed spans of memory lie: durable in the WAL, not yet in a block.
@@ -40,7 +40,7 @@ impl Store {
         b: &Arc<BlockInfo>,
         range: &Range<u64>,
     ) -> Result<Vec<SpanEntry>, StoreError> {
-        let (meta, bytes) = self.meta(b).await?;
+        let meta = self.meta(b).await?;
         let (lo, hi) = (range.start, range.end);
         let groups: Vec<usize> = (0..meta.row_groups.len())
             .filter(|&i| {
@@ -52,10 +52,7 @@ impl Store {
         if groups.is_empty() {
             return Ok(Vec::new());
         }
-        let bytes = match bytes {
-            Some(b) => b,
-            None => self.fetch(b).await?,
-        };
+        let bytes = self.fetch_whole(b).await?;
         let mac = crate::block::mac::mac_path(&b.path);
         let sidecar = match self.inner.objects.get(&mac).await {
             Ok(r) => r.bytes().await.ok(),
@@ -74,9 +71,13 @@ impl Store {
                 reason: "block integrity tag is missing".into(),
             })?;
             crate::block::mac::check(&keys, &tenant, &name, &bytes, &sidecar)?;
-            read_rows(bytes, &meta, &name, groups, &move |s: &SpanEntry| {
-                s.seal.as_ref().is_some_and(|x| r.contains(&x.index))
-            })
+            read_rows(
+                Sparse::whole(bytes),
+                &meta,
+                &name,
+                groups,
+                &move |s: &SpanEntry| s.seal.as_ref().is_some_and(|x| r.contains(&x.index)),
+            )
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Read path: trace by id and Jaeger search latency with many spans stored, and bytes per span
+# on disk. Starts one release `sentrace serve` on loopback with a fresh data directory, loads
+# SPANS spans with the otlp-loadgen binary named by $LOADGEN, waits for them to reach blocks,
+# then measures over HTTPS (curl, request time after the TLS handshake):
+#   - trace by id (GET /api/traces/{id}) p50/p99 over IDS ids;
+#   - Jaeger search (GET /api/traces?service=S&lookback=1h&limit=20) p50/p99 over SEARCHES;
+#   - bytes per span on disk: blocks, WAL and transparency log, each apart.
+#
+#   LOADGEN=path/to/otlp-loadgen bench/query.sh
+# Environment: SPANS (default 10000000), IDS (100), SEARCHES (20), SENTRACE (path of the
+# binary; default target/release/sentrace, built first with `cargo build --release -p
+# sentrace` unless NO_BUILD=1), KEEP=1 keeps the temporary directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SPANS=${SPANS:-10000000}
+IDS=${IDS:-100}
+SEARCHES=${SEARCHES:-20}
+BIN=${SENTRACE:-target/release/sentrace}
+: "${LOADGEN:?set LOADGEN to an otlp-loadgen binary}"
+[ -x "$LOADGEN" ] || { echo "LOADGEN=$LOADGEN is not executable" >&2; exit 2; }
+for tool in curl python3; do
+  command -v "$tool" > /dev/null || { echo "$tool is required" >&2; exit 2; }
+done
+if [ "${NO_BUILD:-0}" != 1 ]; then cargo build --release -p sentrace >&2; fi
+
+WORK=$(mktemp -d)
+cleanup() {
+  if [ -f "$WORK/pid" ]; then kill "$(cat "$WORK/pid")" 2> /dev/null || true; wait 2> /dev/null || true; fi
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+G=$(port); H=$(port); Q=$(port)
+D="$WORK/data"
+printf '[listen]\notlp_grpc = "127.0.0.1:%s"\notlp_http = "127.0.0.1:%s"\nquery = "127.0.0.1:%s"\n' \
+  "$G" "$H" "$Q" > "$WORK/sentrace.toml"
+"$BIN" serve --data-dir "$D" --config "$WORK/sentrace.toml" > "$WORK/out" 2> "$WORK/err" &
+echo $! > "$WORK/pid"
+for _ in $(seq 1 300); do grep -q "sentrace: ready" "$WORK/out" && break; sleep 0.2; done
+grep -q "sentrace: ready" "$WORK/out" || { echo "server did not start:" >&2; cat "$WORK/err" >&2; exit 1; }
+INGEST=$("$BIN" tokens create --data-dir "$D" --tenant bench --role ingest)
+READ=$("$BIN" tokens create --data-dir "$D" --tenant bench --role read)
+CA="$D/tls/ca.pem"
+
+# 1. Load: rounds of at most 60 s until SPANS spans were accepted.
+loaded=0; rate=50000; t0=$(date +%s)
+while [ "$loaded" -lt "$SPANS" ]; do
+  left=$((SPANS - loaded))
+  secs=$(( (left + rate - 1) / rate )); [ "$secs" -gt 60 ] && secs=60; [ "$secs" -lt 1 ] && secs=1
+  out=$("$LOADGEN" grpc --endpoint "https://127.0.0.1:$G" --ca "$CA" --token "$INGEST" \
+    --connections 2 --inflight 4 --duration "${secs}s" --json)
+  got=$(python3 -c 'import json,sys; print(int(json.loads(sys.argv[1])["spans_accepted"]))' "$out")
+  [ "$got" -gt 0 ] || { echo "load generator stored nothing: $out" >&2; exit 1; }
+  loaded=$((loaded + got)); rate=$(( got / secs + 1 ))
+  echo "loaded $loaded of $SPANS spans" >&2
+done
+load_secs=$(( $(date +%s) - t0 ))
+# 2. Let the background flush move the buffered spans to blocks (the default flush interval
+#    is 30 s), so the reads below hit blocks, as they would on a server that runs for long.
+sleep 40
+
+get() { # path -> prints "seconds<TAB>http code" and keeps the body in $WORK/body
+  curl -sS --cacert "$CA" -H "authorization: Bearer $READ" -o "$WORK/body" \
+    -w '%{time_appconnect}\t%{time_total}\t%{http_code}\n' "https://localhost:$Q$1" |
+    awk -F'\t' '{ printf "%.6f\t%s\n", $2 - $1, $3 }'
+}
+check() { [ "$(cut -f2 <<< "$1")" = 200 ] || { echo "GET $2: HTTP $(cut -f2 <<< "$1")" >&2; cat "$WORK/body" >&2; exit 1; }; }
+
+# 3. Trace ids to look up: Jaeger searches, one per service, until IDS distinct ids.
+r=$(get "/api/services"); check "$r" /api/services
+python3 -c 'import json,sys; [print(s) for s in json.load(open(sys.argv[1]))["data"]]' "$WORK/body" > "$WORK/services"
+: > "$WORK/ids"
+while read -r svc; do
+  r=$(get "/api/traces?service=$svc&lookback=1h&limit=$IDS"); check "$r" "search $svc"
+  python3 -c 'import json,sys; [print(t["traceID"]) for t in json.load(open(sys.argv[1]))["data"]]' "$WORK/body" >> "$WORK/ids"
+done < "$WORK/services"
+sort -u "$WORK/ids" | shuf --random-source=<(yes) | head -n "$IDS" > "$WORK/ids.pick"
+SERVICE=$(head -n 1 "$WORK/services")
+
+# 4. Measure.
+: > "$WORK/byid"; while read -r id; do
+  r=$(get "/api/traces/$id"); check "$r" "trace $id"; cut -f1 <<< "$r" >> "$WORK/byid"
+done < "$WORK/ids.pick"
+: > "$WORK/search"; for _ in $(seq 1 "$SEARCHES"); do
+  r=$(get "/api/traces?service=$SERVICE&lookback=1h&limit=20"); check "$r" "search"; cut -f1 <<< "$r" >> "$WORK/search"
+done
+traces_found=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["data"]))' "$WORK/body")
+
+size() { [ -d "$1" ] && du -sb "$1" | cut -f1 || echo 0; }
+# Blocks (and their integrity tags) lie under blocks/<tenant>/, the transparency logs under
+# blocks/log/.
+blocks=$(find "$D/blocks" -path "$D/blocks/log" -prune -o -name '*.parquet' -print | wc -l)
+block_bytes=$(find "$D/blocks" -path "$D/blocks/log" -prune -o -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+python3 - "$WORK" "$loaded" "$load_secs" "$blocks" "$SERVICE" "$traces_found" \
+  "$block_bytes" "$(size "$D/wal")" "$(size "$D/blocks/log")" "$(wc -l < "$WORK/ids.pick")" <<'PY'
+import sys
+work, spans, secs, blocks, svc, found, b, w, l, nids = sys.argv[1:]
+spans = int(spans)
+def q(name):
+    v = sorted(float(x) for x in open(f"{work}/{name}") if x.strip())
+    pick = lambda p: v[min(len(v) - 1, int(round(p * (len(v) - 1))))] * 1000
+    return len(v), pick(0.5), pick(0.99)
+n1, p50, p99 = q("byid"); n2, s50, s99 = q("search")
+print(f"spans stored: {spans:,} (loaded in {secs} s); blocks: {blocks}")
+print("| measure | value |")
+print("|---|---|")
+print(f"| trace by id p50 / p99 ({n1} ids of {nids}) | {p50:.1f} ms / {p99:.1f} ms |")
+print(f"| search service={svc} lookback=1h limit=20 p50 / p99 ({n2} queries, {found} traces) | {s50:.1f} ms / {s99:.1f} ms |")
+for name, size in (("blocks", b), ("WAL", w), ("log", l)):
+    print(f"| bytes per span on disk, {name} | {int(size) / spans:.1f} ({int(size):,} bytes) |")
+print(f"| bytes per span on disk, all three | {(int(b) + int(w) + int(l)) / spans:.1f} |")
+PY

@@ -1,0 +1,132 @@
+//! Reads that do not grow with the number of blocks: the block index skips blocks that
+//! cannot hold a trace or a service, row groups are fetched by range, decrypted footers
+//! are cached within a bound, and a search stops at its limit.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::*;
+use sentrace_store::testutil::span;
+use sentrace_store::{SpanFilter, StoreConfig};
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Trace by id opens only the blocks that may hold the id, and a small footer cache still
+/// serves repeated reads.
+#[tokio::test]
+async fn trace_by_id_reads_only_blocks_that_may_hold_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let small_cache = StoreConfig {
+        block_footer_cache: 3,
+        block_row_group_rows: 16,
+        ..cfg()
+    };
+    let (store, _) = open(dir.path(), small_cache).await;
+    let acme = tenant("acme");
+    let t0 = now_nanos() - 600_000_000_000;
+    // 20 blocks of 10 traces each, all in the same time range.
+    for blk in 0..20u64 {
+        for t in 0..10u64 {
+            store
+                .append(&acme, trace_spans(blk * 100 + t + 1, 4, t0 + t * 1_000_000))
+                .await
+                .unwrap();
+        }
+        store.flush().await.unwrap();
+    }
+    let tid = |n: u64| trace_spans(n, 1, 0)[0].trace_id;
+    // The first read learns every block's index (one footer each).
+    let got = store.trace(&acme, tid(1005)).await.unwrap();
+    assert_eq!(got, trace_spans(1005, 4, t0 + 4_000_000));
+    let s0 = store.read_stats();
+    assert!(s0.footers_read >= 20, "{s0:?}");
+    // Later reads fetch row data from the one block that holds the trace (bloom filters may
+    // let a rare extra through), and footers only where the bounded cache misses.
+    for n in [1, 505, 1909, 1207, 3] {
+        let before = store.read_stats();
+        let got = store.trace(&acme, tid(n)).await.unwrap();
+        assert_eq!(got, trace_spans(n, 4, t0 + (n % 100 - 1) * 1_000_000));
+        let after = store.read_stats();
+        assert!(
+            after.blocks_fetched - before.blocks_fetched <= 2,
+            "{before:?} -> {after:?}"
+        );
+        assert!(after.footers_read - before.footers_read <= 2);
+        assert!(after.row_groups_read - before.row_groups_read <= 3);
+    }
+    // The same trace again: its footer is cached.
+    let before = store.read_stats();
+    store.trace(&acme, tid(3)).await.unwrap();
+    assert_eq!(store.read_stats().footers_read, before.footers_read);
+    // A trace no block holds reads (almost) nothing.
+    let before = store.read_stats();
+    assert!(store.trace(&acme, tid(77_777)).await.unwrap().is_empty());
+    assert!(store.read_stats().row_groups_read - before.row_groups_read <= 1);
+    store.close().await.unwrap();
+}
+
+/// Spans with equal start times in every block (a load generator replaying its requests):
+/// a search stops once it has its limit instead of reading every block.
+#[tokio::test]
+async fn search_with_equal_start_times_stops_at_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), cfg()).await;
+    let acme = tenant("acme");
+    let t0 = now_nanos() - 600_000_000_000;
+    for blk in 0..8u64 {
+        for t in 0..5u64 {
+            let n = blk * 10 + t + 1;
+            let mut spans = trace_spans(n, 3, t0);
+            // A second service in the same traces, only in even blocks.
+            if blk % 2 == 0 {
+                spans.push(span(n, n * 1000 + 99, "ledger", "post", t0, t0 + 5, &[]));
+            }
+            store.append(&acme, spans).await.unwrap();
+        }
+        store.flush().await.unwrap();
+    }
+    let before = store.read_stats();
+    let f = SpanFilter {
+        limit_traces: 3,
+        ..SpanFilter::default()
+    };
+    let res = store.search(&acme, &f).await.unwrap();
+    let mut traces: Vec<_> = res.iter().map(|s| s.trace_id).collect();
+    traces.sort();
+    traces.dedup();
+    assert_eq!(traces.len(), 3);
+    assert_eq!(
+        store.read_stats().blocks_fetched - before.blocks_fetched,
+        1,
+        "one block holds the answer"
+    );
+    // A service that only some blocks hold: blocks without it are not read.
+    let f = SpanFilter {
+        service: Some("ledger".into()),
+        limit_traces: 40,
+        ..SpanFilter::default()
+    };
+    let before = store.read_stats();
+    let res = store.search(&acme, &f).await.unwrap();
+    assert!(res.iter().all(|s| s.service == "ledger"));
+    let mut traces: Vec<_> = res.iter().map(|s| s.trace_id).collect();
+    traces.sort();
+    traces.dedup();
+    assert_eq!(traces.len(), 20, "five traces in each of four blocks");
+    assert_eq!(store.read_stats().blocks_fetched - before.blocks_fetched, 4);
+    // A service no block holds reads nothing.
+    let before = store.read_stats();
+    let f = SpanFilter {
+        service: Some("nope".into()),
+        ..SpanFilter::default()
+    };
+    assert!(store.search(&acme, &f).await.unwrap().is_empty());
+    assert_eq!(store.read_stats().blocks_fetched, before.blocks_fetched);
+    store.close().await.unwrap();
+}
