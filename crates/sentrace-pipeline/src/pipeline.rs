@@ -296,7 +296,11 @@ mod tests {
         Span {
             trace_id: vec![n; 16],
             span_id: vec![n; 8],
-            parent_span_id: if n.is_multiple_of(2) { vec![n + 1; 8] } else { vec![] },
+            parent_span_id: if n.is_multiple_of(2) {
+                vec![n + 1; 8]
+            } else {
+                vec![]
+            },
             name: format!("op{n}"),
             attributes: (0..attrs)
                 .map(|i| kv(&format!("k{i}"), &"v".repeat(i * 40)))
