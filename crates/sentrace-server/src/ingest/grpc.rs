@@ -29,9 +29,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::StreamBody;
 use hyper::body::Frame;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use sentrace_access::AuthError;
 use sentrace_core::StageError;
@@ -291,13 +289,7 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
     .await;
     match outcome {
         Ok(outcome) => {
-            let partial_success =
-                (outcome.rejected > 0 || !outcome.message.is_empty()).then(|| {
-                    ExportTracePartialSuccess {
-                        rejected_spans: i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
-                        error_message: outcome.message,
-                    }
-                });
+            let partial_success = super::partial_success(&outcome);
             let metadata = outcome
                 .receipt
                 .iter()

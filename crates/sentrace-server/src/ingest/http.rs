@@ -6,9 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use sentrace_access::AuthError;
 use sentrace_core::StageError;
@@ -142,13 +140,7 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
     .await;
     match outcome {
         Ok(outcome) => {
-            let partial_success =
-                (outcome.rejected > 0 || !outcome.message.is_empty()).then(|| {
-                    ExportTracePartialSuccess {
-                        rejected_spans: i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
-                        error_message: outcome.message,
-                    }
-                });
+            let partial_success = super::partial_success(&outcome);
             let resp = ExportTraceServiceResponse { partial_success };
             let (ct, bytes) = match fmt {
                 Format::Protobuf => (PROTOBUF, resp.encode_to_vec()),

@@ -11,7 +11,9 @@ pub mod http;
 
 use ::http::{Extensions, HeaderMap};
 use axum::body::Body;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest,
+};
 use sentrace_access::AuthError;
 use sentrace_access::authz::{Action, RequestContext, Resource};
 use sentrace_core::{Identity, Role, StageError};
@@ -98,6 +100,14 @@ pub async fn receive(
         .ingest(identity, source, request.resource_spans)
         .await
         .map_err(Refusal::Stage)
+}
+
+/// OTLP's partial success: present when spans were set aside or the stages left a warning.
+pub fn partial_success(outcome: &IngestOutcome) -> Option<ExportTracePartialSuccess> {
+    (outcome.rejected > 0 || !outcome.message.is_empty()).then(|| ExportTracePartialSuccess {
+        rejected_spans: i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
+        error_message: outcome.message.clone(),
+    })
 }
 
 /// Reads, inflates and decodes a body, never holding more than `limit` bytes of it.
