@@ -231,6 +231,38 @@ fn oversized_body_is_413() {
     );
 }
 
+/// Over HTTP/2 a refusal sent while the client is still uploading used to reset the stream
+/// (curl: "Stream error in the HTTP/2 framing layer"): clients could not tell a bad
+/// credential or an oversized body from a network fault. They now get 401 and 413.
+#[test]
+fn http2_refusals_reach_the_client() {
+    let srv = Server::new(SMALL_LIMITS).start();
+    let admin = srv.admin_token.clone().unwrap();
+    let h2 = grpc_client(&srv);
+    let post = |token: &str, body: Vec<u8>| {
+        let r = h2
+            .post(format!("https://localhost:{}/v1/traces", srv.http_port))
+            .bearer_auth(token)
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        r
+    };
+    let r = post("st_wrong", vec![7u8; 3 << 20]);
+    assert_eq!(r.status(), 401);
+    let (status, body) = rpc_status(post(&admin, vec![0u8; 200_000]));
+    assert_eq!(status, 413);
+    assert!(
+        body.message.contains("larger than 65536 bytes"),
+        "{}",
+        body.message
+    );
+    // The connection is still good for the next request.
+    assert_eq!(post("st_wrong", vec![1]).status(), 401);
+}
+
 #[test]
 fn malformed_bodies_get_clear_errors() {
     let srv = Server::new("").start();

@@ -26,6 +26,9 @@ pub enum DecodeError {
     /// Protobuf did not decode.
     #[error("protobuf body is not a valid ExportTraceServiceRequest: {0}")]
     Protobuf(String),
+    /// The connection failed while the body was being read.
+    #[error("reading the request body failed: {0}")]
+    Body(String),
     /// The gRPC message framing was wrong.
     #[error("gRPC framing: {0}")]
     Grpc(String),

@@ -82,6 +82,7 @@ pub async fn receive(
                     &e.to_string(),
                 )
                 .await;
+            drain(body, st.limits.max_request_bytes).await;
             return Err(Refusal::Auth(e));
         }
     };
@@ -102,6 +103,48 @@ pub async fn receive(
         .map_err(Refusal::Stage)
 }
 
+/// How long a refused request's unread body is drained before the answer goes out.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and discards at most `limit` bytes of a body that will not be used, for at most
+/// [`DRAIN_TIMEOUT`]. Answering an HTTP/2 request while the client is still sending makes
+/// the server reset the stream, and clients then report a framing error instead of the 401
+/// or 413; reading the rest first lets the answer through. Nothing drained is kept.
+async fn drain(mut body: Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            seen = seen.saturating_add(frame.data_ref().map_or(0, |d| d.len()));
+            if seen > limit {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Collects at most `limit` bytes of a body. A larger body is `TooLarge`, after up to
+/// `limit` more bytes are drained so that the refusal reaches an HTTP/2 client.
+async fn read_bounded(mut body: Body, limit: usize) -> Result<bytes::Bytes, DecodeError> {
+    use http_body_util::BodyExt;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| DecodeError::Body(e.to_string()))?;
+        if let Some(data) = frame.data_ref() {
+            if buf.len().saturating_add(data.len()) > limit {
+                drain(body, limit).await;
+                return Err(DecodeError::TooLarge {
+                    limit,
+                    after_decompression: false,
+                });
+            }
+            buf.extend_from_slice(data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
 /// OTLP's partial success: present when spans were set aside or the stages left a warning.
 pub fn partial_success(outcome: &IngestOutcome) -> Option<ExportTracePartialSuccess> {
     (outcome.rejected > 0 || !outcome.message.is_empty()).then(|| ExportTracePartialSuccess {
@@ -116,15 +159,9 @@ async fn read_request(
     framing: Framing<'_>,
     body: Body,
 ) -> Result<ExportTraceServiceRequest, DecodeError> {
-    let too_large = DecodeError::TooLarge {
-        limit,
-        after_decompression: false,
-    };
     match framing {
         Framing::Http { encoding, json } => {
-            let raw = axum::body::to_bytes(body, limit)
-                .await
-                .map_err(|_| too_large)?;
+            let raw = read_bounded(body, limit).await?;
             let plain = decode::decompress(&raw, encoding, limit)?;
             if json {
                 decode::json(&plain)
@@ -134,9 +171,7 @@ async fn read_request(
         }
         Framing::Grpc { encoding } => {
             // The 5-byte message prefix plus at most `limit` bytes of message.
-            let raw = axum::body::to_bytes(body, limit.saturating_add(grpc::PREFIX_LEN))
-                .await
-                .map_err(|_| too_large)?;
+            let raw = read_bounded(body, limit.saturating_add(grpc::PREFIX_LEN)).await?;
             let (compressed, message) = grpc::unframe(&raw, limit)?;
             if compressed {
                 match encoding.map(str::trim) {
