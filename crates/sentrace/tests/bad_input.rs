@@ -429,8 +429,8 @@ fn grpc_refusals_have_the_right_status() {
             Some(&admin),
             None,
             vec![0, 0xff, 0, 0, 0],
-            "3",
-            "larger than",
+            "8",
+            "larger than 8388608 bytes; not retryable as is",
         ),
         (
             "an unsupported grpc-encoding",
@@ -527,15 +527,12 @@ fn gzip_bomb_costs_nothing() {
 
     // OTLP/gRPC: one length-prefixed message with the compressed flag set.
     let (code, message) = grpc_call(&srv, Some(&admin), Some("gzip"), &grpc_frame(true, &bomb));
-    // INVALID_ARGUMENT: an exporter must not retry a request that can never fit.
-    assert_eq!(code.as_deref(), Some("3"), "{message:?}");
-    assert!(
-        message
-            .as_deref()
-            .unwrap_or("")
-            .contains("after decompression"),
-        "{message:?}"
-    );
+    // RESOURCE_EXHAUSTED without RetryInfo: an exporter does not retry a request that
+    // can never fit, and the message says so.
+    assert_eq!(code.as_deref(), Some("8"), "{message:?}");
+    let message = message.unwrap_or_default();
+    assert!(message.contains("after decompression"), "{message}");
+    assert!(message.contains("not retryable as is"), "{message}");
     // Without a credential the bomb is never inflated: the answer is UNAUTHENTICATED.
     let (code, _) = grpc_call(&srv, None, Some("gzip"), &grpc_frame(true, &bomb));
     assert_eq!(code.as_deref(), Some("16"));

@@ -9,7 +9,8 @@
 //! |---|---|---|
 //! | no or bad credential | `UNAUTHENTICATED` (16) | gives up |
 //! | policy refuses ingest | `PERMISSION_DENIED` (7) | gives up |
-//! | malformed, oversized or invalid request | `INVALID_ARGUMENT` (3) | gives up |
+//! | malformed or invalid request | `INVALID_ARGUMENT` (3) | gives up |
+//! | request over the size limit | `RESOURCE_EXHAUSTED` (8), no `RetryInfo`, "not retryable as is" | gives up |
 //! | unsupported `grpc-encoding` | `UNIMPLEMENTED` (12) | gives up |
 //! | busy | `RESOURCE_EXHAUSTED` (8) with `google.rpc.RetryInfo` | retries after the delay |
 //! | internal failure | `UNAVAILABLE` (14) | retries |
@@ -218,6 +219,12 @@ pub fn refusal(r: Refusal) -> Response {
             );
             r
         }
+        // gRPC's own code for a message over the size limit; without RetryInfo, OTLP
+        // exporters do not retry it, and the message says why.
+        Refusal::Decode(e @ DecodeError::TooLarge { .. }) => error(
+            code::RESOURCE_EXHAUSTED,
+            &format!("{e}; not retryable as is: send smaller batches"),
+        ),
         Refusal::Decode(e) => error(code::INVALID_ARGUMENT, &e.to_string()),
         Refusal::Stage(StageError::Invalid(m)) => error(code::INVALID_ARGUMENT, &m),
         Refusal::Stage(StageError::Forbidden(m)) => error(code::PERMISSION_DENIED, &m),
