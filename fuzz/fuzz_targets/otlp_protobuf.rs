@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(req) = ExportTraceServiceRequest::decode(data) else {
         return;
     };
-    if Limits::default().validate(&req.resource_spans).is_err() {
+    if Limits::default().validate(&req.resource_spans, 1_700_000_000_000_000_000).is_err() {
         return;
     }
     for rs in &req.resource_spans {

@@ -33,6 +33,10 @@ pub struct Limits {
     pub max_array_len: usize,
     /// Deepest nesting of array and key-value list values (a scalar is depth 1).
     pub max_value_depth: usize,
+    /// How far past the server's clock a span's (or event's) timestamp may be, in seconds.
+    /// Clocks drift, but a span from the far future would keep its whole block past
+    /// retention and break readers (2^64 ns is beyond JavaScript's safe integers).
+    pub max_future_skew_secs: u64,
 }
 
 impl Default for Limits {
@@ -48,6 +52,7 @@ impl Default for Limits {
             max_name_bytes: 1024,
             max_array_len: 1024,
             max_value_depth: 8,
+            max_future_skew_secs: 6 * 3600,
         }
     }
 }
@@ -111,6 +116,8 @@ impl std::fmt::Display for Field<'_> {
 struct Ctx<'a> {
     limits: &'a Limits,
     loc: Loc<'a>,
+    /// The latest timestamp accepted (now plus the allowed skew), Unix nanoseconds.
+    latest: u64,
 }
 
 impl Ctx<'_> {
@@ -120,6 +127,14 @@ impl Ctx<'_> {
             location: format!("{}.{field}", self.loc),
             reason: reason.into(),
         }
+    }
+
+    #[cold]
+    fn future(&self, t: u64) -> String {
+        format!(
+            "timestamp {t} is more than {} s past the server's clock (limit max_future_skew_secs)",
+            self.limits.max_future_skew_secs
+        )
     }
 
     fn attributes(&self, field: &Field<'_>, attrs: &[KeyValue]) -> Result<(), ValidationError> {
@@ -251,6 +266,14 @@ impl Ctx<'_> {
                 "start time is missing (zero)",
             ));
         }
+        for (field, t) in [
+            ("start_time_unix_nano", span.start_time_unix_nano),
+            ("end_time_unix_nano", span.end_time_unix_nano),
+        ] {
+            if t > self.latest {
+                return Err(self.fail(&named(field), self.future(t)));
+            }
+        }
         if span.end_time_unix_nano < span.start_time_unix_nano {
             return Err(self.fail(
                 &named("end_time_unix_nano"),
@@ -278,6 +301,12 @@ impl Ctx<'_> {
                 return Err(self.fail(
                     &Field::Child(&event, "name"),
                     format!("event name longer than {} bytes", l.max_name_bytes),
+                ));
+            }
+            if ev.time_unix_nano > self.latest {
+                return Err(self.fail(
+                    &Field::Child(&event, "time_unix_nano"),
+                    self.future(ev.time_unix_nano),
                 ));
             }
             self.attributes(&Field::Child(&event, "attributes"), &ev.attributes)?;
@@ -322,8 +351,15 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 impl Limits {
-    /// Checks a decoded request against every limit. Stops at the first violation.
-    pub fn validate(&self, resource_spans: &[ResourceSpans]) -> Result<(), ValidationError> {
+    /// Checks a decoded request against every limit, with `now_unix_nanos` the server's
+    /// clock for the future-skew bound. Stops at the first violation.
+    pub fn validate(
+        &self,
+        resource_spans: &[ResourceSpans],
+        now_unix_nanos: u64,
+    ) -> Result<(), ValidationError> {
+        let latest =
+            now_unix_nanos.saturating_add(self.max_future_skew_secs.saturating_mul(1_000_000_000));
         let total: usize = resource_spans
             .iter()
             .flat_map(|rs| &rs.scope_spans)
@@ -345,19 +381,32 @@ impl Limits {
                 span: None,
             };
             if let Some(res) = &rs.resource {
-                Ctx { limits: self, loc }
-                    .attributes(&Field::Name("resource.attributes"), &res.attributes)?;
+                Ctx {
+                    limits: self,
+                    loc,
+                    latest,
+                }
+                .attributes(&Field::Name("resource.attributes"), &res.attributes)?;
             }
             for (s, ss) in rs.scope_spans.iter().enumerate() {
                 loc.scope = Some(s);
                 loc.span = None;
                 if let Some(scope) = &ss.scope {
-                    Ctx { limits: self, loc }
-                        .attributes(&Field::Name("scope.attributes"), &scope.attributes)?;
+                    Ctx {
+                        limits: self,
+                        loc,
+                        latest,
+                    }
+                    .attributes(&Field::Name("scope.attributes"), &scope.attributes)?;
                 }
                 for (i, span) in ss.spans.iter().enumerate() {
                     loc.span = Some((i, span.name.as_str()));
-                    Ctx { limits: self, loc }.span(span)?;
+                    Ctx {
+                        limits: self,
+                        loc,
+                        latest,
+                    }
+                    .span(span)?;
                 }
             }
         }
@@ -392,13 +441,16 @@ mod tests {
         }]
     }
 
+    /// The server's clock in these tests.
+    const NOW: u64 = 1_700_000_000_000_000_000;
+
     fn err(s: Span) -> ValidationError {
-        Limits::default().validate(&req(s)).unwrap_err()
+        Limits::default().validate(&req(s), NOW).unwrap_err()
     }
 
     #[test]
     fn accepts_good_span() {
-        Limits::default().validate(&req(span())).unwrap();
+        Limits::default().validate(&req(span()), NOW).unwrap();
     }
 
     #[test]
@@ -489,7 +541,7 @@ mod tests {
             attributes: vec![kv("", long(1))],
             ..Default::default()
         });
-        let e = Limits::default().validate(&r).unwrap_err();
+        let e = Limits::default().validate(&r, NOW).unwrap_err();
         assert_eq!(e.location, "resource_spans[0].resource.attributes[0]");
         assert_eq!(e.reason, "attribute key is empty");
 
@@ -498,11 +550,35 @@ mod tests {
             attributes: vec![kv("s", long(big))],
             ..Default::default()
         });
-        let e = Limits::default().validate(&r).unwrap_err();
+        let e = Limits::default().validate(&r, NOW).unwrap_err();
         assert_eq!(
             e.location,
             "resource_spans[0].scope_spans[0].scope.attributes[0] (\"s\")"
         );
+    }
+
+    #[test]
+    fn timestamps_past_the_allowed_skew_are_refused() {
+        let skew = Limits::default().max_future_skew_secs * 1_000_000_000;
+        let mut s = span();
+        s.start_time_unix_nano = NOW + skew;
+        s.end_time_unix_nano = NOW + skew;
+        Limits::default().validate(&req(s.clone()), NOW).unwrap();
+        s.end_time_unix_nano = u64::MAX;
+        let e = err(s.clone());
+        assert!(
+            e.location.ends_with("(span \"GET /x\").end_time_unix_nano"),
+            "{e}"
+        );
+        assert!(e.reason.contains("max_future_skew_secs"), "{e}");
+        s.start_time_unix_nano = NOW + skew + 1;
+        assert!(err(s).location.ends_with("start_time_unix_nano"));
+        let mut s = span();
+        s.events = vec![crate::proto::trace::v1::span::Event {
+            time_unix_nano: u64::MAX - 1,
+            ..Default::default()
+        }];
+        assert!(err(s).location.ends_with(".events[0].time_unix_nano"));
     }
 
     #[test]

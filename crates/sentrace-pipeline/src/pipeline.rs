@@ -42,7 +42,7 @@ impl Stage for ValidateStage {
 
     fn process(&self, batch: &mut Batch) -> Result<(), StageError> {
         self.limits
-            .validate(&batch.resource_spans)
+            .validate(&batch.resource_spans, batch.context.received_at_unix_nanos)
             .map_err(|e| StageError::Invalid(e.to_string()))
     }
 }

@@ -23,6 +23,7 @@ max_value_bytes = 32
 max_name_bytes = 24
 max_array_len = 3
 max_value_depth = 3
+max_future_skew_secs = 60
 "#;
 
 fn int_kv(k: &str, i: i64) -> KeyValue {
@@ -56,6 +57,15 @@ type Case = (
 
 fn cases() -> Vec<Case> {
     vec![
+        (
+            "a timestamp near 2^64",
+            Box::new(|s: &mut Vec<Span>| s[0].end_time_unix_nano = u64::MAX - 1),
+            &[
+                "spans[0]",
+                ".end_time_unix_nano",
+                "more than 60 s past the server's clock",
+            ],
+        ),
         (
             "spans per request",
             Box::new(|s: &mut Vec<Span>| {
