@@ -44,13 +44,22 @@ impl<T: Serialize> Envelope<T> {
     }
 }
 
-/// One error in Jaeger's shape.
+/// One error in Jaeger's shape: `{"code": 400, "msg": ...}` for a failed request, or
+/// `{"msg": "trace not found", "traceID": ...}` for one id of a by-id search.
 #[derive(Debug, Serialize)]
 pub struct ApiError {
-    /// HTTP status code.
+    /// HTTP status code; left out when zero, as Jaeger leaves it out of per-trace errors.
+    #[serde(skip_serializing_if = "is_zero")]
     pub code: u16,
     /// What went wrong.
     pub msg: String,
+    /// The trace the error is about.
+    #[serde(rename = "traceID", skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+fn is_zero(c: &u16) -> bool {
+    *c == 0
 }
 
 /// A key/typed value pair.

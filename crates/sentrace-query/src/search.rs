@@ -15,6 +15,8 @@ pub const MAX_LIMIT: usize = 1500;
 pub const DEFAULT_LIMIT: usize = 20;
 /// Most tag conditions in one search.
 pub const MAX_TAGS: usize = 32;
+/// Most `traceID` parameters in one search.
+pub const MAX_TRACE_IDS: usize = 200;
 
 /// A bad search parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,10 +66,24 @@ pub struct SearchParams {
     pub max_duration: Option<Duration>,
     /// Most traces to return.
     pub limit: usize,
+    /// Trace ids (`traceID`, repeatable), each 1 to 32 hex digits. When any is given the
+    /// search answers exactly those traces and ignores every other condition, as Jaeger's
+    /// query service does.
+    pub trace_ids: Vec<String>,
 }
 
 /// Parses Jaeger/Go style durations: `1.5s`, `100ms`, `250us`, `2m`, `1h`, `10ns`.
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    parse_duration_with(text, &[])
+}
+
+/// Parses a search lookback as Jaeger UI sends it: a Go duration, or whole days and weeks
+/// (`2d`, `7d`, `1w`), which Go durations lack.
+pub fn parse_lookback(text: &str) -> Option<Duration> {
+    parse_duration_with(text, &[("d", 86_400e9), ("w", 604_800e9)])
+}
+
+fn parse_duration_with(text: &str, extra: &[(&str, f64)]) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (num, unit) = text.split_at(split);
@@ -79,7 +95,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         "s" => 1e9,
         "m" => 60e9,
         "h" => 3600e9,
-        _ => return None,
+        other => extra.iter().find(|(u, _)| *u == other)?.1,
     };
     let nanos = n * nanos_per;
     (nanos.is_finite() && nanos >= 0.0 && nanos < u64::MAX as f64)
@@ -97,14 +113,18 @@ fn micros_param(name: &str, v: &str) -> Result<u64, SearchError> {
 impl SearchParams {
     /// Parses query-string pairs as Jaeger UI and Grafana send them: `service`, `operation`,
     /// `spanKind`, `tags` (a JSON object), `tag` (repeatable `key:value`), `start`/`end`
-    /// (microseconds), `lookback` (`1h`, used when `start` is absent), `minDuration`,
-    /// `maxDuration` and `limit`. `now_nanos` anchors `lookback`.
+    /// (microseconds), `lookback` (`1h`, `2d`, `1w`; used only when `start` is absent, so
+    /// it is ignored, as Jaeger ignores it, when the UI also sends `start` and `end`),
+    /// `minDuration`, `maxDuration`, `limit` and `traceID` (repeatable). `now_nanos`
+    /// anchors `lookback`.
+    ///
+    /// As in Jaeger, `service` is required unless `traceID` is given.
     pub fn from_pairs(pairs: &[(String, String)], now_nanos: u64) -> Result<Self, SearchError> {
         let mut p = SearchParams {
             limit: DEFAULT_LIMIT,
             ..Default::default()
         };
-        let mut lookback: Option<Duration> = None;
+        let mut lookback: Option<&str> = None;
         for (k, v) in pairs {
             let v = v.as_str();
             match k.as_str() {
@@ -136,10 +156,21 @@ impl SearchParams {
                 }
                 "start" if !v.is_empty() => p.start_min_nanos = Some(micros_param("start", v)?),
                 "end" if !v.is_empty() => p.start_max_nanos = Some(micros_param("end", v)?),
-                "lookback" if !v.is_empty() && v != "custom" => {
-                    lookback = Some(parse_go_duration(v).ok_or_else(|| {
-                        bad("lookback", "expected a duration like 1h, 30m or 2d")
-                    })?);
+                "lookback" if !v.is_empty() && v != "custom" => lookback = Some(v),
+                "traceID" => {
+                    if v.is_empty() || v.len() > 32 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(bad(
+                            "traceID",
+                            format!(
+                                "{:?} is not 1 to 32 hex digits",
+                                v.chars().take(40).collect::<String>()
+                            ),
+                        ));
+                    }
+                    if p.trace_ids.len() == MAX_TRACE_IDS {
+                        return Err(bad("traceID", format!("at most {MAX_TRACE_IDS} trace ids")));
+                    }
+                    p.trace_ids.push(v.to_ascii_lowercase());
                 }
                 "minDuration" if !v.is_empty() => {
                     p.min_duration = Some(
@@ -168,9 +199,14 @@ impl SearchParams {
         if p.tags.len() > MAX_TAGS {
             return Err(bad("tags", format!("at most {MAX_TAGS} tag conditions")));
         }
+        if p.service.is_none() && p.trace_ids.is_empty() {
+            return Err(bad("service", "is required (or give traceID)"));
+        }
         if p.start_min_nanos.is_none()
-            && let Some(lb) = lookback
+            && let Some(text) = lookback
         {
+            let lb = parse_lookback(text)
+                .ok_or_else(|| bad("lookback", "expected a duration like 1h, 30m, 2d or 1w"))?;
             let lb = u64::try_from(lb.as_nanos()).unwrap_or(u64::MAX);
             p.start_min_nanos = Some(now_nanos.saturating_sub(lb));
         }
@@ -301,13 +337,76 @@ mod tests {
             let e = SearchParams::from_pairs(&pairs(&[(k, v)]), 0).unwrap_err();
             assert_eq!(e.param, k);
         }
-        let e = SearchParams::from_pairs(&pairs(&[("start", "5"), ("end", "1")]), 0).unwrap_err();
+        let e = SearchParams::from_pairs(
+            &pairs(&[("service", "web"), ("start", "5"), ("end", "1")]),
+            0,
+        )
+        .unwrap_err();
         assert_eq!(e.param, "start");
+        for id in ["", "xyz", &"a".repeat(33)] {
+            let e = SearchParams::from_pairs(&pairs(&[("traceID", id)]), 0).unwrap_err();
+            assert_eq!(e.param, "traceID", "{id:?}");
+        }
     }
 
     #[test]
-    fn lookback() {
-        let p = SearchParams::from_pairs(&pairs(&[("lookback", "1h")]), 7_200_000_000_000).unwrap();
-        assert_eq!(p.start_min_nanos, Some(3_600_000_000_000));
+    fn service_is_required_unless_trace_ids_are_given() {
+        let e = SearchParams::from_pairs(&pairs(&[("limit", "5")]), 0).unwrap_err();
+        assert_eq!(e.param, "service");
+        assert!(e.to_string().contains("required"), "{e}");
+        let p =
+            SearchParams::from_pairs(&pairs(&[("traceID", "AB"), ("traceID", "cd")]), 0).unwrap();
+        assert_eq!(p.trace_ids, ["ab", "cd"]);
+        let many: Vec<(String, String)> = (0..=MAX_TRACE_IDS)
+            .map(|i| ("traceID".to_string(), format!("{i:x}")))
+            .collect();
+        assert_eq!(
+            SearchParams::from_pairs(&many, 0).unwrap_err().param,
+            "traceID"
+        );
+    }
+
+    const HOUR: u64 = 3_600_000_000_000;
+
+    #[test]
+    fn lookback_takes_every_unit_jaeger_ui_sends() {
+        let now = 30 * 24 * HOUR;
+        for (text, hours) in [
+            ("1h", 1),
+            ("2h", 2),
+            ("12h", 12),
+            ("24h", 24),
+            ("2d", 48),
+            ("7d", 168),
+            ("1w", 168),
+            ("2w", 336),
+        ] {
+            let p = SearchParams::from_pairs(&pairs(&[("service", "s"), ("lookback", text)]), now)
+                .unwrap();
+            assert_eq!(p.start_min_nanos, Some(now - hours * HOUR), "{text}");
+        }
+        let p = SearchParams::from_pairs(&pairs(&[("service", "s"), ("lookback", "30m")]), now)
+            .unwrap();
+        assert_eq!(p.start_min_nanos, Some(now - HOUR / 2));
+        let e = SearchParams::from_pairs(&pairs(&[("service", "s"), ("lookback", "2y")]), now)
+            .unwrap_err();
+        assert_eq!(e.param, "lookback");
+        assert!(e.to_string().contains("2d"), "{e}");
+    }
+
+    #[test]
+    fn lookback_is_ignored_when_start_and_end_are_given() {
+        let p = SearchParams::from_pairs(
+            &pairs(&[
+                ("service", "s"),
+                ("start", "1000"),
+                ("end", "2000"),
+                ("lookback", "whatever"),
+            ]),
+            5 * HOUR,
+        )
+        .unwrap();
+        assert_eq!(p.start_min_nanos, Some(1_000_000));
+        assert_eq!(p.start_max_nanos, Some(2_000_000));
     }
 }

@@ -50,6 +50,8 @@ pub struct AppState {
     pub vault: Arc<sentrace_store::Vault>,
     /// The tenant whose principals may see node-wide metrics (`[access] operator_tenant`).
     pub operator_tenant: Option<sentrace_core::TenantId>,
+    /// Readiness: listeners bound, not shutting down.
+    pub health: Arc<api::health::Health>,
 }
 
 /// The verified caller of a query request: identity, remote address and break-glass grant.
@@ -114,6 +116,8 @@ pub fn otlp_http_router(st: Arc<AppState>) -> Router {
 /// The query API: Jaeger's HTTP API, the native API and metrics.
 pub fn query_router(st: Arc<AppState>) -> Router {
     Router::new()
+        .route("/healthz", get(api::health::healthz))
+        .route("/readyz", get(api::health::readyz))
         .route("/api/services", get(api::jaeger::services))
         .route(
             "/api/services/{service}/operations",

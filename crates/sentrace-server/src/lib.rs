@@ -254,6 +254,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         break_glass,
         vault,
         operator_tenant: cfg.access.operator(),
+        health: Arc::new(api::health::Health::new(3)),
     });
 
     let (tx, rx) = watch::channel(false);
@@ -322,12 +323,14 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             router,
             rx.clone(),
         )));
+        state.health.listener_bound();
     }
     let stop = shutdown_signal()?;
     println!("sentrace: ready");
 
     stop.await;
     tracing::info!("shutting down");
+    state.health.stopping();
     let _ = tx.send(true);
     for t in tasks {
         let _ = t.await;

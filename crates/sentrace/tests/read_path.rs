@@ -148,7 +148,7 @@ fn endpoints() -> Vec<String> {
         format!("/api/traces/{T2}"),
         format!("/v1/traces/{T1}"),
         format!("/v1/traces/{T2}"),
-        "/api/traces?tags=%7B%22http.route%22%3A%22%2Fpay%22%7D".into(),
+        "/api/traces?service=checkout&tags=%7B%22http.route%22%3A%22%2Fpay%22%7D".into(),
         "/metrics".into(),
         "/api/findings".into(),
     ];

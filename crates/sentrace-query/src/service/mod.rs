@@ -31,7 +31,8 @@ use crate::audit::{AuditRecord, AuditSink, BreakGlassUse, Outcome};
 
 pub use gate::{Gate, Returned};
 pub use read::{
-    Dependencies, MAX_CANDIDATE_TRACES, TraceAnswer, TraceList, dedup, parse_trace_id, views,
+    Dependencies, MAX_CANDIDATE_TRACES, TraceAnswer, TraceList, TraceSet, dedup, parse_trace_id,
+    views,
 };
 pub use scope::{Fate, Scope, Shaped};
 

@@ -31,6 +31,7 @@ pub fn error(status: StatusCode, msg: impl Into<String>) -> Response {
         errors: Some(vec![ApiError {
             code: status.as_u16(),
             msg: msg.into(),
+            trace_id: None,
         }]),
     };
     (status, Json(body)).into_response()
@@ -126,7 +127,9 @@ pub async fn trace(
     }
 }
 
-/// `GET /api/traces?service=&operation=&tags=&start=&end=&minDuration=&maxDuration=&limit=`.
+/// `GET /api/traces?service=&operation=&tags=&start=&end=&minDuration=&maxDuration=&limit=`,
+/// or `GET /api/traces?traceID=A&traceID=B`: exactly those traces, with a `trace not found`
+/// error per id the caller cannot see, as Jaeger answers.
 pub async fn search(
     State(st): State<Arc<AppState>>,
     Reader(caller): Reader,
@@ -136,12 +139,47 @@ pub async fn search(
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    if !params.trace_ids.is_empty() {
+        return by_ids(&st, &caller, &params.trace_ids).await;
+    }
     match st.query.search(&caller, &params, "GET /api/traces").await {
         Ok(found) => {
             let traces = jaeger::to_traces(&found.spans);
             let n = traces.len();
             let mut env = Envelope::new(traces, n);
             env.limit = params.limit;
+            Json(env).into_response()
+        }
+        Err(e) => failed(e),
+    }
+}
+
+async fn by_ids(
+    st: &AppState,
+    caller: &sentrace_query::service::Caller,
+    ids: &[String],
+) -> Response {
+    match st
+        .query
+        .traces_by_ids(caller, ids, "GET /api/traces?traceID")
+        .await
+    {
+        Ok(set) => {
+            let traces = jaeger::to_traces(&set.found.spans);
+            let n = traces.len();
+            let mut env = Envelope::new(traces, n);
+            if !set.missing.is_empty() {
+                env.errors = Some(
+                    set.missing
+                        .iter()
+                        .map(|t| ApiError {
+                            code: 0,
+                            msg: "trace not found".into(),
+                            trace_id: Some(t.to_string()),
+                        })
+                        .collect(),
+                );
+            }
             Json(env).into_response()
         }
         Err(e) => failed(e),

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod breakglass;
 pub mod findings;
+pub mod health;
 pub mod jaeger;
 pub mod native;
 

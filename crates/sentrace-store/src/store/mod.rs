@@ -399,6 +399,11 @@ impl Store {
             .unwrap_or(0)
     }
 
+    /// Whether the store takes appends: not closed, and its WAL writer is running.
+    pub fn is_open(&self) -> bool {
+        !self.inner.closed.load(Ordering::Acquire) && !self.inner.tx.is_closed()
+    }
+
     /// Graceful shutdown: stop accepting appends, commit and fsync what is queued, stop the
     /// background tasks. Buffered spans stay in the WAL and are replayed on the next open.
     pub async fn close(&self) -> Result<(), StoreError> {
