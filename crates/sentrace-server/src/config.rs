@@ -61,7 +61,7 @@ impl Default for ListenConfig {
 
 /// TLS settings. By default the server makes a local CA and a server certificate under
 /// `<data-dir>/tls/` on first start.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM certificate chain to serve instead of the generated one (needs `key`).
@@ -74,6 +74,22 @@ pub struct TlsConfig {
     /// Client certificates per listener (`off`, `optional`, `required`); the CAs trusted
     /// for them are `[[auth.mtls]]`.
     pub client_auth: crate::auth::mtls::config::ClientAuthConfig,
+    /// Negotiate the hybrid post-quantum key exchange X25519MLKEM768 with every client that
+    /// supports it, even one that lists a classical group first (with a HelloRetryRequest
+    /// when it sent no key share for it). Off: the client's order decides.
+    pub prefer_post_quantum: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            subject_alt_names: Vec::new(),
+            client_auth: Default::default(),
+            prefer_post_quantum: true,
+        }
+    }
 }
 
 /// A configuration error, naming the file, line and key.

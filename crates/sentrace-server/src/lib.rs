@@ -105,7 +105,12 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let tls = if opts.insecure_plaintext {
         None
     } else {
-        Some(tls::server_config(&boot.cert, &boot.key)?)
+        Some(tls::server_config_with(
+            &boot.cert,
+            &boot.key,
+            None,
+            cfg.tls.prefer_post_quantum,
+        )?)
     };
 
     let keys = Arc::new(KeyRing::open(&opts.data_dir.join("keys"), &boot.master)?);
@@ -309,6 +314,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
                     &boot.cert,
                     &boot.key,
                     certs.verifier(mode, name)?,
+                    cfg.tls.prefer_post_quantum,
                 )?),
                 Some(certs.clone()),
             ),

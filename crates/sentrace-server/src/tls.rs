@@ -23,9 +23,9 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
-use sentrace_store::fsutil::{write_atomic, write_atomic_private};
+use sentrace_store::fsutil::{check_private_file, write_atomic, write_atomic_private};
 
 /// Where the TLS material of a data directory lives.
 #[derive(Clone, Debug)]
@@ -70,6 +70,9 @@ pub fn ensure_local_pki(paths: &TlsPaths, sans: &[String]) -> anyhow::Result<boo
     ca_params.distinguished_name = dn;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    // Subject and Authority Key Identifiers: strict verifiers (Python 3.13's
+    // VERIFY_X509_STRICT, sslyze) refuse chains without them.
+    ca_params.use_authority_key_identifier_extension = true;
     ca_params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     ca_params.not_after = rcgen::date_time_ymd(2036, 1, 1);
     let ca_cert = ca_params.self_signed(&ca_key)?;
@@ -89,6 +92,9 @@ pub fn ensure_local_pki(paths: &TlsPaths, sans: &[String]) -> anyhow::Result<boo
         .context("invalid subject alternative name")?;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    // Basic constraints CA:false with a Subject Key Identifier, and the CA's key id.
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.use_authority_key_identifier_extension = true;
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2031, 1, 1);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
@@ -117,19 +123,48 @@ pub fn default_sans() -> Vec<String> {
     sans
 }
 
-/// A TLS 1.3-only server configuration on the aws-lc-rs provider. Its key-exchange groups
-/// put X25519MLKEM768 first, then X25519 and the NIST curves for older clients.
-pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
-    server_config_with(cert, key, None)
+/// A listener's TLS: TLS 1.3 only, on the aws-lc-rs provider.
+///
+/// rustls picks the first key-exchange group of the client's list that it supports, so a
+/// client that lists X25519 before X25519MLKEM768 would get the classical group. With
+/// `prefer_post_quantum`, a ClientHello that lists X25519MLKEM768 anywhere is answered
+/// with a configuration that offers only that group: the hybrid is negotiated, with a
+/// HelloRetryRequest when the client sent no key share for it. Other clients get
+/// X25519MLKEM768, X25519 and the NIST curves.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    /// Every group, X25519MLKEM768 first.
+    pub any: Arc<ServerConfig>,
+    /// X25519MLKEM768 only, for clients that support it (None: no preference).
+    post_quantum: Option<Arc<ServerConfig>>,
 }
 
-/// [`server_config`] with a client-certificate verifier (see [`crate::auth::mtls`]); `None`
-/// asks clients for no certificate.
+impl ServerTls {
+    /// The configuration for a client's hello.
+    fn for_hello(&self, hello: &rustls::server::ClientHello<'_>) -> Arc<ServerConfig> {
+        let hybrid = rustls::NamedGroup::X25519MLKEM768;
+        match &self.post_quantum {
+            Some(pq) if hello.named_groups().is_some_and(|g| g.contains(&hybrid)) => pq.clone(),
+            _ => self.any.clone(),
+        }
+    }
+}
+
+/// [`server_config_with`] without client certificates, preferring X25519MLKEM768.
+pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<ServerTls> {
+    server_config_with(cert, key, None, true)
+}
+
+/// The TLS of a listener serving `cert` with `key` (a private key file that group and
+/// others cannot read), with a client-certificate verifier (see [`crate::auth::mtls`];
+/// `None` asks clients for no certificate), preferring X25519MLKEM768 when
+/// `prefer_post_quantum` (see [`ServerTls`]).
 pub fn server_config_with(
     cert: &Path,
     key: &Path,
     client_auth: Option<Arc<dyn ClientCertVerifier>>,
-) -> anyhow::Result<Arc<ServerConfig>> {
+    prefer_post_quantum: bool,
+) -> anyhow::Result<ServerTls> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading certificate {}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -137,15 +172,27 @@ pub fn server_config_with(
     if chain.is_empty() {
         bail!("{} holds no certificate", cert.display());
     }
+    check_private_file(key)?;
     let key = PrivateKeyDer::from_pem_file(key)
         .with_context(|| format!("reading private key {}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut cfg = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(client_auth.unwrap_or_else(|| Arc::new(NoClientAuth)))
-        .with_single_cert(chain, key)?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    let verifier = client_auth.unwrap_or_else(|| Arc::new(NoClientAuth));
+    let build = |provider: rustls::crypto::CryptoProvider| -> anyhow::Result<Arc<ServerConfig>> {
+        let mut cfg = ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier.clone())
+            .with_single_cert(chain.clone(), key.clone_key())?;
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    };
+    let any = build(rustls::crypto::aws_lc_rs::default_provider())?;
+    let post_quantum = if prefer_post_quantum {
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768];
+        Some(build(provider)?)
+    } else {
+        None
+    };
+    Ok(ServerTls { any, post_quantum })
 }
 
 /// Most connections served at once per listener.
@@ -157,7 +204,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// must be on a loopback address (checked by the caller).
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     router: axum::Router,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -171,13 +218,13 @@ pub async fn serve(
 /// is an authentication failure: it is recorded in the node's audit log through `audit`.
 pub async fn serve_with(
     listener: TcpListener,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     client_certs: Option<Arc<crate::auth::mtls::ClientCerts>>,
     audit: Option<Arc<dyn sentrace_query::audit::AuditSink>>,
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = tls.map(TlsAcceptor::from);
+    let acceptor = tls;
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = tokio::select! {
@@ -219,7 +266,18 @@ pub async fn serve_with(
             let builder = auto::Builder::new(TokioExecutor::new());
             match acceptor {
                 Some(acceptor) => {
-                    let accept = acceptor.accept(stream).into_fallible();
+                    let accept = async {
+                        let start =
+                            LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+                                .await
+                                .map_err(|e| (e, None))?;
+                        let cfg = acceptor.for_hello(&start.client_hello());
+                        start
+                            .into_stream(cfg)
+                            .into_fallible()
+                            .await
+                            .map_err(|(e, io)| (e, Some(io)))
+                    };
                     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
                         Ok(Ok(s)) => s,
                         Ok(Err((e, io))) => {
@@ -252,7 +310,9 @@ pub async fn serve_with(
                             } else {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             }
-                            linger_close(io).await;
+                            if let Some(io) = io {
+                                linger_close(io).await;
+                            }
                             return;
                         }
                         Err(_) => {
@@ -327,4 +387,113 @@ async fn linger_close(mut io: tokio::net::TcpStream) {
 /// Whether an address is loopback (plaintext is allowed only there).
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::NamedGroup;
+    use rustls::crypto::aws_lc_rs::kx_group;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn pki(dir: &Path) -> TlsPaths {
+        let paths = TlsPaths::under(dir);
+        ensure_local_pki(&paths, &["localhost".into()]).unwrap();
+        paths
+    }
+
+    fn der(pem_file: &Path) -> Vec<Vec<u8>> {
+        CertificateDer::pem_file_iter(pem_file)
+            .unwrap()
+            .map(|c| c.unwrap().to_vec())
+            .collect()
+    }
+
+    fn has(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn generated_certificates_carry_key_identifiers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pki(dir.path());
+        const SKI: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x0e];
+        const AKI: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x23];
+        let chain = der(&p.server_cert);
+        assert_eq!(chain.len(), 2);
+        for (i, c) in chain.iter().enumerate() {
+            assert!(
+                has(c, SKI),
+                "certificate {i} lacks a Subject Key Identifier"
+            );
+            assert!(
+                has(c, AKI),
+                "certificate {i} lacks an Authority Key Identifier"
+            );
+        }
+    }
+
+    #[test]
+    fn a_private_key_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pki(dir.path());
+        std::fs::set_permissions(&p.server_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = server_config(&p.server_cert, &p.server_key)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.key") && e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&p.server_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        server_config(&p.server_cert, &p.server_key).unwrap();
+    }
+
+    /// The group negotiated by a client that offers `groups` in that order.
+    async fn negotiated(
+        p: &TlsPaths,
+        prefer_pq: bool,
+        groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup>,
+    ) -> NamedGroup {
+        let tls = server_config_with(&p.server_cert, &p.server_key, None, prefer_pq).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_stop, rx) = watch::channel(false);
+        tokio::spawn(serve(listener, Some(tls), axum::Router::new(), rx));
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der(&p.ca_cert).remove(0).into()).unwrap();
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        provider.kx_groups = groups;
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(name, stream)
+            .await
+            .unwrap();
+        tls.get_ref()
+            .1
+            .negotiated_key_exchange_group()
+            .unwrap()
+            .name()
+    }
+
+    #[tokio::test]
+    async fn the_hybrid_group_wins_whenever_the_client_supports_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pki(dir.path());
+        let hybrid = NamedGroup::X25519MLKEM768;
+        // X25519 listed (and its key share sent) first: a HelloRetryRequest for the hybrid.
+        let g = negotiated(&p, true, vec![kx_group::X25519, kx_group::X25519MLKEM768]).await;
+        assert_eq!(g, hybrid);
+        let g = negotiated(&p, true, vec![kx_group::X25519MLKEM768, kx_group::X25519]).await;
+        assert_eq!(g, hybrid);
+        // A classical-only client still connects.
+        let g = negotiated(&p, true, vec![kx_group::SECP256R1]).await;
+        assert_eq!(g, NamedGroup::secp256r1);
+        // Without the preference the client's order decides.
+        let g = negotiated(&p, false, vec![kx_group::X25519, kx_group::X25519MLKEM768]).await;
+        assert_eq!(g, NamedGroup::X25519);
+    }
 }

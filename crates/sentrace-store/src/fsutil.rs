@@ -26,6 +26,27 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(dir, e))
 }
 
+/// Checks that a private key file is a regular file (not a symlink) that neither group nor
+/// others may access, as the master key is checked. The error names the file and the fix.
+pub fn check_private_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |reason: String| StoreError::KeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io(path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(bad("not a regular file (symlinks are refused)".into()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(bad(format!(
+            "mode {mode:o} lets group or others read this private key; run `chmod 600` on it"
+        )));
+    }
+    Ok(())
+}
+
 /// Distinguishes the temporary files of concurrent writers within one process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 

@@ -48,4 +48,15 @@ fn first_start_creates_pki_key_and_admin_token_once() {
     let (ok, err) = serve_once(&srv.data, &srv.config);
     assert!(!ok);
     assert!(err.contains("master.key"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // So is a TLS private key.
+    let tls_key = srv.data.join("tls").join("server.key");
+    std::fs::set_permissions(&tls_key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (ok, err) = serve_once(&srv.data, &srv.config);
+    assert!(!ok);
+    assert!(
+        err.contains("server.key") && err.contains("chmod 600"),
+        "{err}"
+    );
 }

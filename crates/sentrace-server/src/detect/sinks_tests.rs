@@ -290,7 +290,9 @@ async fn syslog_sink_over_tcp_and_tls() {
     // TLS (RFC 5425).
     let pki = pki();
     let acceptor = tokio_rustls::TlsAcceptor::from(
-        server_config(&pki.paths.server_cert, &pki.paths.server_key).unwrap(),
+        server_config(&pki.paths.server_cert, &pki.paths.server_key)
+            .unwrap()
+            .any,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
