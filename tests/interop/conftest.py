@@ -1,7 +1,6 @@
 """Fixtures: a real `sentrace serve` on free loopback ports with TLS and a fresh data dir."""
 
 import os
-import re
 import socket
 import subprocess
 import tempfile
@@ -50,9 +49,12 @@ class Server:
             if not line:
                 raise RuntimeError("server exited early: " + "".join(lines))
             lines.append(line)
-            m = re.match(r"^\s+(st_[0-9a-f]{16}_[A-Za-z0-9_-]+)\s*$", line)
-            if m:
-                self.admin_token = m.group(1)
+            # stdout is a pipe: a first start writes the admin token to a 0600 file and
+            # prints its path.
+            token_file = os.path.join(self.data_dir, "admin-token")
+            if line.strip() == token_file:
+                with open(token_file) as f:
+                    self.admin_token = f.read().strip()
             if line.startswith("sentrace: ready"):
                 return self
         raise RuntimeError("server did not become ready: " + "".join(lines))

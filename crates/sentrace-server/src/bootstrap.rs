@@ -1,4 +1,8 @@
 //! First start: the data directory, the local PKI, the master key and the admin token.
+//!
+//! The admin token is issued last, once the whole configuration was checked and every
+//! listener is bound, so a start that fails never consumes it. It is shown on a terminal
+//! only; a service manager's captured stdout gets the path of a 0600 file instead.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -25,14 +29,28 @@ pub struct Bootstrap {
     pub ca_cert: Option<PathBuf>,
     /// Whether the PKI was made now.
     pub created_pki: bool,
-    /// The admin token, when one was made now. Shown once; only its hash is kept.
-    pub admin_token: Option<String>,
     /// The certificate and key to serve.
     pub cert: PathBuf,
     /// The key for `cert`.
     pub key: PathBuf,
     /// The master key.
     pub master: MasterKey,
+}
+
+/// The data directory when none is given (`--data-dir`, `SENTRACE_DATA_DIR`).
+pub const DEFAULT_DATA_DIR: &str = "./sentrace-data";
+
+/// `text` quoted for a POSIX shell when it needs quoting.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,".contains(&b))
+    {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// Path of the master key file.
@@ -68,29 +86,70 @@ pub fn ensure(data_dir: &Path, cfg: &Config) -> anyhow::Result<Bootstrap> {
         Err(_) => MasterKey::load_or_create(&master_key_path(data_dir))?,
     };
 
-    let tpath = tokens_path(data_dir);
-    let mut set = load_tokens(&tpath)?;
-    let admin_token = if set.tokens.is_empty() {
-        let tenant = TenantId::new(DEFAULT_TENANT)?;
-        let issued = set.issue(tenant, Role::Admin, now_unix(), None, "first-start admin");
-        save_tokens(&tpath, &set)?;
-        Some(issued.token)
-    } else {
-        None
-    };
-
     Ok(Bootstrap {
         ca_cert,
         created_pki,
-        admin_token,
         cert,
         key,
         master,
     })
 }
 
-/// The first-start banner, in the spirit of Elasticsearch 8's.
-pub fn banner(b: &Bootstrap, cfg: &Config, plaintext: bool) -> String {
+/// The file the first-start admin token goes to when standard output is not a terminal.
+pub fn admin_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin-token")
+}
+
+/// Where the first-start admin token went.
+#[derive(Debug)]
+pub enum AdminToken {
+    /// To the terminal, in the banner.
+    Shown(String),
+    /// To this file (mode 0600).
+    File(PathBuf),
+}
+
+/// Issues the admin token of tenant [`DEFAULT_TENANT`] when the data directory has no token
+/// at all, and delivers it: in the banner when `terminal`, else into
+/// [`admin_token_path`] (mode 0600) whose path is logged.
+pub fn first_admin_token(data_dir: &Path, terminal: bool) -> anyhow::Result<Option<AdminToken>> {
+    let tpath = tokens_path(data_dir);
+    let mut set = load_tokens(&tpath)?;
+    if !set.tokens.is_empty() {
+        return Ok(None);
+    }
+    let tenant = TenantId::new(DEFAULT_TENANT)?;
+    let issued = set.issue(tenant, Role::Admin, now_unix(), None, "first-start admin");
+    if terminal {
+        save_tokens(&tpath, &set)?;
+        return Ok(Some(AdminToken::Shown(issued.token)));
+    }
+    // The file first: a crash in between leaves a token file nobody can use rather than a
+    // stored token nobody has.
+    let file = admin_token_path(data_dir);
+    sentrace_store::fsutil::write_atomic_private(&file, format!("{}\n", issued.token).as_bytes())?;
+    save_tokens(&tpath, &set)?;
+    tracing::info!(path = %file.display(), "first-start admin token written (mode 0600); read it, then delete the file");
+    Ok(Some(AdminToken::File(file)))
+}
+
+/// The first-start banner, in the spirit of Elasticsearch 8's. Its commands work as
+/// printed: they name `data_dir` unless it is the default.
+pub fn banner(
+    b: &Bootstrap,
+    admin: Option<&AdminToken>,
+    cfg: &Config,
+    data_dir: &Path,
+    plaintext: bool,
+) -> String {
+    let dir_flag = if data_dir == Path::new(DEFAULT_DATA_DIR) {
+        String::new()
+    } else {
+        format!(
+            " --data-dir {}",
+            shell_word(&data_dir.display().to_string())
+        )
+    };
     let mut out = String::new();
     out.push_str("\n━━ Sentrace: security is on ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\n");
     if let Some(ca) = &b.ca_cert {
@@ -99,13 +158,20 @@ pub fn banner(b: &Bootstrap, cfg: &Config, plaintext: bool) -> String {
             ca.display()
         ));
     }
-    if let Some(t) = &b.admin_token {
-        out.push_str(&format!(
+    match admin {
+        Some(AdminToken::Shown(t)) => out.push_str(&format!(
             "  Admin token for tenant \"{DEFAULT_TENANT}\" (shown once; only its hash is stored):\n    {t}\n"
+        )),
+        Some(AdminToken::File(f)) => out.push_str(&format!(
+            "  Admin token for tenant \"{DEFAULT_TENANT}\" (only its hash is stored) written to\n    {}\n  (mode 0600: read it, then delete the file)\n",
+            f.display()
+        )),
+        None => {}
+    }
+    if admin.is_some() {
+        out.push_str(&format!(
+            "  Make a token for each sender and reader instead of sharing this one:\n    sentrace tokens create{dir_flag} --tenant {DEFAULT_TENANT} --role ingest\n"
         ));
-        out.push_str(
-            "  Make a token for each sender and reader instead of sharing this one:\n    sentrace tokens create --tenant default --role ingest\n",
-        );
     }
     let scheme = if plaintext { "http" } else { "https" };
     out.push_str(&format!(

@@ -96,12 +96,6 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         );
     }
     let boot = bootstrap::ensure(&opts.data_dir, &cfg)?;
-    if boot.admin_token.is_some() || boot.created_pki {
-        println!(
-            "{}",
-            bootstrap::banner(&boot, &cfg, opts.insecure_plaintext)
-        );
-    }
     let tls = if opts.insecure_plaintext {
         None
     } else {
@@ -332,6 +326,21 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         state.health.listener_bound();
     }
     let stop = shutdown_signal()?;
+    // Last: a start that failed above has not consumed the first admin token.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let admin = bootstrap::first_admin_token(&opts.data_dir, terminal)?;
+    if admin.is_some() || boot.created_pki {
+        println!(
+            "{}",
+            bootstrap::banner(
+                &boot,
+                admin.as_ref(),
+                &cfg,
+                &opts.data_dir,
+                opts.insecure_plaintext
+            )
+        );
+    }
     println!("sentrace: ready");
 
     stop.await;

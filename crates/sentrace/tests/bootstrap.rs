@@ -30,6 +30,27 @@ fn first_start_creates_pki_key_and_admin_token_once() {
     let secret = &token["st_".len() + 17..];
     assert!(!tokens.contains(secret));
     assert_eq!(srv.get(&token, "/api/services").status().as_u16(), 200);
+    // Standard output is not a terminal: the token went to a 0600 file, never to stdout.
+    let token_file = srv.data.join("admin-token");
+    assert_eq!(mode(&token_file), 0o600);
+    assert!(!banner.contains(&token), "token on stdout: {banner}");
+    // The banner's command works as printed (it names the data directory in use).
+    let cmd = banner
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("sentrace tokens create"))
+        .unwrap_or_else(|| panic!("no tokens command: {banner}"));
+    assert!(
+        cmd.contains(&format!("--data-dir {}", srv.data.display())),
+        "{cmd}"
+    );
+    let out = std::process::Command::new(common::BIN)
+        .args(cmd.split_whitespace().skip(1))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{cmd}: {out:?}");
+    let ingest = String::from_utf8(out.stdout).unwrap();
+    assert!(ingest.trim().starts_with("st_"), "{ingest}");
 
     // A second start prints no new token and keeps the old one working.
     srv.stop();
@@ -59,4 +80,25 @@ fn first_start_creates_pki_key_and_admin_token_once() {
         err.contains("server.key") && err.contains("chmod 600"),
         "{err}"
     );
+}
+
+#[test]
+fn a_failed_first_start_consumes_no_admin_token() {
+    let mut srv = Server::new("[access]\npolicies = [\"missing-policies.cedar\"]\n");
+    let (ok, err) = serve_once(&srv.data, &srv.config);
+    assert!(!ok);
+    assert!(err.contains("missing-policies.cedar"), "{err}");
+    assert!(!srv.data.join("admin-token").exists());
+    let tokens = std::fs::read_to_string(srv.data.join("tokens.json")).unwrap_or_default();
+    assert!(!tokens.contains("first-start admin"), "{tokens}");
+    // Fixed, the next start issues the token.
+    let listen = std::fs::read_to_string(&srv.config).unwrap();
+    let listen: String = listen.lines().take(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&srv.config, listen).unwrap();
+    srv.launch();
+    let token = srv
+        .admin_token
+        .clone()
+        .expect("no admin token after the fix");
+    assert_eq!(srv.get(&token, "/api/services").status().as_u16(), 200);
 }

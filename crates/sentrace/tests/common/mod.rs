@@ -180,10 +180,13 @@ impl Server {
         let Some(lines) = lines else {
             panic!("server did not become ready; log:\n{}", self.log());
         };
+        // Standard output is a pipe here, so a first start writes the admin token to a file
+        // and prints its path.
+        let token_file = self.data.join("admin-token");
         for line in lines {
-            let t = line.trim();
-            if t.starts_with("st_") {
-                self.admin_token = Some(t.to_string());
+            if line.trim() == token_file.display().to_string() {
+                let t = std::fs::read_to_string(&token_file).unwrap();
+                self.admin_token = Some(t.trim().to_string());
             }
             self.stdout_lines.push(line);
         }
