@@ -79,8 +79,8 @@ impl FromRequestParts<Arc<AppState>> for Reader {
             Ok(id) => id,
             Err(e) => {
                 st.metrics.auth_failure();
-                tracing::debug!(reason = %e, path = %parts.uri.path(), "query refused");
                 let endpoint = format!("{} {}", parts.method, parts.uri.path());
+                crate::auth::failure_log::log_refused(&e, &endpoint, source.as_deref());
                 return Err(api::unauthenticated(st, &e, creds, source, &endpoint).await);
             }
         };

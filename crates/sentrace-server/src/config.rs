@@ -17,6 +17,8 @@ pub use sentrace_pipeline::config::{MinimizeConfig, load_policy};
 pub struct Config {
     /// Listener addresses.
     pub listen: ListenConfig,
+    /// The server's own log.
+    pub log: LogConfig,
     /// TLS certificate settings.
     pub tls: TlsConfig,
     /// Limits on every ingest request.
@@ -35,6 +37,60 @@ pub struct Config {
     pub auth: crate::auth::config::AuthConfig,
     /// Authorization: Cedar policies, teams, break-glass.
     pub access: crate::access::AccessConfig,
+}
+
+/// The server's own log (written to standard error).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json` (one object per line).
+    pub format: LogFormat,
+    /// The least severe level written, or per-module directives in `RUST_LOG` syntax
+    /// (`info,sentrace_store=debug`). `RUST_LOG`, when set, overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How log events are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogConfig {
+    /// Checks the level's directive syntax: comma-separated `level` or `target=level`.
+    pub fn validate(&self) -> Result<(), String> {
+        const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+        if self.level.trim().is_empty() {
+            return Err("[log] level must not be empty (e.g. \"info\")".into());
+        }
+        for d in self
+            .level
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            let level = d.rsplit_once('=').map_or(d, |(_, l)| l);
+            if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+                return Err(format!(
+                    "[log] level: {d:?} is not one of off, error, warn, info, debug, trace (optionally as target=level)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where the server listens.
@@ -132,6 +188,21 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err("[tls] cert and key must be set together".into());
+        }
+        self.log.validate()?;
+        let l = &self.listen;
+        for (a, b, x, y) in [
+            ("otlp_grpc", "otlp_http", l.otlp_grpc, l.otlp_http),
+            ("otlp_grpc", "query", l.otlp_grpc, l.query),
+            ("otlp_http", "query", l.otlp_http, l.query),
+        ] {
+            let overlap = x.ip() == y.ip() || x.ip().is_unspecified() || y.ip().is_unspecified();
+            if x.port() == y.port() && x.port() != 0 && overlap {
+                return Err(format!(
+                    "[listen] {a} and {b} both use port {}; give each listener its own port",
+                    x.port()
+                ));
+            }
         }
         let l = &self.limits;
         for (name, v) in [

@@ -381,7 +381,7 @@ impl Seal {
             if let Ok(mut g) = log.lock() {
                 g.published = g.published.max(p.size);
             }
-            tracing::debug!(tenant = %tenant, size = p.size, "checkpoint published");
+            tracing::info!(tenant = %tenant, size = p.size, "checkpoint published");
             self.publications.send_modify(|n| *n = n.wrapping_add(1));
             // The full tiles just written and the checkpoint covering them are durable:
             // the partial tiles at their places are garbage now.

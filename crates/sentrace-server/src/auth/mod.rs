@@ -12,6 +12,7 @@
 //! certificate are both presented they must name the same tenant.
 
 pub mod config;
+pub mod failure_log;
 pub mod mtls;
 pub mod oidc;
 

@@ -72,8 +72,8 @@ pub async fn receive(
         Ok(id) => id,
         Err(e) => {
             st.metrics.auth_failure();
-            tracing::debug!(reason = %e, endpoint, "export refused");
             let source = creds.remote().map(|a| a.ip().to_string());
+            crate::auth::failure_log::log_refused(&e, endpoint, source.as_deref());
             st.query
                 .audit_unauthenticated(
                     &crate::api::credential_hint(&creds),

@@ -160,6 +160,13 @@ impl Store {
             report.segments_deleted += 1;
         }
         crate::fsutil::sync_dir(&inner.wal_dir)?;
+        tracing::info!(
+            blocks = report.blocks,
+            spans = report.spans,
+            bytes = report.bytes,
+            wal_segments_deleted = report.segments_deleted,
+            "flushed buffered spans into blocks"
+        );
         Ok(report)
     }
 
@@ -218,6 +225,13 @@ impl Store {
             if let Some(list) = st.blocks.get_mut(&b.tenant) {
                 list.retain(|x| !Arc::ptr_eq(x, b));
             }
+        }
+        if !expired.is_empty() {
+            tracing::info!(
+                blocks = expired.len(),
+                retention_secs = self.inner.cfg.retention.as_secs(),
+                "deleted blocks past retention"
+            );
         }
         Ok(expired.len())
     }

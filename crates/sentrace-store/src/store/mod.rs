@@ -193,6 +193,8 @@ impl Store {
                         .push(Arc::new(b));
                 }
                 None if meta.location.as_ref().starts_with("log/") => {}
+                // A block's integrity tag (`<block>.parquet.mac`), read with its block.
+                None if meta.location.as_ref().ends_with(".parquet.mac") => {}
                 None => {
                     tracing::warn!(object = %meta.location, "ignoring unknown object in block store")
                 }
