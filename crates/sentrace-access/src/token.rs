@@ -250,25 +250,26 @@ impl TokenSet {
     }
 }
 
-/// Parses `30d`, `12h`, `15m`, `45s` or a bare number of seconds.
+/// Parses a duration with its unit: `2w`, `30d`, `12h`, `15m`, `45s` or `500ms`. A bare
+/// number is refused: `5` could mean seconds or days.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (num, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
+    let bad = || format!("{text:?} is not a duration with a unit, like 30d, 12h, 15m or 45s");
+    let Some(i) = text.find(|c: char| !c.is_ascii_digit()) else {
+        return Err(bad());
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30d, 12h, 15m or 45s"))?;
+    let (num, unit) = text.split_at(i);
+    let n: u64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
         "s" => Some(n),
         "m" => n.checked_mul(60),
         "h" => n.checked_mul(3600),
         "d" => n.checked_mul(86_400),
+        "w" => n.checked_mul(604_800),
         "ms" => return Ok(Duration::from_millis(n)),
         _ => None,
     }
-    .ok_or_else(|| format!("{text:?} is not a duration like 30d, 12h, 15m or 45s"))?;
+    .ok_or_else(bad)?;
     Ok(Duration::from_secs(secs))
 }
 
@@ -344,8 +345,13 @@ mod tests {
             parse_duration("30d").unwrap(),
             Duration::from_secs(2_592_000)
         );
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("3w").is_err());
+        assert!(parse_duration("90").unwrap_err().contains("unit"));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_duration("3w").unwrap(),
+            Duration::from_secs(3 * 604_800)
+        );
+        assert!(parse_duration("3y").is_err());
         assert!(parse_duration("x").is_err());
     }
 

@@ -10,7 +10,15 @@ use clap::{Parser, Subcommand};
 
 /// Sentrace: a security-first distributed tracing backend.
 #[derive(Parser, Debug)]
-#[command(name = "sentrace", version, about, long_about = None)]
+#[command(
+    name = "sentrace",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit status: 0 success; 1 a negative result (verification failed, a policy \
+                  test denied, findings at or above the threshold); 2 a usage error; 3 a \
+                  runtime failure (unreadable file, server unreachable, refused credential)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -76,8 +84,16 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Exit status of a runtime failure (2 is clap's usage error, 1 a negative result).
+const EXIT_FAILURE: u8 = 3;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Witness(_)) {
+        // A client command whose reader went away (`| head`) ends quietly, as cat does;
+        // the servers keep ignoring SIGPIPE so a dropped connection is an error, not death.
+        sigpipe::reset();
+    }
     let result = match cli.command {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Tokens(c) => cmd::tokens::run(c),
@@ -99,8 +115,25 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sentrace: error: {e:#}");
-            ExitCode::from(2)
+            eprintln!("sentrace: error: {}", one_line(&e));
+            ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: a context that already quotes its
+/// cause's text (an OS error, say) does not repeat it.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

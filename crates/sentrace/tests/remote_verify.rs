@@ -149,11 +149,11 @@ fn remote_verify_clean_rollback_tamper_and_refusals() {
     // Tokens: write-only (ingest) and another tenant's are refused.
     let ingest = srv.token("default", "ingest");
     let (code, _, err) = remote(&srv, &ingest, &[]);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 3, "{err}");
     assert!(err.contains("403"), "{err}");
     let other_tenant = srv.token("other", "read");
     let (code, _, err) = remote(&srv, &other_tenant, &["--tenant", "default"]);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 3, "{err}");
     assert!(err.contains("belongs to tenant"), "{err}");
     let page = srv.get(
         &other_tenant,

@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long, env = "SENTRACE_TOKEN", hide_env_values = true)]
     token: String,
     /// CA certificate to trust (default: <data-dir>/tls/ca.pem).
-    #[arg(long)]
+    #[arg(long, env = "SENTRACE_CA")]
     ca: Option<std::path::PathBuf>,
     /// Requests to send in all.
     #[arg(long, default_value_t = 200)]

@@ -28,7 +28,7 @@ pub struct Conn {
     token: String,
     /// CA certificate to trust (default: <data-dir>/tls/ca.pem when it exists, else the
     /// system roots).
-    #[arg(long)]
+    #[arg(long, env = "SENTRACE_CA")]
     ca: Option<PathBuf>,
     /// Print the server's JSON instead of a table.
     #[arg(long)]
@@ -118,6 +118,7 @@ async fn get(conn: &Conn, path: &str, query: &[(String, String)]) -> anyhow::Res
         .query(query)
         .send()
         .await
+        .map_err(reqwest::Error::without_url)
         .with_context(|| format!("connecting to {}", conn.server))?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();

@@ -49,14 +49,14 @@ pub struct Args {
     node: String,
     /// Verify a live server's log instead of a data directory: the query API's base URL
     /// (like https://host:16686).
-    #[arg(long)]
+    #[arg(long, env = "SENTRACE_SERVER")]
     pub(crate) server: Option<String>,
     /// With `--server`: a token with the read role (its tenant's log is verified).
     #[arg(long, env = "SENTRACE_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
     /// With `--server`: the CA certificate to trust (default: <data-dir>/tls/ca.pem when
     /// it exists, else the system roots).
-    #[arg(long)]
+    #[arg(long, env = "SENTRACE_CA")]
     pub(crate) ca: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) witnesses: WitnessArgs,

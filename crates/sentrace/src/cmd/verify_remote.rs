@@ -53,6 +53,7 @@ impl Http {
                 .bearer_auth(&self.token)
                 .send()
                 .await
+                .map_err(reqwest::Error::without_url)
                 .with_context(|| format!("connecting to {}", self.base))?;
             match resp.status().as_u16() {
                 200 => {}

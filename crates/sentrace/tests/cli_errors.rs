@@ -1,0 +1,162 @@
+//! How the CLI fails: exit status (2 usage, 3 runtime failure), one line on standard error
+//! with each cause once, and a quiet end when its reader goes away.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Runs the binary; (exit code, stdout, stderr).
+fn run(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("SENTRACE_TOKEN")
+        .env_remove("SENTRACE_SERVER")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A runtime failure: exit 3 and exactly one line that contains every `needles`.
+fn assert_fails(case: &str, got: (Option<i32>, String, String), needles: &[&str]) {
+    let (code, _, err) = got;
+    assert_eq!(code, Some(3), "{case}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{case}: not one line: {err}");
+    assert!(lines[0].starts_with("sentrace: error: "), "{case}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{case}: {n:?} missing: {err}");
+        assert_eq!(err.matches(n).count(), 1, "{case}: {n:?} repeated: {err}");
+    }
+}
+
+#[test]
+fn failures_have_a_status_and_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let missing = missing.to_str().unwrap();
+
+    // Usage errors are clap's: 2.
+    let (code, _, err) = run(&["query", "search", "--no-such-flag"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+
+    assert_fails(
+        "missing file",
+        run(&["config", "check", missing], &[]),
+        &["nope.toml", "No such file or directory"],
+    );
+    assert_fails(
+        "duration without a unit",
+        run(
+            &[
+                "tokens",
+                "create",
+                "--data-dir",
+                data,
+                "--tenant",
+                "acme",
+                "--role",
+                "ingest",
+                "--expires",
+                "5",
+            ],
+            &[],
+        ),
+        &["--expires", "unit"],
+    );
+
+    // The server is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("https://127.0.0.1:{port}");
+    assert_fails(
+        "server down",
+        run(
+            &["query", "search", "--service", "x", "--data-dir", data],
+            &[
+                ("SENTRACE_SERVER", down.as_str()),
+                ("SENTRACE_TOKEN", "st_0000000000000000_x"),
+            ],
+        ),
+        &[&format!("127.0.0.1:{port}")],
+    );
+
+    // A wrong token against a live server.
+    let srv = Server::new("").start();
+    let server = format!("https://localhost:{}", srv.query_port);
+    let ca = srv.ca();
+    let (code, _, err) = run(
+        &["query", "search", "--service", "x"],
+        &[
+            ("SENTRACE_SERVER", server.as_str()),
+            ("SENTRACE_CA", ca.to_str().unwrap()),
+            ("SENTRACE_TOKEN", "st_0000000000000000_wrong"),
+        ],
+    );
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("401"), "{err}");
+    assert!(
+        !err.contains("st_0000000000000000_wrong"),
+        "token echoed: {err}"
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    // About 3 MB of OTLP/JSON, far more than a pipe holds.
+    let spans: Vec<String> = (0..20_000)
+        .map(|i| {
+            format!(
+                r#"{{"traceId":"{i:032x}","spanId":"{i:016x}","name":"op","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{{"key":"user.email","value":{{"stringValue":"user{i}@example.com"}}}}]}}"#
+            )
+        })
+        .collect();
+    let input = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"web"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    );
+    let mut child = Command::new(BIN)
+        .arg("redact")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    writer.join().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    // As cat: ended by SIGPIPE, or a clean exit; never a panic or an error message.
+    assert!(
+        status.signal() == Some(13) || status.success(),
+        "{status:?}: {err}"
+    );
+    assert!(err.is_empty(), "{err}");
+}
