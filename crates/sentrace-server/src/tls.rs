@@ -6,7 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -267,10 +269,12 @@ pub async fn serve_with(
             match acceptor {
                 Some(acceptor) => {
                     let accept = async {
-                        let start =
-                            LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
-                                .await
-                                .map_err(|e| (e, None))?;
+                        let start = LazyConfigAcceptor::new(
+                            rustls::server::Acceptor::default(),
+                            Lingering(Some(stream)),
+                        )
+                        .await
+                        .map_err(|e| (e, None))?;
                         let cfg = acceptor.for_hello(&start.client_hello());
                         start
                             .into_stream(cfg)
@@ -310,9 +314,8 @@ pub async fn serve_with(
                             } else {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             }
-                            if let Some(io) = io {
-                                linger_close(io).await;
-                            }
+                            // Dropping the stream closes it lingering.
+                            drop(io);
                             return;
                         }
                         Err(_) => {
@@ -345,7 +348,8 @@ pub async fn serve_with(
                     }
                 }
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service(None));
+                    let conn = builder
+                        .serve_connection(TokioIo::new(Lingering(Some(stream))), service(None));
                     tokio::pin!(conn);
                     tokio::select! {
                         r = conn.as_mut() => if let Err(e) = r { tracing::debug!(%peer, error = %e, "connection ended"); },
@@ -357,8 +361,89 @@ pub async fn serve_with(
     }
 }
 
+/// A connection's TCP stream that closes lingering when dropped, as nginx's
+/// `lingering_close` does: when the server ends a connection whose client is still sending
+/// (a refused request whose body was only partly read, over HTTP/1.1), closing a socket
+/// with unread input makes the kernel send a reset, and the client loses the answer it has
+/// not read yet. So the stream is shut down (FIN) and what arrives is read and dropped,
+/// bounded in bytes and time, before the socket is closed. A client that closed first
+/// costs one read of end-of-file.
+struct Lingering(Option<tokio::net::TcpStream>);
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        if let (Some(io), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(linger_close(io));
+        }
+    }
+}
+
+impl Lingering {
+    fn io(self: Pin<&mut Self>) -> std::io::Result<Pin<&mut tokio::net::TcpStream>> {
+        match self.get_mut().0.as_mut() {
+            Some(io) => Ok(Pin::new(io)),
+            None => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Lingering {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.io() {
+            Ok(io) => io.poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Lingering {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.io() {
+            Ok(io) => io.poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.io() {
+            Ok(io) => io.poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.io() {
+            Ok(io) => io.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        match self.io() {
+            Ok(io) => io.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
 /// Most bytes read and thrown away while closing a refused connection.
-const LINGER_BYTES: usize = 64 * 1024;
+const LINGER_BYTES: usize = 1024 * 1024;
 /// Longest wait for the client to close a refused connection.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 

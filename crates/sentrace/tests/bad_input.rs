@@ -271,6 +271,32 @@ fn http2_refusals_reach_the_client() {
     );
     // The connection is still good for the next request.
     assert_eq!(post("st_wrong", vec![1]).status(), 401);
+
+    // HTTP/2 and HTTP/1.1 get the same answers, time after time, with bodies larger than
+    // the limit: wrong token, oversized, wrong content type.
+    let h1 = srv.client();
+    for (version, client) in [
+        (reqwest::Version::HTTP_2, &h2),
+        (reqwest::Version::HTTP_11, &h1),
+    ] {
+        for (token, ct, want) in [
+            ("st_wrong", "application/x-protobuf", 401),
+            (admin.as_str(), "application/x-protobuf", 413),
+            (admin.as_str(), "text/plain", 415),
+        ] {
+            for i in 0..100 {
+                let r = client
+                    .post(format!("https://localhost:{}/v1/traces", srv.http_port))
+                    .bearer_auth(token)
+                    .header("content-type", ct)
+                    .body(vec![0u8; 300_000])
+                    .send()
+                    .unwrap_or_else(|e| panic!("{version:?} {ct} #{i}: {e:?}"));
+                assert_eq!(r.version(), version);
+                assert_eq!(r.status(), want, "{version:?} {ct} #{i}");
+            }
+        }
+    }
 }
 
 #[test]

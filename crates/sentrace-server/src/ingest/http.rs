@@ -110,10 +110,24 @@ fn content_format(headers: &HeaderMap) -> Option<Format> {
 
 /// `POST /v1/traces`.
 pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let http1 = req.version() < axum::http::Version::HTTP_2;
+    let mut r = export_inner(&st, req).await;
+    if http1 && !r.status().is_success() {
+        // A refused body may be partly unread: the connection ends after this answer, and
+        // saying so keeps an HTTP/1.1 client from sending its next request on it.
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
+}
+
+async fn export_inner(st: &Arc<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let Some(fmt) = content_format(&parts.headers) else {
         st.metrics.ingest_request(Protocol::Http);
         st.metrics.ingest_invalid();
+        // Read (and drop) the body first, so an HTTP/2 client gets the 415, not a reset.
+        super::drain(body, st.limits.max_request_bytes).await;
         return respond(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Format::Json,
@@ -126,7 +140,7 @@ pub async fn export(State(st): State<Arc<AppState>>, req: Request) -> Response {
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
     let outcome = super::receive(
-        &st,
+        st,
         Protocol::Http,
         "POST /v1/traces",
         &parts.headers,

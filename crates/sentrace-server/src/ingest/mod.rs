@@ -86,13 +86,16 @@ pub async fn receive(
             return Err(Refusal::Auth(e));
         }
     };
-    let source =
-        crate::sources::wire::parse(|h| headers.get(h).map(|v| v.to_str().ok())).map_err(|e| {
+    let source = match crate::sources::wire::parse(|h| headers.get(h).map(|v| v.to_str().ok())) {
+        Ok(s) => s,
+        Err(e) => {
             let e = SourceError::from(e);
             st.sources.refused(&e);
             st.metrics.ingest_invalid();
-            Refusal::Source(e)
-        })?;
+            drain(body, st.limits.max_request_bytes).await;
+            return Err(Refusal::Source(e));
+        }
+    };
     let request = read_request(st.limits.max_request_bytes, framing, body)
         .await
         .inspect_err(|_| st.metrics.ingest_invalid())
@@ -110,7 +113,7 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// [`DRAIN_TIMEOUT`]. Answering an HTTP/2 request while the client is still sending makes
 /// the server reset the stream, and clients then report a framing error instead of the 401
 /// or 413; reading the rest first lets the answer through. Nothing drained is kept.
-async fn drain(mut body: Body, limit: usize) {
+pub(crate) async fn drain(mut body: Body, limit: usize) {
     use http_body_util::BodyExt;
     let mut seen = 0usize;
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
