@@ -15,6 +15,7 @@
 
 pub mod action;
 pub mod detect;
+pub mod exposure;
 pub mod keys;
 pub mod kind;
 pub mod metrics;
@@ -25,6 +26,7 @@ pub mod scan;
 mod stage;
 pub mod vault;
 
+pub use exposure::{BatchExposure, ExposureLog, ExposureRow};
 pub use kind::{Action, Kind};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use policy::{DEFAULT_POLICY_TOML, Policy, PolicyError};
