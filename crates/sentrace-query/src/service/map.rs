@@ -122,3 +122,82 @@ impl QueryService {
         Ok(edges_with_first_seen(&visible, window_start))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sentrace_core::proto::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use sentrace_core::proto::resource::v1::Resource;
+    use sentrace_core::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn view(service: &str, trace: u8, id: u8, parent: Option<u8>, start: u64) -> SpanView {
+        let span = Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + 1,
+            name: "op".into(),
+            ..Default::default()
+        };
+        SpanView::new(ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(service.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span],
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn calls_count_in_the_window_and_first_sightings_reach_into_history() {
+        let spans = vec![
+            // An old call a -> b (history only), and two in the window.
+            view("a", 1, 1, None, 10),
+            view("b", 1, 2, Some(1), 11),
+            view("a", 2, 1, None, 100),
+            view("b", 2, 2, Some(1), 101),
+            view("a", 3, 1, None, 200),
+            view("b", 3, 2, Some(1), 201),
+            // c -> d only in history: not shown; e -> f new in the window.
+            view("c", 4, 1, None, 20),
+            view("d", 4, 2, Some(1), 21),
+            view("e", 5, 1, None, 150),
+            view("f", 5, 2, Some(1), 151),
+            // Same-service parent: no edge.
+            view("f", 5, 3, Some(2), 152),
+        ];
+        let m = edges_with_first_seen(&spans, 100);
+        assert_eq!(
+            m.edges,
+            vec![
+                MapEdge {
+                    parent: "a".into(),
+                    child: "b".into(),
+                    calls: 2,
+                    first_seen_ns: 11,
+                },
+                MapEdge {
+                    parent: "e".into(),
+                    child: "f".into(),
+                    calls: 1,
+                    first_seen_ns: 151,
+                },
+            ]
+        );
+        let services: Vec<&str> = m.services.iter().map(String::as_str).collect();
+        assert_eq!(services, ["a", "b", "e", "f"]);
+        assert_eq!(m.spans_read, 11);
+    }
+}

@@ -384,3 +384,39 @@ pub async fn verify(State(st): State<Arc<AppState>>, Reader(caller): Reader) -> 
         Err(e) => crate::api::query_error(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_verification_at_a_time_per_tenant_and_results_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = IntegrityState::open(dir.path()).unwrap();
+        let a = TenantId::new("a").unwrap();
+        let b = TenantId::new("b").unwrap();
+        let held = st.start(&a).expect("first verification starts");
+        assert!(
+            st.start(&a).is_none(),
+            "a second one of the same tenant is busy"
+        );
+        let other = st.start(&b).expect("another tenant is not held up");
+        drop(held);
+        assert!(st.start(&a).is_some(), "free again once the first ended");
+        drop(other);
+        let last = LastVerify {
+            time_ns: 5,
+            ok: false,
+            entries_checked: 3,
+            problems: vec!["modified: x".into()],
+        };
+        st.save(&a, last.clone(), PinState::default()).unwrap();
+        let again = IntegrityState::open(dir.path()).unwrap();
+        assert_eq!(again.last(&a), Some(last));
+        assert_eq!(again.last(&b), None);
+        // A damaged file stops the start, naming it.
+        std::fs::write(dir.path().join("integrity").join("b.json"), b"{").unwrap();
+        let err = IntegrityState::open(dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("b.json"), "{err:#}");
+    }
+}
