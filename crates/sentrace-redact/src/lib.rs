@@ -10,6 +10,8 @@
 //! - [`Policy`]: TOML with per-tenant and per-service overrides, a safe default, a digest;
 //! - [`Redactor`]: the compiled policy applied in place to OTLP spans, and
 //!   [`MinimizeStage`], its pipeline stage;
+//! - [`exposure`]: counts of what was minimized per tenant, service, kind, attribute key
+//!   and action (never values), bounded, for the console's exposure view;
 //! - [`scan`]: leak findings (OCSF Data Security Finding) and a per-service summary.
 #![forbid(unsafe_code)]
 

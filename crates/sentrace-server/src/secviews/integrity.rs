@@ -30,6 +30,9 @@ use super::SecViews;
 use crate::app::{AppState, Reader};
 
 const SUFFIX: &str = ".json";
+/// Most verifications running at once on the node (each reads the whole store); more are
+/// answered 429 like a second one of the same tenant.
+pub const MAX_CONCURRENT: usize = 2;
 /// Most problems kept in a result (the rest are counted in a last line).
 pub const MAX_PROBLEMS: usize = 100;
 
@@ -122,12 +125,21 @@ impl IntegrityState {
             .unwrap_or_default()
     }
 
-    fn start(&self, tenant: &TenantId) -> Option<Running> {
+    /// Takes the tenant's place, or says why not.
+    fn start(&self, tenant: &TenantId) -> Result<Running, String> {
         let mut g = lock(&self.running);
-        if !g.insert(tenant.clone()) {
-            return None;
+        if g.contains(tenant) {
+            return Err(format!(
+                "a verification of tenant {tenant} is already running; retry when it has finished"
+            ));
         }
-        Some(Running {
+        if g.len() >= MAX_CONCURRENT {
+            return Err(format!(
+                "{MAX_CONCURRENT} verifications are already running on this server; retry later"
+            ));
+        }
+        g.insert(tenant.clone());
+        Ok(Running {
             set: self.running.clone(),
             tenant: tenant.clone(),
         })
@@ -337,16 +349,16 @@ pub async fn verify(State(st): State<Arc<AppState>>, Reader(caller): Reader) -> 
         Err(e) => return crate::api::query_error(e),
     };
     let tenant = caller.identity.tenant.clone();
-    let Some(running) = st.secviews.integrity.start(&tenant) else {
-        let msg = format!(
-            "a verification of tenant {tenant} is already running; retry when it has finished"
-        );
-        // Audited as a failed request; the answer is 429 whatever the record says.
-        let r: Result<((), Returned), QueryError> = Err(QueryError::BadRequest(msg.clone()));
-        if let Err(QueryError::AuditUnavailable) = gate.finish(&st.query, r).await {
-            return crate::api::query_error(QueryError::AuditUnavailable);
+    let running = match st.secviews.integrity.start(&tenant) {
+        Ok(r) => r,
+        Err(msg) => {
+            // Audited as a failed request; the answer is 429 whatever the record says.
+            let r: Result<((), Returned), QueryError> = Err(QueryError::BadRequest(msg.clone()));
+            if let Err(QueryError::AuditUnavailable) = gate.finish(&st.query, r).await {
+                return crate::api::query_error(QueryError::AuditUnavailable);
+            }
+            return crate::api::problem(StatusCode::TOO_MANY_REQUESTS, msg);
         }
-        return crate::api::problem(StatusCode::TOO_MANY_REQUESTS, msg);
     };
     let sv = st.secviews.clone();
     let t = tenant.clone();
@@ -396,13 +408,17 @@ mod tests {
         let a = TenantId::new("a").unwrap();
         let b = TenantId::new("b").unwrap();
         let held = st.start(&a).expect("first verification starts");
-        assert!(
-            st.start(&a).is_none(),
-            "a second one of the same tenant is busy"
-        );
+        let busy = st
+            .start(&a)
+            .err()
+            .expect("a second one of the same tenant is busy");
+        assert!(busy.contains("tenant a"), "{busy}");
         let other = st.start(&b).expect("another tenant is not held up");
+        let c = TenantId::new("c").unwrap();
+        let full = st.start(&c).err().expect("the node-wide bound");
+        assert!(full.contains("verifications are already running"), "{full}");
         drop(held);
-        assert!(st.start(&a).is_some(), "free again once the first ended");
+        assert!(st.start(&a).is_ok(), "free again once the first ended");
         drop(other);
         let last = LastVerify {
             time_ns: 5,
