@@ -19,6 +19,10 @@ pub struct MinimizeConfig {
     /// The parsed policy (filled by `Config::load_policies`).
     #[serde(skip)]
     pub loaded: Option<Policy>,
+    /// Exposure rows (service, kind, attribute key, action) kept per tenant for
+    /// `GET /api/exposure`; past it, new combinations count in one overflow row per kind
+    /// and action (service and key `<other>`). Persisted under `<data-dir>/exposure/`.
+    pub exposure_max_rows_per_tenant: usize,
 }
 
 impl Default for MinimizeConfig {
@@ -27,17 +31,37 @@ impl Default for MinimizeConfig {
             enabled: true,
             policy: None,
             loaded: None,
+            exposure_max_rows_per_tenant: 4096,
         }
     }
 }
 
 impl PartialEq for MinimizeConfig {
     fn eq(&self, other: &Self) -> bool {
-        self.enabled == other.enabled && self.policy == other.policy
+        self.enabled == other.enabled
+            && self.policy == other.policy
+            && self.exposure_max_rows_per_tenant == other.exposure_max_rows_per_tenant
     }
 }
 
+/// Most tenants whose exposure is counted (a bound on memory, far above real deployments).
+pub const EXPOSURE_MAX_TENANTS: usize = 100_000;
+/// Largest `exposure_max_rows_per_tenant`.
+pub const EXPOSURE_MAX_ROWS_LIMIT: usize = 1_000_000;
+
 impl MinimizeConfig {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.exposure_max_rows_per_tenant == 0
+            || self.exposure_max_rows_per_tenant > EXPOSURE_MAX_ROWS_LIMIT
+        {
+            return Err(format!(
+                "[minimize] exposure_max_rows_per_tenant must be between 1 and {EXPOSURE_MAX_ROWS_LIMIT}"
+            ));
+        }
+        Ok(())
+    }
+
     /// The policy to apply: the loaded file, or the built-in default.
     pub fn policy(&self) -> anyhow::Result<Policy> {
         match &self.loaded {

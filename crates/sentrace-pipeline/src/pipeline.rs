@@ -59,6 +59,8 @@ pub struct Registry {
     pub commit: Arc<dyn Commit>,
     /// Metric exporters of the stages that have them.
     pub exporters: Vec<Exporter>,
+    /// What the minimize stage found per tenant (None when minimization is off).
+    pub exposure: Option<Arc<sentrace_redact::ExposureLog>>,
 }
 
 /// The stages in the order they run, then `commit` (see [`crate::commit::for_store`]).
@@ -76,6 +78,7 @@ pub fn stages(
         limits: limits.clone(),
     })];
     let mut exporters: Vec<Exporter> = Vec::new();
+    let mut exposure = None;
     // Source signatures cover the spans as sent, so they are checked before any stage
     // changes them.
     stages.push(Arc::new(crate::sources::SourceStage::new(sources.clone())));
@@ -93,10 +96,15 @@ pub fn stages(
         );
         let r = redactor.clone();
         exporters.push(Box::new(move || r.metrics().to_prometheus()));
-        stages.push(Arc::new(MinimizeStage::new(
-            redactor,
-            Arc::new(KeyRingSecrets::new(keys, vault)),
-        )));
+        let log = Arc::new(sentrace_redact::ExposureLog::new(
+            minimize.exposure_max_rows_per_tenant,
+            crate::config::EXPOSURE_MAX_TENANTS,
+        ));
+        exposure = Some(log.clone());
+        stages.push(Arc::new(
+            MinimizeStage::new(redactor, Arc::new(KeyRingSecrets::new(keys, vault)))
+                .with_exposure(log),
+        ));
     } else {
         tracing::warn!("[minimize] enabled = false: spans are stored without minimization");
     }
@@ -104,6 +112,7 @@ pub fn stages(
         stages,
         commit,
         exporters,
+        exposure,
     })
 }
 

@@ -31,6 +31,21 @@ fn bench(c: &mut Criterion) {
                 criterion::BatchSize::LargeInput,
             )
         });
+        // The same with exposure counting (what the server's minimize stage does): one
+        // batch's rows, merged into the tenant's log once per batch.
+        let log = sentrace_redact::ExposureLog::new(4096, 16);
+        g.bench_function(format!("{name}_exposure"), |b| {
+            b.iter_batched_ref(
+                || input.clone(),
+                |rs| {
+                    let mut ex = sentrace_redact::BatchExposure::default();
+                    let rep = r.minimize_recording(&tenant, rs, &keys, &mut ex);
+                    log.record(&tenant, 1, &ex);
+                    black_box(rep)
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
     }
     g.finish();
 }

@@ -10,11 +10,14 @@
 //! - [`Policy`]: TOML with per-tenant and per-service overrides, a safe default, a digest;
 //! - [`Redactor`]: the compiled policy applied in place to OTLP spans, and
 //!   [`MinimizeStage`], its pipeline stage;
+//! - [`exposure`]: counts of what was minimized per tenant, service, kind, attribute key
+//!   and action (never values), bounded, for the console's exposure view;
 //! - [`scan`]: leak findings (OCSF Data Security Finding) and a per-service summary.
 #![forbid(unsafe_code)]
 
 pub mod action;
 pub mod detect;
+pub mod exposure;
 pub mod keys;
 pub mod kind;
 pub mod metrics;
@@ -25,6 +28,7 @@ pub mod scan;
 mod stage;
 pub mod vault;
 
+pub use exposure::{BatchExposure, ExposureLog, ExposureRow};
 pub use kind::{Action, Kind};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use policy::{DEFAULT_POLICY_TOML, Policy, PolicyError};

@@ -13,6 +13,7 @@ use crate::vault::TenantSecrets;
 pub struct MinimizeStage {
     redactor: Arc<Redactor>,
     secrets: Arc<dyn TenantSecrets>,
+    exposure: Option<Arc<crate::exposure::ExposureLog>>,
 }
 
 impl std::fmt::Debug for MinimizeStage {
@@ -26,7 +27,17 @@ impl std::fmt::Debug for MinimizeStage {
 impl MinimizeStage {
     /// A stage over a shared redactor and the tenants' secrets.
     pub fn new(redactor: Arc<Redactor>, secrets: Arc<dyn TenantSecrets>) -> Self {
-        Self { redactor, secrets }
+        Self {
+            redactor,
+            secrets,
+            exposure: None,
+        }
+    }
+
+    /// Also counts each batch's exposure (service, kind, key, action) into `log`.
+    pub fn with_exposure(mut self, log: Arc<crate::exposure::ExposureLog>) -> Self {
+        self.exposure = Some(log);
+        self
     }
 
     /// The redactor (for its metrics).
@@ -42,8 +53,22 @@ impl Stage for MinimizeStage {
 
     fn process(&self, batch: &mut Batch) -> Result<(), StageError> {
         let tenant = batch.context.identity.tenant.clone();
-        self.redactor
-            .minimize(&tenant, &mut batch.resource_spans, self.secrets.as_ref());
+        match &self.exposure {
+            None => {
+                self.redactor
+                    .minimize(&tenant, &mut batch.resource_spans, self.secrets.as_ref());
+            }
+            Some(log) => {
+                let mut exposure = crate::exposure::BatchExposure::default();
+                self.redactor.minimize_recording(
+                    &tenant,
+                    &mut batch.resource_spans,
+                    self.secrets.as_ref(),
+                    &mut exposure,
+                );
+                log.record(&tenant, batch.context.received_at_unix_nanos, &exposure);
+            }
+        }
         batch.context.policy_digest = Some(self.redactor.policy_digest());
         Ok(())
     }

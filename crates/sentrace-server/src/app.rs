@@ -52,6 +52,8 @@ pub struct AppState {
     pub operator_tenant: Option<sentrace_core::TenantId>,
     /// Readiness: listeners bound, not shutting down.
     pub health: Arc<api::health::Health>,
+    /// The console's security views: exposure, integrity, map overlay, admin inventory.
+    pub secviews: Arc<crate::secviews::SecViews>,
 }
 
 /// The verified caller of a query request: identity, remote address and break-glass grant.
@@ -170,6 +172,23 @@ pub fn query_router(st: Arc<AppState>) -> Router {
         )
         .route("/api/detokenize", get(api::breakglass::detokenize))
         .route("/api/audit", get(api::audit::search))
+        .route("/api/exposure", get(crate::secviews::exposure::exposure))
+        .route("/api/integrity", get(crate::secviews::integrity::integrity))
+        .route(
+            "/api/integrity/verify",
+            post(crate::secviews::integrity::verify),
+        )
+        .route("/api/map", get(crate::secviews::map::map))
+        .route(
+            "/api/findings/{id}",
+            get(crate::secviews::findings::finding),
+        )
+        .route(
+            "/api/responses/{id}/undo",
+            post(crate::secviews::findings::undo),
+        )
+        .route("/api/admin/tokens", get(crate::secviews::admin::tokens))
+        .route("/api/admin/keys", get(crate::secviews::admin::keys))
         .fallback(api::not_found)
         .with_state(st)
 }

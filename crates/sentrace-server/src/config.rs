@@ -223,6 +223,7 @@ impl Config {
         self.store.validate().map_err(|e| format!("[store] {e}"))?;
         self.seal.validate()?;
         self.detect.validate()?;
+        self.minimize.validate()?;
         self.sources.validate()?;
         self.auth.validate()?;
         if let Some(listener) = self.tls.client_auth.first_enabled()

@@ -13,6 +13,7 @@ pub mod config;
 pub mod detect;
 pub mod ingest;
 pub mod seal;
+pub mod secviews;
 pub mod sources;
 pub mod tls;
 pub mod witness;
@@ -232,6 +233,13 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
     let pipeline = pipeline::Pipeline::new(registry.stages, registry.commit, metrics.clone())
         .with_durable(Some(durable));
+    let secviews = secviews::SecViews::open(secviews::SecViewsOptions {
+        data_dir: &opts.data_dir,
+        master: boot.master.clone(),
+        config: &cfg,
+        exposure: registry.exposure.clone(),
+    })
+    .context("restoring the security views' state")?;
     let auth = auth::Authenticator::new(auth::tokens_path(&opts.data_dir), &cfg.auth)?;
     auth.warm_up().await;
     let state = Arc::new(app::AppState {
@@ -254,6 +262,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         vault,
         operator_tenant: cfg.access.operator(),
         health: Arc::new(api::health::Health::new(3)),
+        secviews: secviews.clone(),
     });
 
     let (tx, rx) = watch::channel(false);
@@ -270,6 +279,11 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         _ => Vec::new(),
     };
     let replay_saver = tokio::spawn(sources.clone().run(rx.clone()));
+    let exposure_saver = tokio::spawn(
+        secviews
+            .clone()
+            .run(secviews::EXPOSURE_PERSIST_EVERY, rx.clone()),
+    );
     let audit_checkpoints = tokio::spawn(audit_log.clone().run(rx.clone()));
     let policy_watcher = tokio::spawn(access::watch_policies(
         cfg.access.clone(),
@@ -358,6 +372,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         w.abort();
     }
     let _ = replay_saver.await;
+    let _ = exposure_saver.await;
     // Signs the audit logs' final checkpoints (every record is already durable).
     let _ = audit_checkpoints.await;
     let _ = policy_watcher.await;

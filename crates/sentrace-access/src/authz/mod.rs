@@ -61,11 +61,18 @@ pub enum Action {
     ManagePolicy,
     /// Read the transparency logs to verify them.
     Verify,
+    /// Run a verification of the tenant's log and stored blocks on the server now (it reads
+    /// every stored block, so it is granted apart from `verify`).
+    RunVerify,
+    /// Lift (undo) an automated response action.
+    UndoResponse,
+    /// Read the tenant's administrative inventory: tokens (never secrets) and public keys.
+    ReadAdmin,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 15] = [
         Action::Ingest,
         Action::Search,
         Action::ReadTrace,
@@ -78,6 +85,9 @@ impl Action {
         Action::ManageKeys,
         Action::ManagePolicy,
         Action::Verify,
+        Action::RunVerify,
+        Action::UndoResponse,
+        Action::ReadAdmin,
     ];
 
     /// The Cedar action id (`read_trace`, ...).
@@ -95,6 +105,9 @@ impl Action {
             Action::ManageKeys => "manage_keys",
             Action::ManagePolicy => "manage_policy",
             Action::Verify => "verify",
+            Action::RunVerify => "run_verify",
+            Action::UndoResponse => "undo_response",
+            Action::ReadAdmin => "read_admin",
         }
     }
 

@@ -303,3 +303,36 @@ fn cached_decisions_equal_fresh_ones_and_follow_every_input() {
         .allowed
     );
 }
+
+#[test]
+fn console_actions_go_to_the_documented_roles() {
+    let s = store();
+    let cases = [
+        (Action::RunVerify, [Role::Admin, Role::Auditor].as_slice()),
+        (
+            Action::UndoResponse,
+            [Role::Admin, Role::SecurityAnalyst, Role::Read].as_slice(),
+        ),
+        (Action::ReadAdmin, [Role::Admin, Role::Auditor].as_slice()),
+    ];
+    let roles = [
+        Role::Admin,
+        Role::SecurityAnalyst,
+        Role::Read,
+        Role::Viewer,
+        Role::Developer,
+        Role::Auditor,
+        Role::Ingest,
+    ];
+    for (action, granted) in cases {
+        for role in roles {
+            let id = who(role, Some("payments"));
+            assert_eq!(
+                allowed(&s, &id, action, Resource::Tenant),
+                granted.contains(&role),
+                "{action} for {role:?}"
+            );
+        }
+        assert_eq!(Action::parse(action.as_str()), Some(action));
+    }
+}

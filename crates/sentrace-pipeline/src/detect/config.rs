@@ -22,6 +22,10 @@ pub struct DetectConfig {
     pub sinks: SinksConfig,
     /// Automated response.
     pub response: ResponseConfig,
+    /// The service map (`GET /api/map`) marks an edge `new` when it was first seen within
+    /// this many seconds; first sightings are looked for in this window plus the map's own
+    /// lookback.
+    pub new_edge_window_secs: u64,
 }
 
 impl Default for DetectConfig {
@@ -33,6 +37,7 @@ impl Default for DetectConfig {
             max_findings_per_tenant: 10_000,
             sinks: SinksConfig::default(),
             response: ResponseConfig::default(),
+            new_edge_window_secs: 86_400,
         }
     }
 }
@@ -148,11 +153,19 @@ impl Default for ResponseConfig {
     }
 }
 
+/// Largest `[detect] new_edge_window_secs` (30 days: the map reads this much history).
+pub const MAX_NEW_EDGE_WINDOW_SECS: u64 = 30 * 86_400;
+
 impl DetectConfig {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_findings_per_tenant == 0 {
             return Err("[detect] max_findings_per_tenant must be greater than 0".into());
+        }
+        if self.new_edge_window_secs == 0 || self.new_edge_window_secs > MAX_NEW_EDGE_WINDOW_SECS {
+            return Err(format!(
+                "[detect] new_edge_window_secs must be between 1 and {MAX_NEW_EDGE_WINDOW_SECS} (30 days)"
+            ));
         }
         let s = &self.sinks;
         if s.queue_capacity == 0 || s.max_attempts == 0 {

@@ -240,6 +240,12 @@ impl FindingStore {
         self.len() == 0
     }
 
+    /// The tenant's finding with this uid, if it is still kept.
+    pub fn get(&self, tenant: &TenantId, uid: &str) -> Option<Finding> {
+        let g = self.inner.lock().ok()?;
+        g.get(tenant)?.iter().rev().find(|f| f.uid == uid).cloned()
+    }
+
     /// The tenant's findings that match, newest first.
     pub fn query(&self, tenant: &TenantId, filter: &FindingFilter) -> Vec<Finding> {
         let Ok(g) = self.inner.lock() else {

@@ -167,6 +167,17 @@ pub fn undo(dir: &Path, id: &str, now_unix_nanos: u64) -> anyhow::Result<()> {
     )
 }
 
+/// What [`ResponseState::undo_for`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UndoOutcome {
+    /// The action was lifted now.
+    Undone,
+    /// It had been lifted before.
+    AlreadyUndone,
+    /// The tenant has no action with that id.
+    Unknown,
+}
+
 /// Where an action stands.
 pub fn status(p: &PlannedAction, undone: &HashSet<String>, now: u64) -> &'static str {
     if undone.contains(&p.id) {
@@ -384,6 +395,48 @@ impl ResponseState {
             buckets: Mutex::new(HashMap::new()),
             counters: Arc::new(Counters::default()),
         })
+    }
+
+    /// Lifts `tenant`'s action `id` on behalf of `by` (a principal, for the response audit
+    /// log): appends to the undo file and the audit log (fsynced), then rebuilds the
+    /// actions in force, so it takes effect for the next batch. Blocking file I/O: call it
+    /// off the async workers. An action of another tenant is [`UndoOutcome::Unknown`].
+    pub fn undo_for(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        by: &str,
+        now_unix_nanos: u64,
+    ) -> anyhow::Result<UndoOutcome> {
+        {
+            let g = self
+                .inner
+                .read()
+                .map_err(|_| anyhow::anyhow!("response state lock poisoned"))?;
+            if !g.records.iter().any(|(t, _, p)| t == tenant && p.id == id) {
+                return Ok(UndoOutcome::Unknown);
+            }
+            if g.undone.contains(id) {
+                return Ok(UndoOutcome::AlreadyUndone);
+            }
+        }
+        append_line(
+            &self.dir.join("undo.jsonl"),
+            &UndoRecord {
+                id: id.to_string(),
+                time_unix_nanos: now_unix_nanos,
+            },
+        )?;
+        append_line(
+            &self.dir.join("audit.jsonl"),
+            &AuditRecord::Undone {
+                time_unix_nanos: now_unix_nanos,
+                id: id.to_string(),
+                by: by.to_string(),
+            },
+        )?;
+        self.refresh_undo();
+        Ok(UndoOutcome::Undone)
     }
 
     /// Re-reads the undo file if it changed since the last look.

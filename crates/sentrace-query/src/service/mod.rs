@@ -16,6 +16,7 @@
 //! Authentication happens before (the caller passes a verified [`Caller`]).
 
 mod gate;
+mod map;
 mod read;
 mod scope;
 
@@ -30,6 +31,7 @@ use sentrace_store::Store;
 use crate::audit::{AuditRecord, AuditSink, BreakGlassUse, Outcome};
 
 pub use gate::{Gate, Returned};
+pub use map::{MapEdge, ServiceMap, edges_with_first_seen};
 pub use read::{
     Dependencies, MAX_CANDIDATE_TRACES, TraceAnswer, TraceList, TraceSet, dedup, parse_trace_id,
     views,

@@ -158,6 +158,29 @@ impl Redactor {
         report
     }
 
+    /// [`Redactor::minimize`], also counting what was found by service, kind, attribute
+    /// key and action into `exposure` (see [`crate::exposure`]; no value is kept).
+    pub fn minimize_recording(
+        &self,
+        tenant: &TenantId,
+        resource_spans: &mut [ResourceSpans],
+        secrets: &dyn TenantSecrets,
+        exposure: &mut crate::exposure::BatchExposure,
+    ) -> MinimizeReport {
+        let mut report = MinimizeReport::default();
+        let act = ActionCtx::new(tenant, secrets);
+        for rs in resource_spans.iter_mut() {
+            let service = service_name(rs.resource.as_ref()).to_string();
+            let index = exposure.service(&service);
+            let rules = self.rules_for(tenant.as_str(), &service);
+            let mut walk = Walk::new(&self.detectors, rules, &act, &mut report, None)
+                .with_exposure(exposure, index);
+            walk.resource_spans(rs, Some(&self.digest_hex));
+        }
+        self.metrics.add_report(&report);
+        report
+    }
+
     /// Runs the walk with every kind masked and no allowlist, recording what it finds.
     pub(crate) fn observe(
         &self,

@@ -398,3 +398,39 @@ fn policy_named_timestamp_keys_keep_their_hour() {
     );
     assert_eq!(report.count(Kind::Timestamp, Action::Generalize), 1);
 }
+
+#[test]
+fn the_stage_counts_exposure_by_service_kind_key_and_action_without_values() {
+    let r = Arc::new(Redactor::new(Policy::default()).unwrap());
+    let log = Arc::new(crate::ExposureLog::new(100, 10));
+    let stage = MinimizeStage::new(r, Arc::new(secrets())).with_exposure(log.clone());
+    let identity = Identity::new(tenant("acme"), "test", Role::Ingest);
+    let mut batch = Batch {
+        context: BatchContext::new(identity, 77),
+        resource_spans: one_span(
+            "checkout",
+            Span {
+                name: format!("mail {EMAIL}"),
+                attributes: vec![
+                    kv("user.contact", s(EMAIL)),
+                    kv("note", s(&format!("{EMAIL} and {EMAIL}"))),
+                    kv("plain", s("nothing here")),
+                ],
+                ..Default::default()
+            },
+        ),
+    };
+    stage.process(&mut batch).unwrap();
+    let rows = log.rows(&tenant("acme"));
+    let find = |key: &str| rows.iter().find(|r| r.key == key).map(|r| r.count);
+    assert_eq!(find("user.contact"), Some(1), "{rows:?}");
+    assert_eq!(find("note"), Some(2), "{rows:?}");
+    assert_eq!(find(crate::exposure::KEY_SPAN_NAME), Some(1), "{rows:?}");
+    assert_eq!(find("plain"), None);
+    assert!(
+        rows.iter()
+            .all(|r| r.service == "checkout" && r.kind == Kind::Email && r.first_seen_ns == 77)
+    );
+    assert!(!format!("{rows:?}").contains("example.com"));
+    assert!(log.rows(&tenant("other")).is_empty());
+}

@@ -117,6 +117,12 @@ pub(crate) struct Walk<'a> {
     /// Classes of the sensitive values found in the attribute or text being walked.
     pending: ClassSet,
     record: Record,
+    /// Where exposure is counted, and the service's index in it (minimizing with
+    /// [`super::Redactor::minimize_recording`] only).
+    exposure: Option<(&'a mut crate::exposure::BatchExposure, u16)>,
+    /// `(kind, action)` of the values found in the attribute or text being walked (a reused
+    /// buffer, folded into `exposure` with the key when the attribute is done).
+    noted: Vec<(Kind, Action)>,
 }
 
 fn already_minimized(v: &str) -> bool {
@@ -149,6 +155,32 @@ impl<'a> Walk<'a> {
             recording: false,
             pending: ClassSet::EMPTY,
             record: Record::default(),
+            exposure: None,
+            noted: Vec::new(),
+        }
+    }
+
+    /// Counts what this walk minimizes into `exposure`, under service index `service`.
+    pub(crate) fn with_exposure(
+        mut self,
+        exposure: &'a mut crate::exposure::BatchExposure,
+        service: u16,
+    ) -> Self {
+        self.exposure = Some((exposure, service));
+        self
+    }
+
+    /// Folds the values noted since the last call into the exposure under `key`.
+    fn flush_noted(&mut self, key: &str) {
+        if self.noted.is_empty() {
+            return;
+        }
+        if let Some((ex, service)) = self.exposure.as_mut() {
+            for (kind, action) in self.noted.drain(..) {
+                ex.add(*service, kind, action, key);
+            }
+        } else {
+            self.noted.clear();
         }
     }
 
@@ -257,6 +289,14 @@ impl<'a> Walk<'a> {
         if !self.pending.is_empty() {
             self.record_pending("");
         }
+        if !self.noted.is_empty() {
+            let place = match self.location {
+                Location::StatusMessage => crate::exposure::KEY_STATUS_MESSAGE,
+                Location::EventName => crate::exposure::KEY_EVENT_NAME,
+                _ => crate::exposure::KEY_SPAN_NAME,
+            };
+            self.flush_noted(place);
+        }
         self.can_drop = true;
     }
 
@@ -281,6 +321,9 @@ impl<'a> Walk<'a> {
             };
             if !self.pending.is_empty() {
                 self.record_pending(&kv.key);
+            }
+            if !self.noted.is_empty() {
+                self.flush_noted(&kv.key);
             }
             if !keep {
                 self.report.dropped += 1;
@@ -408,6 +451,9 @@ impl<'a> Walk<'a> {
 
     fn note(&mut self, kind: Kind, action: Action, rule: &'static str) {
         self.report.values[kind.index()][action.index()] += 1;
+        if self.exposure.is_some() {
+            self.noted.push((kind, action));
+        }
         if let Some(class) = kind.class() {
             self.pending.insert(class);
         }
