@@ -22,6 +22,8 @@ use crate::pipeline::Pipeline;
 pub struct AppState {
     /// Token checks.
     pub auth: Authenticator,
+    /// Web console sessions (the cookie [`Reader`] also accepts).
+    pub sessions: crate::console::Sessions,
     /// The ingest pipeline.
     pub pipeline: Pipeline,
     /// The store, for reads.
@@ -72,10 +74,22 @@ impl FromRequestParts<Arc<AppState>> for Reader {
     ) -> Result<Self, Self::Rejection> {
         st.metrics.query_request();
         let creds = crate::auth::Credentials::from_http(&parts.headers, &parts.extensions);
+        // A console session cookie stands in for a missing bearer header (CSRF-checked).
+        let session = crate::console::session_bearer(st, &parts.method, &parts.uri, &parts.headers)
+            .map_err(|e| crate::console::refusal(&e))?;
+        let creds = crate::auth::Credentials {
+            authorization: creds
+                .authorization
+                .or(session.as_ref().map(|(b, _)| b.as_str())),
+            ..creds
+        };
         let source = creds.remote().map(|a| a.ip().to_string());
         let identity = match st.auth.authenticate(creds).await {
             Ok(id) => id,
             Err(e) => {
+                if let Some((_, key)) = &session {
+                    st.sessions.end(key);
+                }
                 st.metrics.auth_failure();
                 tracing::debug!(reason = %e, path = %parts.uri.path(), "query refused");
                 let endpoint = format!("{} {}", parts.method, parts.uri.path());
@@ -166,6 +180,7 @@ pub fn query_router(st: Arc<AppState>) -> Router {
         )
         .route("/api/detokenize", get(api::breakglass::detokenize))
         .route("/api/audit", get(api::audit::search))
+        .merge(crate::console::router(st.sessions.config().enabled))
         .fallback(api::not_found)
         .with_state(st)
 }

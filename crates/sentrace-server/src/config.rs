@@ -35,6 +35,8 @@ pub struct Config {
     pub auth: crate::auth::config::AuthConfig,
     /// Authorization: Cedar policies, teams, break-glass.
     pub access: crate::access::AccessConfig,
+    /// The web console on the query port: sessions and their lifetimes.
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// Where the server listens.
@@ -146,6 +148,7 @@ impl Config {
             ));
         }
         self.access.validate()?;
+        self.console.validate()?;
         Ok(())
     }
 }
