@@ -128,6 +128,7 @@ pub fn otlp_http_router(st: Arc<AppState>) -> Router {
 /// The query API: Jaeger's HTTP API, the native API and metrics.
 pub fn query_router(st: Arc<AppState>) -> Router {
     Router::new()
+        .merge(crate::console::router(st.sessions.config().enabled))
         .route("/api/services", get(api::jaeger::services))
         .route(
             "/api/services/{service}/operations",
@@ -180,7 +181,6 @@ pub fn query_router(st: Arc<AppState>) -> Router {
         )
         .route("/api/detokenize", get(api::breakglass::detokenize))
         .route("/api/audit", get(api::audit::search))
-        .merge(crate::console::router(st.sessions.config().enabled))
         .fallback(api::not_found)
         .with_state(st)
 }
