@@ -113,6 +113,12 @@ async function main() {
   });
   const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
   const step = (name) => console.log(`step: ${name}`);
+  // A view is rendered when the shell clears aria-busy on <main>.
+  const goView = async (hash) => {
+    await page.evaluate(() => { const m = document.getElementById('main'); if (m) m.setAttribute('aria-busy', 'true'); });
+    await page.goto(`${URL_}/${hash}`);
+    await page.waitForSelector('main[aria-busy="false"]', { timeout: 30000 });
+  };
 
   // 1. Without a session the console sends us to the login page.
   step('login');
@@ -161,7 +167,17 @@ async function main() {
   await attackFinding.click();
   await page.getByRole('heading', { name: 'Evidence' }).waitFor();
   await page.getByRole('heading', { name: 'Response actions' }).waitFor();
+  await page.waitForSelector('main[aria-busy="false"]');
   await shot('05-finding');
+  // Undo, where an action is still active and the role may lift it.
+  const undo = page.getByRole('button', { name: 'Undo' });
+  if (await undo.count()) {
+    step('undo');
+    await undo.first().click();
+    await page.getByText('Action undone').waitFor();
+    await page.locator('td', { hasText: 'undone' }).first().waitFor();
+    await shot('05b-undone');
+  }
   await page.evaluate(() => { delete document.body.dataset.waterfall; });
   await page.locator(`a[href="#/trace/${ATTACK_TRACE}"]`).first().click();
   await page.waitForSelector('body[data-waterfall="ready"]');
@@ -169,14 +185,22 @@ async function main() {
 
   // 5. Integrity, then the other views (for CSP and errors).
   step('integrity');
-  await page.goto(`${URL_}/#/integrity`);
+  await goView('#/integrity');
   await page.getByRole('heading', { name: 'Latest checkpoint' }).or(page.getByText('No checkpoint has been')).first().waitFor({ timeout: 15000 });
   await shot('07-integrity');
+  if (!allowed404.includes('/api/integrity')) {
+    step('verify now');
+    await page.getByRole('button', { name: 'Verify now' }).click();
+    await page.getByText('Verification finished').waitFor({ timeout: 60000 });
+    await page.getByText(/^(OK|PROBLEMS FOUND)$/).waitFor();
+    if (await page.getByText('PROBLEMS FOUND').count()) fail('verification of an untouched log found problems');
+    await shot('07b-verified');
+  }
   for (const [view, ready] of [['map', 'Service map'], ['exposure', 'Exposure'], ['admin', 'Audit log']]) {
     step(view);
-    await page.goto(`${URL_}/#/${view}`);
+    await goView(`#/${view}`);
     await page.getByRole('heading', { name: ready }).first().waitFor();
-    await page.waitForLoadState('networkidle');
+    if (view === 'map' && !(await page.locator('svg line.edge').count())) fail('the service map shows no edge');
     await shot(`08-${view}`);
   }
 

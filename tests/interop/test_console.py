@@ -57,8 +57,8 @@ def console_server():
     srv.stop()
 
 
-def provider_for(server, token, batch=False):
-    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}))
+def provider_for(server, token, batch=False, service=SERVICE):
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
     exporter = make_exporter(server, "http", token)
     if batch:
         provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=500))
@@ -77,6 +77,12 @@ def send_traces(server, token):
     ) as root:
         with tracer.start_as_current_span("SELECT carts", kind=SpanKind.CLIENT) as child:
             child.set_attribute("db.system", "postgresql")
+            # A second service below it: an edge on the service map.
+            db = provider_for(server, token, service=SERVICE + "-db")
+            with db.get_tracer("console.test").start_as_current_span("query", kind=SpanKind.SERVER):
+                pass
+            db.force_flush()
+            db.shutdown()
         plain = f"{root.get_span_context().trace_id:032x}"
     with tracer.start_as_current_span(
         "GET /products",
@@ -137,7 +143,7 @@ def test_console_in_a_real_browser(console_server):
         r = srv.get(f"/api/traces/{trace_id}", reader)
         return len(r.json()["data"][0]["spans"]) if r.status_code == 200 else 0
 
-    wait_for("the SDK trace", lambda: spans_of(plain) == 2)
+    wait_for("the SDK trace", lambda: spans_of(plain) == 3)
     wait_for("the 1,000-span trace", lambda: spans_of(big) == 1000)
     wait_for(
         "the SQL injection finding",

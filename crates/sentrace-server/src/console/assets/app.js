@@ -31,6 +31,7 @@ async function route() {
   }
   delete document.body.dataset.waterfall;
   const main = clear(document.getElementById('main'));
+  main.setAttribute('aria-busy', 'true');
   alertError('');
   status('Loading…');
   try {
@@ -43,6 +44,7 @@ async function route() {
     alertError(String(e && e.message ? e.message : e));
     main.appendChild(el('p', { class: 'error' }, String(e && e.message ? e.message : e)));
   }
+  main.setAttribute('aria-busy', 'false');
   const h = main.querySelector('h1');
   if (h) h.focus();
 }
