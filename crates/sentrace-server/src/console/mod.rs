@@ -190,30 +190,36 @@ async fn login(State(st): State<Arc<AppState>>, req: axum::extract::Request) -> 
         connection: parts.extensions.get::<Connection>(),
     };
     let source = creds.remote().map(|a| a.ip().to_string());
-    if let Err(e) = st.auth.authenticate(creds).await {
-        st.metrics.auth_failure();
-        st.query
-            .audit_unauthenticated(
-                &crate::api::credential_hint(&creds),
-                source,
-                "POST /console/login",
-                &e.to_string(),
-            )
-            .await;
-        return login_failed(
-            StatusCode::UNAUTHORIZED,
-            "That token was not accepted: it is unknown, expired or revoked.",
-        );
-    }
+    let identity = match st.auth.authenticate(creds).await {
+        Ok(id) => id,
+        Err(e) => {
+            st.metrics.auth_failure();
+            st.query
+                .audit_unauthenticated(
+                    &crate::api::credential_hint(&creds),
+                    source,
+                    "POST /console/login",
+                    &e.to_string(),
+                )
+                .await;
+            return login_failed(
+                StatusCode::UNAUTHORIZED,
+                "That token was not accepted: it is unknown, expired or revoked.",
+            );
+        }
+    };
     match st.sessions.open(&token) {
-        Ok((_, cookie)) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, "/".to_string()),
-                (header::SET_COOKIE, cookie),
-            ],
-        )
-            .into_response(),
+        Ok((_, cookie)) => {
+            tracing::info!(tenant = %identity.tenant, principal = %identity.principal, "console login");
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (header::LOCATION, "/".to_string()),
+                    (header::SET_COOKIE, cookie),
+                ],
+            )
+                .into_response()
+        }
         Err(e) => login_failed(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }

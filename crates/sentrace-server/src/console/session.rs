@@ -196,9 +196,9 @@ impl Sessions {
         let csrf = random_b64(32)?;
         let now = Instant::now();
         let mut t = self.table.lock().map_err(|_| SessionError::Full)?;
-        if t.len() >= self.cfg.max_sessions {
-            t.retain(|_, e| self.alive(e, now));
-        }
+        // Logins are rare next to requests: sweep the ended sessions on each one, so the
+        // table never keeps more than the live ones plus those ended since the last login.
+        t.retain(|_, e| self.alive(e, now));
         if t.len() >= self.cfg.max_sessions {
             return Err(SessionError::Full);
         }
