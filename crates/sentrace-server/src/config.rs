@@ -149,6 +149,14 @@ impl Config {
         }
         self.access.validate()?;
         self.console.validate()?;
+        for o in &self.console.oidc {
+            if !self.auth.oidc.iter().any(|a| a.issuer == o.issuer) {
+                return Err(format!(
+                    "[[console.oidc]] {}: issuer {} is not an [[auth.oidc]] issuer (which verifies its tokens): add it there",
+                    o.label, o.issuer
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -238,7 +238,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     auth.warm_up().await;
     let state = Arc::new(app::AppState {
         auth,
-        sessions: console::Sessions::new(cfg.console.clone(), tls.is_some()),
+        sessions: console::Sessions::new(cfg.console.clone(), tls.is_some())?,
         pipeline,
         store: store.clone(),
         limits: cfg.limits.clone(),

@@ -92,24 +92,36 @@ pub fn shell() -> &'static str {
     S.get_or_init(|| html("index.html"))
 }
 
-/// The login page with `message` (a fixed text, HTML-escaped here anyway) shown above the
-/// form.
-pub fn login_page(message: Option<&str>) -> String {
-    let page = html("login.html");
-    match message {
-        None => page,
-        Some(m) => {
-            let escaped = m
-                .replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('"', "&quot;");
-            page.replace(
-                MESSAGE_MARK,
-                &format!("<p class=\"error\" role=\"alert\">{escaped}</p>"),
-            )
-        }
+/// The placeholder in the login page replaced by the OIDC login links.
+const OIDC_MARK: &str = "<!--OIDC-->";
+
+fn escape(m: &str) -> String {
+    m.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The login page with `message` (HTML-escaped) shown above the form, and a link per
+/// `(index, label)` OIDC provider.
+pub fn login_page(message: Option<&str>, oidc: &[(usize, String)]) -> String {
+    let mut page = html("login.html");
+    if let Some(m) = message {
+        page = page.replace(
+            MESSAGE_MARK,
+            &format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)),
+        );
     }
+    let links: String = oidc
+        .iter()
+        .map(|(i, label)| {
+            format!(
+                "<p><a class=\"button\" href=\"/console/oidc/{i}/start\">Log in with {}</a></p>",
+                escape(label)
+            )
+        })
+        .collect();
+    page.replace(OIDC_MARK, &links)
 }
 
 #[cfg(test)]
@@ -123,8 +135,9 @@ mod tests {
         assert_eq!(version().len(), 16);
         assert!(shell().contains(&prefix()));
         assert!(!shell().contains(VERSION_MARK));
-        let page = login_page(Some("<bad>"));
+        let page = login_page(Some("<bad>"), &[(0, "<IdP>".into())]);
         assert!(page.contains("&lt;bad&gt;") && !page.contains("<bad>"));
+        assert!(page.contains("/console/oidc/0/start\">Log in with &lt;IdP&gt;</a>"));
     }
 
     #[test]

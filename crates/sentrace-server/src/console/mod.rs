@@ -15,6 +15,7 @@
 //! Content-Security-Policy (no inline script or style) and anti-framing headers.
 
 pub mod assets;
+pub mod oidc;
 pub mod session;
 
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub fn router(enabled: bool) -> Router<Arc<AppState>> {
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", axum::routing::post(logout))
         .route("/console/session", get(session_info))
+        .route("/console/oidc/{n}/start", get(oidc_start))
+        .route("/console/oidc/callback", get(oidc_callback))
         .route("/console/a/{version}/{*path}", get(asset))
         .route("/console/{*rest}", axum::routing::any(not_found))
         .layer(axum::middleware::map_response(security_headers))
@@ -145,19 +148,19 @@ async fn shell(State(st): State<Arc<AppState>>, req: axum::extract::Request) -> 
 }
 
 /// `GET /console/login`.
-async fn login_page() -> Response {
+async fn login_page(State(st): State<Arc<AppState>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        assets::login_page(None),
+        assets::login_page(None, &st.sessions.oidc.labels()),
     )
         .into_response()
 }
 
-fn login_failed(status: StatusCode, message: &str) -> Response {
+fn login_failed_with(st: &AppState, status: StatusCode, message: &str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        assets::login_page(Some(message)),
+        assets::login_page(Some(message), &st.sessions.oidc.labels()),
     )
         .into_response()
 }
@@ -166,12 +169,13 @@ fn login_failed(status: StatusCode, message: &str) -> Response {
 async fn login(State(st): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
     let (parts, body) = req.into_parts();
     if let Err(e) = st.sessions.check_origin(&parts.uri, &parts.headers) {
-        return login_failed(StatusCode::FORBIDDEN, &e.to_string());
+        return login_failed_with(&st, StatusCode::FORBIDDEN, &e.to_string());
     }
     let body: Bytes = match axum::body::to_bytes(body, MAX_LOGIN_BODY).await {
         Ok(b) => b,
         Err(_) => {
-            return login_failed(
+            return login_failed_with(
+                &st,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "the login form is larger than 16 KiB",
             );
@@ -182,7 +186,7 @@ async fn login(State(st): State<Arc<AppState>>, req: axum::extract::Request) -> 
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
     if token.is_empty() {
-        return login_failed(StatusCode::BAD_REQUEST, "enter an API token");
+        return login_failed_with(&st, StatusCode::BAD_REQUEST, "enter an API token");
     }
     let bearer = format!("Bearer {token}");
     let creds = Credentials {
@@ -202,7 +206,8 @@ async fn login(State(st): State<Arc<AppState>>, req: axum::extract::Request) -> 
                     &e.to_string(),
                 )
                 .await;
-            return login_failed(
+            return login_failed_with(
+                &st,
                 StatusCode::UNAUTHORIZED,
                 "That token was not accepted: it is unknown, expired or revoked.",
             );
@@ -220,7 +225,7 @@ async fn login(State(st): State<Arc<AppState>>, req: axum::extract::Request) -> 
             )
                 .into_response()
         }
-        Err(e) => login_failed(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => login_failed_with(&st, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 
@@ -290,4 +295,117 @@ async fn asset(
 
 async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, "no such console page")
+}
+
+/// `GET /console/oidc/{n}/start`: redirects to provider `n` with a fresh state, nonce and
+/// PKCE challenge; the state is bound to the browser by a short-lived cookie.
+async fn oidc_start(State(st): State<Arc<AppState>>, Path(n): Path<usize>) -> Response {
+    match st.sessions.oidc.start(n).await {
+        Ok((url, state)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, url),
+                (
+                    header::SET_COOKIE,
+                    // Lax: the provider's redirect back is a cross-site top-level GET.
+                    format!(
+                        "{}={state}; HttpOnly; Secure; SameSite=Lax; Path=/console/oidc; Max-Age=600",
+                        oidc::STATE_COOKIE
+                    ),
+                ),
+            ],
+        )
+            .into_response(),
+        Err(e) => login_failed_with(&st, StatusCode::BAD_GATEWAY, &e.to_string()),
+    }
+}
+
+/// `GET /console/oidc/callback?code=&state=`: redeems the code, opens the session with the
+/// access token and sends the browser on to `/` from a same-origin page (a redirect would
+/// still count as the provider's cross-site navigation, and the SameSite=Strict session
+/// cookie would not be sent).
+async fn oidc_callback(State(st): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
+    let query = req.uri().query().unwrap_or("");
+    let mut code = None;
+    let mut state = None;
+    let mut error = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "code" => code = Some(v.into_owned()),
+            "state" => state = Some(v.into_owned()),
+            "error" => error = Some(v.chars().take(100).collect::<String>()),
+            _ => {}
+        }
+    }
+    if let Some(e) = error {
+        return login_failed_with(
+            &st,
+            StatusCode::UNAUTHORIZED,
+            &oidc::OidcLoginError::Provider(e).to_string(),
+        );
+    }
+    let (Some(code), Some(state)) = (code, state) else {
+        return login_failed_with(
+            &st,
+            StatusCode::BAD_REQUEST,
+            "the identity provider sent no code or state",
+        );
+    };
+    let bound = session::cookie_named(req.headers(), oidc::STATE_COOKIE);
+    let access = match st
+        .sessions
+        .oidc
+        .finish(&code, &state, bound, crate::auth::now_unix())
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::info!(error = %e, "console OIDC login failed");
+            return login_failed_with(&st, StatusCode::UNAUTHORIZED, &e.to_string());
+        }
+    };
+    let bearer = format!("Bearer {access}");
+    let creds = Credentials {
+        authorization: Some(&bearer),
+        connection: req.extensions().get::<Connection>(),
+    };
+    let identity = match st.auth.authenticate(creds).await {
+        Ok(id) => id,
+        Err(e) => {
+            st.metrics.auth_failure();
+            tracing::info!(reason = %e, "console OIDC login: the access token does not authenticate");
+            return login_failed_with(
+                &st,
+                StatusCode::UNAUTHORIZED,
+                "The identity provider's access token was not accepted here (audience, tenant or roles: see [[auth.oidc]]).",
+            );
+        }
+    };
+    match st.sessions.open(&access) {
+        Ok((_, cookie)) => {
+            tracing::info!(tenant = %identity.tenant, principal = %identity.principal, "console login (OIDC)");
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            for c in [
+                cookie,
+                format!(
+                    "{}=; HttpOnly; Secure; SameSite=Lax; Path=/console/oidc; Max-Age=0",
+                    oidc::STATE_COOKIE
+                ),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    headers.append(header::SET_COOKIE, v);
+                }
+            }
+            (
+                headers,
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url=/\"><title>Logged in</title></head><body><p><a href=\"/\">Continue to the console</a></p></body></html>",
+            )
+                .into_response()
+        }
+        Err(e) => login_failed_with(&st, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
 }

@@ -37,6 +37,8 @@ pub struct ConsoleConfig {
     pub idle_timeout_secs: u64,
     /// Most sessions alive at once on this node; a login past it is refused (503).
     pub max_sessions: usize,
+    /// Identity providers offered on the login page (authorization code flow with PKCE).
+    pub oidc: Vec<super::oidc::ConsoleOidcConfig>,
 }
 
 impl Default for ConsoleConfig {
@@ -46,6 +48,7 @@ impl Default for ConsoleConfig {
             session_lifetime_secs: 8 * 3600,
             idle_timeout_secs: 30 * 60,
             max_sessions: 10_000,
+            oidc: Vec::new(),
         }
     }
 }
@@ -70,6 +73,9 @@ impl ConsoleConfig {
                 "[console] max_sessions = {} is outside 1..=1000000",
                 self.max_sessions
             ));
+        }
+        for o in &self.oidc {
+            o.validate()?;
         }
         Ok(())
     }
@@ -141,6 +147,8 @@ pub struct Live {
 /// The session table of one node.
 pub struct Sessions {
     cfg: ConsoleConfig,
+    /// OIDC logins (`[[console.oidc]]`).
+    pub oidc: super::oidc::OidcLogins,
     /// Whether the query listener speaks TLS (the origin's scheme).
     tls: bool,
     table: Mutex<HashMap<[u8; 32], Entry>>,
@@ -158,25 +166,32 @@ fn key_of(id: &str) -> [u8; 32] {
 
 /// The value of the session cookie in `headers`, if any (bounded in length).
 pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+    cookie_named(headers, COOKIE)
+}
+
+/// The value of cookie `name` in `headers`, if any (bounded in length).
+pub fn cookie_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim())
         .filter(|v| !v.is_empty() && v.len() <= MAX_COOKIE_VALUE)
 }
 
 impl Sessions {
-    /// An empty table. `tls` says whether the query listener serves HTTPS.
-    pub fn new(cfg: ConsoleConfig, tls: bool) -> Self {
-        Self {
+    /// An empty table. `tls` says whether the query listener serves HTTPS. Fails when an
+    /// OIDC client secret file cannot be read.
+    pub fn new(cfg: ConsoleConfig, tls: bool) -> anyhow::Result<Self> {
+        Ok(Self {
+            oidc: super::oidc::OidcLogins::new(&cfg.oidc)?,
             cfg,
             tls,
             table: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The settings.
@@ -347,7 +362,7 @@ mod tests {
 
     #[test]
     fn open_lookup_end() {
-        let s = Sessions::new(ConsoleConfig::default(), true);
+        let s = Sessions::new(ConsoleConfig::default(), true).unwrap();
         let (id, set) = s.open("st_x").unwrap();
         assert!(set.contains("HttpOnly; Secure; SameSite=Strict; Path=/"));
         assert_eq!(id.len(), 43);
@@ -364,7 +379,7 @@ mod tests {
 
     #[test]
     fn csrf_and_origin() {
-        let s = Sessions::new(ConsoleConfig::default(), true);
+        let s = Sessions::new(ConsoleConfig::default(), true).unwrap();
         let (id, _) = s.open("st_x").unwrap();
         let live = s
             .lookup(&headers(&[("cookie", &format!("{COOKIE}={id}"))]))
@@ -442,7 +457,7 @@ mod tests {
             max_sessions: 2,
             ..Default::default()
         };
-        let s = Sessions::new(cfg, true);
+        let s = Sessions::new(cfg, true).unwrap();
         s.open("a").unwrap();
         s.open("b").unwrap();
         assert_eq!(s.open("c").unwrap_err(), SessionError::Full);
