@@ -84,12 +84,14 @@ impl FromRequestParts<Arc<AppState>> for Reader {
             ..creds
         };
         let source = creds.remote().map(|a| a.ip().to_string());
-        let identity = match st.auth.authenticate(creds).await {
+        let authed = st.auth.authenticate(creds).await;
+        // A session whose credential no longer authenticates (revoked, expired) ends now.
+        if let (Err(_), Some((_, key))) = (&authed, &session) {
+            st.sessions.end(key);
+        }
+        let identity = match authed {
             Ok(id) => id,
             Err(e) => {
-                if let Some((_, key)) = &session {
-                    st.sessions.end(key);
-                }
                 st.metrics.auth_failure();
                 tracing::debug!(reason = %e, path = %parts.uri.path(), "query refused");
                 let endpoint = format!("{} {}", parts.method, parts.uri.path());
@@ -128,7 +130,6 @@ pub fn otlp_http_router(st: Arc<AppState>) -> Router {
 /// The query API: Jaeger's HTTP API, the native API and metrics.
 pub fn query_router(st: Arc<AppState>) -> Router {
     Router::new()
-        .merge(crate::console::router(st.sessions.config().enabled))
         .route("/api/services", get(api::jaeger::services))
         .route(
             "/api/services/{service}/operations",
@@ -140,6 +141,7 @@ pub fn query_router(st: Arc<AppState>) -> Router {
         .route("/api/dependencies", get(api::jaeger::dependencies))
         .route("/v1/traces/{trace_id}", get(api::native::trace))
         .route("/metrics", get(api::native::metrics))
+        .merge(crate::console::router(st.sessions.config().enabled))
         .route(
             crate::seal::routes::CHECKPOINT_ROUTE,
             get(crate::seal::routes::checkpoint),
