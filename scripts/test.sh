@@ -20,6 +20,13 @@ fi
 node --version
 (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 
+echo "==> Console browser test (Debian chromium, playwright-core: npm ci in tests/console)"
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+(cd tests/console && npm ci --no-audit --no-fund --loglevel=error)
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -10,6 +10,11 @@
 // (RFC 9068) for the resource OIDC_RESOURCE, with audience OIDC_RESOURCE and the extra claim
 // `groups` = OIDC_GROUPS (comma-separated).
 //
+// With OIDC_CONSOLE_CLIENT_ID and OIDC_CONSOLE_REDIRECT set, a second, public client may use
+// the authorization code flow with PKCE (the web console's login); its logins and consents
+// are granted at once for the account OIDC_CONSOLE_ACCOUNT (default "console-user"), with
+// the resource OIDC_RESOURCE, so a test needs no login form.
+//
 // Prints one JSON line {"issuer": ...} on stdout once it accepts connections; stops on
 // SIGTERM or when its standard input closes (so it never outlives the test).
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -53,6 +58,13 @@ server.listen(0, '127.0.0.1', () => {
         response_types: [],
         token_endpoint_auth_method: 'client_secret_post',
       },
+      ...(process.env.OIDC_CONSOLE_CLIENT_ID ? [{
+        client_id: process.env.OIDC_CONSOLE_CLIENT_ID,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: [env('OIDC_CONSOLE_REDIRECT')],
+        token_endpoint_auth_method: 'none',
+      }] : []),
     ],
     jwks: {
       keys: [
@@ -85,6 +97,33 @@ server.listen(0, '127.0.0.1', () => {
   });
   provider.on('server_error', (ctx, err) => console.error('provider server_error', err));
   server.on('request', provider.callback());
+  if (process.env.OIDC_CONSOLE_CLIENT_ID) {
+    // Interactions answered at once: log in as the test account, grant openid and the resource.
+    const account = process.env.OIDC_CONSOLE_ACCOUNT || 'console-user';
+    const callback = provider.callback();
+    server.removeAllListeners('request');
+    server.on('request', async (req, res) => {
+      if (!req.url.startsWith('/interaction/')) return callback(req, res);
+      try {
+        const details = await provider.interactionDetails(req, res);
+        if (details.prompt.name === 'login') {
+          await provider.interactionFinished(req, res, { login: { accountId: account } }, { mergeWithLastSubmission: false });
+          return;
+        }
+        const grant = details.grantId
+          ? await provider.Grant.find(details.grantId)
+          : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+        grant.addOIDCScope('openid');
+        grant.addResourceScope(resource, 'traces:read');
+        const grantId = await grant.save();
+        await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+      } catch (err) {
+        console.error('provider interaction error', err);
+        res.statusCode = 500;
+        res.end();
+      }
+    });
+  }
   console.log(JSON.stringify({ issuer }));
 });
 

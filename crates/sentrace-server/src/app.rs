@@ -22,6 +22,8 @@ use crate::pipeline::Pipeline;
 pub struct AppState {
     /// Token checks.
     pub auth: Authenticator,
+    /// Web console sessions (the cookie [`Reader`] also accepts).
+    pub sessions: crate::console::Sessions,
     /// The ingest pipeline.
     pub pipeline: Pipeline,
     /// The store, for reads.
@@ -76,8 +78,22 @@ impl FromRequestParts<Arc<AppState>> for Reader {
     ) -> Result<Self, Self::Rejection> {
         st.metrics.query_request();
         let creds = crate::auth::Credentials::from_http(&parts.headers, &parts.extensions);
+        // A console session cookie stands in for a missing bearer header (CSRF-checked).
+        let session = crate::console::session_bearer(st, &parts.method, &parts.uri, &parts.headers)
+            .map_err(|e| crate::console::refusal(&e))?;
+        let creds = crate::auth::Credentials {
+            authorization: creds
+                .authorization
+                .or(session.as_ref().map(|(b, _)| b.as_str())),
+            ..creds
+        };
         let source = creds.remote().map(|a| a.ip().to_string());
-        let identity = match st.auth.authenticate(creds).await {
+        let authed = st.auth.authenticate(creds).await;
+        // A session whose credential no longer authenticates (revoked, expired) ends now.
+        if let (Err(_), Some((_, key))) = (&authed, &session) {
+            st.sessions.end(key);
+        }
+        let identity = match authed {
             Ok(id) => id,
             Err(e) => {
                 st.metrics.auth_failure();
@@ -131,6 +147,7 @@ pub fn query_router(st: Arc<AppState>) -> Router {
         .route("/api/dependencies", get(api::jaeger::dependencies))
         .route("/v1/traces/{trace_id}", get(api::native::trace))
         .route("/metrics", get(api::native::metrics))
+        .merge(crate::console::router(st.sessions.config().enabled))
         .route(
             crate::seal::routes::CHECKPOINT_ROUTE,
             get(crate::seal::routes::checkpoint),

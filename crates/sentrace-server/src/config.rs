@@ -37,6 +37,8 @@ pub struct Config {
     pub auth: crate::auth::config::AuthConfig,
     /// Authorization: Cedar policies, teams, break-glass.
     pub access: crate::access::AccessConfig,
+    /// The web console on the query port: sessions and their lifetimes.
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// The server's own log (written to standard error).
@@ -234,6 +236,15 @@ impl Config {
             ));
         }
         self.access.validate()?;
+        self.console.validate()?;
+        for o in &self.console.oidc {
+            if !self.auth.oidc.iter().any(|a| a.issuer == o.issuer) {
+                return Err(format!(
+                    "[[console.oidc]] {}: issuer {} is not an [[auth.oidc]] issuer (which verifies its tokens): add it there",
+                    o.label, o.issuer
+                ));
+            }
+        }
         Ok(())
     }
 }

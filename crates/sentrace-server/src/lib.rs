@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod breakglass;
 pub mod config;
+pub mod console;
 pub mod detect;
 pub mod ingest;
 pub mod seal;
@@ -244,6 +245,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     auth.warm_up().await;
     let state = Arc::new(app::AppState {
         auth,
+        sessions: console::Sessions::new(cfg.console.clone(), tls.is_some())?,
         pipeline,
         store: store.clone(),
         limits: cfg.limits.clone(),
