@@ -101,3 +101,94 @@ fn scan_reports_ocsf_without_values() {
         "{table}"
     );
 }
+
+/// Peak resident memory of `pid` in KiB, sampled while it runs.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn redact_streams_in_constant_memory() {
+    use std::io::{Read, Write};
+    // One document of about 50 MB (the worst case: no line breaks to split on), generated
+    // while it is read.
+    const RESOURCES: usize = 50_000;
+    let mut child = std::process::Command::new(BIN)
+        .arg("redact")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut sent = 0usize;
+        let mut w = std::io::BufWriter::new(&mut stdin);
+        w.write_all(br#"{"resourceSpans":["#).unwrap();
+        for r in 0..RESOURCES {
+            let spans: Vec<String> = (0..4)
+                .map(|i| {
+                    format!(
+                        r#"{{"traceId":"{r:016x}{i:016x}","spanId":"{i:016x}","name":"op","attributes":[{{"key":"user.email","value":{{"stringValue":"user{r}@example.com"}}}},{{"key":"note","value":{{"stringValue":"{}"}}}}]}}"#,
+                        "x".repeat(160)
+                    )
+                })
+                .collect();
+            let sep = if r == 0 { "" } else { "," };
+            let item = format!(
+                r#"{sep}{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"web"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}"#,
+                spans.join(",")
+            );
+            sent += item.len();
+            w.write_all(item.as_bytes()).unwrap();
+        }
+        w.write_all(b"]}\n").unwrap();
+        w.flush().unwrap();
+        sent
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let (mut total, mut emails) = (0usize, 0usize);
+        let mut tail: Vec<u8> = Vec::new();
+        loop {
+            let n = stdout.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+            tail.extend_from_slice(&buf[..n]);
+            emails += tail.windows(12).filter(|w| w == b"@example.com").count();
+            let keep = tail.len().min(11);
+            tail.drain(..tail.len() - keep);
+        }
+        (total, emails)
+    });
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(kib) = rss_kib(pid) {
+            peak = peak.max(kib);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = writer.join().unwrap();
+    let (received, emails) = reader.join().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(sent > 45_000_000, "{sent}");
+    assert!(received > sent / 2, "{received} of {sent}");
+    assert_eq!(emails, 0, "raw emails in the output");
+    assert!(peak > 0);
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB for {sent} bytes of input"
+    );
+}

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod config;
 pub mod detect;
 pub mod loadgen;
+pub mod otlp_stream;
 pub mod policy;
 pub mod proof;
 pub mod query;

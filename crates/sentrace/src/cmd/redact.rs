@@ -1,6 +1,6 @@
 //! `sentrace redact` and `sentrace scan`: minimization and leak scanning offline, on OTLP/JSON
 //! from stdin (one `ExportTraceServiceRequest`, or JSON lines as the OpenTelemetry
-//! Collector's file exporter writes them).
+//! Collector's file exporter writes them). Both stream: one resource in memory at a time.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -8,8 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use sentrace_core::TenantId;
 use sentrace_redact::{InMemorySecrets, Policy, Redactor, summary};
+
+use super::otlp_stream;
 
 /// Largest input accepted on stdin.
 const MAX_INPUT_BYTES: u64 = 1 << 30;
@@ -88,43 +91,104 @@ fn secrets(key: Option<&str>) -> anyhow::Result<InMemorySecrets> {
     }
 }
 
+/// Writes each input document back out as one JSON line, its resources minimized one at
+/// a time.
+struct RedactSink<'a, W: Write> {
+    out: W,
+    redactor: &'a Redactor,
+    tenant: &'a TenantId,
+    secrets: &'a InMemorySecrets,
+    first: bool,
+}
+
+impl<W: Write> otlp_stream::Sink for RedactSink<'_, W> {
+    fn start(&mut self, _doc: usize) -> anyhow::Result<()> {
+        self.first = true;
+        self.out.write_all(b"{\"resourceSpans\":[")?;
+        Ok(())
+    }
+
+    fn item(&mut self, rs: ResourceSpans) -> anyhow::Result<()> {
+        let mut one = vec![rs];
+        self.redactor.minimize(self.tenant, &mut one, self.secrets);
+        if !std::mem::take(&mut self.first) {
+            self.out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut self.out, &one[0])?;
+        Ok(())
+    }
+
+    fn end(&mut self, _doc: usize) -> anyhow::Result<()> {
+        self.out.write_all(b"]}\n")?;
+        Ok(())
+    }
+}
+
 /// Runs `redact`.
 pub fn run_redact(a: RedactArgs) -> anyhow::Result<ExitCode> {
     let tenant = TenantId::new(a.tenant).context("--tenant")?;
     let redactor = Redactor::new(load_policy(a.policy.as_ref())?)
         .map_err(|e| anyhow::anyhow!("building the policy: {e}"))?;
     let secrets = secrets(a.pseudonym_key.as_deref())?;
-    let requests = read_requests()?;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for mut r in requests {
-        redactor.minimize(&tenant, &mut r.resource_spans, &secrets);
-        serde_json::to_writer(&mut out, &r)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
+    let mut sink = RedactSink {
+        out: std::io::BufWriter::new(stdout.lock()),
+        redactor: &redactor,
+        tenant: &tenant,
+        secrets: &secrets,
+        first: true,
+    };
+    otlp_stream::stream(std::io::stdin().lock(), &mut sink)?;
+    sink.out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Scans resources one at a time: OCSF findings out as they are found, or (for the
+/// summary) only the findings kept.
+struct ScanSink<'a, W: Write> {
+    out: W,
+    redactor: &'a Redactor,
+    summary: Option<Vec<sentrace_redact::LeakFinding>>,
+}
+
+impl<W: Write> otlp_stream::Sink for ScanSink<'_, W> {
+    fn start(&mut self, _doc: usize) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn item(&mut self, rs: ResourceSpans) -> anyhow::Result<()> {
+        let found = self.redactor.scan(std::slice::from_ref(&rs));
+        match &mut self.summary {
+            Some(all) => all.extend(found),
+            None => {
+                for f in &found {
+                    serde_json::to_writer(&mut self.out, &f.to_ocsf())?;
+                    self.out.write_all(b"\n")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, _doc: usize) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// Runs `scan`.
 pub fn run_scan(a: ScanArgs) -> anyhow::Result<ExitCode> {
     let redactor = Redactor::new(load_policy(a.policy.as_ref())?)
         .map_err(|e| anyhow::anyhow!("building the policy: {e}"))?;
-    let requests = read_requests()?;
-    let mut findings = Vec::new();
-    for r in &requests {
-        findings.extend(redactor.scan(&r.resource_spans));
-    }
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if a.summary {
-        out.write_all(summary(&findings).as_bytes())?;
-    } else {
-        for f in &findings {
-            serde_json::to_writer(&mut out, &f.to_ocsf())?;
-            out.write_all(b"\n")?;
-        }
+    let mut sink = ScanSink {
+        out: std::io::BufWriter::new(stdout.lock()),
+        redactor: &redactor,
+        summary: a.summary.then(Vec::new),
+    };
+    otlp_stream::stream(std::io::stdin().lock(), &mut sink)?;
+    if let Some(findings) = &sink.summary {
+        sink.out.write_all(summary(findings).as_bytes())?;
     }
-    out.flush()?;
+    sink.out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
