@@ -1,7 +1,10 @@
 //! Payload detectors: match each normalized request input against the payload rules.
 
 pub mod extract;
+pub mod ldap;
+pub mod paths;
 pub mod prefilter;
+pub mod shortcmd;
 pub mod sqli;
 pub mod ssrf;
 pub mod xss;
@@ -20,6 +23,9 @@ pub const BUILTIN_MATCHERS: &[&str] = &[
     "java_base64",
     "nosql_operator",
     "crlf_protocol",
+    "ldap_filter",
+    "absolute_system_path",
+    "short_command",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +37,9 @@ enum Builtin {
     JavaBase64,
     NosqlOperator,
     CrlfProtocol,
+    LdapFilter,
+    AbsoluteSystemPath,
+    ShortCommand,
 }
 
 impl Builtin {
@@ -43,6 +52,9 @@ impl Builtin {
             "java_base64" => Self::JavaBase64,
             "nosql_operator" => Self::NosqlOperator,
             "crlf_protocol" => Self::CrlfProtocol,
+            "ldap_filter" => Self::LdapFilter,
+            "absolute_system_path" => Self::AbsoluteSystemPath,
+            "short_command" => Self::ShortCommand,
             _ => return None,
         })
     }
@@ -387,6 +399,20 @@ fn crlf_protocol(raw: &str) -> Option<&'static str> {
         .then_some("protocol command after a line break")
 }
 
+/// Whether an input can hold a command separator: `;`, `|`, `&`, `` ` ``, `$(` or a line
+/// break, literal or encoded. Cheap, so that [`shortcmd::detect`] decodes only these.
+fn may_chain(raw: &str, norm: &str) -> bool {
+    norm.bytes().any(|c| matches!(c, b';' | b'|' | b'&' | b'`'))
+        || norm.contains("$(")
+        || raw.bytes().any(|c| matches!(c, b'\n' | b'\r'))
+        || raw.contains("&#")
+        || (raw.contains('%')
+            && raw
+                .as_bytes()
+                .windows(2)
+                .any(|w| w[0] == b'0' && matches!(w[1], b'a' | b'A' | b'd' | b'D')))
+}
+
 #[inline]
 fn base64_val(c: u8) -> Option<u8> {
     let v = BASE64_LUT[usize::from(c)];
@@ -621,6 +647,20 @@ impl PayloadEngine {
                 Builtin::JavaBase64 if !raw.contains(' ') => java_base64(raw),
                 Builtin::NosqlOperator if norm.contains('$') => nosql(norm),
                 Builtin::CrlfProtocol => crlf_protocol(raw),
+                Builtin::LdapFilter if !plain && norm.contains(')') => ldap::detect(norm),
+                // A path is one token: a value that starts at a root or a drive letter.
+                Builtin::AbsoluteSystemPath
+                    if !plain
+                        && part == Part::Value
+                        && (norm.starts_with('/') || norm.as_bytes().get(1) == Some(&b':')) =>
+                {
+                    paths::detect(norm)
+                }
+                // Read before white space is folded (a line break separates commands)
+                // and in its case (`ID` is a word, `id` a command).
+                Builtin::ShortCommand if !plain && part == Part::Value && may_chain(raw, norm) => {
+                    shortcmd::detect(&crate::normalize::decode_cow(raw))
+                }
                 _ => None,
             };
             if let Some(r) = reason {

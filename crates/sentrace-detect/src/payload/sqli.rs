@@ -378,6 +378,30 @@ fn words_after_object_name(t: &[Token<'_>]) -> bool {
         })
 }
 
+/// Whether the input is prose that names a catalogue (`Great post on information_schema
+/// views, thanks!`): three or more plain words and no SQL structure around them (no
+/// SELECT, UNION, FROM, statement, clause, call, string, comment or `;`; operators and
+/// booleans are prose punctuation and words too: `!`, `-`, `and`). A catalogue name
+/// alone, or with SQL around it, is still read as an attack.
+fn prose_mention(t: &[Token<'_>]) -> bool {
+    let words = t.iter().filter(|x| x.tok == Tok::Word).count();
+    words >= 3
+        && !t.iter().any(|x| {
+            matches!(
+                x.tok,
+                Tok::Union
+                    | Tok::Select
+                    | Tok::From
+                    | Tok::Stmt
+                    | Tok::Clause
+                    | Tok::Func
+                    | Tok::Str
+                    | Tok::Comment
+                    | Tok::Semi
+            )
+        })
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -483,7 +507,8 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 }
             }
             Tok::Word | Tok::Var | Tok::Kw
-                if ATTACK_WORDS.contains(&tk.text) || tk.text.starts_with("@@") =>
+                if (ATTACK_WORDS.contains(&tk.text) || tk.text.starts_with("@@"))
+                    && !prose_mention(t) =>
             {
                 return Some("database catalog access");
             }
