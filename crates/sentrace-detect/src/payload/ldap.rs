@@ -14,6 +14,9 @@
 //!    filters `(&)` and `(|)` of RFC 4526), the end of the input, or an attribute
 //!    description followed by a filter type (`=`, `~=`, `>=`, `<=`, `:=`, `:dn:`).
 //!
+//! A value that holds a composite filter (`*(|(mail=*))`) without being one (it does not
+//! start with `(`) is reported as well.
+//!
 //! A whole filter sent by an LDAP admin tool is balanced from its first character and never
 //! matches; neither do a phone number `(555) 123-4567`, a smiley followed by an aside
 //! (`thanks :) (really)`), a formula `(a+b)*c` or an e-mail address.
@@ -64,6 +67,18 @@ pub fn detect(norm: &str) -> Option<&'static str> {
     let s = &s[..s.len().min(MAX_LDAP_BYTES)];
     if !s.contains(&b')') || !s.contains(&b'(') {
         return None;
+    }
+    // A composite filter inside a value (`*(|(mail=*))`, `x(&(uid=*))`): an input that is
+    // a whole filter starts with `(`; prose never writes `(|(`.
+    if s.first() != Some(&b'(')
+        && s.windows(2).enumerate().any(|(i, w)| {
+            w[0] == b'('
+                && matches!(w[1], b'&' | b'|' | b'!')
+                && s.get(skip_ws(s, i + 2)) == Some(&b'(')
+                && opens_filter(s, skip_ws(s, i + 2))
+        })
+    {
+        return Some("LDAP composite filter inside a value");
     }
     let mut depth: i32 = 0;
     let mut i = 0;
@@ -121,6 +136,9 @@ mod tests {
             "admin*)((|userPassword=*)",
             "*)(cn:dn:=admin",
             "x)(1.2.840.113556.1.4.803:=2)",
+            "*(|(mail=*))",
+            "%2A%28%7C%28objectclass%3D%2A%29%29",
+            "admin(&(uid=*))",
         ] {
             assert!(detect(&normalize(s)).is_some(), "missed {s:?}");
         }
@@ -145,6 +163,8 @@ mod tests {
             "search=foo|bar",
             "Smith \\29(uid=*",
             "a) b) c)",
+            "(|(cn=alice)(cn=bob))",
+            "choose one (| is or) (& is and)",
         ] {
             assert!(detect(&normalize(s)).is_none(), "false positive on {s:?}");
         }

@@ -1,5 +1,6 @@
 //! Payload detectors: match each normalized request input against the payload rules.
 
+pub mod dotdot;
 pub mod extract;
 pub mod ldap;
 pub mod paths;
@@ -26,6 +27,7 @@ pub const BUILTIN_MATCHERS: &[&str] = &[
     "ldap_filter",
     "absolute_system_path",
     "short_command",
+    "dot_dot_separator",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +42,7 @@ enum Builtin {
     LdapFilter,
     AbsoluteSystemPath,
     ShortCommand,
+    DotDotSeparator,
 }
 
 impl Builtin {
@@ -55,6 +58,7 @@ impl Builtin {
             "ldap_filter" => Self::LdapFilter,
             "absolute_system_path" => Self::AbsoluteSystemPath,
             "short_command" => Self::ShortCommand,
+            "dot_dot_separator" => Self::DotDotSeparator,
             _ => return None,
         })
     }
@@ -405,6 +409,7 @@ fn may_chain(raw: &str, norm: &str) -> bool {
     norm.bytes().any(|c| matches!(c, b';' | b'|' | b'&' | b'`'))
         || norm.contains("$(")
         || raw.bytes().any(|c| matches!(c, b'\n' | b'\r'))
+        || raw.contains("\\n")
         || raw.contains("&#")
         || (raw.contains('%')
             && raw
@@ -658,7 +663,13 @@ impl PayloadEngine {
                 }
                 // Read before white space is folded (a line break separates commands)
                 // and in its case (`ID` is a word, `id` a command).
-                Builtin::ShortCommand if !plain && part == Part::Value && may_chain(raw, norm) => {
+                Builtin::DotDotSeparator
+                    if !plain && (norm.contains("..") || norm.contains(". .")) =>
+                {
+                    dotdot::detect(norm)
+                }
+                // (`%0Aid` folds to the plain word `id`: not gated on `plain`.)
+                Builtin::ShortCommand if part == Part::Value && may_chain(raw, norm) => {
                     shortcmd::detect(&crate::normalize::decode_cow(raw))
                 }
                 _ => None,

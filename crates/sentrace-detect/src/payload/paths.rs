@@ -14,8 +14,9 @@
 //!    root of a drive);
 //! 3. it points into the operating system: a root that only the system uses (`/etc`,
 //!    `/proc`, `/boot`, `/root`, kernel interfaces under `/sys` and `/dev`, `C:\Windows`,
-//!    `C:\inetpub`, server install folders), a system folder under a shared root
-//!    (`/var/log`, `/var/www`, `/usr/local/etc`, `/private/etc`), a hidden file or folder
+//!    `C:\inetpub`), a system folder under a shared root (`/var/log`, `/var/www`,
+//!    `/usr/local/etc`, `/private/etc`), a web or database server install under a shared
+//!    root (`/opt/lampp/logs/access_log`, `/usr/local/apache2/...`), a hidden file or folder
 //!    (`/home/u/.ssh/id_rsa`, `/app/.env`), or a configuration, credential or log file by
 //!    its extension (`.conf`, `.cnf`, `.ini`, `.config`, `.pem`, `.key`, `.log`, ...).
 //!
@@ -100,6 +101,32 @@ const WIN_SYSTEM_ROOTS: &[&str] = &[
     "tomcat",
 ];
 
+/// Folders of web and database server installs, wherever they sit (`/opt/lampp/logs`,
+/// `/usr/local/apache2/conf`, `/Library/WebServer`, `C:\\php4\\sessions`).
+fn server_dir(seg: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "apache",
+        "apache2",
+        "httpd",
+        "nginx",
+        "lampp",
+        "lamp",
+        "xampp",
+        "wamp",
+        "htdocs",
+        "wwwroot",
+        "webserver",
+        "tomcat",
+        "mysql",
+        "sysprep",
+    ];
+    NAMES.contains(&seg)
+        || seg
+            .strip_prefix("php")
+            .or_else(|| seg.strip_prefix("tomcat"))
+            .is_some_and(|v| !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()))
+}
+
 /// Extensions of configuration, credential, log and system files.
 const SYSTEM_EXTENSIONS: &[&str] = &[
     "conf",
@@ -151,6 +178,9 @@ const SYSTEM_FILES: &[&str] = &[
     "tomcat-users.xml",
     "web.config",
     "ntuser.dat",
+    "access_log",
+    "error_log",
+    "apachectl",
 ];
 
 fn extension(name: &str) -> Option<&str> {
@@ -167,6 +197,11 @@ fn sensitive_leaf(segments: &[&str]) -> bool {
     hidden
         || SYSTEM_FILES.contains(&last)
         || extension(last).is_some_and(|e| SYSTEM_EXTENSIONS.contains(&e))
+}
+
+/// Whether a path under a shared root reaches a server install or a sensitive file.
+fn under_shared_root(segs: &[&str]) -> bool {
+    segs.len() >= 3 && (segs[1..].iter().any(|s| server_dir(s)) || sensitive_leaf(segs))
 }
 
 fn unix(p: &str) -> bool {
@@ -186,15 +221,16 @@ fn unix(p: &str) -> bool {
         "var" => {
             (VAR_DIRS.contains(&second) && segs.len() >= 3)
                 || (second == "lib" && segs.get(2).is_some_and(|d| VAR_LIB_DIRS.contains(d)))
-                || sensitive_leaf(&segs)
+                || under_shared_root(&segs)
         }
-        "usr" => segs.contains(&"etc") || sensitive_leaf(&segs),
+        "usr" => segs.contains(&"etc") || under_shared_root(&segs),
         "private" => matches!(second, "etc" | "var") || sensitive_leaf(&segs),
         // Shared roots: home folders, installs, data and temporary files. Only hidden,
-        // configuration and credential files count here (`/home/u/.ssh/id_rsa`,
-        // `/opt/app/.env`); `/home/index.html` and `/users/42` are web routes.
+        // configuration and credential files, and server installs, count here
+        // (`/home/u/.ssh/id_rsa`, `/opt/app/.env`, `/opt/lampp/logs/x`);
+        // `/home/index.html` and `/users/42` are web routes.
         "home" | "users" | "opt" | "srv" | "mnt" | "media" | "app" | "data" | "tmp" | "run"
-        | "library" | "applications" | "snap" | "nix" => segs.len() >= 3 && sensitive_leaf(&segs),
+        | "library" | "applications" | "snap" | "nix" => under_shared_root(&segs),
         _ => false,
     }
 }
@@ -210,7 +246,7 @@ fn windows(p: &str) -> bool {
     let Some(first) = segs.first() else {
         return false;
     };
-    if WIN_SYSTEM_ROOTS.contains(first) {
+    if WIN_SYSTEM_ROOTS.contains(first) || segs.iter().any(|s| server_dir(s)) {
         return true;
     }
     // A file at the root of a drive (`C:\boot.ini`, `D:\web.config`), or a system file
@@ -276,6 +312,11 @@ mod tests {
             "C:/documents and settings/administrator/ntuser.dat",
             "E:\\sites\\shop\\web.config",
             "C:/xampp/apache/conf/httpd.conf",
+            "/opt/lampp/logs/access_log",
+            "/usr/local/apache2/htdocs/index.html",
+            "/Library/WebServer/Documents/index.html",
+            "C:/logs/httpd/error_log",
+            "C:/php4/sessions/",
             "%2Fetc%2Fssl%2Fopenssl.cnf",
             "/etc//./passwd",
         ] {
@@ -310,6 +351,9 @@ mod tests {
             "10:30/11:45",
             "/products/shoes/red.html",
             "/data/exports/2024-05.csv",
+            "/docs/nginx/setup",
+            "/opt/homebrew/share/man",
+            "/blog/php7-release-notes",
         ] {
             assert!(detect(&normalize(s)).is_none(), "false positive on {s:?}");
         }

@@ -175,7 +175,15 @@ pub fn detect(decoded: &str) -> Option<&'static str> {
     while !decoded.is_char_boundary(cut) {
         cut -= 1;
     }
-    let s = &decoded[..cut];
+    // A `\n` or `\r` escape written out (`;id\n`, `\nid`) is the line break it names
+    // to the many programs that unescape their input.
+    let unescaped;
+    let s = if decoded[..cut].contains("\\n") || decoded[..cut].contains("\\r") {
+        unescaped = decoded[..cut].replace("\\n", "\n").replace("\\r", "\r");
+        unescaped.as_str()
+    } else {
+        &decoded[..cut]
+    };
     let b = s.as_bytes();
     // A markdown table row (`| id | name |`) uses `|` as a cell border, not a pipe.
     let table = s.lines().any(|l| {
@@ -228,6 +236,9 @@ mod tests {
             "alice\nwhoami",
             "alice%0Awhoami",
             "%0aid",
+            "\\nid\\n",
+            ";id\\n",
+            "a;id\\n",
             "\r\nuname -a\r\n",
             "$(id)",
             "x$(whoami)",
