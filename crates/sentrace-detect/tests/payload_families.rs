@@ -148,6 +148,7 @@ fn short_commands_after_a_separator() {
         "$(id)",
         "`id`",
         "8.8.8.8;uname -a",
+        "x | more /etc/passwd",
     ] {
         assert_flags(&d, Family::Cmdi, v);
     }
@@ -158,6 +159,8 @@ fn short_commands_after_a_separator() {
         "| Name | Role |\n|---|---|\n| Ada | admin |",
         "Salt & pepper; serve warm",
         "Name\nID\nEmail",
+        "Can you check why `id` shows twice in the report?",
+        "| Option | Default |\n|---|---|\n| `--verbose` | false |\n| More logs | yes |",
     ] {
         assert_not(&d, Family::Cmdi, v);
     }
@@ -217,6 +220,8 @@ fn sql_reads_of_catalogues_and_settings() {
         "Great post on information_schema views, thanks!",
         "How do I read pg_settings without superuser?",
         "I compared pg_shadow and pg_authid in my blog post - and sys.objects too",
+        "We tried (a) restart; then I read your post on information_schema!",
+        "I read your post about information_schema; the order arrived late",
         "select the sizes from the catalogue",
     ] {
         assert_not(&d, Family::Sqli, v);

@@ -108,14 +108,14 @@ const CI_LINES: &[&str] = &[
 
 const CMS_BLOCKS: &[&str] = &[
     "<p>Watch the {topic} walkthrough below.</p>",
-    "<iframe src=\"https://player.example/embed/{id}\" width=\"640\" height=\"360\" frameborder=\"0\" allowfullscreen></iframe>",
-    "<figure class=\"video\"><iframe src=\"https://video.example.com/embed/{id}?rel=0\" title=\"{topic}\" allow=\"autoplay; encrypted-media\" allowfullscreen></iframe></figure>",
+    "<iframe src=\"https://player.example/embed/{vid}\" width=\"640\" height=\"360\" frameborder=\"0\" allowfullscreen></iframe>",
+    "<figure class=\"video\"><iframe src=\"https://video.example.com/embed/{vid}?rel=0\" title=\"{topic}\" allow=\"autoplay; encrypted-media\" allowfullscreen></iframe></figure>",
     "<h2>{topic}</h2><p>Read more in our <a href=\"/blog/{slug}\">guide</a>.</p>",
     "<img src=\"/media/{slug}.jpg\" alt=\"{topic}\" loading=\"lazy\">",
     "<ul><li>Step 1: unbox</li><li>Step 2: plug in (USB-C)</li></ul>",
     "<blockquote>It just works; I use it daily.</blockquote>",
     "<p>Prices from $19.99 &amp; free shipping (EU only).</p>",
-    "<div class=\"embed\"><iframe src=\"https://maps.example.com/embed?pb={id}\" style=\"border:0\" allowfullscreen=\"\" loading=\"lazy\"></iframe></div>",
+    "<div class=\"embed\"><iframe src=\"https://maps.example.com/embed?pb={vid}\" style=\"border:0\" allowfullscreen=\"\" loading=\"lazy\"></iframe></div>",
     "<table><tr><th>Size</th><th>Price</th></tr><tr><td>M</td><td>$25</td></tr></table>",
     "<p>Contact us at <a href=\"mailto:press@example.com\">press@example.com</a> or call (555) 123-4567.</p>",
 ];
@@ -213,7 +213,7 @@ impl Realistic {
             .replace("{pkg}", self.pick(PKGS))
             .replace("{dir}", self.pick(DIRS))
             .replace("{branch}", self.pick(BRANCHES))
-            .replace("{id}", &id)
+            .replace("{vid}", &id)
             .replace("{topic}", topic)
             .replace("{slug}", &topic.replace(' ', "-"))
             .replace(

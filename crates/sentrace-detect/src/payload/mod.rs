@@ -403,6 +403,27 @@ fn crlf_protocol(raw: &str) -> Option<&'static str> {
         .then_some("protocol command after a line break")
 }
 
+/// Whether a (decoded) input is a markdown table (GFM): a line that starts with `|` and
+/// a delimiter row of dashes (`|---|:--:|`) under it.
+fn markdown_table(raw: &str) -> bool {
+    if !raw.contains('|') || !raw.contains("--") {
+        return false;
+    }
+    let text = crate::normalize::decode_cow(raw);
+    let mut prev_row = false;
+    for line in text.lines() {
+        let l = line.trim();
+        let delimiter = l.starts_with('|')
+            && l.contains("--")
+            && l.bytes().all(|c| matches!(c, b'|' | b'-' | b':' | b' '));
+        if delimiter && prev_row {
+            return true;
+        }
+        prev_row = l.starts_with('|') && l.len() > 1;
+    }
+    false
+}
+
 /// Whether an input can hold a command separator: `;`, `|`, `&`, `` ` ``, `$(` or a line
 /// break, literal or encoded. Cheap, so that [`shortcmd::detect`] decodes only these.
 fn may_chain(raw: &str, norm: &str) -> bool {
@@ -610,6 +631,9 @@ impl PayloadEngine {
         // match such text at all, and skips the markup and script-URL checks.
         let inert = !plain && prefilter::is_inert(norm);
         if !plain {
+            // In a markdown table a `|` is a cell border: the patterns see a space.
+            let untabled = markdown_table(raw).then(|| norm.replace('|', " "));
+            let norm = untabled.as_deref().unwrap_or(norm);
             self.set
                 .each_match(norm.as_bytes(), inert, |r| add(r, "pattern"));
             let shell = if inert {

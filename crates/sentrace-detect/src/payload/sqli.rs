@@ -380,24 +380,27 @@ fn words_after_object_name(t: &[Token<'_>]) -> bool {
 
 /// Whether the input is prose that names a catalogue (`Great post on information_schema
 /// views, thanks!`): three or more plain words and no SQL structure around them (no
-/// SELECT, UNION, FROM, statement, clause, call, string, comment or `;`; operators and
-/// booleans are prose punctuation and words too: `!`, `-`, `and`). A catalogue name
-/// alone, or with SQL around it, is still read as an attack.
+/// SELECT, UNION, FROM, statement, string, comment, `;` before a statement, or a clause
+/// with its `by` or number;
+/// operators, booleans, a `;` between sentences and a word before `(` are prose too:
+/// `!`, `-`, `and`, `(a) restart; then`). A catalogue name alone, or with SQL around it,
+/// is still read as an attack.
 fn prose_mention(t: &[Token<'_>]) -> bool {
     let words = t.iter().filter(|x| x.tok == Tok::Word).count();
+    let stacked = t
+        .windows(2)
+        .any(|w| w[0].tok == Tok::Semi && matches!(w[1].tok, Tok::Select | Tok::Stmt));
+    // `order by`, `limit 5`; `the order arrived` is prose.
+    let clause = t
+        .windows(2)
+        .any(|w| w[0].tok == Tok::Clause && (w[1].tok == Tok::Num || w[1].text == "by"));
     words >= 3
+        && !stacked
+        && !clause
         && !t.iter().any(|x| {
             matches!(
                 x.tok,
-                Tok::Union
-                    | Tok::Select
-                    | Tok::From
-                    | Tok::Stmt
-                    | Tok::Clause
-                    | Tok::Func
-                    | Tok::Str
-                    | Tok::Comment
-                    | Tok::Semi
+                Tok::Union | Tok::Select | Tok::From | Tok::Stmt | Tok::Str | Tok::Comment
             )
         })
 }
