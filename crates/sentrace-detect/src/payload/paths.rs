@@ -199,9 +199,26 @@ fn sensitive_leaf(segments: &[&str]) -> bool {
         || extension(last).is_some_and(|e| SYSTEM_EXTENSIONS.contains(&e))
 }
 
-/// Whether a path under a shared root reaches a server install or a sensitive file.
+/// Folders of a server install that hold its configuration, logs and programs.
+const INSTALL_DIRS: &[&str] = &["conf", "logs", "log", "bin", "etc", "htdocs", "sessions"];
+
+/// Whether a path under a shared root reaches a sensitive file, or a file of a server
+/// install: a server folder (`lampp`, `apache2`) and then a file with an extension or
+/// an install folder (`/opt/lampp/logs/access_log`). A server name as a user or record
+/// name (`/users/lamp/22925`) is not enough.
 fn under_shared_root(segs: &[&str]) -> bool {
-    segs.len() >= 3 && (segs[1..].iter().any(|s| server_dir(s)) || sensitive_leaf(segs))
+    if segs.len() < 3 {
+        return false;
+    }
+    let install = segs[1..]
+        .iter()
+        .position(|s| server_dir(s))
+        .is_some_and(|k| {
+            let after = &segs[k + 2..];
+            after.iter().any(|s| INSTALL_DIRS.contains(s))
+                || (!after.is_empty() && after.last().and_then(|l| extension(l)).is_some())
+        });
+    install || sensitive_leaf(segs)
 }
 
 fn unix(p: &str) -> bool {
@@ -354,6 +371,8 @@ mod tests {
             "/docs/nginx/setup",
             "/opt/homebrew/share/man",
             "/blog/php7-release-notes",
+            "/users/lamp/22925",
+            "/home/nginx/profile",
         ] {
             assert!(detect(&normalize(s)).is_none(), "false positive on {s:?}");
         }
