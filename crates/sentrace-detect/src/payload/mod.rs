@@ -403,15 +403,14 @@ fn crlf_protocol(raw: &str) -> Option<&'static str> {
         .then_some("protocol command after a line break")
 }
 
-/// Whether a (decoded) input is a markdown table (GFM): a line that starts with `|` and
-/// a delimiter row of dashes (`|---|:--:|`) under it.
-fn markdown_table(raw: &str) -> bool {
-    if !raw.contains('|') || !raw.contains("--") {
+/// Whether a decoded input is a markdown table (GFM): a line that starts with `|` and a
+/// delimiter row of dashes (`|---|:--:|`) under it.
+fn markdown_table(decoded: &str) -> bool {
+    if !decoded.contains('|') || !decoded.contains("--") {
         return false;
     }
-    let text = crate::normalize::decode_cow(raw);
     let mut prev_row = false;
-    for line in text.lines() {
+    for line in decoded.lines() {
         let l = line.trim();
         let delimiter = l.starts_with('|')
             && l.contains("--")
@@ -427,15 +426,24 @@ fn markdown_table(raw: &str) -> bool {
 /// Whether an input can hold a command separator: `;`, `|`, `&`, `` ` ``, `$(` or a line
 /// break, literal or encoded. Cheap, so that [`shortcmd::detect`] decodes only these.
 fn may_chain(raw: &str, norm: &str) -> bool {
-    norm.bytes().any(|c| matches!(c, b';' | b'|' | b'&' | b'`'))
-        || norm.contains("$(")
-        || raw.bytes().any(|c| matches!(c, b'\n' | b'\r'))
-        || raw.contains("\\n")
-        || raw.contains("&#")
-        || (raw.contains('%')
-            && raw
-                .as_bytes()
-                .windows(2)
+    let b = raw.as_bytes();
+    let mut encoded = false;
+    for (i, c) in b.iter().enumerate() {
+        match c {
+            b';' | b'|' | b'&' | b'`' | b'\n' | b'\r' => return true,
+            b'$' if b.get(i + 1) == Some(&b'(') => return true,
+            // `\n` written out.
+            b'\\' if matches!(b.get(i + 1), Some(b'n' | b'r')) => return true,
+            b'%' => encoded = true,
+            _ => {}
+        }
+    }
+    // Percent-encoded: a separator once decoded, or `%0a`/`%0d` (also `%250a`).
+    encoded
+        && (norm
+            .bytes()
+            .any(|c| matches!(c, b';' | b'|' | b'&' | b'`' | b'$'))
+            || b.windows(2)
                 .any(|w| w[0] == b'0' && matches!(w[1], b'a' | b'A' | b'd' | b'D')))
 }
 
@@ -608,14 +616,36 @@ impl PayloadEngine {
     /// (at most one per rule). A base64-encoded input that decodes to text is scanned
     /// decoded as well.
     pub fn scan(&self, raw: &str, norm: &str, part: Part, hits: &mut Vec<PayloadHit>) {
-        self.scan_view(raw, norm, part, hits);
+        self.scan_decoded(raw, &crate::normalize::decode_cow(raw), norm, part, hits);
+    }
+
+    /// [`PayloadEngine::scan`] with the input's decoded form (`normalize::decode`, not
+    /// folded), which the caller has at hand: checks that need line breaks and case read
+    /// it instead of decoding again.
+    pub fn scan_decoded(
+        &self,
+        raw: &str,
+        decoded: &str,
+        norm: &str,
+        part: Part,
+        hits: &mut Vec<PayloadHit>,
+    ) {
+        self.scan_view(raw, decoded, norm, part, hits);
         if let Some(text) = base64_text(raw.trim()).or_else(|| escaped_base64_text(raw)) {
-            let n = crate::normalize::normalize(&text);
-            self.scan_view(&text, &n, part, hits);
+            let d = crate::normalize::decode(&text);
+            let n = crate::normalize::fold(&d);
+            self.scan_view(&text, &d, &n, part, hits);
         }
     }
 
-    fn scan_view(&self, raw: &str, norm: &str, part: Part, hits: &mut Vec<PayloadHit>) {
+    fn scan_view(
+        &self,
+        raw: &str,
+        decoded: &str,
+        norm: &str,
+        part: Part,
+        hits: &mut Vec<PayloadHit>,
+    ) {
         if norm.is_empty() {
             return;
         }
@@ -632,7 +662,7 @@ impl PayloadEngine {
         let inert = !plain && prefilter::is_inert(norm);
         if !plain {
             // In a markdown table a `|` is a cell border: the patterns see a space.
-            let untabled = markdown_table(raw).then(|| norm.replace('|', " "));
+            let untabled = markdown_table(decoded).then(|| norm.replace('|', " "));
             let norm = untabled.as_deref().unwrap_or(norm);
             self.set
                 .each_match(norm.as_bytes(), inert, |r| add(r, "pattern"));
@@ -694,7 +724,7 @@ impl PayloadEngine {
                 }
                 // (`%0Aid` folds to the plain word `id`: not gated on `plain`.)
                 Builtin::ShortCommand if part == Part::Value && may_chain(raw, norm) => {
-                    shortcmd::detect(&crate::normalize::decode_cow(raw))
+                    shortcmd::detect(decoded)
                 }
                 _ => None,
             };

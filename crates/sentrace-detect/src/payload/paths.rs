@@ -221,7 +221,43 @@ fn under_shared_root(segs: &[&str]) -> bool {
     install || sensitive_leaf(segs)
 }
 
+/// Whether the first folder of a Unix path is one that [`unix`] looks into (checked
+/// before the path is split, so that web routes cost one comparison).
+fn interesting_root(p: &str) -> bool {
+    let first = p.trim_start_matches('/').split('/').next().unwrap_or("");
+    matches!(
+        first,
+        "etc"
+            | "proc"
+            | "boot"
+            | "root"
+            | "sys"
+            | "dev"
+            | "var"
+            | "usr"
+            | "private"
+            | "home"
+            | "users"
+            | "opt"
+            | "srv"
+            | "mnt"
+            | "media"
+            | "app"
+            | "data"
+            | "tmp"
+            | "run"
+            | "library"
+            | "applications"
+            | "snap"
+            | "nix"
+            | "."
+    )
+}
+
 fn unix(p: &str) -> bool {
+    if !interesting_root(p) {
+        return false;
+    }
     let segs: Vec<&str> = p
         .split('/')
         .filter(|s| !s.is_empty() && *s != ".")

@@ -84,19 +84,23 @@ fn short_command(rest: &str) -> bool {
     let end = rest
         .find([';', '|', '&', '\n', '\r', '`', ')', '#'])
         .unwrap_or(rest.len());
-    let words: Vec<&str> = rest[..end].split_ascii_whitespace().take(6).collect();
-    let Some((cmd, args)) = words.split_first() else {
+    let mut words = rest[..end].split_ascii_whitespace();
+    let Some(cmd) = words.next() else {
         return false;
     };
     // `/usr/bin/id`, `/bin/ls`: the program by path.
     let cmd = cmd.rsplit('/').next().unwrap_or(cmd);
-    if args.len() > 4 || !is_command(cmd) {
+    if !is_command(cmd) {
         return false;
     }
-    if args.is_empty() {
-        return STRONG.contains(&cmd) || ALONE.contains(&cmd);
+    let mut n = 0;
+    for a in words {
+        n += 1;
+        if n > 4 || !arg_shaped(a) {
+            return false;
+        }
     }
-    args.iter().all(|a| arg_shaped(a))
+    n > 0 || STRONG.contains(&cmd) || ALONE.contains(&cmd)
 }
 
 /// Programs that start the command lines of scripts and build jobs: a value that starts
@@ -164,8 +168,11 @@ fn shell_word(w: &str) -> bool {
 
 /// Whether the text before the separator is value-shaped (step 2).
 fn value_shaped(prefix: &str) -> bool {
-    let words: Vec<&str> = prefix.split_ascii_whitespace().collect();
-    words.len() <= 3 && !words.iter().any(|w| shell_word(w)) && !prefix.contains(['|', '`', '\n'])
+    !prefix.contains(['|', '`', '\n'])
+        && prefix
+            .split_ascii_whitespace()
+            .enumerate()
+            .all(|(i, w)| i < 3 && !shell_word(w))
 }
 
 /// The reason if `decoded` (decoded, not folded: line breaks kept) ends in a short command
@@ -186,15 +193,17 @@ pub fn detect(decoded: &str) -> Option<&'static str> {
     };
     let b = s.as_bytes();
     // A markdown table row (`| id | name |`) uses `|` as a cell border, not a pipe.
-    let table = s.lines().any(|l| {
-        let t = l.trim();
-        t.len() > 1 && t.starts_with('|') && t.ends_with('|')
-    });
+    let table = || {
+        s.lines().any(|l| {
+            let t = l.trim();
+            t.len() > 1 && t.starts_with('|') && t.ends_with('|')
+        })
+    };
     let mut i = 0;
     while i < b.len() {
         let (sep_len, reason) = match b[i] {
             b';' => (1, "command after `;`"),
-            b'|' if table => return None,
+            b'|' if table() => return None,
             b'|' | b'&' => {
                 let two = b.get(i + 1) == Some(&b[i]);
                 (1 + usize::from(two), "command after a pipe or `&`")
