@@ -180,6 +180,9 @@ fn template_probes_of_more_engines() {
         "#set($x = 7*7)${x}",
         "<%= 7*7 %>",
         "{math equation=\"7*7\"}",
+        "{{'a'.toUpperCase()}}",
+        "{{['id']|filter('system')}}",
+        "{{dump(app)}}",
     ] {
         assert_flags(&d, Family::Ssti, v);
     }
@@ -191,6 +194,7 @@ fn template_probes_of_more_engines() {
         "@media (max-width: 600px) { .nav { display: none } }",
         "const url = `${base}/api/${id}`;",
         "Price {{ price }} incl. VAT",
+        "<div class=\"{{ cls }}\">{{ user.name }}</div>",
         "email me @ home (evenings)",
     ] {
         assert_not(&d, Family::Ssti, v);
