@@ -403,50 +403,6 @@ fn crlf_protocol(raw: &str) -> Option<&'static str> {
         .then_some("protocol command after a line break")
 }
 
-/// Whether a decoded input is a markdown table (GFM): a line that starts with `|` and a
-/// delimiter row of dashes (`|---|:--:|`) under it.
-fn markdown_table(decoded: &str) -> bool {
-    if !decoded.contains('|') || !decoded.contains("--") {
-        return false;
-    }
-    let mut prev_row = false;
-    for line in decoded.lines() {
-        let l = line.trim();
-        let delimiter = l.starts_with('|')
-            && l.contains("--")
-            && l.bytes().all(|c| matches!(c, b'|' | b'-' | b':' | b' '));
-        if delimiter && prev_row {
-            return true;
-        }
-        prev_row = l.starts_with('|') && l.len() > 1;
-    }
-    false
-}
-
-/// Whether an input can hold a command separator: `;`, `|`, `&`, `` ` ``, `$(` or a line
-/// break, literal or encoded. Cheap, so that [`shortcmd::detect`] decodes only these.
-fn may_chain(raw: &str, norm: &str) -> bool {
-    let b = raw.as_bytes();
-    let mut encoded = false;
-    for (i, c) in b.iter().enumerate() {
-        match c {
-            b';' | b'|' | b'&' | b'`' | b'\n' | b'\r' => return true,
-            b'$' if b.get(i + 1) == Some(&b'(') => return true,
-            // `\n` written out.
-            b'\\' if matches!(b.get(i + 1), Some(b'n' | b'r')) => return true,
-            b'%' => encoded = true,
-            _ => {}
-        }
-    }
-    // Percent-encoded: a separator once decoded, or `%0a`/`%0d` (also `%250a`).
-    encoded
-        && (norm
-            .bytes()
-            .any(|c| matches!(c, b';' | b'|' | b'&' | b'`' | b'$'))
-            || b.windows(2)
-                .any(|w| w[0] == b'0' && matches!(w[1], b'a' | b'A' | b'd' | b'D')))
-}
-
 #[inline]
 fn base64_val(c: u8) -> Option<u8> {
     let v = BASE64_LUT[usize::from(c)];
@@ -662,7 +618,7 @@ impl PayloadEngine {
         let inert = !plain && prefilter::is_inert(norm);
         if !plain {
             // In a markdown table a `|` is a cell border: the patterns see a space.
-            let untabled = markdown_table(decoded).then(|| norm.replace('|', " "));
+            let untabled = shortcmd::markdown_table(decoded).then(|| norm.replace('|', " "));
             let norm = untabled.as_deref().unwrap_or(norm);
             self.set
                 .each_match(norm.as_bytes(), inert, |r| add(r, "pattern"));
@@ -723,7 +679,7 @@ impl PayloadEngine {
                     dotdot::detect(norm)
                 }
                 // (`%0Aid` folds to the plain word `id`: not gated on `plain`.)
-                Builtin::ShortCommand if part == Part::Value && may_chain(raw, norm) => {
+                Builtin::ShortCommand if part == Part::Value && shortcmd::may_chain(raw, norm) => {
                     shortcmd::detect(decoded)
                 }
                 _ => None,

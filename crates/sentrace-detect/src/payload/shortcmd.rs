@@ -229,6 +229,50 @@ pub fn detect(decoded: &str) -> Option<&'static str> {
     None
 }
 
+/// Whether a decoded input is a markdown table (GFM): a line that starts with `|` and a
+/// delimiter row of dashes (`|---|:--:|`) under it.
+pub(crate) fn markdown_table(decoded: &str) -> bool {
+    if !decoded.contains('|') || !decoded.contains("--") {
+        return false;
+    }
+    let mut prev_row = false;
+    for line in decoded.lines() {
+        let l = line.trim();
+        let delimiter = l.starts_with('|')
+            && l.contains("--")
+            && l.bytes().all(|c| matches!(c, b'|' | b'-' | b':' | b' '));
+        if delimiter && prev_row {
+            return true;
+        }
+        prev_row = l.starts_with('|') && l.len() > 1;
+    }
+    false
+}
+
+/// Whether an input can hold a command separator: `;`, `|`, `&`, `` ` ``, `$(` or a line
+/// break, literal or encoded. Cheap, so that [`detect`] decodes only these.
+pub(crate) fn may_chain(raw: &str, norm: &str) -> bool {
+    let b = raw.as_bytes();
+    let mut encoded = false;
+    for (i, c) in b.iter().enumerate() {
+        match c {
+            b';' | b'|' | b'&' | b'`' | b'\n' | b'\r' => return true,
+            b'$' if b.get(i + 1) == Some(&b'(') => return true,
+            // `\n` written out.
+            b'\\' if matches!(b.get(i + 1), Some(b'n' | b'r')) => return true,
+            b'%' => encoded = true,
+            _ => {}
+        }
+    }
+    // Percent-encoded: a separator once decoded, or `%0a`/`%0d` (also `%250a`).
+    encoded
+        && (norm
+            .bytes()
+            .any(|c| matches!(c, b';' | b'|' | b'&' | b'`' | b'$'))
+            || b.windows(2)
+                .any(|w| w[0] == b'0' && matches!(w[1], b'a' | b'A' | b'd' | b'D')))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
