@@ -679,7 +679,9 @@ impl PayloadEngine {
                     dotdot::detect(norm)
                 }
                 // (`%0Aid` folds to the plain word `id`: not gated on `plain`.)
-                Builtin::ShortCommand if part == Part::Value && shortcmd::may_chain(raw, norm) => {
+                Builtin::ShortCommand
+                    if part == Part::Value && shortcmd::may_chain(raw, norm, plain || inert) =>
+                {
                     shortcmd::detect(decoded)
                 }
                 _ => None,

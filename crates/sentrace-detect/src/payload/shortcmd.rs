@@ -250,27 +250,21 @@ pub(crate) fn markdown_table(decoded: &str) -> bool {
 }
 
 /// Whether an input can hold a command separator: `;`, `|`, `&`, `` ` ``, `$(` or a line
-/// break, literal or encoded. Cheap, so that [`detect`] decodes only these.
-pub(crate) fn may_chain(raw: &str, norm: &str) -> bool {
+/// break, literal or encoded. Cheap, so that [`detect`] runs on these only. `quiet` says
+/// that the normalized input has no punctuation but `-_.,/` (the caller knows it): then
+/// only a line break, folded away by normalization, can separate, and the raw bytes are
+/// searched for one with `memchr`-backed searches.
+pub(crate) fn may_chain(raw: &str, norm: &str, quiet: bool) -> bool {
     let b = raw.as_bytes();
-    let mut encoded = false;
-    for (i, c) in b.iter().enumerate() {
-        match c {
-            b';' | b'|' | b'&' | b'`' | b'\n' | b'\r' => return true,
-            b'$' if b.get(i + 1) == Some(&b'(') => return true,
-            // `\n` written out.
-            b'\\' if matches!(b.get(i + 1), Some(b'n' | b'r')) => return true,
-            b'%' => encoded = true,
-            _ => {}
-        }
-    }
-    // Percent-encoded: a separator once decoded, or `%0a`/`%0d` (also `%250a`).
-    encoded
-        && (norm
-            .bytes()
-            .any(|c| matches!(c, b';' | b'|' | b'&' | b'`' | b'$'))
-            || b.windows(2)
-                .any(|w| w[0] == b'0' && matches!(w[1], b'a' | b'A' | b'd' | b'D')))
+    let line = b.contains(&b'\n')
+        || b.contains(&b'\r')
+        || raw.contains("%0")
+        || raw.contains("%25")
+        || raw.contains("\\n")
+        || raw.contains("\\r")
+        || raw.contains("&#");
+    line || (!quiet
+        && (norm.bytes().any(|c| matches!(c, b';' | b'|' | b'&' | b'`')) || norm.contains("$(")))
 }
 
 #[cfg(test)]
