@@ -2,7 +2,11 @@
 //! machine: decode and detect are timed in alternating rounds and the fastest round of
 //! each is reported (contention only ever adds time), with the median beside it.
 //!
-//! `cargo run --release -p sentrace-detect --example detect_cost -- [--rounds N] [--iters N]`
+//! `cargo run --release -p sentrace-detect --example detect_cost -- [--rounds N] [--iters N]
+//!  [--without ID,ID,...]`
+//!
+//! `--without` also times, in the same alternating rounds, a detector whose ruleset lacks
+//! the named rules, and prints both: the cost of those rules measured in one run.
 
 #[path = "support/benign.rs"]
 mod benign;
@@ -14,7 +18,7 @@ use std::time::Instant;
 use prost::Message;
 use sentrace_core::TenantId;
 use sentrace_core::proto::collector::trace::v1::ExportTraceServiceRequest;
-use sentrace_detect::Detector;
+use sentrace_detect::{Detector, Ruleset};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -36,8 +40,19 @@ fn main() {
     let req = &variants[0];
     let bytes = req.encode_to_vec();
     let detector = Detector::with_default_rules().expect("default rules");
+    let without: Vec<String> = args
+        .iter()
+        .position(|a| a == "--without")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let reduced = (!without.is_empty()).then(|| {
+        let mut rs = Ruleset::default_ruleset().expect("default rules");
+        rs.rules.retain(|r| !without.contains(&r.id));
+        Detector::new(rs).expect("reduced rules")
+    });
     let tenant = TenantId::new("bench").expect("tenant");
-    let (mut decode, mut detect) = (Vec::new(), Vec::new());
+    let (mut decode, mut detect, mut detect_reduced) = (Vec::new(), Vec::new(), Vec::new());
     let mut findings = 0usize;
     for _ in 0..rounds {
         let t = Instant::now();
@@ -55,6 +70,15 @@ fn main() {
                 .len();
         }
         detect.push(t.elapsed().as_secs_f64() / iters as f64);
+        if let Some(d) = &reduced {
+            let t = Instant::now();
+            for _ in 0..iters {
+                clock += 1;
+                let v = &variants[(clock % VARIANTS) as usize];
+                std::hint::black_box(d.inspect(&tenant, &v.resource_spans, clock * step));
+            }
+            detect_reduced.push(t.elapsed().as_secs_f64() / iters as f64);
+        }
     }
     let stats = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -71,4 +95,14 @@ fn main() {
         det_med / dec_med,
         findings / (rounds * iters)
     );
+    if !detect_reduced.is_empty() {
+        let (red_min, red_med) = stats(&mut detect_reduced);
+        println!(
+            "detect without {}: min {red_min:.0} us, median {red_med:.0} us per batch; \
+             with / without: {:.3} (min), {:.3} (median)",
+            without.join(","),
+            det_min / red_min,
+            det_med / red_med
+        );
+    }
 }

@@ -211,7 +211,8 @@ impl Detector {
                 } else {
                     hits.clear();
                     let norm = normalize::fold_cow(&decoded);
-                    c.payload.scan(&input.raw, &norm, input.part, &mut hits);
+                    c.payload
+                        .scan_decoded(&input.raw, &decoded, &norm, input.part, &mut hits);
                     if let Some(k) = key
                         && seen.len() < MAX_CACHED_VALUES
                     {

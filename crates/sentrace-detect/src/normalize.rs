@@ -78,18 +78,62 @@ fn utf8_len(lead: u8) -> usize {
     }
 }
 
-/// Text of URL-decoded bytes. Valid UTF-8 is kept; overlong UTF-8 forms (`C0 AF` for
-/// `/`, `E0 80 AE` for `.`; RFC 3629 §3 forbids them, and decoders that accepted them
-/// were the classic path-traversal bypass) are decoded to the character they spell;
-/// any other stray byte is read as ISO 8859-1, so that `%BC` stays visible as `¼`
-/// instead of becoming U+FFFD (a 7-bit decoder reads it as `<`).
+/// Length of the sequence a lead byte announces in the original UTF-8 of RFC 2279, which
+/// allowed five- and six-byte forms (1 for bytes that cannot lead one). Decoders that
+/// accepted overlong forms read these lengths.
+fn lenient_len(lead: u8) -> usize {
+    match lead {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        0xf8..=0xfb => 5,
+        0xfc..=0xfd => 6,
+        _ => 1,
+    }
+}
+
+/// Smallest code point that needs a sequence of each length; a smaller one in that many
+/// bytes is an overlong form.
+const MIN_CODE_POINT: [u32; 7] = [0, 0, 0x80, 0x800, 0x1_0000, 0x20_0000, 0x400_0000];
+
+/// The code point and length of an overlong sequence at the start of `b`: two to six
+/// bytes (`C0 AE`, `E0 80 AE`, `F0 80 80 AE`, `F8 80 80 80 AE`, `FC 80 80 80 80 AE` all
+/// spell `.`), or the two-byte form with a second byte that lacks its continuation bits
+/// (`C0 2E`, `C1 1C`), which IIS read as `.`, `/` or `\\` (only those three are taken).
+fn overlong(b: &[u8]) -> Option<(u32, usize)> {
+    let lead = *b.first()?;
+    let n = lenient_len(lead);
+    if n > 1
+        && let Some(tail) = b.get(1..n)
+        && tail.iter().all(|c| c & 0xc0 == 0x80)
+    {
+        let cp = tail.iter().fold(u32::from(lead & (0x7f >> n)), |acc, c| {
+            (acc << 6) | u32::from(c & 0x3f)
+        });
+        return (cp < MIN_CODE_POINT[n]).then_some((cp, n));
+    }
+    if matches!(lead, 0xc0 | 0xc1)
+        && let Some(&c) = b.get(1)
+        && c < 0x80
+    {
+        let cp = (u32::from(lead & 0x1f) << 6) | u32::from(c & 0x3f);
+        return matches!(cp, 0x2e | 0x2f | 0x5c).then_some((cp, 2));
+    }
+    None
+}
+
+/// Text of URL-decoded bytes. Valid UTF-8 is kept; overlong UTF-8 forms of any length
+/// (`C0 AF` for `/`, `E0 80 AE` and `F0 80 80 AE` for `.`; RFC 3629 §3 forbids them, and
+/// decoders that accepted them were the classic path-traversal bypass, CVE-2000-0884)
+/// are decoded to the character they spell (see [`overlong`]); any other stray byte is
+/// read as ISO 8859-1, so that `%BC` stays visible as `¼` instead of becoming U+FFFD (a
+/// 7-bit decoder reads it as `<`).
 pub fn bytes_to_text(b: &[u8]) -> String {
     if let Ok(s) = std::str::from_utf8(b) {
         return s.to_string();
     }
     let mut out = String::with_capacity(b.len());
     let mut i = 0;
-    let cont = |c: Option<&u8>| c.is_some_and(|c| c & 0xc0 == 0x80);
     while i < b.len() {
         let len = utf8_len(b[i]);
         if let Some(Ok(s)) = b.get(i..i + len).map(std::str::from_utf8) {
@@ -97,19 +141,9 @@ pub fn bytes_to_text(b: &[u8]) -> String {
             i += len;
             continue;
         }
-        if matches!(b[i], 0xc0 | 0xc1) && cont(b.get(i + 1)) {
-            let cp = (u32::from(b[i] & 0x1f) << 6) | u32::from(b[i + 1] & 0x3f);
+        if let Some((cp, n)) = overlong(&b[i..]) {
             out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
-            i += 2;
-            continue;
-        }
-        if b[i] == 0xe0
-            && b.get(i + 1).is_some_and(|c| (0x80..0xa0).contains(c))
-            && cont(b.get(i + 2))
-        {
-            let cp = (u32::from(b[i + 1] & 0x3f) << 6) | u32::from(b[i + 2] & 0x3f);
-            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
-            i += 3;
+            i += n;
             continue;
         }
         out.push(char::from(b[i]));
@@ -417,6 +451,10 @@ pub fn compat_ascii(c: char) -> Option<char> {
         0x278a..=0x2792 => ascii(cp - 0x278a + u32::from(b'1')),
         // Ideographic full stop, as IDNA treats it in host names.
         0x3002 => Some('.'),
+        // Division slash and set minus: IIS's `%u` decoder read them as `/` and `\\`
+        // (`..%u2215`, `..%u2216`), as path-traversal lists still send them.
+        0x2215 => Some('/'),
+        0x2216 => Some('\\'),
         _ => None,
     }
 }

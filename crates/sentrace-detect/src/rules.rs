@@ -113,6 +113,8 @@ pub enum Family {
     Nosql,
     /// Script code injection (PHP, Node.js, Perl, Ruby, Python).
     CodeInjection,
+    /// LDAP filter injection.
+    Ldap,
     /// A new service-to-service edge.
     LateralMovement,
     /// A new endpoint of a service.
@@ -145,6 +147,7 @@ impl Family {
             Self::Xxe => "xxe",
             Self::Nosql => "nosql",
             Self::CodeInjection => "code_injection",
+            Self::Ldap => "ldap",
             Self::LateralMovement => "lateral_movement",
             Self::NewEndpoint => "new_endpoint",
             Self::BruteForce => "brute_force",

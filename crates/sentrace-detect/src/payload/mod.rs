@@ -1,7 +1,11 @@
 //! Payload detectors: match each normalized request input against the payload rules.
 
+pub mod dotdot;
 pub mod extract;
+pub mod ldap;
+pub mod paths;
 pub mod prefilter;
+pub mod shortcmd;
 pub mod sqli;
 pub mod ssrf;
 pub mod xss;
@@ -20,6 +24,10 @@ pub const BUILTIN_MATCHERS: &[&str] = &[
     "java_base64",
     "nosql_operator",
     "crlf_protocol",
+    "ldap_filter",
+    "absolute_system_path",
+    "short_command",
+    "dot_dot_separator",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +39,10 @@ enum Builtin {
     JavaBase64,
     NosqlOperator,
     CrlfProtocol,
+    LdapFilter,
+    AbsoluteSystemPath,
+    ShortCommand,
+    DotDotSeparator,
 }
 
 impl Builtin {
@@ -43,6 +55,10 @@ impl Builtin {
             "java_base64" => Self::JavaBase64,
             "nosql_operator" => Self::NosqlOperator,
             "crlf_protocol" => Self::CrlfProtocol,
+            "ldap_filter" => Self::LdapFilter,
+            "absolute_system_path" => Self::AbsoluteSystemPath,
+            "short_command" => Self::ShortCommand,
+            "dot_dot_separator" => Self::DotDotSeparator,
             _ => return None,
         })
     }
@@ -556,14 +572,36 @@ impl PayloadEngine {
     /// (at most one per rule). A base64-encoded input that decodes to text is scanned
     /// decoded as well.
     pub fn scan(&self, raw: &str, norm: &str, part: Part, hits: &mut Vec<PayloadHit>) {
-        self.scan_view(raw, norm, part, hits);
+        self.scan_decoded(raw, &crate::normalize::decode_cow(raw), norm, part, hits);
+    }
+
+    /// [`PayloadEngine::scan`] with the input's decoded form (`normalize::decode`, not
+    /// folded), which the caller has at hand: checks that need line breaks and case read
+    /// it instead of decoding again.
+    pub fn scan_decoded(
+        &self,
+        raw: &str,
+        decoded: &str,
+        norm: &str,
+        part: Part,
+        hits: &mut Vec<PayloadHit>,
+    ) {
+        self.scan_view(raw, decoded, norm, part, hits);
         if let Some(text) = base64_text(raw.trim()).or_else(|| escaped_base64_text(raw)) {
-            let n = crate::normalize::normalize(&text);
-            self.scan_view(&text, &n, part, hits);
+            let d = crate::normalize::decode(&text);
+            let n = crate::normalize::fold(&d);
+            self.scan_view(&text, &d, &n, part, hits);
         }
     }
 
-    fn scan_view(&self, raw: &str, norm: &str, part: Part, hits: &mut Vec<PayloadHit>) {
+    fn scan_view(
+        &self,
+        raw: &str,
+        decoded: &str,
+        norm: &str,
+        part: Part,
+        hits: &mut Vec<PayloadHit>,
+    ) {
         if norm.is_empty() {
             return;
         }
@@ -579,6 +617,9 @@ impl PayloadEngine {
         // match such text at all, and skips the markup and script-URL checks.
         let inert = !plain && prefilter::is_inert(norm);
         if !plain {
+            // In a markdown table a `|` is a cell border: the patterns see a space.
+            let untabled = shortcmd::markdown_table(decoded).then(|| norm.replace('|', " "));
+            let norm = untabled.as_deref().unwrap_or(norm);
             self.set
                 .each_match(norm.as_bytes(), inert, |r| add(r, "pattern"));
             let shell = if inert {
@@ -621,6 +662,28 @@ impl PayloadEngine {
                 Builtin::JavaBase64 if !raw.contains(' ') => java_base64(raw),
                 Builtin::NosqlOperator if norm.contains('$') => nosql(norm),
                 Builtin::CrlfProtocol => crlf_protocol(raw),
+                Builtin::LdapFilter if !plain && norm.contains(')') => ldap::detect(norm),
+                // A path is one token: a value that starts at a root or a drive letter.
+                Builtin::AbsoluteSystemPath
+                    if !plain
+                        && part == Part::Value
+                        && (norm.starts_with('/') || norm.as_bytes().get(1) == Some(&b':')) =>
+                {
+                    paths::detect(norm)
+                }
+                // Read before white space is folded (a line break separates commands)
+                // and in its case (`ID` is a word, `id` a command).
+                Builtin::DotDotSeparator
+                    if !plain && (norm.contains("..") || norm.contains(". .")) =>
+                {
+                    dotdot::detect(norm)
+                }
+                // (`%0Aid` folds to the plain word `id`: not gated on `plain`.)
+                Builtin::ShortCommand
+                    if part == Part::Value && shortcmd::may_chain(raw, norm, plain || inert) =>
+                {
+                    shortcmd::detect(decoded)
+                }
                 _ => None,
             };
             if let Some(r) = reason {

@@ -378,6 +378,33 @@ fn words_after_object_name(t: &[Token<'_>]) -> bool {
         })
 }
 
+/// Whether the input is prose that names a catalogue (`Great post on information_schema
+/// views, thanks!`): three or more plain words and no SQL structure around them (no
+/// SELECT, UNION, FROM, statement, string, comment, `;` before a statement, or a clause
+/// with its `by` or number;
+/// operators, booleans, a `;` between sentences and a word before `(` are prose too:
+/// `!`, `-`, `and`, `(a) restart; then`). A catalogue name alone, or with SQL around it,
+/// is still read as an attack.
+fn prose_mention(t: &[Token<'_>]) -> bool {
+    let words = t.iter().filter(|x| x.tok == Tok::Word).count();
+    let stacked = t
+        .windows(2)
+        .any(|w| w[0].tok == Tok::Semi && matches!(w[1].tok, Tok::Select | Tok::Stmt));
+    // `order by`, `limit 5`; `the order arrived` is prose.
+    let clause = t
+        .windows(2)
+        .any(|w| w[0].tok == Tok::Clause && (w[1].tok == Tok::Num || w[1].text == "by"));
+    words >= 3
+        && !stacked
+        && !clause
+        && !t.iter().any(|x| {
+            matches!(
+                x.tok,
+                Tok::Union | Tok::Select | Tok::From | Tok::Stmt | Tok::Str | Tok::Comment
+            )
+        })
+}
+
 /// Why a token stream looks like an injection, if it does.
 pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
     let n = t.len();
@@ -483,7 +510,8 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
                 }
             }
             Tok::Word | Tok::Var | Tok::Kw
-                if ATTACK_WORDS.contains(&tk.text) || tk.text.starts_with("@@") =>
+                if (ATTACK_WORDS.contains(&tk.text) || tk.text.starts_with("@@"))
+                    && !prose_mention(t) =>
             {
                 return Some("database catalog access");
             }
