@@ -18,6 +18,7 @@
 mod gate;
 mod read;
 mod scope;
+mod tempo;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -34,6 +35,7 @@ pub use read::{
     Dependencies, MAX_CANDIDATE_TRACES, TraceAnswer, TraceList, dedup, parse_trace_id, views,
 };
 pub use scope::{Fate, Scope, Shaped};
+pub use tempo::{TAG_WINDOW_NANOS, TAG_WINDOW_TRACES, TagNames};
 
 /// A verified caller: who, from where, and with which break-glass grant.
 #[derive(Clone, Debug)]

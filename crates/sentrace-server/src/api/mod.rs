@@ -6,6 +6,7 @@ pub mod breakglass;
 pub mod findings;
 pub mod jaeger;
 pub mod native;
+pub mod tempo;
 
 use axum::Json;
 use axum::http::StatusCode;
