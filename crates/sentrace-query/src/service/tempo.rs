@@ -138,6 +138,20 @@ fn trace_duration_ok(s: &TempoSearch, spans: &[SpanView]) -> bool {
     s.min_duration_nanos.is_none_or(|m| d >= m) && s.max_duration_nanos.is_none_or(|m| d <= m)
 }
 
+fn group_duration(spans: &[SpanView]) -> u64 {
+    let start = spans
+        .iter()
+        .map(|v| v.span().start_time_unix_nano)
+        .min()
+        .unwrap_or(0);
+    let end = spans
+        .iter()
+        .map(|v| v.span().end_time_unix_nano)
+        .max()
+        .unwrap_or(0);
+    end.saturating_sub(start)
+}
+
 /// The matching spans of one trace (indexes into `spans`), looking only at `visible` ones.
 fn matched(s: &TempoSearch, spans: &[SpanView], visible: &[usize]) -> Option<Vec<usize>> {
     let shown: Vec<SpanView> = visible.iter().map(|i| spans[*i].clone()).collect();
@@ -234,7 +248,12 @@ impl QueryService {
                 examined.insert(tid);
                 found.inspected_traces += 1;
                 let group = dedup(groups.remove(&tid).unwrap_or_default());
-                if !prematch(s, &group) {
+                // The candidates are part of the trace: a trace longer than maxDuration
+                // already is one without its full read.
+                if !prematch(s, &group)
+                    || s.max_duration_nanos
+                        .is_some_and(|m| group_duration(&group) > m)
+                {
                     continue;
                 }
                 let read = self.store.trace(tenant, tid).await;

@@ -305,3 +305,78 @@ impl TagWindow {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn logfmt_tags() {
+        let t = logfmt(r#"service.name=api  http.url="a b \"c\"" x=1"#).unwrap();
+        assert_eq!(
+            t,
+            [
+                ("service.name".to_string(), "api".to_string()),
+                ("http.url".into(), "a b \"c\"".into()),
+                ("x".into(), "1".into())
+            ]
+        );
+        assert_eq!(logfmt("").unwrap(), []);
+        for (bad, says) in [
+            ("a", "`a` has no value"),
+            ("=v", "a value without a key"),
+            ("a=1 a=2", "tag `a` is set twice"),
+            ("a=\"open", "not closed"),
+            ("a\"b=1", "unexpected '\"'"),
+        ] {
+            let e = logfmt(bad).unwrap_err();
+            assert_eq!(e.param, "tags");
+            assert!(e.reason.contains(says), "{bad}: {e}");
+        }
+        let many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("k{i}=v")).collect();
+        assert!(logfmt(&many.join(" ")).is_err());
+        assert!(logfmt(&"a".repeat(MAX_TAGS_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn search_params() {
+        let s = TempoSearch::from_pairs(&pairs(&[
+            ("q", "{ name = \"x\" }"),
+            ("limit", "5000"),
+            ("spss", "0"),
+            ("start", "10"),
+            ("end", "20"),
+            ("minDuration", "1.5s"),
+        ]))
+        .unwrap();
+        assert!(s.query.is_some());
+        assert_eq!(s.limit, MAX_LIMIT);
+        assert_eq!(s.spss, DEFAULT_SPSS);
+        assert_eq!(s.start_nanos, Some(10_000_000_000));
+        assert_eq!(s.end_nanos, Some(20_000_000_000));
+        assert_eq!(s.min_duration_nanos, Some(1_500_000_000));
+        let s = TempoSearch::from_pairs(&pairs(&[("q", " ")])).unwrap();
+        assert!(s.query.is_none() && s.tags.is_empty());
+        for (k, v) in [
+            ("q", "{"),
+            ("limit", "0"),
+            ("spss", "101"),
+            ("start", "x"),
+            ("maxDuration", "1"),
+        ] {
+            let e = TempoSearch::from_pairs(&pairs(&[(k, v)])).unwrap_err();
+            assert_eq!(e.param, k, "{e}");
+        }
+        let w = TagWindow::from_pairs(&pairs(&[("q", "{ x = }"), ("limit", "0")])).unwrap();
+        assert!(w.filter.is_none());
+        assert_eq!(w.limit, MAX_TAG_VALUES);
+        assert_eq!(TagScope::parse(Some("span")).unwrap(), TagScope::Span);
+        assert_eq!(TagScope::parse(Some("nope")).unwrap_err().param, "scope");
+    }
+}
