@@ -5,6 +5,8 @@
 # then measures over HTTPS (curl, request time after the TLS handshake):
 #   - trace by id (GET /api/traces/{id}) p50/p99 over IDS ids;
 #   - Jaeger search (GET /api/traces?service=S&lookback=1h&limit=20) p50/p99 over SEARCHES;
+#   - Tempo search (GET /tempo/api/search?q=TRACEQL&limit=20) p50/p99 over SEARCHES, for a
+#     service condition the store's index checks and for a span attribute it cannot;
 #   - bytes per span on disk: blocks, WAL and transparency log, each apart.
 #
 #   LOADGEN=path/to/otlp-loadgen bench/query.sh
@@ -87,6 +89,16 @@ done < "$WORK/ids.pick"
   r=$(get "/api/traces?service=$SERVICE&lookback=1h&limit=20"); check "$r" "search"; cut -f1 <<< "$r" >> "$WORK/search"
 done
 traces_found=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["data"]))' "$WORK/body")
+urlq() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+TEMPO_SERVICE=$(urlq "{ resource.service.name = \"$SERVICE\" }")
+TEMPO_ATTR=$(urlq '{ span.http.response.status_code >= 500 }')
+for name in tempo_service tempo_attr; do
+  if [ "$name" = tempo_service ]; then tq=$TEMPO_SERVICE; else tq=$TEMPO_ATTR; fi
+  : > "$WORK/$name"; for _ in $(seq 1 "$SEARCHES"); do
+    r=$(get "/tempo/api/search?q=$tq&limit=20"); check "$r" "tempo search"; cut -f1 <<< "$r" >> "$WORK/$name"
+  done
+  python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["traces"]))' "$WORK/body" > "$WORK/$name.found"
+done
 
 size() { [ -d "$1" ] && du -sb "$1" | cut -f1 || echo 0; }
 # Blocks (and their integrity tags) lie under blocks/<tenant>/, the transparency logs under
@@ -108,6 +120,9 @@ print("| measure | value |")
 print("|---|---|")
 print(f"| trace by id p50 / p99 ({n1} ids of {nids}) | {p50:.1f} ms / {p99:.1f} ms |")
 print(f"| search service={svc} lookback=1h limit=20 p50 / p99 ({n2} queries, {found} traces) | {s50:.1f} ms / {s99:.1f} ms |")
+for name, q_text in (("tempo_service", f'{{ resource.service.name = "{svc}" }}'), ("tempo_attr", "{ span.http.response.status_code >= 500 }")):
+    n, t50, t99 = q(name); hits = open(f"{work}/{name}.found").read().strip()
+    print(f"| Tempo search q=`{q_text}` limit=20 p50 / p99 ({n} queries, {hits} traces) | {t50:.1f} ms / {t99:.1f} ms |")
 for name, size in (("blocks", b), ("WAL", w), ("log", l)):
     print(f"| bytes per span on disk, {name} | {int(size) / spans:.1f} ({int(size):,} bytes) |")
 print(f"| bytes per span on disk, all three | {(int(b) + int(w) + int(l)) / spans:.1f} |")

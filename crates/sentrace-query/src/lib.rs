@@ -10,6 +10,8 @@ pub mod jaeger;
 pub mod mask;
 pub mod search;
 pub mod service;
+pub mod tempo;
+pub mod traceql;
 
 pub use mask::{HIDDEN, MaskOutcome, PLACEHOLDER_ATTRIBUTE, mask_sensitive, placeholder};
 pub use search::{SearchError, SearchParams, TagFilter};

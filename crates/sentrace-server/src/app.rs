@@ -206,6 +206,20 @@ pub fn query_router(st: Arc<AppState>) -> Router {
         )
         .route("/api/admin/tokens", get(crate::secviews::admin::tokens))
         .route("/api/admin/keys", get(crate::secviews::admin::keys))
+        .route("/tempo/api/echo", get(api::tempo::echo))
+        .route("/tempo/api/traces/{trace_id}", get(api::tempo::trace))
+        .route("/tempo/api/v2/traces/{trace_id}", get(api::tempo::trace_v2))
+        .route("/tempo/api/search", get(api::tempo::search))
+        .route("/tempo/api/search/tags", get(api::tempo::tags))
+        .route("/tempo/api/v2/search/tags", get(api::tempo::tags_v2))
+        .route(
+            "/tempo/api/search/tag/{tag}/values",
+            get(api::tempo::tag_values),
+        )
+        .route(
+            "/tempo/api/v2/search/tag/{tag}/values",
+            get(api::tempo::tag_values_v2),
+        )
         .fallback(api::not_found)
         .with_state(st)
 }

@@ -19,6 +19,7 @@ mod gate;
 mod map;
 mod read;
 mod scope;
+mod tempo;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -37,6 +38,7 @@ pub use read::{
     views,
 };
 pub use scope::{Fate, Scope, Shaped};
+pub use tempo::{TAG_WINDOW_NANOS, TAG_WINDOW_TRACES, TagNames};
 
 /// A verified caller: who, from where, and with which break-glass grant.
 #[derive(Clone, Debug)]

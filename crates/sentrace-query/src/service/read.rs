@@ -116,7 +116,7 @@ fn filter_of(params: &SearchParams) -> BTreeMap<String, String> {
 
 impl QueryService {
     /// Authorizes `action` on the tenant or answers (and audits) a refusal.
-    async fn require(
+    pub(crate) async fn require(
         &self,
         caller: &Caller,
         scope: &mut Scope,
@@ -139,7 +139,7 @@ impl QueryService {
     }
 
     /// The store's answer, or an audited refusal (503) when the store failed.
-    async fn stored<T>(
+    pub(crate) async fn stored<T>(
         &self,
         read: Result<T, StoreError>,
         caller: &Caller,

@@ -7,6 +7,7 @@ pub mod findings;
 pub mod health;
 pub mod jaeger;
 pub mod native;
+pub mod tempo;
 
 use axum::Json;
 use axum::http::StatusCode;
