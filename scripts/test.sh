@@ -45,6 +45,9 @@ echo "==> interop tests (OpenTelemetry Python SDK)"
 cargo build --quiet --bin sentrace
 SENTRACE_BIN="$PWD/target/debug/sentrace" .venv/bin/python -m pytest -q tests/interop
 
+echo "==> packaging (systemd-analyze, hadolint, kubernetes-validate, structure; packaging/check.sh)"
+SENTRACE_BIN="$PWD/target/debug/sentrace" packaging/check.sh
+
 echo "==> fuzz smoke (each target briefly, as rustls does)"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet
