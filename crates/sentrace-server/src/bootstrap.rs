@@ -191,6 +191,12 @@ pub fn banner(
         "  Read them: {scheme}://localhost:{}/api/traces?service=<name> (Jaeger API)\n",
         cfg.listen.query.port()
     ));
+    if cfg.console.enabled {
+        out.push_str(&format!(
+            "  Browse them: {scheme}://localhost:{}/ (the console; log in with a token)\n",
+            cfg.listen.query.port()
+        ));
+    }
     out.push_str("━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\n");
     out
 }
