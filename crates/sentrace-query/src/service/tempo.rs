@@ -25,8 +25,9 @@ use crate::traceql::{AttrScope, CmpOp, Field, Intrinsic, Literal, Query, SpanExp
 pub const TAG_WINDOW_TRACES: usize = 1000;
 /// The window read for tag names and values when the request gives no `start`: 24 hours.
 pub const TAG_WINDOW_NANOS: u64 = 24 * 3600 * 1_000_000_000;
-/// The first pass of a search reads this many candidate traces per trace asked for; a
-/// second pass reads up to [`MAX_CANDIDATE_TRACES`] when the first found too few.
+/// The first pass of a search reads this many candidate traces per trace asked for (one
+/// when the store's filter checks the whole query); a second pass reads up to
+/// [`MAX_CANDIDATE_TRACES`] when the first found too few.
 const FIRST_PASS_FACTOR: usize = 5;
 
 /// Tag names by scope.
@@ -43,20 +44,25 @@ pub struct TagNames {
 /// Narrows the store's filter with the conditions of a single span set that the store can
 /// check (span name, the resource's `service.name`, duration bounds) when they are joined
 /// by `&&`. A pre-filter only: every candidate is evaluated again on the masked view.
-fn push_down(e: &SpanExpr, f: &mut SpanFilter) {
+///
+/// Returns whether the store's filter now checks the whole span set (every condition was
+/// pushed down), so that the store's newest matching traces are the answer's candidates.
+fn push_down(e: &SpanExpr, f: &mut SpanFilter) -> bool {
     match e {
         SpanExpr::And(a, b) => {
-            push_down(a, f);
-            push_down(b, f);
+            let left = push_down(a, f);
+            push_down(b, f) && left
         }
         SpanExpr::Cond(c) => match (&c.field, c.op, &c.value) {
             (Field::Intrinsic(Intrinsic::Name), CmpOp::Eq, Literal::Str(s)) => {
                 f.name = Some(s.clone());
+                true
             }
             (Field::Attr(AttrScope::Resource, k), CmpOp::Eq, Literal::Str(s))
                 if k == "service.name" =>
             {
                 f.service = Some(s.clone());
+                true
             }
             (Field::Intrinsic(Intrinsic::Duration), op, Literal::Duration(d)) => {
                 let d = *d;
@@ -70,10 +76,12 @@ fn push_down(e: &SpanExpr, f: &mut SpanFilter) {
                     CmpOp::Le | CmpOp::Eq => f.max_duration_nanos = Some(d),
                     _ => {}
                 }
+                op != CmpOp::Ne
             }
-            _ => {}
+            _ => false,
         },
-        SpanExpr::All | SpanExpr::Or(..) => {}
+        SpanExpr::All => true,
+        SpanExpr::Or(..) => false,
     }
 }
 
@@ -202,8 +210,14 @@ impl QueryService {
             limit_traces: (s.limit.saturating_mul(FIRST_PASS_FACTOR)).min(MAX_CANDIDATE_TRACES),
             ..Default::default()
         };
-        if let Some(e) = s.query.as_ref().and_then(Query::single_spanset) {
-            push_down(e, &mut sf);
+        if let Some(e) = s.query.as_ref().and_then(Query::single_spanset)
+            && push_down(e, &mut sf)
+            && s.min_duration_nanos.is_none()
+            && s.max_duration_nanos.is_none()
+        {
+            // The store checks the whole query: its newest `limit` traces are the answer
+            // unless scoping or masking removes some, which the second pass makes up for.
+            sf.limit_traces = s.limit;
         }
         let classes = scope.class_decisions();
         let mut found = TempoFound::default();
