@@ -78,7 +78,7 @@ while read -r svc; do
   r=$(get "/api/traces?service=$svc&lookback=1h&limit=$IDS"); check "$r" "search $svc"
   python3 -c 'import json,sys; [print(t["traceID"]) for t in json.load(open(sys.argv[1]))["data"]]' "$WORK/body" >> "$WORK/ids"
 done < "$WORK/services"
-sort -u "$WORK/ids" | shuf --random-source=<(yes) | head -n "$IDS" > "$WORK/ids.pick"
+sort -u "$WORK/ids" | shuf -n "$IDS" --random-source=<(yes) > "$WORK/ids.pick"
 SERVICE=$(head -n 1 "$WORK/services")
 
 # 4. Measure.
