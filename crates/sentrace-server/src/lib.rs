@@ -73,11 +73,38 @@ fn plaintext_listen(cfg: &mut Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every check of a configuration that `serve` makes before it creates or prints
+/// anything, without side effects: values, listen ports, the files it names (TLS
+/// certificate and key with the key's mode, client-certificate CAs, the redaction policy,
+/// the Cedar policies, the detection rules and the response policy). `sentrace config
+/// check` runs exactly this. Returns the configuration with its policies loaded.
+pub fn preflight(cfg: &Config) -> anyhow::Result<Config> {
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    auth::mtls::load(&cfg.auth.mtls)?;
+    if let (Some(cert), Some(key)) = (&cfg.tls.cert, &cfg.tls.key) {
+        tls::server_config_with(cert, key, None, cfg.tls.prefer_post_quantum)
+            .context("[tls] cert and key")?;
+    }
+    let loaded = cfg.clone().load_policies()?;
+    cfg.access
+        .load()
+        .context("loading the authorization policies ([access])")?;
+    if cfg.detect.enabled {
+        detect::build_detector(&cfg.detect).context("[detect] rules")?;
+        if let Some(p) = &cfg.detect.response.policy {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading response policy {}", p.display()))?;
+            sentrace_detect::response::ResponsePolicy::from_toml(&p.display().to_string(), &text)?;
+        }
+    }
+    Ok(loaded)
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
-    opts.config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    // The whole configuration is checked before anything is created or printed.
+    preflight(&opts.config)?;
     if opts.insecure_plaintext {
         if let Some(listener) = opts.config.tls.client_auth.first_enabled() {
             bail!(

@@ -160,3 +160,50 @@ fn a_closed_pipe_ends_quietly() {
     );
     assert!(err.is_empty(), "{err}");
 }
+
+#[test]
+fn config_check_makes_the_checks_serve_makes_and_serve_creates_nothing_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (toml, needle) in [
+        (
+            "[access]\npolicies = [\"missing.cedar\"]\n",
+            "missing.cedar",
+        ),
+        (
+            "[tls]\ncert = \"nope.pem\"\nkey = \"nope.key\"\n",
+            "nope.pem",
+        ),
+        ("[detect]\nrules = \"nope-rules.toml\"\n", "nope-rules.toml"),
+        (
+            "[listen]\notlp_grpc = \"127.0.0.1:4999\"\notlp_http = \"127.0.0.1:4999\"\n",
+            "port 4999",
+        ),
+    ] {
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, toml).unwrap();
+        let file = file.to_str().unwrap();
+        let (code, _, err) = run(&["config", "check", file], &[]);
+        assert_eq!(code, Some(3), "{toml}: {err}");
+        assert!(err.contains(needle), "{toml}: {err}");
+        let (code, out, err) = run(
+            &[
+                "serve",
+                "--config",
+                file,
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(code, Some(3), "{toml}: {err}");
+        assert!(err.contains(needle), "{toml}: {err}");
+        assert!(out.is_empty(), "serve printed before failing: {out}");
+        assert!(!data.exists(), "serve created the data directory: {toml}");
+    }
+    let file = dir.path().join("ok.toml");
+    std::fs::write(&file, "[log]\nformat = \"json\"\n").unwrap();
+    let (code, out, err) = run(&["config", "check", file.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("ok"), "{out}");
+}

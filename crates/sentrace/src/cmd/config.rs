@@ -30,8 +30,8 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let cfg = Config::from_toml(&text, &file.display().to_string())?;
-            // The client-certificate CA files, as `serve` reads them at start.
-            sentrace_server::auth::mtls::load(&cfg.auth.mtls)?;
+            // Exactly the checks `serve` makes before it starts.
+            sentrace_server::preflight(&cfg)?;
             println!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)
         }
