@@ -20,6 +20,12 @@ fi
 node --version
 (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 
+echo "==> curl (the client-matrix interop test drives it over HTTP/1.1 and HTTP/2)"
+if ! command -v curl >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
+fi
+
 echo "==> Console browser test (Debian chromium, playwright-core: npm ci in tests/console)"
 if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq

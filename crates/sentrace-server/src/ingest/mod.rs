@@ -109,12 +109,17 @@ pub async fn receive(
 /// How long a refused request's unread body is drained before the answer goes out.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Reads and discards at most `limit` bytes of a body that will not be used, for at most
-/// [`DRAIN_TIMEOUT`]. Answering an HTTP/2 request while the client is still sending makes
-/// the server reset the stream, and clients then report a framing error instead of the 401
-/// or 413; reading the rest first lets the answer through. Nothing drained is kept.
+/// A refused body is drained up to at least this many bytes, whatever the request limit.
+const DRAIN_AT_LEAST: usize = 8 << 20;
+
+/// Reads and discards up to `limit` bytes (at least [`DRAIN_AT_LEAST`]) of a body that will
+/// not be used, for at most [`DRAIN_TIMEOUT`]. Answering an HTTP/2 request while the client
+/// is still sending makes the server reset the stream before its answer is complete, and
+/// clients then report a framing error (curl's 92) instead of the 401 or 413; reading the
+/// rest first lets the answer through. Nothing drained is kept.
 pub(crate) async fn drain(mut body: Body, limit: usize) {
     use http_body_util::BodyExt;
+    let limit = limit.max(DRAIN_AT_LEAST);
     let mut seen = 0usize;
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while let Some(Ok(frame)) = body.frame().await {
