@@ -2,6 +2,8 @@
 //! data directory, and talks to it over HTTPS.
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
