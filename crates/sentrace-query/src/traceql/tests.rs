@@ -337,3 +337,58 @@ fn go_durations() {
     assert_eq!(go_duration("10"), None);
     assert_eq!(go_duration("1d"), None);
 }
+
+mod arbitrary {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of TraceQL and of what is refused, glued in any order.
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("{".to_string()),
+            Just("}".to_string()),
+            Just("(".to_string()),
+            Just(")".to_string()),
+            Just(" && ".to_string()),
+            Just(" || ".to_string()),
+            Just(" | ".to_string()),
+            Just(" >> ".to_string()),
+            Just("=~".to_string()),
+            Just("!=".to_string()),
+            Just(">=".to_string()),
+            Just("name".to_string()),
+            Just("duration".to_string()),
+            Just("status".to_string()),
+            Just("kind".to_string()),
+            Just("span.http.route".to_string()),
+            Just("resource.service.name".to_string()),
+            Just(".x".to_string()),
+            Just("\"a\\\"b\"".to_string()),
+            Just("\"(a\"".to_string()),
+            Just("100ms".to_string()),
+            Just("-1.5e9".to_string()),
+            Just("true".to_string()),
+            Just("count()".to_string()),
+            "\\PC{0,8}",
+        ]
+    }
+
+    proptest! {
+        /// Whatever arrives in `q`: a query or an error, never a panic; what parses lists
+        /// its fields and evaluates on a span.
+        #[test]
+        fn parse_never_panics(parts in proptest::collection::vec(fragment(), 0..24)) {
+            let q = parts.concat();
+            if let Ok(query) = parse(&q) {
+                prop_assert!(query.fields().len() <= MAX_CONDITIONS, "{q:?}");
+                let _ = query.trace_matches(std::slice::from_ref(&web()));
+            }
+        }
+
+        #[test]
+        fn bytes_never_panic(q in "\\PC{0,64}") {
+            let _ = parse(&q);
+            let _ = parse_field(&q);
+        }
+    }
+}
