@@ -58,6 +58,8 @@ pub fn load_or_create(
 /// Loads the node's log key.
 pub fn load(data_dir: &Path, master: &MasterKey) -> anyhow::Result<LogSigner> {
     let path = wrapped_key_path(data_dir);
+    // Wrapped under the master key, and still held to the rule of every private key file.
+    sentrace_store::fsutil::check_private_file(&path)?;
     let wrapped = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let secret = master.unwrap(PURPOSE, &wrapped).with_context(|| {
         format!(
@@ -80,4 +82,23 @@ pub fn verifier(data_dir: &Path, master: &MasterKey) -> anyhow::Result<LogVerifi
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     sentrace_store::fsutil::write_atomic(path, bytes, mode)
         .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_log_key_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::from_bytes([7; 32]);
+        load_or_create(dir.path(), &master, "node-a").unwrap();
+        let path = wrapped_key_path(dir.path());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = format!("{:#}", load(dir.path(), &master).unwrap_err());
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        load_or_create(dir.path(), &master, "node-a").unwrap();
+    }
 }
