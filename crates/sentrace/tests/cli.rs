@@ -140,8 +140,9 @@ fn loadgen_sends_whole_traces() {
     let read = srv.token("bench", "read");
     let out = srv.cli(&[
         "loadgen",
+        // The base URL, as OTEL_EXPORTER_OTLP_ENDPOINT spells it.
         "--endpoint",
-        &srv.http_url(),
+        &format!("https://localhost:{}", srv.http_port),
         "--token",
         &ingest,
         "--requests",

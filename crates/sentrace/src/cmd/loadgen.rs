@@ -20,8 +20,13 @@ use crate::DataDir;
 pub struct Args {
     #[command(flatten)]
     data: DataDir,
-    /// OTLP/HTTP traces endpoint.
-    #[arg(long, default_value = "https://localhost:4318/v1/traces")]
+    /// The OTLP/HTTP receiver: a base URL (`https://host:4318`, as the OpenTelemetry SDKs
+    /// take it) or the full traces URL (`…/v1/traces`).
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        default_value = "https://localhost:4318"
+    )]
     endpoint: String,
     /// A token with the ingest role.
     #[arg(long, env = "SENTRACE_TOKEN", hide_env_values = true)]
@@ -304,7 +309,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 next.clone(),
                 bytes.clone(),
             );
-            let (endpoint, token) = (a.endpoint.clone(), a.token.clone());
+            let (endpoint, token) = (traces_url(&a.endpoint), a.token.clone());
             let signing = signing.clone();
             let (total, per, attrs, shape) =
                 (a.requests, a.spans_per_request, a.attributes, a.shape);
@@ -375,4 +380,32 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The traces URL of an OTLP/HTTP endpoint given as a base URL or as the full URL, as the
+/// OpenTelemetry SDKs read `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn traces_url(endpoint: &str) -> String {
+    let e = endpoint.trim_end_matches('/');
+    if e.ends_with("/v1/traces") {
+        e.to_string()
+    } else {
+        format!("{e}/v1/traces")
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::traces_url;
+
+    #[test]
+    fn base_and_full_urls() {
+        for (given, want) in [
+            ("https://h:4318", "https://h:4318/v1/traces"),
+            ("https://h:4318/", "https://h:4318/v1/traces"),
+            ("https://h:4318/v1/traces", "https://h:4318/v1/traces"),
+            ("https://h/otlp", "https://h/otlp/v1/traces"),
+        ] {
+            assert_eq!(traces_url(given), want);
+        }
+    }
 }
