@@ -42,3 +42,4 @@ pub mod pipeline;
 pub mod seal;
 pub mod secrets;
 pub mod sources;
+pub mod tenant_files;

@@ -36,33 +36,8 @@ pub fn path(data_dir: &Path, tenant: &TenantId) -> std::path::PathBuf {
 /// accepted again (delete the file to start that tenant's sources afresh, knowingly).
 pub fn load_all(data_dir: &Path) -> anyhow::Result<Vec<(TenantId, ReplayGuard)>> {
     let dir = super::registry::dir(data_dir);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
     let mut out = Vec::new();
-    for e in entries {
-        let p = e?.path();
-        let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some(tenant) = name.strip_suffix(SUFFIX) else {
-            continue;
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        let tenant = TenantId::new(tenant)
-            .map_err(|e| anyhow::anyhow!("{}: not a tenant's snapshot: {e}", p.display()))?;
-        let len = std::fs::metadata(&p)?.len();
-        if len > MAX_SNAPSHOT_BYTES {
-            anyhow::bail!(
-                "{}: {len} bytes; the limit is {MAX_SNAPSHOT_BYTES}",
-                p.display()
-            );
-        }
-        let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+    for (tenant, p, bytes) in crate::tenant_files::read_all(&dir, SUFFIX, MAX_SNAPSHOT_BYTES)? {
         let snap: Snapshot = serde_json::from_slice(&bytes).with_context(|| {
             format!(
                 "{}: the replay state of tenant {tenant} is damaged; delete it only if replays of that tenant's past batches are acceptable",

@@ -132,20 +132,11 @@ fn window_filter(w: &TagWindow, field: Option<&Field>) -> BTreeMap<String, Strin
 /// Whether the trace's duration (first start to last end, over every span, placeholders
 /// included: they keep their timing) is within the search's bounds.
 fn trace_duration_ok(s: &TempoSearch, spans: &[SpanView]) -> bool {
-    let start = spans
-        .iter()
-        .map(|v| v.span().start_time_unix_nano)
-        .min()
-        .unwrap_or(0);
-    let end = spans
-        .iter()
-        .map(|v| v.span().end_time_unix_nano)
-        .max()
-        .unwrap_or(0);
-    let d = end.saturating_sub(start);
+    let d = group_duration(spans);
     s.min_duration_nanos.is_none_or(|m| d >= m) && s.max_duration_nanos.is_none_or(|m| d <= m)
 }
 
+/// First start to last end over `spans`.
 fn group_duration(spans: &[SpanView]) -> u64 {
     let start = spans
         .iter()

@@ -135,37 +135,12 @@ pub(crate) fn read_tenant_files(
     dir: &Path,
     suffix: &str,
 ) -> anyhow::Result<Vec<(TenantId, Vec<u8>)>> {
-    use anyhow::Context;
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    let mut out = Vec::new();
-    for e in entries {
-        let p = e?.path();
-        let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        let Some(tenant) = name.strip_suffix(suffix) else {
-            continue;
-        };
-        let tenant = TenantId::new(tenant)
-            .map_err(|e| anyhow::anyhow!("{}: not a tenant's file: {e}", p.display()))?;
-        let len = std::fs::metadata(&p)?.len();
-        if len > MAX_STATE_FILE_BYTES {
-            anyhow::bail!(
-                "{}: {len} bytes; the limit is {MAX_STATE_FILE_BYTES}",
-                p.display()
-            );
-        }
-        let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-        out.push((tenant, bytes));
-    }
-    Ok(out)
+    Ok(
+        sentrace_pipeline::tenant_files::read_all(dir, suffix, MAX_STATE_FILE_BYTES)?
+            .into_iter()
+            .map(|(tenant, _, bytes)| (tenant, bytes))
+            .collect(),
+    )
 }
 
 /// Unix nanoseconds now.

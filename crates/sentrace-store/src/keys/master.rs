@@ -2,7 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::StoreError;
@@ -34,16 +34,8 @@ impl MasterKey {
             path: path.to_path_buf(),
             reason,
         };
-        let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io(path, e))?;
-        if !meta.file_type().is_file() {
-            return Err(bad("not a regular file (symlinks are refused)".into()));
-        }
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(bad(format!(
-                "mode {mode:o} lets group or others access the master key; run `chmod 600` on it"
-            )));
-        }
+        crate::fsutil::check_private_file(path)?;
+        let meta = std::fs::metadata(path).map_err(|e| StoreError::io(path, e))?;
         if meta.len() > MAX_FILE_LEN {
             return Err(bad(format!(
                 "file is {} bytes, expected 64 hex characters",
@@ -145,6 +137,7 @@ impl MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn wrap_round_trip_and_purpose_binding() {
