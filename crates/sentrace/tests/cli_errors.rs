@@ -75,11 +75,7 @@ fn failures_have_a_status_and_one_line() {
     );
 
     // The server is down.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let down = format!("https://127.0.0.1:{port}");
     assert_fails(
         "server down",
