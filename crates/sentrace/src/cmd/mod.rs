@@ -6,6 +6,7 @@ pub mod detect;
 pub mod loadgen;
 pub mod otlp_stream;
 pub mod policy;
+pub(crate) mod progress;
 pub mod proof;
 pub mod query;
 pub mod redact;

@@ -9,6 +9,8 @@ use std::io::{BufRead, Read};
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::progress::{self, Progress};
+
 /// What a stream of requests is handed to.
 pub trait Sink {
     /// Document `doc` (0-based) begins.
@@ -17,6 +19,51 @@ pub trait Sink {
     fn item(&mut self, rs: ResourceSpans) -> anyhow::Result<()>;
     /// Document `doc` ended.
     fn end(&mut self, doc: usize) -> anyhow::Result<()>;
+}
+
+/// Feeds standard input to `sink` as [`stream`] does, with a progress line on a terminal
+/// (bytes read, of how many when the input is a file, and spans so far).
+pub fn stream_stdin(what: &str, sink: &mut dyn Sink) -> anyhow::Result<usize> {
+    let progress = Progress::bytes(what, progress::stdin_len());
+    let input = progress::Counting::new(std::io::stdin().lock(), &progress);
+    if !progress.is_drawn() {
+        return stream(input, sink);
+    }
+    let mut counted = Counted {
+        inner: sink,
+        progress: &progress,
+        spans: 0,
+    };
+    let docs = stream(input, &mut counted);
+    progress.finish();
+    docs
+}
+
+/// A sink that counts the spans passing through it into the progress line.
+struct Counted<'a> {
+    inner: &'a mut dyn Sink,
+    progress: &'a Progress,
+    spans: u64,
+}
+
+impl Sink for Counted<'_> {
+    fn start(&mut self, doc: usize) -> anyhow::Result<()> {
+        self.inner.start(doc)
+    }
+
+    fn item(&mut self, rs: ResourceSpans) -> anyhow::Result<()> {
+        self.spans += rs
+            .scope_spans
+            .iter()
+            .map(|s| s.spans.len() as u64)
+            .sum::<u64>();
+        self.progress.message(format!("{} spans", self.spans));
+        self.inner.item(rs)
+    }
+
+    fn end(&mut self, doc: usize) -> anyhow::Result<()> {
+        self.inner.end(doc)
+    }
 }
 
 /// Feeds every document of `input` to `sink`, element by element. Returns how many

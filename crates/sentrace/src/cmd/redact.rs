@@ -2,20 +2,16 @@
 //! from stdin (one `ExportTraceServiceRequest`, or JSON lines as the OpenTelemetry
 //! Collector's file exporter writes them). Both stream: one resource in memory at a time.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use anyhow::Context;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use sentrace_core::TenantId;
 use sentrace_redact::{InMemorySecrets, Policy, Redactor, summary};
 
 use super::otlp_stream;
-
-/// Largest input accepted on stdin.
-const MAX_INPUT_BYTES: u64 = 1 << 30;
 
 /// Arguments of `redact`.
 #[derive(clap::Args, Debug)]
@@ -52,31 +48,6 @@ fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
         }
         None => Ok(Policy::default()),
     }
-}
-
-/// Reads stdin as a stream of OTLP/JSON requests (one object, or one per line).
-pub fn read_requests() -> anyhow::Result<Vec<ExportTraceServiceRequest>> {
-    let mut input = Vec::new();
-    std::io::stdin()
-        .take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut input)
-        .context("reading stdin")?;
-    if input.len() as u64 > MAX_INPUT_BYTES {
-        bail!("input larger than {MAX_INPUT_BYTES} bytes");
-    }
-    let mut out = Vec::new();
-    let stream =
-        serde_json::Deserializer::from_slice(&input).into_iter::<ExportTraceServiceRequest>();
-    for (i, r) in stream.enumerate() {
-        let r = r.map_err(|e| {
-            anyhow::anyhow!(
-                "input document {} is not an OTLP/JSON ExportTraceServiceRequest: {e}",
-                i + 1
-            )
-        })?;
-        out.push(r);
-    }
-    Ok(out)
 }
 
 fn secrets(key: Option<&str>) -> anyhow::Result<InMemorySecrets> {
@@ -138,7 +109,7 @@ pub fn run_redact(a: RedactArgs) -> anyhow::Result<ExitCode> {
         secrets: &secrets,
         first: true,
     };
-    otlp_stream::stream(std::io::stdin().lock(), &mut sink)?;
+    otlp_stream::stream_stdin("redact", &mut sink)?;
     sink.out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -185,7 +156,7 @@ pub fn run_scan(a: ScanArgs) -> anyhow::Result<ExitCode> {
         redactor: &redactor,
         summary: a.summary.then(Vec::new),
     };
-    otlp_stream::stream(std::io::stdin().lock(), &mut sink)?;
+    otlp_stream::stream_stdin("scan", &mut sink)?;
     if let Some(findings) = &sink.summary {
         sink.out.write_all(summary(findings).as_bytes())?;
     }
