@@ -359,7 +359,7 @@ fn offline_detect_streams_in_a_bounded_window() {
     const LINES: u64 = 400;
     const PER_LINE: u64 = 100;
     let last = LINES * PER_LINE - 1;
-    let mut child = common::spawn_piped(&["detect", "--window", "1000"]);
+    let mut child = common::spawn_piped(&["detect", "--window", "1000", "--fail-on", "high"]);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         let mut w = std::io::BufWriter::new(&mut stdin);
@@ -398,7 +398,11 @@ fn offline_detect_streams_in_a_bounded_window() {
     let (status, peak) = common::wait_sampling_rss(&mut child);
     let attacks = writer.join().unwrap();
     let findings = reader.join().unwrap();
-    assert!(status.success());
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "--fail-on high with injections found"
+    );
     let sqli: std::collections::BTreeSet<&str> = findings
         .iter()
         .filter(|f| f["finding_info"]["types"][0] == "sqli")

@@ -11,6 +11,12 @@ use common::BIN;
 const LINE: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"POST /pay","kind":2,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000","attributes":[{"key":"user.email","value":{"stringValue":"jane.doe@example.com"}},{"key":"card","value":{"stringValue":"4111 1111 1111 1111"}},{"key":"db.statement","value":{"stringValue":"SELECT * FROM users WHERE name = 'O''Brien' AND id = 42"}}]}]}]}]}"#;
 
 fn run(args: &[&str], input: &str) -> (bool, String, String) {
+    let (code, out, err) = run_code(args, input);
+    (code == Some(0), out, err)
+}
+
+/// `sentrace ARGS < input`: exit code, standard output and standard error.
+fn run_code(args: &[&str], input: &str) -> (Option<i32>, String, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .env("SENTRACE_PSEUDONYM_KEY", "11".repeat(32))
@@ -27,7 +33,7 @@ fn run(args: &[&str], input: &str) -> (bool, String, String) {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -165,6 +171,26 @@ fn redact_streams_in_constant_memory() {
         peak < 64 * 1024,
         "peak RSS {peak} KiB for {sent} bytes of input"
     );
+}
+
+#[test]
+fn scan_fail_on_gates_on_severity() {
+    // LINE holds an email (medium) and a card number (high).
+    let status = |args: &[&str]| {
+        let (code, _, err) = run_code(args, LINE);
+        (code, err)
+    };
+    let (code, err) = status(&["scan", "--fail-on", "high"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("1 finding(s) at or above high"), "{err}");
+    assert_eq!(
+        status(&["scan", "--fail-on", "medium", "--summary"]).0,
+        Some(1)
+    );
+    assert_eq!(status(&["scan", "--fail-on", "critical"]).0, Some(0));
+    assert_eq!(status(&["scan"]).0, Some(0));
+    let (code, err) = status(&["scan", "--fail-on", "severe"]);
+    assert_eq!(code, Some(2), "a usage error: {err}");
 }
 
 /// Runs `shell` under a pseudo-terminal (`script` from util-linux) and returns what the

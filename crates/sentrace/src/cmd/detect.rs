@@ -18,6 +18,7 @@ use sentrace_core::TenantId;
 use sentrace_core::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use sentrace_detect::{Detector, Ruleset};
 
+use super::fail_on::{Severity, Threshold};
 use super::otlp_stream;
 
 /// Arguments of `detect`.
@@ -35,6 +36,9 @@ pub struct Args {
     /// spans lie further apart in the input than this is inspected in parts.
     #[arg(long, default_value_t = 100_000)]
     window: usize,
+    /// Exit with status 1 when a finding is at or above this severity.
+    #[arg(long, value_enum)]
+    fail_on: Option<Severity>,
 }
 
 fn detector(rules: Option<&PathBuf>) -> anyhow::Result<Detector> {
@@ -182,13 +186,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut n = 0usize;
+    let mut threshold = Threshold::new(a.fail_on);
     let mut regroup = Regroup {
         window: a.window,
         waiting: 0,
         traces: HashMap::new(),
         emit: |now: u64, batch: Vec<ResourceSpans>| -> anyhow::Result<()> {
             for f in detector.inspect(&tenant, &batch, now) {
-                serde_json::to_writer(&mut out, &f.to_ocsf())?;
+                let ocsf = f.to_ocsf();
+                threshold.see(&ocsf);
+                serde_json::to_writer(&mut out, &ocsf)?;
                 out.write_all(b"\n")?;
                 n += 1;
             }
@@ -200,5 +207,5 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     drop(regroup);
     out.flush()?;
     eprintln!("sentrace detect: {n} finding(s)");
-    Ok(ExitCode::SUCCESS)
+    Ok(threshold.exit_code("detect"))
 }

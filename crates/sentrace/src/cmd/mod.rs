@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod config;
 pub mod detect;
+pub(crate) mod fail_on;
 pub mod loadgen;
 pub mod otlp_stream;
 pub mod policy;

@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use sentrace_core::TenantId;
-use sentrace_redact::{InMemorySecrets, Policy, Redactor, summary};
+use sentrace_redact::{InMemorySecrets, Policy, Redactor, Summary};
 
+use super::fail_on::{Severity, Threshold};
 use super::otlp_stream;
 
 /// Arguments of `redact`.
@@ -37,6 +38,9 @@ pub struct ScanArgs {
     /// Print a per-service table of what leaks where instead of OCSF findings.
     #[arg(long)]
     summary: bool,
+    /// Exit with status 1 when a finding is at or above this severity.
+    #[arg(long, value_enum)]
+    fail_on: Option<Severity>,
 }
 
 fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
@@ -119,7 +123,8 @@ pub fn run_redact(a: RedactArgs) -> anyhow::Result<ExitCode> {
 struct ScanSink<'a, W: Write> {
     out: W,
     redactor: &'a Redactor,
-    summary: Option<Vec<sentrace_redact::LeakFinding>>,
+    summary: Option<Summary>,
+    threshold: Threshold,
 }
 
 impl<W: Write> otlp_stream::Sink for ScanSink<'_, W> {
@@ -128,12 +133,13 @@ impl<W: Write> otlp_stream::Sink for ScanSink<'_, W> {
     }
 
     fn item(&mut self, rs: ResourceSpans) -> anyhow::Result<()> {
-        let found = self.redactor.scan(std::slice::from_ref(&rs));
-        match &mut self.summary {
-            Some(all) => all.extend(found),
-            None => {
-                for f in &found {
-                    serde_json::to_writer(&mut self.out, &f.to_ocsf())?;
+        for f in self.redactor.scan(std::slice::from_ref(&rs)) {
+            let ocsf = f.to_ocsf();
+            self.threshold.see(&ocsf);
+            match &mut self.summary {
+                Some(table) => table.add(&f),
+                None => {
+                    serde_json::to_writer(&mut self.out, &ocsf)?;
                     self.out.write_all(b"\n")?;
                 }
             }
@@ -154,12 +160,13 @@ pub fn run_scan(a: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut sink = ScanSink {
         out: std::io::BufWriter::new(stdout.lock()),
         redactor: &redactor,
-        summary: a.summary.then(Vec::new),
+        summary: a.summary.then(Summary::default),
+        threshold: Threshold::new(a.fail_on),
     };
     otlp_stream::stream_stdin("scan", &mut sink)?;
-    if let Some(findings) = &sink.summary {
-        sink.out.write_all(summary(findings).as_bytes())?;
+    if let Some(table) = &sink.summary {
+        sink.out.write_all(table.render().as_bytes())?;
     }
     sink.out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(sink.threshold.exit_code("scan"))
 }
