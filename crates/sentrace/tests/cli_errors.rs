@@ -55,6 +55,11 @@ fn failures_have_a_status_and_one_line() {
         &["nope.toml", "No such file or directory"],
     );
     assert_fails(
+        "a data directory that does not exist",
+        run(&["tokens", "list", "--data-dir", data], &[]),
+        &["no data directory at", "--data-dir"],
+    );
+    assert_fails(
         "duration without a unit",
         run(
             &[
