@@ -44,7 +44,7 @@ pub struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Attributes per span (20 makes the "typical span" of DESIGN.md, about 700 bytes).
+    /// Attributes per span (20 make a typical HTTP server span, about 700 bytes).
     #[arg(long, default_value_t = 20)]
     attributes: usize,
     /// Print one JSON line instead of text.
