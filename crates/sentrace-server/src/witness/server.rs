@@ -111,14 +111,25 @@ async fn add_checkpoint(State(svc): State<Arc<WitnessService>>, body: Bytes) -> 
 }
 
 async fn metrics(State(svc): State<Arc<WitnessService>>) -> Response {
-    let text = format!(
-        "# HELP sentrace_witness_requests_total add-checkpoint requests by outcome.\n# TYPE sentrace_witness_requests_total counter\nsentrace_witness_requests_total{{outcome=\"cosigned\"}} {}\nsentrace_witness_requests_total{{outcome=\"refused\"}} {}\n",
-        svc.cosigned.load(Relaxed),
-        svc.refused.load(Relaxed)
-    );
+    let text = sentrace_pipeline::metrics::export::render(move |e| {
+        use sentrace_pipeline::metrics::export;
+        export::counters(
+            e,
+            "sentrace_witness_requests",
+            "add-checkpoint requests by outcome.",
+            [
+                ([("outcome", "cosigned")], svc.cosigned.load(Relaxed)),
+                ([("outcome", "refused")], svc.refused.load(Relaxed)),
+            ],
+        )?;
+        sentrace_pipeline::metrics::process::encode(e)
+    });
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            sentrace_pipeline::metrics::CONTENT_TYPE,
+        )],
         text,
     )
         .into_response()
