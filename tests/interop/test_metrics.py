@@ -25,6 +25,11 @@ def test_metrics_parse_and_stay_per_tenant(server):
     # Node-wide families for the operator tenant ("default").
     assert "sentrace_ingest_requests" in node, sorted(node)
     assert "sentrace_auth_failures" in node, sorted(node)
+    # Typed families: latency histograms (the reads above were timed), build and process.
+    assert node["sentrace_request_duration_seconds"].type == "histogram", sorted(node)
+    assert node["sentrace_wal_fsync_duration_seconds"].type == "histogram", sorted(node)
+    assert "sentrace_build_info" in node, sorted(node)
+    assert node["process_resident_memory_bytes"].samples[0].value > 0
     for f in node.values():
         for s in f.samples:
             assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", s.name), s.name
