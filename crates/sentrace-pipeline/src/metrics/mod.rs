@@ -35,9 +35,22 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_1, 2.0, 19))
 }
 
-/// The `Content-Type` of `/metrics` answers: Prometheus reads the text with its classic
-/// parser (the OpenMetrics `# UNIT` and `# EOF` lines are comments to it).
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+/// The `Content-Type` of `/metrics` answers for clients that do not ask for OpenMetrics:
+/// the classic text parsers read the text as is (`# EOF` is a comment to them).
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `Content-Type` for clients whose `Accept` names OpenMetrics (Prometheus does).
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `Content-Type` to answer `/metrics` with, from the request's `Accept` header: the
+/// text is OpenMetrics either way, labelled so when the client asks for it.
+pub fn content_type(accept: Option<&str>) -> &'static str {
+    match accept {
+        Some(a) if a.contains("application/openmetrics-text") => OPENMETRICS_CONTENT_TYPE,
+        _ => CONTENT_TYPE,
+    }
+}
 
 /// The listeners, as named in the `listener` label.
 pub const LISTENERS: [&str; 3] = ["otlp_grpc", "otlp_http", "query"];

@@ -110,7 +110,12 @@ async fn add_checkpoint(State(svc): State<Arc<WitnessService>>, body: Bytes) -> 
     (status, [(header::CONTENT_TYPE, ct)], text).into_response()
 }
 
-async fn metrics(State(svc): State<Arc<WitnessService>>) -> Response {
+async fn metrics(
+    State(svc): State<Arc<WitnessService>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let content_type = sentrace_pipeline::metrics::content_type(accept);
     let text = sentrace_pipeline::metrics::export::render(move |e| {
         use sentrace_pipeline::metrics::export;
         export::counters(
@@ -124,15 +129,7 @@ async fn metrics(State(svc): State<Arc<WitnessService>>) -> Response {
         )?;
         sentrace_pipeline::metrics::process::encode(e)
     });
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            sentrace_pipeline::metrics::CONTENT_TYPE,
-        )],
-        text,
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 /// How `sentrace witness` was asked to run.
