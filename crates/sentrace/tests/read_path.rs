@@ -372,8 +372,27 @@ fn metrics_show_only_the_readers_tenant() {
     assert!(!text.contains("acme"), "{text}");
     // Node-wide sums (every tenant's traffic) are for the operator tenant only.
     assert!(!text.contains("sentrace_ingest_spans_total"), "{text}");
+    // A refused credential: counted, and its body never decoded.
+    let refused = request("frontend", vec![mk(T1, 7, None, "refused", vec![])]);
+    let r = srv.post_proto("not-a-token", &refused);
+    assert_eq!(r.status().as_u16(), 401);
     let operator = srv.admin_token.clone().expect("first-start admin token");
     let text = srv.get(&operator, "/metrics").text().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "sentrace_ingest_stage_duration_seconds_count{stage=\"decode\"}"
+        ),
+        4.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "sentrace_auth_failures_total{listener=\"otlp_http\"}"
+        ) >= 1.0,
+        "{text}"
+    );
     assert!(
         text.contains("sentrace_ingest_spans_total{outcome=\"accepted\"} 4"),
         "{text}"

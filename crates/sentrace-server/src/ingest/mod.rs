@@ -96,13 +96,15 @@ pub async fn receive(
             return Err(Refusal::Source(e));
         }
     };
+    // Timed whether it succeeds or not: the count is every body read and decoded (none for
+    // a refused credential).
     let decode_started = std::time::Instant::now();
-    let request = read_request(st.limits.max_request_bytes, framing, body)
-        .await
-        .inspect_err(|_| st.metrics.ingest_invalid())
-        .map_err(Refusal::Decode)?;
+    let request = read_request(st.limits.max_request_bytes, framing, body).await;
     st.metrics
         .stage_duration("decode", decode_started.elapsed());
+    let request = request
+        .inspect_err(|_| st.metrics.ingest_invalid())
+        .map_err(Refusal::Decode)?;
     st.pipeline
         .ingest(identity, source, request.resource_spans)
         .await
