@@ -11,6 +11,8 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+# schemathesis, sslyze and pyOpenSSL share `cryptography`: refuse a set that does not fit.
+.venv/bin/pip check
 
 echo "==> OIDC test provider (Node.js, npm ci in tests/oidc)"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

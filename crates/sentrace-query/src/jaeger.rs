@@ -174,6 +174,9 @@ pub struct Operation {
     pub span_kind: &'static str,
 }
 
+/// The span kind names [`kind_name`] gives, which `spanKind` parameters may name.
+pub const SPAN_KINDS: [&str; 5] = ["server", "client", "producer", "consumer", "internal"];
+
 /// Jaeger's name for an OTLP span kind.
 pub fn kind_name(kind: i32) -> &'static str {
     match SpanKind::try_from(kind) {

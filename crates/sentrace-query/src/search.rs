@@ -130,7 +130,15 @@ impl SearchParams {
             match k.as_str() {
                 "service" if !v.is_empty() => p.service = Some(v.to_string()),
                 "operation" if !v.is_empty() => p.operation = Some(v.to_string()),
-                "spanKind" if !v.is_empty() => p.span_kind = Some(v.to_string()),
+                "spanKind" if !v.is_empty() => {
+                    if !crate::jaeger::SPAN_KINDS.contains(&v) {
+                        return Err(bad(
+                            "spanKind",
+                            format!("expected one of {}", crate::jaeger::SPAN_KINDS.join(", ")),
+                        ));
+                    }
+                    p.span_kind = Some(v.to_string())
+                }
                 "tags" if !v.is_empty() => {
                     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(v)
                         .map_err(|e| {

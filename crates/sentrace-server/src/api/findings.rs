@@ -20,6 +20,37 @@ use crate::detect::findings::FindingFilter;
 
 /// Most findings one request returns.
 pub const MAX_LIMIT: usize = 1000;
+/// Findings returned when no `limit` is given.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Longest `family` or `rule` parameter, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// The bounds docs/openapi.yaml gives: `limit` 1 to [`MAX_LIMIT`], `since` before `until`,
+/// names of at most [`MAX_NAME_LEN`] bytes. The message names the parameter.
+fn check_bounds(q: &FindingsQuery) -> Result<(), String> {
+    if let Some(n) = q.limit
+        && !(1..=MAX_LIMIT).contains(&n)
+    {
+        return Err(format!(
+            "parameter \"limit\": must be 1 to {MAX_LIMIT}, got {n}"
+        ));
+    }
+    if let (Some(s), Some(u)) = (q.since, q.until)
+        && s >= u
+    {
+        return Err(format!(
+            "parameter \"since\": must be before until ({s} is not before {u})"
+        ));
+    }
+    for (name, v) in [("family", &q.family), ("rule", &q.rule)] {
+        if v.as_ref().is_some_and(|v| v.len() > MAX_NAME_LEN) {
+            return Err(format!(
+                "parameter {name:?}: longer than {MAX_NAME_LEN} bytes"
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
     super::problem(status, msg)
@@ -67,7 +98,7 @@ pub struct FindingsQuery {
     rule: Option<String>,
     /// Trace id, hex.
     trace_id: Option<String>,
-    /// Most findings (default 100, at most 1000).
+    /// Most findings (default 100, 1 to 1000).
     limit: Option<usize>,
 }
 
@@ -117,6 +148,9 @@ pub async fn findings(
             Err(e) => return err(StatusCode::BAD_REQUEST, e),
         },
     };
+    if let Err(msg) = check_bounds(&q) {
+        return err(StatusCode::BAD_REQUEST, msg);
+    }
     let filter = FindingFilter {
         since_unix_nanos: q.since,
         until_unix_nanos: q.until,
@@ -124,7 +158,7 @@ pub async fn findings(
         family: q.family,
         rule: q.rule,
         trace_id,
-        limit: q.limit.unwrap_or(100).min(MAX_LIMIT),
+        limit: q.limit.unwrap_or(DEFAULT_LIMIT),
     };
     let mut details = std::collections::BTreeMap::new();
     details.insert("limit".to_string(), filter.limit.to_string());

@@ -93,6 +93,18 @@ pub async fn operations(
         return error(StatusCode::BAD_REQUEST, "parameter \"service\" is required");
     };
     let kind = get("spanKind").filter(|s| !s.is_empty());
+    if let Some(k) = kind
+        && !jaeger::SPAN_KINDS.contains(&k)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "parameter \"spanKind\": {:?} is not one of {}",
+                k.chars().take(40).collect::<String>(),
+                jaeger::SPAN_KINDS.join(", ")
+            ),
+        );
+    }
     match st
         .query
         .operations(&caller, service, "GET /api/operations")

@@ -316,6 +316,10 @@ async fn oidc_start(State(st): State<Arc<AppState>>, Path(n): Path<usize>) -> Re
             ],
         )
             .into_response(),
+        // No such provider is the caller's mistake; a provider that cannot be reached is not.
+        Err(e @ oidc::OidcLoginError::UnknownState) => {
+            login_failed_with(&st, StatusCode::NOT_FOUND, &e.to_string())
+        }
         Err(e) => login_failed_with(&st, StatusCode::BAD_GATEWAY, &e.to_string()),
     }
 }

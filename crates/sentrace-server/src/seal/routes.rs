@@ -30,6 +30,20 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such log object\n").into_response()
 }
 
+/// 400 for a tile path outside the C2SP tlog-tiles grammar, naming the parameter.
+fn bad_tile_path(path: &str) -> Response {
+    let shown: String = path.chars().take(60).collect();
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "parameter \"path\": {shown:?} is not a C2SP tlog-tiles path \
+             (tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>])\n"
+        ),
+    )
+        .into_response()
+}
+
 async fn serve(
     st: &AppState,
     reader: &Reader,
@@ -56,11 +70,10 @@ async fn serve(
         Ok(g) => g,
         Err(e) => return crate::api::query_error(e),
     };
-    if path
-        .split('/')
-        .any(|p| p.is_empty() || p == "." || p == "..")
-    {
-        return not_found();
+    // Only the names C2SP tlog-tiles defines reach the object store: anything else (an
+    // over-long or non-ASCII segment, `..`) is the caller's mistake, not a storage fault.
+    if path != "checkpoint" && sentrace_ledger::tiles::parse_tile_path(path).is_none() {
+        return bad_tile_path(path);
     }
     let read = read_object(seal.objects().as_ref(), &tenant, path).await;
     let result = match read {
