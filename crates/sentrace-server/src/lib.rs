@@ -13,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod detect;
 pub mod ingest;
+pub mod keys_config;
 pub mod seal;
 pub mod secviews;
 pub mod sources;
@@ -136,7 +137,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         )?)
     };
 
-    let keys = Arc::new(KeyRing::open(&opts.data_dir.join("keys"), &boot.master)?);
+    let keys = Arc::new(
+        cfg.keys
+            .apply(KeyRing::open(&opts.data_dir.join("keys"), &boot.master)?),
+    );
     let cfg = cfg.load_policies()?;
     // Authorization policies are validated before anything else opens: an invalid policy
     // stops the start with its file, line and reason.

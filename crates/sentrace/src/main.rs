@@ -76,6 +76,14 @@ enum Command {
     /// Authorization policies (Cedar): test a decision, check, show the built-ins.
     #[command(subcommand)]
     Policy(cmd::policy::Command),
+    /// Tenant erasure (crypto-shredding) with a signed receipt.
+    #[command(subcommand)]
+    Tenant(cmd::tenant::Command),
+    /// A data subject's erasure from the token vault, with a signed receipt.
+    #[command(subcommand)]
+    Subject(cmd::subject::Command),
+    /// Verify an erasure receipt with the log's public keys.
+    VerifyReceipt(cmd::tenant::VerifyReceiptArgs),
 }
 
 /// mimalloc instead of the system allocator: decoding and minimizing a request makes and
@@ -111,6 +119,9 @@ fn main() -> ExitCode {
         Command::Proof(a) => cmd::proof::run_proof(a),
         Command::VerifyProof(a) => cmd::proof::run_verify_proof(a),
         Command::Policy(c) => cmd::policy::run(c),
+        Command::Tenant(c) => cmd::tenant::run(c),
+        Command::Subject(c) => cmd::subject::run(c),
+        Command::VerifyReceipt(a) => cmd::tenant::verify_receipt(a),
     };
     match result {
         Ok(code) => code,

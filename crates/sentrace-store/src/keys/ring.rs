@@ -141,6 +141,9 @@ pub struct KeyRing {
     tenants: RwLock<HashMap<TenantId, Arc<TenantKeys>>>,
     /// Serializes key-file writers (creation, rotation, shredding).
     write: Mutex<()>,
+    /// Erasure tombstones read so far (erasure runs with the server stopped, so a running
+    /// process never sees one appear; [`KeyRing::erase`] updates it).
+    erased: RwLock<HashMap<TenantId, Option<ErasedTenant>>>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -221,6 +224,7 @@ impl KeyRing {
             rotation: None,
             tenants: RwLock::new(HashMap::new()),
             write: Mutex::new(()),
+            erased: RwLock::new(HashMap::new()),
         })
     }
 
@@ -250,6 +254,18 @@ impl KeyRing {
 
     /// The tenant's erasure tombstone, if `sentrace tenant erase` erased it.
     pub fn erased(&self, tenant: &TenantId) -> Result<Option<ErasedTenant>, StoreError> {
+        if let Some(e) = self.erased.read().map_err(|_| poisoned())?.get(tenant) {
+            return Ok(e.clone());
+        }
+        let e = self.read_erased(tenant)?;
+        self.erased
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(tenant.clone(), e.clone());
+        Ok(e)
+    }
+
+    fn read_erased(&self, tenant: &TenantId) -> Result<Option<ErasedTenant>, StoreError> {
         let p = self.erased_path(tenant);
         let bytes = crate::fsutil::read_bounded(&p, 1 << 20, "erasure tombstone")?;
         if bytes.is_empty() {
@@ -557,6 +573,10 @@ impl KeyRing {
                 let bytes = serde_json::to_vec_pretty(&t)
                     .map_err(|e| StoreError::Task(format!("erasure tombstone: {e}")))?;
                 write_atomic_private(&self.erased_path(tenant), &bytes)?;
+                self.erased
+                    .write()
+                    .map_err(|_| poisoned())?
+                    .insert(tenant.clone(), Some(t.clone()));
                 t
             }
         };

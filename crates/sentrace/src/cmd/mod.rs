@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod config;
 pub mod detect;
+pub mod keys;
 pub mod loadgen;
 pub mod otlp_stream;
 pub mod policy;
@@ -12,6 +13,8 @@ pub mod redact;
 pub mod response;
 pub mod serve;
 pub mod sources;
+pub mod subject;
+pub mod tenant;
 pub mod tokens;
 pub mod verify;
 pub mod verify_remote;
