@@ -97,7 +97,16 @@ const EXIT_FAILURE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Witness(_)) {
+    // Key commands may run a master key program (docs/keys.md): one that exits without
+    // reading its request must be an error naming it, not a silent death by SIGPIPE.
+    if !matches!(
+        cli.command,
+        Command::Serve(_)
+            | Command::Witness(_)
+            | Command::Keys(_)
+            | Command::Tenant(_)
+            | Command::Subject(_)
+    ) {
         // A client command whose reader went away (`| head`) ends quietly, as cat does;
         // the servers keep ignoring SIGPIPE so a dropped connection is an error, not death.
         sigpipe::reset();
