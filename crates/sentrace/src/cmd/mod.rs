@@ -3,7 +3,6 @@
 pub mod audit;
 pub mod config;
 pub mod detect;
-pub mod keys;
 pub mod loadgen;
 pub mod otlp_stream;
 pub mod policy;
@@ -19,3 +18,4 @@ pub mod tokens;
 pub mod verify;
 pub mod verify_remote;
 pub mod witness;
+pub mod keys;
