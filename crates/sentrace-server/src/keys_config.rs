@@ -115,6 +115,34 @@ pub fn resolve_master(
     })
 }
 
+/// Scheduled rotation: every tenant whose current data key reached `rotate_after` gets a
+/// new one, checked every tenth of the period (at least every minute, at most hourly), so
+/// idle tenants rotate too (a write rotates a due key at once anyway). Key files are
+/// written off the async workers. Ends when `shutdown` turns true.
+pub async fn rotate_by_age(
+    keys: std::sync::Arc<KeyRing>,
+    period: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = (period / 10).clamp(Duration::from_secs(60), Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let k = keys.clone();
+        match tokio::task::spawn_blocking(move || k.rotate_due()).await {
+            Ok(Ok(rotated)) => {
+                for (tenant, id) in rotated {
+                    tracing::info!(tenant = %tenant, key_id = id, "data key rotated by age");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "scheduled key rotation failed; will retry"),
+            Err(e) => tracing::warn!(error = %e, "scheduled key rotation task failed"),
+        }
+    }
+}
+
 /// Everything a data directory keeps wrapped under the master key, for `keys rewrap`: the
 /// tenants' data keys, the node audit log's data keys and the node's log signing key.
 pub fn rewrap_plan() -> RewrapPlan {

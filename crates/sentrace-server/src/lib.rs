@@ -318,6 +318,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             .run(secviews::EXPOSURE_PERSIST_EVERY, rx.clone()),
     );
     let audit_checkpoints = tokio::spawn(audit_log.clone().run(rx.clone()));
+    let key_rotation = cfg
+        .keys
+        .rotate_after
+        .map(|p| tokio::spawn(keys_config::rotate_by_age(keys.clone(), p, rx.clone())));
     let policy_watcher = tokio::spawn(access::watch_policies(
         cfg.access.clone(),
         policies.clone(),
@@ -409,6 +413,9 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     // Signs the audit logs' final checkpoints (every record is already durable).
     let _ = audit_checkpoints.await;
     let _ = policy_watcher.await;
+    if let Some(k) = key_rotation {
+        let _ = k.await;
+    }
     store.close().await.context("closing the store")?;
     Ok(())
 }

@@ -358,7 +358,7 @@ fn command_kek_with_openssl_and_its_failures() {
     };
     set(&good);
     let mut srv = Server::new(&format!(
-        "[keys]\nkek = {{ command = [\"{}\"], timeout = \"3s\" }}\n",
+        "[keys]\nkek = {{ command = [\"{}\"], timeout = \"3s\" }}\nrotate_after = \"30d\"\n",
         prog.display()
     ))
     .start();

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod config;
 pub mod detect;
+pub mod keys;
 pub mod loadgen;
 pub mod otlp_stream;
 pub mod policy;
@@ -18,4 +19,3 @@ pub mod tokens;
 pub mod verify;
 pub mod verify_remote;
 pub mod witness;
-pub mod keys;
