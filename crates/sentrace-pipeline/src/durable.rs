@@ -55,23 +55,20 @@ impl DurableWrites {
         Ok(())
     }
 
-    /// Prometheus text: the vault writer's appends, fsyncs and failures.
-    pub fn render_metrics(&self) -> String {
+    /// The vault writer's appends, fsyncs and failures, for `/metrics`.
+    pub fn encode_metrics(&self, e: &mut crate::metrics::export::Encoder<'_>) -> std::fmt::Result {
         use std::sync::atomic::Ordering::Relaxed;
         let s = self.vault.stats();
-        let mut out = String::from(
-            "# HELP sentrace_vault_writes_total Vault writer: values written, fsyncs (group commits share one), failures.\n# TYPE sentrace_vault_writes_total counter\n",
-        );
-        for (what, v) in [
-            ("values", &s.jobs),
-            ("fsyncs", &s.fsyncs),
-            ("failures", &s.failures),
-        ] {
-            out.push_str(&format!(
-                "sentrace_vault_writes_total{{event=\"{what}\"}} {}\n",
-                v.load(Relaxed)
-            ));
-        }
-        out
+        crate::metrics::export::counters(
+            e,
+            "sentrace_vault_writes",
+            "Vault writer: values written, fsyncs (group commits share one), failures.",
+            [
+                ("values", &s.jobs),
+                ("fsyncs", &s.fsyncs),
+                ("failures", &s.failures),
+            ]
+            .map(|(what, v)| ([("event", what)], v.load(Relaxed))),
+        )
     }
 }

@@ -14,7 +14,7 @@
 //! batch is built with. Every later capability is one [`Stage`] added in [`stages`].
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use sentrace_core::proto::trace::v1::ResourceSpans;
@@ -27,7 +27,7 @@ use sentrace_store::{KeyRing, SpanEntry, StoreError, Vault};
 
 use crate::commit::Commit;
 use crate::config::MinimizeConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, export};
 use crate::secrets::KeyRingSecrets;
 
 /// The `validate` stage: every limit of [`Limits`], failing closed.
@@ -47,8 +47,8 @@ impl Stage for ValidateStage {
     }
 }
 
-/// A stage's own metrics, rendered in Prometheus text format.
-pub type Exporter = Box<dyn Fn() -> String + Send + Sync>;
+/// A stage's own metric families, encoded at each scrape (see [`crate::metrics::export`]).
+pub type Exporter = Box<dyn prometheus_client::collector::Collector>;
 
 /// The registered stages, in order, the commit step that ends them, and their metric
 /// exporters.
@@ -82,11 +82,11 @@ pub fn stages(
     // Source signatures cover the spans as sent, so they are checked before any stage
     // changes them.
     stages.push(Arc::new(crate::sources::SourceStage::new(sources.clone())));
-    exporters.push(Box::new(move || sources.render_metrics()));
+    exporters.push(export::collector(move |e| sources.encode_metrics(e)));
     // Detection reads raw values, so it runs before minimization.
     if let Some(rt) = detect {
         stages.push(Arc::new(crate::detect::DetectStage::new(rt.clone())));
-        exporters.push(Box::new(move || rt.render_metrics()));
+        exporters.push(export::collector(move |e| rt.encode_metrics(e)));
     }
     if minimize.enabled {
         let policy = minimize.policy()?;
@@ -95,7 +95,9 @@ pub fn stages(
                 .map_err(|e| anyhow::anyhow!("building the minimization policy: {e}"))?,
         );
         let r = redactor.clone();
-        exporters.push(Box::new(move || r.metrics().to_prometheus()));
+        exporters.push(export::collector(move |e| {
+            crate::metrics::minimize::encode(e, &r.metrics())
+        }));
         let log = Arc::new(sentrace_redact::ExposureLog::new(
             minimize.exposure_max_rows_per_tenant,
             crate::config::EXPOSURE_MAX_TENANTS,
@@ -182,7 +184,10 @@ impl Pipeline {
         };
         let mark = self.durable.as_ref().map(|d| d.mark());
         for stage in &self.stages {
-            if let Err(e) = stage.process(&mut batch) {
+            let started = Instant::now();
+            let res = stage.process(&mut batch);
+            self.metrics.stage_duration(stage.name(), started.elapsed());
+            if let Err(e) = res {
                 match &e {
                     StageError::Invalid(_) | StageError::Forbidden(_) => {
                         self.metrics.ingest_invalid()
@@ -196,18 +201,26 @@ impl Pipeline {
                 return Err(e);
             }
         }
+        let started = Instant::now();
         if let (Some(d), Some(m)) = (&self.durable, mark)
-            && let Err(e) = d.wait_since(m).await
+            && let Err(e) = d
+                .wait_since(m)
+                .await
+                .inspect(|_| self.metrics.stage_duration("durable", started.elapsed()))
         {
             tracing::error!(error = %e, "a durable write of a stage failed; batch not stored");
             self.metrics.ingest_internal();
             return Err(e);
         }
+        let started = Instant::now();
         let entries = encode_entries(&batch)?;
+        self.metrics.stage_duration("encode", started.elapsed());
         let accepted = entries.len() as u64;
         let mut receipt = None;
         if !entries.is_empty() {
+            let started = Instant::now();
             let committed = self.commit.commit(&batch.context, entries).await;
+            self.metrics.stage_duration("commit", started.elapsed());
             receipt = committed.map_err(|e| match e {
                 StoreError::Busy { retry_after } => {
                     self.metrics.ingest_busy();

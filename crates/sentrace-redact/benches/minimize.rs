@@ -1,5 +1,5 @@
-//! Spans per second for a typical 20-attribute HTTP server span (the DESIGN.md hot-path
-//! reference span), clean and with a few sensitive values, on one core.
+//! Spans per second for a typical 20-attribute HTTP server span (the hot path's
+//! reference span, as the load generator sends), clean and with a few sensitive values, on one core.
 
 use std::hint::black_box;
 

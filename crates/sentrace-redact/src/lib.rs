@@ -36,6 +36,6 @@ pub use redactor::{
     Location, MAX_VALUE_DEPTH, MINIMIZED_ATTRIBUTE, MinimizeReport, POLICY_DIGEST_ATTRIBUTE,
     Redactor,
 };
-pub use scan::{LeakFinding, summary};
+pub use scan::{LeakFinding, Summary, summary};
 pub use stage::MinimizeStage;
 pub use vault::{InMemorySecrets, TenantSecrets, VaultError};

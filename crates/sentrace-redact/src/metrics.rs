@@ -1,6 +1,6 @@
-//! Counters of minimized values per kind and action, shared by every batch.
+//! Counters of minimized values per kind and action, shared by every batch. Plain atomics:
+//! the server exports them through its typed registry (this crate stays free of it).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::kind::{Action, Kind};
@@ -75,36 +75,5 @@ impl Metrics {
             allowlist_dropped: self.allowlist_dropped.load(Ordering::Relaxed),
             oversize: self.oversize.load(Ordering::Relaxed),
         }
-    }
-}
-
-impl MetricsSnapshot {
-    /// Prometheus text exposition (format 0.0.4) of the counters.
-    pub fn to_prometheus(&self) -> String {
-        let mut out = String::new();
-        out.push_str(
-            "# HELP sentrace_minimized_values_total Sensitive values minimized, by kind and action.\n\
-             # TYPE sentrace_minimized_values_total counter\n",
-        );
-        for (k, a, n) in &self.values {
-            let _ = writeln!(
-                out,
-                "sentrace_minimized_values_total{{kind=\"{k}\",action=\"{a}\"}} {n}"
-            );
-        }
-        let _ = write!(
-            out,
-            "# HELP sentrace_minimized_spans_total Spans that went through minimization.\n\
-             # TYPE sentrace_minimized_spans_total counter\n\
-             sentrace_minimized_spans_total {}\n\
-             # HELP sentrace_minimize_allowlist_dropped_total Attributes dropped by allowlist mode.\n\
-             # TYPE sentrace_minimize_allowlist_dropped_total counter\n\
-             sentrace_minimize_allowlist_dropped_total {}\n\
-             # HELP sentrace_minimize_oversize_total String values replaced for exceeding max_value_bytes.\n\
-             # TYPE sentrace_minimize_oversize_total counter\n\
-             sentrace_minimize_oversize_total {}\n",
-            self.spans, self.allowlist_dropped, self.oversize
-        );
-        out
     }
 }

@@ -50,10 +50,6 @@ pub struct LeakFinding {
 /// location, key, kind and rule.
 type PlaceKey = (usize, usize, usize, Location, String, Kind, String);
 
-/// Per-service summary rows: values and distinct span ids per (service, kind, place, key).
-type SummaryRows<'a> =
-    BTreeMap<(&'a str, Kind, Location, &'a str), (u64, std::collections::BTreeSet<&'a str>)>;
-
 /// Pseudonym keys for the scan: never used for output (the scan only masks).
 struct NoSecrets;
 
@@ -264,59 +260,94 @@ impl LeakFinding {
 /// A per-service table of what leaks where: one row per (service, kind, location, key),
 /// with the number of values and of distinct spans.
 pub fn summary(findings: &[LeakFinding]) -> String {
-    let mut rows: SummaryRows<'_> = BTreeMap::new();
+    let mut s = Summary::default();
     for f in findings {
-        let e = rows
-            .entry((&f.service, f.kind, f.location, &f.attribute_key))
+        s.add(f);
+    }
+    s.render()
+}
+
+/// The [`summary`] table built one finding at a time, in memory bounded by the number of
+/// rows, not of findings (for a scan that streams its input).
+#[derive(Debug, Default)]
+pub struct Summary {
+    rows: BTreeMap<SummaryKey, SummaryRow>,
+}
+
+/// A summary row's place: service, kind, location, attribute key.
+type SummaryKey = (String, Kind, Location, String);
+/// A summary row's counts: values, spans, and the last span counted.
+type SummaryRow = (u64, u64, String);
+
+impl Summary {
+    /// Counts one finding. A span's findings arrive together, so a span is counted once
+    /// per row by comparing with the last span counted there.
+    pub fn add(&mut self, f: &LeakFinding) {
+        let e = self
+            .rows
+            .entry((
+                f.service.clone(),
+                f.kind,
+                f.location,
+                f.attribute_key.clone(),
+            ))
             .or_default();
         e.0 += f.count;
-        e.1.insert(&f.span_id);
+        if e.2 != f.span_id || e.1 == 0 {
+            e.1 += 1;
+            e.2.clone_from(&f.span_id);
+        }
     }
-    let headers = ["SERVICE", "KIND", "LOCATION", "KEY", "VALUES", "SPANS"];
-    let body: Vec<[String; 6]> = rows
-        .iter()
-        .map(|((svc, kind, loc, key), (n, spans))| {
-            [
-                svc.to_string(),
-                kind.to_string(),
-                loc.as_str().to_string(),
-                if key.is_empty() {
-                    "-".into()
+
+    /// The table.
+    pub fn render(&self) -> String {
+        let rows = &self.rows;
+        let headers = ["SERVICE", "KIND", "LOCATION", "KEY", "VALUES", "SPANS"];
+        let body: Vec<[String; 6]> = rows
+            .iter()
+            .map(|((svc, kind, loc, key), (n, spans, _))| {
+                [
+                    svc.to_string(),
+                    kind.to_string(),
+                    loc.as_str().to_string(),
+                    if key.is_empty() {
+                        "-".into()
+                    } else {
+                        key.to_string()
+                    },
+                    n.to_string(),
+                    spans.to_string(),
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(str::len);
+        for r in &body {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, cells: [&str; 6]| {
+            for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                if i >= 4 {
+                    let _ = write!(out, "{c:>w$}");
                 } else {
-                    key.to_string()
-                },
-                n.to_string(),
-                spans.len().to_string(),
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(str::len);
-    for r in &body {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let line = |out: &mut String, cells: [&str; 6]| {
-        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-            if i > 0 {
-                out.push_str("  ");
+                    let _ = write!(out, "{c:<w$}");
+                }
             }
-            if i >= 4 {
-                let _ = write!(out, "{c:>w$}");
-            } else {
-                let _ = write!(out, "{c:<w$}");
-            }
+            out.truncate(out.trim_end().len());
+            out.push('\n');
+        };
+        line(&mut out, headers);
+        for r in &body {
+            line(&mut out, [&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
         }
-        out.truncate(out.trim_end().len());
-        out.push('\n');
-    };
-    line(&mut out, headers);
-    for r in &body {
-        line(&mut out, [&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
+        if body.is_empty() {
+            out.push_str("(no sensitive values found)\n");
+        }
+        out
     }
-    if body.is_empty() {
-        out.push_str("(no sensitive values found)\n");
-    }
-    out
 }

@@ -96,7 +96,7 @@ impl FromRequestParts<Arc<AppState>> for Reader {
         let identity = match authed {
             Ok(id) => id,
             Err(e) => {
-                st.metrics.auth_failure();
+                st.metrics.auth_failure("query");
                 let endpoint = format!("{} {}", parts.method, parts.uri.path());
                 crate::auth::failure_log::log_refused(&e, &endpoint, source.as_deref());
                 return Err(api::unauthenticated(st, &e, creds, source, &endpoint).await);

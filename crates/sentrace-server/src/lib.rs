@@ -14,6 +14,7 @@ pub mod console;
 pub mod detect;
 pub mod ingest;
 pub mod keys_config;
+pub mod request_metrics;
 pub mod seal;
 pub mod secviews;
 pub mod sources;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use sentrace_pipeline::metrics::export;
 use sentrace_store::{KeyRing, Store, Vault};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -245,24 +247,35 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         .then(|| Arc::new(witness::client::WitnessMetrics::new(&cfg.seal.witness)));
     if let Some(m) = &witness_metrics {
         let m = m.clone();
-        registry.exporters.push(Box::new(move || m.render()));
+        registry
+            .exporters
+            .push(export::collector(move |e| m.encode_metrics(e)));
     }
     {
         let stats = audit_log.stats().clone();
-        registry.exporters.push(Box::new(move || stats.render()));
+        registry
+            .exporters
+            .push(export::collector(move |e| stats.encode_metrics(e)));
     }
     if let Some(c) = &client_certs {
         let c = c.clone();
-        registry.exporters.push(Box::new(move || c.render()));
+        registry
+            .exporters
+            .push(export::collector(move |e| c.encode_metrics(e)));
     }
     let durable = Arc::new(durable::DurableWrites::new(vault.clone(), detect.clone()));
     {
         let d = durable.clone();
         registry
             .exporters
-            .push(Box::new(move || d.render_metrics()));
+            .push(export::collector(move |e| d.encode_metrics(e)));
     }
-    let metrics = Arc::new(metrics::Metrics::new(registry.exporters));
+    let mut metrics = metrics::Metrics::new(registry.exporters);
+    metrics.register_store(&store);
+    if let Some(s) = &seal {
+        metrics.register_seal(s.clone());
+    }
+    let metrics = Arc::new(metrics);
     let pipeline = pipeline::Pipeline::new(registry.stages, registry.commit, metrics.clone())
         .with_durable(Some(durable));
     let secviews = secviews::SecViews::open(secviews::SecViewsOptions {
@@ -349,6 +362,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             modes.query,
         ),
     ] {
+        let router = request_metrics::layer(router, state.metrics.clone(), name);
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {name} listener on {addr}"))?;

@@ -32,6 +32,21 @@ pub struct DataDir {
     pub data_dir: PathBuf,
 }
 
+impl DataDir {
+    /// The directory, which must already exist (for commands that read what a server
+    /// wrote: a wrong path is an error, not an empty answer).
+    pub fn existing(&self) -> anyhow::Result<&std::path::Path> {
+        if self.data_dir.is_dir() {
+            Ok(&self.data_dir)
+        } else {
+            anyhow::bail!(
+                "no data directory at {}: give the server's with --data-dir or SENTRACE_DATA_DIR",
+                self.data_dir.display()
+            )
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server: OTLP in on 4317 (gRPC) and 4318 (HTTP), query API on 16686.

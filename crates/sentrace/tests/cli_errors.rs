@@ -54,10 +54,52 @@ fn failures_have_a_status_and_one_line() {
         run(&["config", "check", missing], &[]),
         &["nope.toml", "No such file or directory"],
     );
-    assert_fails(
-        "duration without a unit",
-        run(
-            &[
+    // A file or directory that is not there, command by command.
+    let nope = dir.path().join("nope");
+    let nope = nope.to_str().unwrap();
+    for (args, needles) in [
+        (vec!["redact", "--policy", missing], vec!["nope.toml"]),
+        (vec!["scan", "--policy", missing], vec!["nope.toml"]),
+        (vec!["detect", "--rules", missing], vec!["nope.toml"]),
+        (
+            vec!["policy", "check", "--config", missing],
+            vec!["nope.toml"],
+        ),
+        (
+            vec!["query", "search", "--service", "x", "--ca", missing],
+            vec!["nope.toml"],
+        ),
+        (
+            vec!["tokens", "list", "--data-dir", nope],
+            vec!["no data directory at"],
+        ),
+        (
+            vec!["tokens", "revoke", "--data-dir", nope, "x"],
+            vec!["no data directory at"],
+        ),
+        (
+            vec!["audit", "--data-dir", nope],
+            vec!["no data directory at"],
+        ),
+        (
+            vec!["response", "list", "--data-dir", nope],
+            vec!["no data directory at"],
+        ),
+        (vec!["verify", "--data-dir", nope], vec!["master.key"]),
+    ] {
+        assert_fails(
+            &args.join(" "),
+            run(&args, &[("SENTRACE_TOKEN", "st_0000000000000000_x")]),
+            &needles,
+        );
+    }
+    // Durations without a unit, command by command (checked before anything is sent).
+    let since = ["--since", "5"];
+    let tmp = dir.path().to_str().unwrap();
+    for (args, needle) in [
+        (vec!["audit", "--data-dir", tmp, "--since", "5"], "since"),
+        (
+            vec![
                 "tokens",
                 "create",
                 "--data-dir",
@@ -69,10 +111,27 @@ fn failures_have_a_status_and_one_line() {
                 "--expires",
                 "5",
             ],
-            &[],
+            "--expires",
         ),
-        &["--expires", "unit"],
-    );
+        (
+            [&["query", "search", "--service", "x"][..], &since].concat(),
+            "--since",
+        ),
+        (
+            vec!["query", "search", "--service", "x", "--min-duration", "5"],
+            "--min-duration",
+        ),
+        (
+            vec!["query", "search", "--service", "x", "--max-duration", "5"],
+            "--max-duration",
+        ),
+    ] {
+        assert_fails(
+            &args.join(" "),
+            run(&args, &[("SENTRACE_TOKEN", "st_0000000000000000_x")]),
+            &[needle, "unit"],
+        );
+    }
 
     // The server is down.
     let port = free_port();

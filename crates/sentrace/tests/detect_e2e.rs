@@ -350,3 +350,69 @@ fn offline_detect_reads_collector_json_lines() {
         "the benign apostrophe is not an injection"
     );
 }
+
+#[test]
+fn offline_detect_streams_in_a_bounded_window() {
+    use std::io::{BufRead, Write};
+    // 40,000 one-span traces in 400 JSON lines (about 30 MB), an injection in the first and
+    // in the last; regrouped in a window of 1,000 spans.
+    const LINES: u64 = 400;
+    const PER_LINE: u64 = 100;
+    let last = LINES * PER_LINE - 1;
+    let mut child = common::spawn_piped(&["detect", "--window", "1000", "--fail-on", "high"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut w = std::io::BufWriter::new(&mut stdin);
+        let mut ids = Vec::new();
+        for line in 0..LINES {
+            let spans: Vec<_> = (0..PER_LINE)
+                .map(|i| {
+                    let n = line * PER_LINE + i;
+                    let query = if n == 0 || n == last {
+                        "id=1' OR '1'='1' --".to_string()
+                    } else {
+                        format!("q=shoes&page={n}&ref={}", "x".repeat(400))
+                    };
+                    let mut s = server_span(n + 1, "203.0.113.9", &query);
+                    s.start_time_unix_nano += n * 1_000_000;
+                    s.end_time_unix_nano += n * 1_000_000;
+                    if n == 0 || n == last {
+                        ids.push(hex(&s.trace_id));
+                    }
+                    s
+                })
+                .collect();
+            serde_json::to_writer(&mut w, &request("shop", spans)).unwrap();
+            w.write_all(b"\n").unwrap();
+        }
+        w.flush().unwrap();
+        ids
+    });
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap())
+            .collect::<Vec<_>>()
+    });
+    let (status, peak) = common::wait_sampling_rss(&mut child);
+    let attacks = writer.join().unwrap();
+    let findings = reader.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "--fail-on high with injections found"
+    );
+    let sqli: std::collections::BTreeSet<&str> = findings
+        .iter()
+        .filter(|f| f["finding_info"]["types"][0] == "sqli")
+        .filter_map(|f| f["evidences"][0]["data"]["trace_id"].as_str())
+        .collect();
+    let expected: std::collections::BTreeSet<&str> = attacks.iter().map(String::as_str).collect();
+    assert_eq!(
+        sqli, expected,
+        "injections found in exactly the two attack traces"
+    );
+    assert!(peak > 0);
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+}

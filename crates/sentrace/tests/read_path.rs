@@ -372,13 +372,89 @@ fn metrics_show_only_the_readers_tenant() {
     assert!(!text.contains("acme"), "{text}");
     // Node-wide sums (every tenant's traffic) are for the operator tenant only.
     assert!(!text.contains("sentrace_ingest_spans_total"), "{text}");
+    // A refused credential: counted, and its body never decoded.
+    let refused = request("frontend", vec![mk(T1, 7, None, "refused", vec![])]);
+    let r = srv.post_proto("not-a-token", &refused);
+    assert_eq!(r.status().as_u16(), 401);
     let operator = srv.admin_token.clone().expect("first-start admin token");
     let text = srv.get(&operator, "/metrics").text().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "sentrace_ingest_stage_duration_seconds_count{stage=\"decode\"}"
+        ),
+        4.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "sentrace_auth_failures_total{listener=\"otlp_http\"}"
+        ) >= 1.0,
+        "{text}"
+    );
     assert!(
         text.contains("sentrace_ingest_spans_total{outcome=\"accepted\"} 4"),
         "{text}"
     );
     assert!(!text.contains("tenant=\"acme\""), "{text}");
+    // The typed families: build and process, latency histograms with their buckets, the
+    // WAL's fsync histogram after the ingest, and the store's gauges.
+    assert!(text.contains("sentrace_build_info{version=\""), "{text}");
+    assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+    assert!(
+        text.contains(
+            "sentrace_ingest_stage_duration_seconds_bucket{le=\"0.0001\",stage=\"validate\"}"
+        ),
+        "{text}"
+    );
+    for stage in ["decode", "validate", "minimize", "commit"] {
+        let count = format!("sentrace_ingest_stage_duration_seconds_count{{stage=\"{stage}\"}}");
+        assert!(sample(&text, &count) >= 4.0, "{count}: {text}");
+    }
+    assert!(
+        sample(
+            &text,
+            "sentrace_request_duration_seconds_count{listener=\"otlp_http\"}"
+        ) >= 4.0,
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "sentrace_request_duration_seconds_bucket{le=\"+Inf\",listener=\"otlp_http\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "sentrace_wal_fsync_duration_seconds_count") >= 1.0,
+        "{text}"
+    );
+    assert!(sample(&text, "sentrace_wal_bytes") > 0.0, "{text}");
+    assert_eq!(sample(&text, "sentrace_spans_stored_total"), 4.0, "{text}");
+    for gauge in [
+        "sentrace_blocks",
+        "sentrace_ingest_queue_bytes",
+        "sentrace_buffered_spans",
+    ] {
+        assert!(sample(&text, gauge) >= 0.0, "{gauge}: {text}");
+    }
+    // None of them for a tenant's reader.
+    let text = srv.get(&globex, "/metrics").text().unwrap();
+    for node_wide in [
+        "sentrace_build_info",
+        "process_",
+        "sentrace_wal_",
+        "_duration_seconds",
+    ] {
+        assert!(!text.contains(node_wide), "{node_wide}: {text}");
+    }
+}
+
+/// The value of the sample whose name and labels are exactly `series` (`NaN` if absent).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 #[test]

@@ -11,6 +11,12 @@ use common::BIN;
 const LINE: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"POST /pay","kind":2,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000","attributes":[{"key":"user.email","value":{"stringValue":"jane.doe@example.com"}},{"key":"card","value":{"stringValue":"4111 1111 1111 1111"}},{"key":"db.statement","value":{"stringValue":"SELECT * FROM users WHERE name = 'O''Brien' AND id = 42"}}]}]}]}]}"#;
 
 fn run(args: &[&str], input: &str) -> (bool, String, String) {
+    let (code, out, err) = run_code(args, input);
+    (code == Some(0), out, err)
+}
+
+/// `sentrace ARGS < input`: exit code, standard output and standard error.
+fn run_code(args: &[&str], input: &str) -> (Option<i32>, String, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .env("SENTRACE_PSEUDONYM_KEY", "11".repeat(32))
@@ -27,7 +33,7 @@ fn run(args: &[&str], input: &str) -> (bool, String, String) {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -102,32 +108,13 @@ fn scan_reports_ocsf_without_values() {
     );
 }
 
-/// Peak resident memory of `pid` in KiB, sampled while it runs.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 #[test]
 fn redact_streams_in_constant_memory() {
     use std::io::{Read, Write};
     // One document of about 50 MB (the worst case: no line breaks to split on), generated
     // while it is read.
     const RESOURCES: usize = 50_000;
-    let mut child = std::process::Command::new(BIN)
-        .arg("redact")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let mut child = common::spawn_piped(&["redact"]);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         let mut sent = 0usize;
@@ -172,16 +159,9 @@ fn redact_streams_in_constant_memory() {
         }
         (total, emails)
     });
-    let mut peak = 0;
-    while child.try_wait().unwrap().is_none() {
-        if let Some(kib) = rss_kib(pid) {
-            peak = peak.max(kib);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (status, peak) = common::wait_sampling_rss(&mut child);
     let sent = writer.join().unwrap();
     let (received, emails) = reader.join().unwrap();
-    let status = child.wait().unwrap();
     assert!(status.success());
     assert!(sent > 45_000_000, "{sent}");
     assert!(received > sent / 2, "{received} of {sent}");
@@ -191,4 +171,80 @@ fn redact_streams_in_constant_memory() {
         peak < 64 * 1024,
         "peak RSS {peak} KiB for {sent} bytes of input"
     );
+}
+
+#[test]
+fn scan_fail_on_gates_on_severity() {
+    // LINE holds an email (medium) and a card number (high).
+    let status = |args: &[&str]| {
+        let (code, _, err) = run_code(args, LINE);
+        (code, err)
+    };
+    let (code, err) = status(&["scan", "--fail-on", "high"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("1 finding(s) at or above high"), "{err}");
+    assert_eq!(
+        status(&["scan", "--fail-on", "medium", "--summary"]).0,
+        Some(1)
+    );
+    assert_eq!(status(&["scan", "--fail-on", "critical"]).0, Some(0));
+    assert_eq!(status(&["scan"]).0, Some(0));
+    let (code, err) = status(&["scan", "--fail-on", "severe"]);
+    assert_eq!(code, Some(2), "a usage error: {err}");
+}
+
+/// Runs `shell` under a pseudo-terminal (`script` from util-linux) and returns what the
+/// terminal showed.
+fn on_a_terminal(shell: &str) -> String {
+    let out = Command::new("script")
+        .args(["-qec", shell, "/dev/null"])
+        .env("SENTRACE_PSEUDONYM_KEY", "11".repeat(32))
+        .stdin(Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs a command on a pseudo-terminal");
+    assert!(out.status.success(), "{shell}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    // Enough lines that the commands run for a while (a bar is drawn at least once).
+    std::fs::write(&input, format!("{LINE}\n").repeat(4_000)).unwrap();
+    let output = dir.path().join("out");
+    for (cmd, label) in [
+        ("redact", "redact ["),
+        ("scan", "scan ["),
+        ("detect", "detect ["),
+    ] {
+        // On a terminal: the bar shows bytes of the file and the spans so far, and is
+        // cleared at the end (the output itself goes to a file).
+        let screen = on_a_terminal(&format!(
+            "{BIN} {cmd} < {} > {}",
+            input.display(),
+            output.display()
+        ));
+        assert!(screen.contains(label), "{cmd}: {screen:?}");
+        assert!(screen.contains("spans"), "{cmd}: {screen:?}");
+        if cmd != "detect" {
+            assert!(std::fs::metadata(&output).unwrap().len() > 0, "{cmd}");
+        }
+
+        // Piped: standard error holds nothing extra.
+        let out = Command::new(BIN)
+            .arg(cmd)
+            .env("SENTRACE_PSEUDONYM_KEY", "11".repeat(32))
+            .stdin(std::fs::File::open(&input).unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains('['),
+            "{cmd} drew progress into a pipe: {err:?}"
+        );
+    }
 }

@@ -243,6 +243,26 @@ fn witnesses_cosign_quorum_is_verified_and_split_views_are_refused() {
             "sentrace_witness_requests_total{witness=\"w1.example\",outcome=\"cosigned\"} "
         ) >= 1
     );
+    // The witness's own /metrics comes from the typed registry too.
+    let text = client_for(&w1.ca())
+        .get(format!("{}/metrics", w1.url()))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let cosigned = text.lines().find_map(|l| {
+        l.strip_prefix("sentrace_witness_requests_total{outcome=\"cosigned\"} ")?
+            .parse::<u64>()
+            .ok()
+    });
+    assert!(cosigned.is_some_and(|n| n >= 1), "{text}");
+    assert!(text.contains("sentrace_build_info{version=\""), "{text}");
+    // Checkpoints were published: the node reports their age.
+    let text = srv.get(&admin, "/metrics").text().unwrap();
+    assert!(
+        text.contains("\nsentrace_checkpoint_age_seconds "),
+        "{text}"
+    );
     srv.stop();
 
     let (w1a, w2a) = (format!("--witness={vk1}"), format!("--witness={vk2}"));

@@ -76,8 +76,8 @@ pub trait FindingSinks: Send + Sync {
     /// Queues `f` to the named webhook (a `webhook` response action); `false` when no
     /// webhook has that name.
     fn call_webhook(&self, name: &str, f: &Finding) -> bool;
-    /// The sinks' counters, Prometheus text format.
-    fn render_metrics(&self) -> String;
+    /// The sinks' families for `/metrics` (see [`crate::metrics::export`]).
+    fn encode_metrics(&self, e: &mut crate::metrics::export::Encoder<'_>) -> std::fmt::Result;
 }
 
 /// Everything detection needs at run time; shared by the stage, the API and the exporter.
@@ -217,40 +217,42 @@ impl Runtime {
         Ok(())
     }
 
-    /// Prometheus text for the detection, sink and response counters.
-    pub fn render_metrics(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_detect_batches_total Batches inspected by the detect stage.\n# TYPE sentrace_detect_batches_total counter\nsentrace_detect_batches_total {}",
-            self.metrics.batches.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_detect_findings_total Findings by severity.\n# TYPE sentrace_detect_findings_total counter"
-        );
-        for (i, name) in SEVERITIES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "sentrace_detect_findings_total{{severity=\"{name}\"}} {}",
-                self.metrics.findings[i].load(Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_detect_findings_stored Findings held for /api/findings.\n# TYPE sentrace_detect_findings_stored gauge\nsentrace_detect_findings_stored {}",
-            self.findings.len()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_detect_findings_journal_errors_total Failed writes of the findings journal.\n# TYPE sentrace_detect_findings_journal_errors_total counter\nsentrace_detect_findings_journal_errors_total {}",
-            self.findings.write_errors()
-        );
-        out.push_str(&self.sinks.render_metrics());
+    /// The detection, sink and response families for `/metrics`.
+    pub fn encode_metrics(&self, e: &mut crate::metrics::export::Encoder<'_>) -> std::fmt::Result {
+        use crate::metrics::export;
+        export::counter(
+            e,
+            "sentrace_detect_batches",
+            "Batches inspected by the detect stage.",
+            self.metrics.batches.load(Relaxed),
+        )?;
+        export::counters(
+            e,
+            "sentrace_detect_findings",
+            "Findings by severity.",
+            SEVERITIES.iter().enumerate().map(|(i, name)| {
+                (
+                    [("severity", *name)],
+                    self.metrics.findings[i].load(Relaxed),
+                )
+            }),
+        )?;
+        export::gauge_u64(
+            e,
+            "sentrace_detect_findings_stored",
+            "Findings held for /api/findings.",
+            self.findings.len() as u64,
+        )?;
+        export::counter(
+            e,
+            "sentrace_detect_findings_journal_errors",
+            "Failed writes of the findings journal.",
+            self.findings.write_errors(),
+        )?;
+        self.sinks.encode_metrics(e)?;
         if let Some(r) = &self.response {
-            out.push_str(&r.render_metrics());
+            r.encode_metrics(e)?;
         }
-        out
+        Ok(())
     }
 }

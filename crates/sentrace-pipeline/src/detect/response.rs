@@ -734,13 +734,25 @@ impl ResponseState {
             .unwrap_or_default()
     }
 
-    /// Prometheus text.
-    pub fn render_metrics(&self) -> String {
-        let c = &self.counters;
-        let mut out = String::from(
-            "# HELP sentrace_response_events_total Response actions and their effects.\n# TYPE sentrace_response_events_total counter\n",
-        );
-        for (what, v) in [
+    /// The response families for `/metrics`.
+    pub fn encode_metrics(&self, e: &mut crate::metrics::export::Encoder<'_>) -> std::fmt::Result {
+        encode_counters(&self.counters, e)
+    }
+
+    /// The response families alone, as exposition text (tests).
+    #[cfg(test)]
+    pub(crate) fn render_metrics(&self) -> String {
+        let c = self.counters.clone();
+        crate::metrics::export::render(move |e| encode_counters(&c, e))
+    }
+}
+
+fn encode_counters(c: &Counters, e: &mut crate::metrics::export::Encoder<'_>) -> std::fmt::Result {
+    crate::metrics::export::counters(
+        e,
+        "sentrace_response_events",
+        "Response actions and their effects.",
+        [
             ("applied", &c.applied),
             ("audit_failed", &c.audit_failures),
             ("undone", &c.undone),
@@ -748,14 +760,9 @@ impl ResponseState {
             ("quarantine_evicted_spans", &c.quarantine_evicted),
             ("throttled_batches", &c.throttled_batches),
             ("kept_spans", &c.kept_spans),
-        ] {
-            out.push_str(&format!(
-                "sentrace_response_events_total{{event=\"{what}\"}} {}\n",
-                v.load(Relaxed)
-            ));
-        }
-        out
-    }
+        ]
+        .map(|(what, v)| ([("event", what)], v.load(Relaxed))),
+    )
 }
 
 #[cfg(test)]

@@ -100,6 +100,8 @@ pub struct Seal {
     publish_lock: tokio::sync::Mutex<()>,
     /// Bumped after every publication, for the witness clients.
     publications: tokio::sync::watch::Sender<u64>,
+    /// When this process last published a signed checkpoint (Unix seconds; 0: not yet).
+    last_published: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Seal {
@@ -176,6 +178,7 @@ impl Seal {
             logs: RwLock::new(HashMap::new()),
             publish_lock: tokio::sync::Mutex::new(()),
             publications: tokio::sync::watch::Sender::new(0),
+            last_published: std::sync::atomic::AtomicU64::new(0),
         });
         for tenant in list_logs(seal.objects.as_ref()).await? {
             let log = seal.reopen(&tenant).await?;
@@ -383,6 +386,8 @@ impl Seal {
                 g.published = g.published.max(p.size);
             }
             tracing::info!(tenant = %tenant, size = p.size, "checkpoint published");
+            self.last_published
+                .fetch_max(now_secs(), std::sync::atomic::Ordering::Relaxed);
             self.publications.send_modify(|n| *n = n.wrapping_add(1));
             // The full tiles just written and the checkpoint covering them are durable:
             // the partial tiles at their places are garbage now.
@@ -502,6 +507,18 @@ impl Seal {
             .latest_checkpoint(tenant)
             .ok_or_else(|| anyhow::anyhow!("no checkpoint of tenant {tenant}'s log"))?;
         Ok((index, checkpoint))
+    }
+
+    /// When this process last published a signed checkpoint of any log (Unix seconds), if
+    /// it has.
+    pub fn last_published_unix(&self) -> Option<u64> {
+        match self
+            .last_published
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => None,
+            t => Some(t),
+        }
     }
 
     /// The latest published checkpoint of a tenant's log.

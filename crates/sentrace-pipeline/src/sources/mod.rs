@@ -469,47 +469,40 @@ impl Sources {
         Ok(())
     }
 
-    /// Prometheus text for `/metrics`.
-    pub fn render_metrics(&self) -> String {
-        use std::fmt::Write;
+    /// The signed-source families for `/metrics`.
+    pub fn encode_metrics(&self, e: &mut crate::metrics::export::Encoder<'_>) -> std::fmt::Result {
+        use crate::metrics::export;
         let c = &self.counters;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_source_batches_total Batches by source-signature outcome.\n# TYPE sentrace_source_batches_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "sentrace_source_batches_total{{outcome=\"verified\"}} {}",
-            c.verified.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "sentrace_source_batches_total{{outcome=\"unsigned\"}} {}",
-            c.unsigned.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_source_batches_refused_total Signed or required-signature batches refused, by reason.\n# TYPE sentrace_source_batches_refused_total counter"
-        );
-        for (i, r) in REASONS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "sentrace_source_batches_refused_total{{reason=\"{r}\"}} {}",
-                c.refused[i].load(Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_source_sequence_gaps_total Sequence gaps seen in signed sources.\n# TYPE sentrace_source_sequence_gaps_total counter\nsentrace_source_sequence_gaps_total {}",
-            c.gaps.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_source_missing_sequences_total Sequence numbers skipped by signed sources.\n# TYPE sentrace_source_missing_sequences_total counter\nsentrace_source_missing_sequences_total {}",
-            c.missing.load(Relaxed)
-        );
-        out
+        export::counters(
+            e,
+            "sentrace_source_batches",
+            "Batches by source-signature outcome.",
+            [
+                ([("outcome", "verified")], c.verified.load(Relaxed)),
+                ([("outcome", "unsigned")], c.unsigned.load(Relaxed)),
+            ],
+        )?;
+        export::counters(
+            e,
+            "sentrace_source_batches_refused",
+            "Signed or required-signature batches refused, by reason.",
+            REASONS
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ([("reason", *r)], c.refused[i].load(Relaxed))),
+        )?;
+        export::counter(
+            e,
+            "sentrace_source_sequence_gaps",
+            "Sequence gaps seen in signed sources.",
+            c.gaps.load(Relaxed),
+        )?;
+        export::counter(
+            e,
+            "sentrace_source_missing_sequences",
+            "Sequence numbers skipped by signed sources.",
+            c.missing.load(Relaxed),
+        )
     }
 }
 

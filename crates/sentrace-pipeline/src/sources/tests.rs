@@ -81,7 +81,8 @@ fn verifies_refuses_replays_and_records_gaps() {
     assert_eq!(v.sources[0].last_sequence, Some(5));
     assert_eq!(v.sources[0].gaps, vec![[2, 4]]);
     assert_eq!(v.sources[0].missing_total, 3);
-    let m = f.sources.render_metrics();
+    let sources = f.sources.clone();
+    let m = crate::metrics::export::render(move |e| sources.encode_metrics(e));
     assert!(m.contains("sentrace_source_sequence_gaps_total 1"), "{m}");
     assert!(
         m.contains("sentrace_source_missing_sequences_total 3"),

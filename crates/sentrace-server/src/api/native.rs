@@ -33,10 +33,16 @@ pub async fn trace(
     }
 }
 
-/// `GET /metrics`: Prometheus text format. Node-wide series are shown only to principals
+/// `GET /metrics`: OpenMetrics text. Node-wide series are shown only to principals
 /// of the operator tenant (`[access] operator_tenant`); every other reader sees its own
 /// tenant's series alone.
-pub async fn metrics(State(st): State<Arc<AppState>>, Reader(caller): Reader) -> Response {
+pub async fn metrics(
+    State(st): State<Arc<AppState>>,
+    Reader(caller): Reader,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let content_type = sentrace_pipeline::metrics::content_type(accept);
     let gate = match st
         .query
         .authorize(
@@ -67,7 +73,7 @@ pub async fn metrics(State(st): State<Arc<AppState>>, Reader(caller): Reader) ->
         )
         .await
     {
-        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Ok(text) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
         Err(e) => query_error(e),
     }
 }

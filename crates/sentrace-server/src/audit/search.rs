@@ -103,7 +103,8 @@ pub fn parse_time(text: &str, now_nanos: u64) -> Result<u64, String> {
     if text.contains('T') || text.contains('-') {
         return parse_rfc3339(text);
     }
-    let d = sentrace_store::duration::parse(text)?;
+    // A duration needs its unit here (a bare "5" is refused, not taken as seconds).
+    let d = sentrace_access::parse_duration(text)?;
     let back = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     Ok(now_nanos.saturating_sub(back))
 }
@@ -260,6 +261,7 @@ mod tests {
             100_000_000_000
         );
         assert!(parse_time("yesterday", 0).is_err());
+        assert!(parse_time("5", 0).is_err(), "a duration needs its unit");
         assert!(parse_time("2026-13-06T02:00:00Z", 0).is_err());
         let q = AuditQuery {
             limit: Some(0),

@@ -420,11 +420,9 @@ async fn pinned_logs_catch_a_vanished_log_and_the_api_renders() {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 1
     );
-    assert!(
-        log.stats()
-            .render()
-            .contains("sentrace_audit_records_total")
-    );
+    let stats = log.stats().clone();
+    let text = sentrace_pipeline::metrics::export::render(move |e| stats.encode_metrics(e));
+    assert!(text.contains("\nsentrace_audit_records_total "), "{text}");
 }
 
 /// Not a test: prints throughput and records per group commit

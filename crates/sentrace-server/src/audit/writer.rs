@@ -61,37 +61,36 @@ pub struct AuditStats {
 }
 
 impl AuditStats {
-    /// Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
+    /// The audit writer's families for `/metrics`.
+    pub fn encode_metrics(
+        &self,
+        e: &mut sentrace_pipeline::metrics::export::Encoder<'_>,
+    ) -> std::fmt::Result {
         for (name, help, v) in [
             (
-                "sentrace_audit_records_total",
+                "sentrace_audit_records",
                 "Audit records made durable.",
                 &self.records,
             ),
             (
-                "sentrace_audit_commits_total",
+                "sentrace_audit_commits",
                 "Audit group commits (one fdatasync per log each).",
                 &self.commits,
             ),
             (
-                "sentrace_audit_failures_total",
+                "sentrace_audit_failures",
                 "Audit records that could not be written (their requests failed with 503).",
                 &self.failures,
             ),
             (
-                "sentrace_audit_checkpoints_total",
+                "sentrace_audit_checkpoints",
                 "Audit log checkpoints signed and written.",
                 &self.checkpoints,
             ),
         ] {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-                v.load(Relaxed)
-            ));
+            sentrace_pipeline::metrics::export::counter(e, name, help, v.load(Relaxed))?;
         }
-        out
+        Ok(())
     }
 }
 

@@ -197,7 +197,7 @@ async fn login(State(st): State<Arc<AppState>>, req: axum::extract::Request) -> 
     let identity = match st.auth.authenticate(creds).await {
         Ok(id) => id,
         Err(e) => {
-            st.metrics.auth_failure();
+            st.metrics.auth_failure("console");
             st.query
                 .audit_unauthenticated(
                     &crate::api::credential_hint(&creds),
@@ -372,7 +372,7 @@ async fn oidc_callback(State(st): State<Arc<AppState>>, req: axum::extract::Requ
     let identity = match st.auth.authenticate(creds).await {
         Ok(id) => id,
         Err(e) => {
-            st.metrics.auth_failure();
+            st.metrics.auth_failure("console");
             tracing::info!(reason = %e, "console OIDC login: the access token does not authenticate");
             return login_failed_with(
                 &st,

@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hmac::{Hmac, Mac};
 use sentrace_detect::{Finding, Severity};
+use sentrace_pipeline::metrics::export::{self, Escaped};
 use sha2::Sha256;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -455,31 +456,31 @@ impl Sinks {
             .map(|w| w.counters.clone())
     }
 
-    /// Prometheus text.
-    pub fn render_metrics(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_detect_sink_findings_total Findings per sink by outcome (dropped: queue full; failed: every attempt failed).\n# TYPE sentrace_detect_sink_findings_total counter"
-        );
-        for w in &self.workers {
-            for (outcome, v) in [
-                ("sent", &w.counters.sent),
-                ("dropped", &w.counters.dropped),
-                ("failed", &w.counters.failed),
-                ("retried", &w.counters.retries),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "sentrace_detect_sink_findings_total{{sink=\"{}\",kind=\"{}\",outcome=\"{outcome}\"}} {}",
-                    w.name.escape_default(),
-                    w.kind,
-                    v.load(Relaxed)
-                );
-            }
-        }
-        out
+    /// The sinks' families for `/metrics`.
+    pub fn encode_metrics(&self, e: &mut export::Encoder<'_>) -> std::fmt::Result {
+        export::counters(
+            e,
+            "sentrace_detect_sink_findings",
+            "Findings per sink by outcome (dropped: queue full; failed: every attempt failed).",
+            self.workers.iter().flat_map(|w| {
+                [
+                    ("sent", &w.counters.sent),
+                    ("dropped", &w.counters.dropped),
+                    ("failed", &w.counters.failed),
+                    ("retried", &w.counters.retries),
+                ]
+                .map(|(outcome, v)| {
+                    (
+                        [
+                            ("sink", Escaped(&w.name)),
+                            ("kind", Escaped(w.kind)),
+                            ("outcome", Escaped(outcome)),
+                        ],
+                        v.load(Relaxed),
+                    )
+                })
+            }),
+        )
     }
 }
 
@@ -492,8 +493,8 @@ impl sentrace_pipeline::detect::FindingSinks for Sinks {
         Sinks::call_webhook(self, name, f)
     }
 
-    fn render_metrics(&self) -> String {
-        Sinks::render_metrics(self)
+    fn encode_metrics(&self, e: &mut export::Encoder<'_>) -> std::fmt::Result {
+        Sinks::encode_metrics(self, e)
     }
 }
 

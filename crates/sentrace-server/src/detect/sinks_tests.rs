@@ -346,7 +346,9 @@ async fn a_stuck_sink_never_blocks_and_counts_drops() {
     let c = sinks.counters("stuck").unwrap();
     let dropped = c.dropped.load(Relaxed);
     assert!((195..=196).contains(&dropped), "dropped {dropped}");
-    assert!(sinks.render_metrics().contains(&format!(
+    let sinks = Arc::new(sinks);
+    let text = sentrace_pipeline::metrics::export::render(move |e| sinks.encode_metrics(e));
+    assert!(text.contains(&format!(
         "sentrace_detect_sink_findings_total{{sink=\"stuck\",kind=\"webhook\",outcome=\"dropped\"}} {dropped}"
-    )));
+    )), "{text}");
 }

@@ -71,7 +71,7 @@ pub async fn receive(
     let identity = match authorize(st, creds).await {
         Ok(id) => id,
         Err(e) => {
-            st.metrics.auth_failure();
+            st.metrics.auth_failure(protocol.listener());
             let source = creds.remote().map(|a| a.ip().to_string());
             crate::auth::failure_log::log_refused(&e, endpoint, source.as_deref());
             st.query
@@ -96,8 +96,13 @@ pub async fn receive(
             return Err(Refusal::Source(e));
         }
     };
-    let request = read_request(st.limits.max_request_bytes, framing, body)
-        .await
+    // Timed whether it succeeds or not: the count is every body read and decoded (none for
+    // a refused credential).
+    let decode_started = std::time::Instant::now();
+    let request = read_request(st.limits.max_request_bytes, framing, body).await;
+    st.metrics
+        .stage_duration("decode", decode_started.elapsed());
+    let request = request
         .inspect_err(|_| st.metrics.ingest_invalid())
         .map_err(Refusal::Decode)?;
     st.pipeline

@@ -66,35 +66,37 @@ impl WitnessMetrics {
         self.witnesses.get(i).map(|(_, c)| c)
     }
 
-    /// Prometheus text exposition.
-    pub fn render(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_witness_requests_total add-checkpoint requests sent to each witness, by outcome (submitted counts every request).\n# TYPE sentrace_witness_requests_total counter"
-        );
-        for (name, c) in &self.witnesses {
-            let name = name.replace('\\', "\\\\").replace('"', "\\\"");
-            for (outcome, v) in [
-                ("submitted", &c.submitted),
-                ("cosigned", &c.cosigned),
-                ("conflict", &c.conflicts),
-                ("failed", &c.failed),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "sentrace_witness_requests_total{{witness=\"{name}\",outcome=\"{outcome}\"}} {}",
-                    v.load(Relaxed)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP sentrace_witness_quorum_reached_total Checkpoints that gathered the configured quorum of cosignatures.\n# TYPE sentrace_witness_quorum_reached_total counter\nsentrace_witness_quorum_reached_total {}",
-            self.quorum_reached.load(Relaxed)
-        );
-        out
+    /// The witness clients' families for `/metrics`.
+    pub fn encode_metrics(
+        &self,
+        e: &mut sentrace_pipeline::metrics::export::Encoder<'_>,
+    ) -> std::fmt::Result {
+        use sentrace_pipeline::metrics::export::{self, Escaped};
+        export::counters(
+            e,
+            "sentrace_witness_requests",
+            "add-checkpoint requests sent to each witness, by outcome (submitted counts every request).",
+            self.witnesses.iter().flat_map(|(name, c)| {
+                [
+                    ("submitted", &c.submitted),
+                    ("cosigned", &c.cosigned),
+                    ("conflict", &c.conflicts),
+                    ("failed", &c.failed),
+                ]
+                .map(|(outcome, v)| {
+                    (
+                        [("witness", Escaped(name)), ("outcome", Escaped(outcome))],
+                        v.load(Relaxed),
+                    )
+                })
+            }),
+        )?;
+        export::counter(
+            e,
+            "sentrace_witness_quorum_reached",
+            "Checkpoints that gathered the configured quorum of cosignatures.",
+            self.quorum_reached.load(Relaxed),
+        )
     }
 }
 

@@ -110,18 +110,26 @@ async fn add_checkpoint(State(svc): State<Arc<WitnessService>>, body: Bytes) -> 
     (status, [(header::CONTENT_TYPE, ct)], text).into_response()
 }
 
-async fn metrics(State(svc): State<Arc<WitnessService>>) -> Response {
-    let text = format!(
-        "# HELP sentrace_witness_requests_total add-checkpoint requests by outcome.\n# TYPE sentrace_witness_requests_total counter\nsentrace_witness_requests_total{{outcome=\"cosigned\"}} {}\nsentrace_witness_requests_total{{outcome=\"refused\"}} {}\n",
-        svc.cosigned.load(Relaxed),
-        svc.refused.load(Relaxed)
-    );
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+async fn metrics(
+    State(svc): State<Arc<WitnessService>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let content_type = sentrace_pipeline::metrics::content_type(accept);
+    let text = sentrace_pipeline::metrics::export::render(move |e| {
+        use sentrace_pipeline::metrics::export;
+        export::counters(
+            e,
+            "sentrace_witness_requests",
+            "add-checkpoint requests by outcome.",
+            [
+                ([("outcome", "cosigned")], svc.cosigned.load(Relaxed)),
+                ([("outcome", "refused")], svc.refused.load(Relaxed)),
+            ],
+        )?;
+        sentrace_pipeline::metrics::process::encode(e)
+    });
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 /// How `sentrace witness` was asked to run.

@@ -156,7 +156,13 @@ impl Store {
                 continue;
             }
             let p = segment_path(&inner.wal_dir, id);
+            let len = std::fs::metadata(&p).map_or(0, |m| m.len());
             std::fs::remove_file(&p).map_err(|e| StoreError::io(&p, e))?;
+            let _ = inner.stats.disk_bytes.fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |b| Some(b.saturating_sub(len)),
+            );
             report.segments_deleted += 1;
         }
         crate::fsutil::sync_dir(&inner.wal_dir)?;

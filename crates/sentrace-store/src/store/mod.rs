@@ -164,11 +164,13 @@ impl Store {
         create_private_dir(&wal_dir)?;
         create_private_dir(&catalog_dir)?;
 
-        let (recovered, mut report, next_segment) = {
+        let ((recovered, mut report, next_segment), wal_bytes) = {
             let (dir, keys, q) = (wal_dir.clone(), keys.clone(), cfg.quarantine_corrupt_wal);
-            tokio::task::spawn_blocking(move || replay(&dir, &keys, q))
-                .await
-                .map_err(|e| StoreError::Task(e.to_string()))??
+            tokio::task::spawn_blocking(move || {
+                replay(&dir, &keys, q).map(|r| (r, crate::wal::segments_bytes(&dir)))
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??
         };
         let mut state = State::default();
         for (tenant, spans) in recovered {
@@ -208,6 +210,7 @@ impl Store {
         let state = Arc::new(RwLock::new(state));
         let flush_notify = Arc::new(Notify::new());
         let stats = Arc::new(WalStats::default());
+        stats.disk_bytes.store(wal_bytes, Ordering::Relaxed);
         let writer = Writer::new(
             wal_dir.clone(),
             next_segment,
@@ -382,6 +385,21 @@ impl Store {
     /// WAL writer counters (group commits, records, bytes) since open.
     pub fn wal_counters(&self) -> WalCounters {
         self.inner.stats.counters()
+    }
+
+    /// Seconds each WAL group commit's `fdatasync` took (a shared handle: observations
+    /// made later show in it).
+    pub fn wal_fsync_seconds(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.inner.stats.fsync_seconds.clone()
+    }
+
+    /// Blocks in the store, over every tenant.
+    pub fn block_count(&self) -> usize {
+        self.inner
+            .state
+            .read()
+            .map(|s| s.blocks.values().map(Vec::len).sum())
+            .unwrap_or(0)
     }
 
     /// Bytes currently queued for the WAL writer.

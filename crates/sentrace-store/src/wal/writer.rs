@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use sentrace_core::TenantId;
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot};
 
@@ -52,13 +53,36 @@ pub(crate) enum WalMsg {
     Close(oneshot::Sender<Result<(), StoreError>>),
 }
 
-/// Figures the writer publishes for back-pressure hints.
-#[derive(Default)]
+/// Figures the writer publishes for back-pressure hints and for `/metrics`.
 pub(crate) struct WalStats {
     pub last_commit_micros: AtomicU64,
     pub commits: AtomicU64,
     pub records: AtomicU64,
     pub bytes: AtomicU64,
+    /// Spans made durable by commits.
+    pub spans: AtomicU64,
+    /// Bytes of the WAL segments on disk (replayed ones included, deleted ones not).
+    pub disk_bytes: AtomicU64,
+    /// Seconds each group commit's `fdatasync` took.
+    pub fsync_seconds: Histogram,
+}
+
+/// Buckets of [`WalStats::fsync_seconds`]: 50 µs to about 3.3 s, doubling.
+pub const FSYNC_BUCKETS: (f64, f64, u16) = (0.000_05, 2.0, 17);
+
+impl Default for WalStats {
+    fn default() -> Self {
+        let (start, factor, n) = FSYNC_BUCKETS;
+        Self {
+            last_commit_micros: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            spans: AtomicU64::new(0),
+            disk_bytes: AtomicU64::new(0),
+            fsync_seconds: Histogram::new(exponential_buckets(start, factor, n)),
+        }
+    }
 }
 
 /// Counters of the WAL writer since open.
@@ -70,6 +94,10 @@ pub struct WalCounters {
     pub records: u64,
     /// Bytes written to segments by commits.
     pub bytes: u64,
+    /// Spans made durable by commits.
+    pub spans: u64,
+    /// Bytes of the WAL segments now on disk.
+    pub disk_bytes: u64,
 }
 
 impl WalStats {
@@ -78,6 +106,8 @@ impl WalStats {
             commits: self.commits.load(Ordering::Relaxed),
             records: self.records.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
+            spans: self.spans.load(Ordering::Relaxed),
+            disk_bytes: self.disk_bytes.load(Ordering::Relaxed),
         }
     }
 }
@@ -131,6 +161,7 @@ impl Writer {
         stats: Arc<WalStats>,
     ) -> Result<Self, StoreError> {
         let file = open_segment(&dir, first_segment)?;
+        stats.disk_bytes.fetch_add(HEADER_LEN, Ordering::Relaxed);
         Ok(Self {
             dir,
             keys,
@@ -248,10 +279,14 @@ impl Writer {
             return;
         }
         let started = Instant::now();
-        let res = self
-            .file
-            .write_all(&self.buf)
-            .and_then(|()| self.file.sync_data());
+        let res = self.file.write_all(&self.buf).and_then(|()| {
+            let synced = Instant::now();
+            let r = self.file.sync_data();
+            self.stats
+                .fsync_seconds
+                .observe(synced.elapsed().as_secs_f64());
+            r
+        });
         let pending = std::mem::take(&mut self.pending);
         if let Err(e) = res {
             let msg = e.to_string();
@@ -274,6 +309,11 @@ impl Writer {
         self.stats
             .bytes
             .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        self.stats
+            .disk_bytes
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        let spans: usize = pending.iter().map(|(_, r)| r.spans).sum();
+        self.stats.spans.fetch_add(spans as u64, Ordering::Relaxed);
         self.buf.clear();
         let mut replies = Vec::with_capacity(pending.len());
         let buffered = match self.state.write() {
@@ -324,6 +364,9 @@ impl Writer {
             .sync_all()
             .map_err(|e| StoreError::io(self.path(), e))?;
         let file = open_segment(&self.dir, next)?;
+        self.stats
+            .disk_bytes
+            .fetch_add(HEADER_LEN, Ordering::Relaxed);
         self.file = file;
         self.seg_id = next;
         self.len = HEADER_LEN;

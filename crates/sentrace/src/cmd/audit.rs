@@ -60,6 +60,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     .to_filter(now_nanos())
     .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    a.data.existing()?;
     if !a.data.data_dir.join(AUDIT_DIR).is_dir() {
         eprintln!(
             "sentrace: {} has no audit logs (no server has run on it yet)",

@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
+use super::progress::Progress;
 use crate::DataDir;
 
 /// Arguments of `loadgen`.
@@ -43,7 +44,7 @@ pub struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Attributes per span (20 makes the "typical span" of DESIGN.md, about 700 bytes).
+    /// Attributes per span (20 make a typical HTTP server span, about 700 bytes).
     #[arg(long, default_value_t = 20)]
     attributes: usize,
     /// Print one JSON line instead of text.
@@ -298,16 +299,22 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let busy = Arc::new(AtomicU64::new(0));
     let next = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(Progress::items(
+        "loadgen",
+        Some(a.requests.saturating_mul(a.spans_per_request as u64)),
+        "spans",
+    ));
     let started = Instant::now();
     rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..a.concurrency {
-            let (client, sent, busy, next, bytes) = (
+            let (client, sent, busy, next, bytes, progress) = (
                 client.clone(),
                 sent.clone(),
                 busy.clone(),
                 next.clone(),
                 bytes.clone(),
+                progress.clone(),
             );
             let (endpoint, token) = (traces_url(&a.endpoint), a.token.clone());
             let signing = signing.clone();
@@ -348,6 +355,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                         }
                     }
                     sent.fetch_add(per as u64, Ordering::Relaxed);
+                    progress.inc(per as u64);
                 }
             }));
         }
@@ -356,6 +364,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         Ok::<(), anyhow::Error>(())
     })?;
+    progress.finish();
     let secs = started.elapsed().as_secs_f64();
     let spans = sent.load(Ordering::Relaxed);
     let rate = spans as f64 / secs;

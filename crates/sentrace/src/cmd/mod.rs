@@ -3,10 +3,12 @@
 pub mod audit;
 pub mod config;
 pub mod detect;
+pub(crate) mod fail_on;
 pub mod keys;
 pub mod loadgen;
 pub mod otlp_stream;
 pub mod policy;
+pub(crate) mod progress;
 pub mod proof;
 pub mod query;
 pub mod redact;

@@ -3,11 +3,18 @@
 //! Collector's file exporter writes them), without holding more than one element in
 //! memory, so `redact` and `scan` run in constant memory whatever the input size.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{BufRead, Read};
 
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::progress::{self, Progress};
+
+/// Largest `resourceSpans` element read (its JSON text): one element is held in memory
+/// at a time, so this bounds the memory a command needs whatever the input.
+pub const MAX_ELEMENT_BYTES: u64 = 64 << 20;
 
 /// What a stream of requests is handed to.
 pub trait Sink {
@@ -19,9 +26,63 @@ pub trait Sink {
     fn end(&mut self, doc: usize) -> anyhow::Result<()>;
 }
 
+/// Feeds standard input to `sink` as [`stream`] does, with a progress line on a terminal
+/// (bytes read, of how many when the input is a file, and spans so far).
+pub fn stream_stdin(what: &str, sink: &mut dyn Sink) -> anyhow::Result<usize> {
+    let progress = Progress::bytes(what, progress::stdin_len());
+    let input = progress::Counting::new(std::io::stdin().lock(), &progress);
+    if !progress.is_drawn() {
+        return stream(input, sink);
+    }
+    let mut counted = Counted {
+        inner: sink,
+        progress: &progress,
+        spans: 0,
+    };
+    let docs = stream(input, &mut counted);
+    progress.finish();
+    docs
+}
+
+/// A sink that counts the spans passing through it into the progress line.
+struct Counted<'a> {
+    inner: &'a mut dyn Sink,
+    progress: &'a Progress,
+    spans: u64,
+}
+
+impl Sink for Counted<'_> {
+    fn start(&mut self, doc: usize) -> anyhow::Result<()> {
+        self.inner.start(doc)
+    }
+
+    fn item(&mut self, rs: ResourceSpans) -> anyhow::Result<()> {
+        self.spans += rs
+            .scope_spans
+            .iter()
+            .map(|s| s.spans.len() as u64)
+            .sum::<u64>();
+        self.progress.message(format!("{} spans", self.spans));
+        self.inner.item(rs)
+    }
+
+    fn end(&mut self, doc: usize) -> anyhow::Result<()> {
+        self.inner.end(doc)
+    }
+}
+
 /// Feeds every document of `input` to `sink`, element by element. Returns how many
 /// documents there were.
 pub fn stream(input: impl Read, sink: &mut dyn Sink) -> anyhow::Result<usize> {
+    stream_bounded(input, sink, MAX_ELEMENT_BYTES)
+}
+
+/// [`stream`] with elements of at most `max_element` bytes.
+fn stream_bounded(
+    input: impl Read,
+    sink: &mut dyn Sink,
+    max_element: u64,
+) -> anyhow::Result<usize> {
     let mut input = std::io::BufReader::with_capacity(1 << 16, input);
     let mut doc = 0;
     loop {
@@ -40,10 +101,16 @@ pub fn stream(input: impl Read, sink: &mut dyn Sink) -> anyhow::Result<usize> {
         }
         sink.start(doc)?;
         let mut failed: Option<anyhow::Error> = None;
-        let mut de = serde_json::Deserializer::from_reader(&mut input);
+        let read = Cell::new(0);
+        let mut de = serde_json::Deserializer::from_reader(Bounded {
+            inner: &mut input,
+            read: &read,
+            max: max_element,
+        });
         let parsed = Document {
             sink: &mut *sink,
             failed: &mut failed,
+            read: &read,
         }
         .deserialize(&mut de);
         if let Some(e) = failed {
@@ -60,10 +127,36 @@ pub fn stream(input: impl Read, sink: &mut dyn Sink) -> anyhow::Result<usize> {
     }
 }
 
+/// A reader that fails once more than `max` bytes were read since `read` was last reset
+/// (at each element's start).
+struct Bounded<'a, R> {
+    inner: R,
+    read: &'a Cell<u64>,
+    max: u64,
+}
+
+impl<R: Read> Read for Bounded<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        if self.read.get() > self.max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "an element is larger than {} bytes; split the request into smaller ones",
+                    self.max
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// One request document; the sink's own error is kept aside so it is reported as is.
 struct Document<'a> {
     sink: &'a mut dyn Sink,
     failed: &'a mut Option<anyhow::Error>,
+    read: &'a Cell<u64>,
 }
 
 impl<'de> DeserializeSeed<'de> for Document<'_> {
@@ -87,6 +180,7 @@ impl<'de> Visitor<'de> for Document<'_> {
                 map.next_value_seed(Elements {
                     sink: &mut *self.sink,
                     failed: &mut *self.failed,
+                    read: self.read,
                 })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -99,6 +193,7 @@ impl<'de> Visitor<'de> for Document<'_> {
 struct Elements<'a> {
     sink: &'a mut dyn Sink,
     failed: &'a mut Option<anyhow::Error>,
+    read: &'a Cell<u64>,
 }
 
 impl<'de> DeserializeSeed<'de> for Elements<'_> {
@@ -118,6 +213,7 @@ impl<'de> Visitor<'de> for Elements<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0usize;
+        self.read.set(0);
         while let Some(rs) = seq
             .next_element::<ResourceSpans>()
             .map_err(|e| de::Error::custom(format_args!("resourceSpans[{i}]: {e}")))?
@@ -126,6 +222,7 @@ impl<'de> Visitor<'de> for Elements<'_> {
                 *self.failed = Some(e);
                 return Err(de::Error::custom("stopped"));
             }
+            self.read.set(0);
             i += 1;
         }
         Ok(())
@@ -169,6 +266,30 @@ mod tests {
             ]
         );
         assert_eq!(stream(&b"  \n"[..], &mut Collect::default()).unwrap(), 0);
+    }
+
+    #[test]
+    fn elements_are_bounded_not_documents() {
+        // Many small elements pass whatever the document's size ...
+        let many = format!(
+            "{{\"resourceSpans\":[{}]}}",
+            vec![r#"{"scopeSpans":[]}"#; 1000].join(",")
+        );
+        let mut c = Collect::default();
+        assert_eq!(stream_bounded(many.as_bytes(), &mut c, 64).unwrap(), 1);
+        assert_eq!(c.0.len(), 1002);
+        // ... one large element does not.
+        let big = format!(
+            "{{\"resourceSpans\":[{{\"schemaUrl\":\"{}\"}}]}}",
+            "x".repeat(100)
+        );
+        let e = stream_bounded(big.as_bytes(), &mut Collect::default(), 64)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("resourceSpans[0]") && e.contains("larger than 64 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

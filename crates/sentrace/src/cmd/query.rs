@@ -272,11 +272,18 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                 if !tag_map.is_empty() {
                     q.push(("tags".into(), Value::Object(tag_map).to_string()));
                 }
-                if let Some(d) = min_duration {
-                    q.push(("minDuration".into(), d));
-                }
-                if let Some(d) = max_duration {
-                    q.push(("maxDuration".into(), d));
+                for (flag, param, d) in [
+                    ("--min-duration", "minDuration", min_duration),
+                    ("--max-duration", "maxDuration", max_duration),
+                ] {
+                    if let Some(d) = d {
+                        if sentrace_query::search::parse_go_duration(&d).is_none() {
+                            anyhow::bail!(
+                                "{flag}: {d:?} is not a duration with a unit, like 100ms, 1.5s or 2m"
+                            );
+                        }
+                        q.push((param.into(), d));
+                    }
                 }
                 let v = get(&conn, "/api/traces", &q).await?;
                 if conn.json {

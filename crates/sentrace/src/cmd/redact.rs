@@ -2,20 +2,17 @@
 //! from stdin (one `ExportTraceServiceRequest`, or JSON lines as the OpenTelemetry
 //! Collector's file exporter writes them). Both stream: one resource in memory at a time.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use anyhow::Context;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use sentrace_core::TenantId;
-use sentrace_redact::{InMemorySecrets, Policy, Redactor, summary};
+use sentrace_redact::{InMemorySecrets, Policy, Redactor, Summary};
 
+use super::fail_on::{Severity, Threshold};
 use super::otlp_stream;
-
-/// Largest input accepted on stdin.
-const MAX_INPUT_BYTES: u64 = 1 << 30;
 
 /// Arguments of `redact`.
 #[derive(clap::Args, Debug)]
@@ -41,6 +38,9 @@ pub struct ScanArgs {
     /// Print a per-service table of what leaks where instead of OCSF findings.
     #[arg(long)]
     summary: bool,
+    /// Exit with status 1 when a finding is at or above this severity.
+    #[arg(long, value_enum)]
+    fail_on: Option<Severity>,
 }
 
 fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
@@ -52,31 +52,6 @@ fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
         }
         None => Ok(Policy::default()),
     }
-}
-
-/// Reads stdin as a stream of OTLP/JSON requests (one object, or one per line).
-pub fn read_requests() -> anyhow::Result<Vec<ExportTraceServiceRequest>> {
-    let mut input = Vec::new();
-    std::io::stdin()
-        .take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut input)
-        .context("reading stdin")?;
-    if input.len() as u64 > MAX_INPUT_BYTES {
-        bail!("input larger than {MAX_INPUT_BYTES} bytes");
-    }
-    let mut out = Vec::new();
-    let stream =
-        serde_json::Deserializer::from_slice(&input).into_iter::<ExportTraceServiceRequest>();
-    for (i, r) in stream.enumerate() {
-        let r = r.map_err(|e| {
-            anyhow::anyhow!(
-                "input document {} is not an OTLP/JSON ExportTraceServiceRequest: {e}",
-                i + 1
-            )
-        })?;
-        out.push(r);
-    }
-    Ok(out)
 }
 
 fn secrets(key: Option<&str>) -> anyhow::Result<InMemorySecrets> {
@@ -138,7 +113,7 @@ pub fn run_redact(a: RedactArgs) -> anyhow::Result<ExitCode> {
         secrets: &secrets,
         first: true,
     };
-    otlp_stream::stream(std::io::stdin().lock(), &mut sink)?;
+    otlp_stream::stream_stdin("redact", &mut sink)?;
     sink.out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -148,7 +123,8 @@ pub fn run_redact(a: RedactArgs) -> anyhow::Result<ExitCode> {
 struct ScanSink<'a, W: Write> {
     out: W,
     redactor: &'a Redactor,
-    summary: Option<Vec<sentrace_redact::LeakFinding>>,
+    summary: Option<Summary>,
+    threshold: Threshold,
 }
 
 impl<W: Write> otlp_stream::Sink for ScanSink<'_, W> {
@@ -157,12 +133,13 @@ impl<W: Write> otlp_stream::Sink for ScanSink<'_, W> {
     }
 
     fn item(&mut self, rs: ResourceSpans) -> anyhow::Result<()> {
-        let found = self.redactor.scan(std::slice::from_ref(&rs));
-        match &mut self.summary {
-            Some(all) => all.extend(found),
-            None => {
-                for f in &found {
-                    serde_json::to_writer(&mut self.out, &f.to_ocsf())?;
+        for f in self.redactor.scan(std::slice::from_ref(&rs)) {
+            let ocsf = f.to_ocsf();
+            self.threshold.see(&ocsf);
+            match &mut self.summary {
+                Some(table) => table.add(&f),
+                None => {
+                    serde_json::to_writer(&mut self.out, &ocsf)?;
                     self.out.write_all(b"\n")?;
                 }
             }
@@ -183,12 +160,13 @@ pub fn run_scan(a: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut sink = ScanSink {
         out: std::io::BufWriter::new(stdout.lock()),
         redactor: &redactor,
-        summary: a.summary.then(Vec::new),
+        summary: a.summary.then(Summary::default),
+        threshold: Threshold::new(a.fail_on),
     };
-    otlp_stream::stream(std::io::stdin().lock(), &mut sink)?;
-    if let Some(findings) = &sink.summary {
-        sink.out.write_all(summary(findings).as_bytes())?;
+    otlp_stream::stream_stdin("scan", &mut sink)?;
+    if let Some(table) = &sink.summary {
+        sink.out.write_all(table.render().as_bytes())?;
     }
     sink.out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(sink.threshold.exit_code("scan"))
 }

@@ -43,7 +43,7 @@ fn now_nanos() -> u64 {
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::List { data, json, all } => {
-            let dir = response::responses_dir(&data.data_dir);
+            let dir = response::responses_dir(data.existing()?);
             let undone: HashSet<String> = response::read_undo(&dir)?
                 .into_iter()
                 .map(|u| u.id)
@@ -88,7 +88,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Undo { data, id } => {
-            let dir = response::responses_dir(&data.data_dir);
+            let dir = response::responses_dir(data.existing()?);
             let undone: HashSet<String> = response::read_undo(&dir)?
                 .into_iter()
                 .map(|u| u.id)

@@ -131,38 +131,55 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
             );
         }
         Command::List { data, json } => {
-            let set = load_tokens(&tokens_path(&data.data_dir))?;
+            let set = load_tokens(&tokens_path(data.existing()?))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&set.tokens)?);
             } else {
                 let now = now_unix();
-                println!(
-                    "{:<16}  {:<16}  {:<6}  {:<8}  {:<20}  {:<20}  DESCRIPTION",
-                    "ID", "TENANT", "ROLE", "STATE", "CREATED", "EXPIRES"
+                let rows: Vec<Vec<String>> = set
+                    .tokens
+                    .iter()
+                    .map(|t| {
+                        let state = if t.revoked_unix.is_some() {
+                            "revoked"
+                        } else if !t.is_active(now) {
+                            "expired"
+                        } else {
+                            "active"
+                        };
+                        vec![
+                            t.id.clone(),
+                            t.tenant.to_string(),
+                            t.role.to_string(),
+                            state.to_string(),
+                            fmt_time(t.created_unix),
+                            t.expires_unix.map_or("never".into(), fmt_time),
+                            t.description.clone(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(
+                        &[
+                            "ID",
+                            "TENANT",
+                            "ROLE",
+                            "STATE",
+                            "CREATED",
+                            "EXPIRES",
+                            "DESCRIPTION"
+                        ],
+                        &rows
+                    )
                 );
-                for t in &set.tokens {
-                    let state = if t.revoked_unix.is_some() {
-                        "revoked"
-                    } else if !t.is_active(now) {
-                        "expired"
-                    } else {
-                        "active"
-                    };
-                    println!(
-                        "{:<16}  {:<16}  {:<6}  {:<8}  {:<20}  {:<20}  {}",
-                        t.id,
-                        t.tenant,
-                        t.role,
-                        state,
-                        fmt_time(t.created_unix),
-                        t.expires_unix.map_or("never".into(), fmt_time),
-                        t.description
-                    );
+                if rows.is_empty() {
+                    eprintln!("no tokens in {}", data.data_dir.display());
                 }
             }
         }
         Command::Revoke { data, id } => {
-            let path = tokens_path(&data.data_dir);
+            let path = tokens_path(data.existing()?);
             let mut set = load_tokens(&path)?;
             set.revoke(&id, now_unix())?;
             save_tokens(&path, &set)?;
@@ -172,8 +189,55 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Left-aligned columns as wide as their widest cell, two spaces apart; the last column
+/// is not padded.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.zip(&widths).enumerate() {
+            if i > 0 {
+                l.push_str("  ");
+            }
+            l.push_str(c);
+            l.extend(std::iter::repeat_n(
+                ' ',
+                w.saturating_sub(c.chars().count()),
+            ));
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut headers.iter().copied());
+    for r in rows {
+        line(&mut r.iter().map(String::as_str));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn columns_align_whatever_the_widths() {
+        let t = super::table(
+            &["ID", "ROLE", "NOTE"],
+            &[
+                vec!["a".into(), "security-analyst".into(), "x".into()],
+                vec!["bbbb".into(), "viewer".into(), "".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "ID    ROLE              NOTE\na     security-analyst  x\nbbbb  viewer\n"
+        );
+    }
+
     #[test]
     fn formats_utc() {
         assert_eq!(super::fmt_time(0), "1970-01-01T00:00:00Z");

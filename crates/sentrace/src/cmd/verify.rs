@@ -3,7 +3,6 @@
 //! endpoints (see [`super::verify_remote`]), with pinned checkpoints in a local state file;
 //! and `sentrace keys show`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -20,6 +19,7 @@ use sentrace_server::witness::config::parse_witness_vkeys;
 use sentrace_store::{KeyRing, MasterKey};
 use std::sync::Arc;
 
+use super::progress::Progress;
 use crate::DataDir;
 
 /// Arguments of `verify`.
@@ -124,43 +124,6 @@ pub(crate) fn save_pins(path: &Path, pins: &PinState) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// A one-line progress bar on stderr (only on a terminal, or when forced for tests).
-pub(crate) struct Bar {
-    on: bool,
-    last: std::time::Instant,
-}
-
-impl Bar {
-    /// On when stderr is a terminal or `SENTRACE_PROGRESS` is set.
-    pub(crate) fn new() -> Self {
-        Self {
-            on: std::io::stderr().is_terminal() || std::env::var_os("SENTRACE_PROGRESS").is_some(),
-            last: std::time::Instant::now(),
-        }
-    }
-
-    pub(crate) fn tick(&mut self, tenant: &str, stage: &str, done: u64, total: u64) {
-        if !self.on || (done != total && self.last.elapsed().as_millis() < 100) {
-            return;
-        }
-        self.last = std::time::Instant::now();
-        let width = 30u64;
-        let filled = done
-            .min(total)
-            .saturating_mul(width)
-            .checked_div(total)
-            .unwrap_or(width);
-        eprint!(
-            "\r{tenant} {stage:<8} [{}{}] {done}/{total}",
-            "#".repeat(filled as usize),
-            "-".repeat((width - filled) as usize)
-        );
-        if done == total {
-            eprintln!();
-        }
-    }
-}
-
 /// Runs `verify`.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(server) = a.server.clone() {
@@ -181,8 +144,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (witnesses, quorum) = a.witnesses.policy()?;
     let key_for_audit = key.clone();
     let mut pins = load_pins(a.state.as_deref())?;
-    let mut bar = Bar::new();
-    let mut progress = |t: &str, s: &'static str, d: u64, n: u64| bar.tick(t, s, d, n);
+    let bar = Progress::steps("verify", "entries");
+    let mut progress =
+        |t: &str, s: &'static str, d: u64, n: u64| bar.step(&format!("{t} {s}"), d, n);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

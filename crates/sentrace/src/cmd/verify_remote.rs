@@ -26,7 +26,8 @@ use sentrace_ledger::verify::{
 use sentrace_server::seal::audit::TenantAudit;
 use sentrace_server::seal::remote::{BatchPage, DEFAULT_PAGE_BATCHES, LogInfo};
 
-use super::verify::{Args, Bar, load_pins, print_human, save_pins};
+use super::progress::Progress;
+use super::verify::{Args, load_pins, print_human, save_pins};
 
 /// Largest log object accepted (a full entry bundle is at most 256 × 65,537 bytes).
 const MAX_OBJECT_BYTES: usize = 17 << 20;
@@ -307,14 +308,15 @@ pub fn run(a: &Args, server: &str) -> anyhow::Result<ExitCode> {
         error: None,
         damage: Vec::new(),
     };
-    let mut bar = Bar::new();
+    let bar = Progress::steps("verify", "entries");
     let name = tenant.to_string();
     // Pins move forward only if everything, the server's unreadable objects included,
     // verifies.
     let before = pins.clone();
     let mut report = {
-        let mut tick =
-            |stage: &'static str, done: u64, total: u64| bar.tick(&name, stage, done, total);
+        let mut tick = |stage: &'static str, done: u64, total: u64| {
+            bar.step(&format!("{name} {stage}"), done, total)
+        };
         let mut verifier = Verifier::new(&policy, &log).with_progress(&mut tick);
         verifier.verify(&mut pins, Some(&mut pages))
     };

@@ -113,6 +113,45 @@ pub fn verify_findings(v: &serde_json::Value) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A memory figure of process `pid` from `/proc/<pid>/status`, in KiB: `VmRSS` (resident
+/// now) or `VmHWM` (peak resident). None once the process is gone.
+pub fn proc_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Starts `sentrace ARGS` with all three standard streams piped.
+pub fn spawn_piped(args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child`, sampling its resident memory; returns its status and the peak seen
+/// (KiB).
+pub fn wait_sampling_rss(child: &mut Child) -> (std::process::ExitStatus, u64) {
+    let mut peak = 0;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, peak);
+        }
+        if let Some(kib) = proc_kib(child.id(), "VmRSS") {
+            peak = peak.max(kib);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A free port this test process has not handed out before. The kernel may give a port
 /// that was just released to the next `bind(0)`, so two calls in a row can return the same
 /// number (which a config would then refuse as a clash); remembering them rules that out.

@@ -337,30 +337,28 @@ impl ClientCerts {
         counter.fetch_add(1, Relaxed);
     }
 
-    /// Prometheus text: `sentrace_client_cert_handshakes_total{outcome}`. No tenant label:
+    /// `sentrace_client_cert_handshakes_total{outcome}` for `/metrics`. No tenant label:
     /// the counters are the server's, not a tenant's.
-    pub fn render(&self) -> String {
-        use std::fmt::Write;
+    pub fn encode_metrics(
+        &self,
+        e: &mut sentrace_pipeline::metrics::export::Encoder<'_>,
+    ) -> std::fmt::Result {
         let o = &self.outcomes;
-        let mut out = String::from(
-            "# HELP sentrace_client_cert_handshakes_total TLS handshakes on listeners that take client certificates, by outcome.\n# TYPE sentrace_client_cert_handshakes_total counter\n",
-        );
-        for (outcome, c) in [
-            ("accepted", &o.accepted),
-            ("unknown_ca", &o.unknown_ca),
-            ("expired", &o.expired),
-            ("unmapped", &o.unmapped),
-            ("ambiguous", &o.ambiguous),
-            ("invalid", &o.invalid),
-            ("missing", &o.missing),
-        ] {
-            let _ = writeln!(
-                out,
-                "sentrace_client_cert_handshakes_total{{outcome=\"{outcome}\"}} {}",
-                c.load(Relaxed)
-            );
-        }
-        out
+        sentrace_pipeline::metrics::export::counters(
+            e,
+            "sentrace_client_cert_handshakes",
+            "TLS handshakes on listeners that take client certificates, by outcome.",
+            [
+                ("accepted", &o.accepted),
+                ("unknown_ca", &o.unknown_ca),
+                ("expired", &o.expired),
+                ("unmapped", &o.unmapped),
+                ("ambiguous", &o.ambiguous),
+                ("invalid", &o.invalid),
+                ("missing", &o.missing),
+            ]
+            .map(|(outcome, c)| ([("outcome", outcome)], c.load(Relaxed))),
+        )
     }
 
     /// The verifier for a listener in `mode` (`None` for [`ClientAuthMode::Off`]).

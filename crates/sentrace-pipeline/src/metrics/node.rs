@@ -1,0 +1,100 @@
+//! Node-wide gauges read at scrape time from the store (WAL, queue, blocks) and from the
+//! transparency logs (checkpoint age).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sentrace_store::Store;
+
+use super::Metrics;
+use super::export::{self, Encoder};
+use crate::seal::Seal;
+
+impl Metrics {
+    /// Adds the store's families: WAL fsync latency, WAL bytes and commits, queue depth,
+    /// buffered spans, blocks and spans stored.
+    pub fn register_store(&mut self, store: &Store) {
+        self.registry.register(
+            "sentrace_wal_fsync_duration_seconds",
+            "Time each WAL group commit's fdatasync took, in seconds",
+            store.wal_fsync_seconds(),
+        );
+        let store = store.clone();
+        self.register(export::collector(move |e| encode_store(e, &store)));
+    }
+
+    /// Adds `sentrace_checkpoint_age_seconds` for the transparency logs.
+    pub fn register_seal(&mut self, seal: Arc<Seal>) {
+        self.register(export::collector(move |e| encode_seal(e, &seal)));
+    }
+}
+
+fn encode_store(e: &mut Encoder<'_>, store: &Store) -> fmt::Result {
+    let w = store.wal_counters();
+    export::gauge_u64(
+        e,
+        "sentrace_wal_bytes",
+        "Bytes of the WAL segments on disk (spans not yet in blocks, and the current segment).",
+        w.disk_bytes,
+    )?;
+    export::counter(
+        e,
+        "sentrace_wal_commits",
+        "WAL group commits (one write and one fdatasync each).",
+        w.commits,
+    )?;
+    export::counter(
+        e,
+        "sentrace_wal_written_bytes",
+        "Bytes written to WAL segments by commits.",
+        w.bytes,
+    )?;
+    export::counter(
+        e,
+        "sentrace_spans_stored",
+        "Spans made durable in the WAL (and so acknowledged).",
+        w.spans,
+    )?;
+    export::gauge_u64(
+        e,
+        "sentrace_ingest_queue_bytes",
+        "Bytes of export requests queued for the WAL writer (requests are refused as busy \
+         once [store] max_queue_bytes are queued).",
+        store.queued_bytes() as u64,
+    )?;
+    export::gauge_u64(
+        e,
+        "sentrace_buffered_spans",
+        "Spans durable in the WAL and held in memory, not yet flushed to blocks.",
+        store.buffered_spans() as u64,
+    )?;
+    export::gauge_u64(
+        e,
+        "sentrace_blocks",
+        "Blocks in the store, over every tenant.",
+        store.block_count() as u64,
+    )
+}
+
+fn encode_seal(e: &mut Encoder<'_>, seal: &Seal) -> fmt::Result {
+    let Some(last) = seal.last_published_unix() else {
+        return Ok(());
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    export::gauge_u64(
+        e,
+        "sentrace_checkpoint_age_seconds",
+        "Seconds since this node last published a signed checkpoint of a span log (absent \
+         until the first one since start).",
+        now.saturating_sub(last),
+    )?;
+    export::gauge_u64(
+        e,
+        "sentrace_checkpoint_last_published_timestamp_seconds",
+        "When this node last published a signed checkpoint of a span log, Unix seconds.",
+        last,
+    )
+}
