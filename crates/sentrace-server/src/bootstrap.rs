@@ -81,10 +81,7 @@ pub fn ensure(data_dir: &Path, cfg: &Config) -> anyhow::Result<Bootstrap> {
         }
     };
 
-    let master = match std::env::var(MASTER_KEY_ENV) {
-        Ok(_) => MasterKey::from_env(MASTER_KEY_ENV)?,
-        Err(_) => MasterKey::load_or_create(&master_key_path(data_dir))?,
-    };
+    let master = crate::keys_config::resolve_master(data_dir, Some(&cfg.keys), true)?;
 
     Ok(Bootstrap {
         ca_cert,

@@ -39,6 +39,8 @@ pub struct Config {
     pub access: crate::access::AccessConfig,
     /// The web console on the query port: sessions and their lifetimes.
     pub console: crate::console::ConsoleConfig,
+    /// The master key provider and scheduled data key rotation.
+    pub keys: crate::keys_config::KeysConfig,
 }
 
 /// The server's own log (written to standard error).
@@ -192,6 +194,7 @@ impl Config {
             return Err("[tls] cert and key must be set together".into());
         }
         self.log.validate()?;
+        self.keys.validate()?;
         let l = &self.listen;
         for (a, b, x, y) in [
             ("otlp_grpc", "otlp_http", l.otlp_grpc, l.otlp_http),

@@ -13,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod detect;
 pub mod ingest;
+pub mod keys_config;
 pub mod request_metrics;
 pub mod seal;
 pub mod secviews;
@@ -138,7 +139,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         )?)
     };
 
-    let keys = Arc::new(KeyRing::open(&opts.data_dir.join("keys"), &boot.master)?);
+    let keys = Arc::new(
+        cfg.keys
+            .apply(KeyRing::open(&opts.data_dir.join("keys"), &boot.master)?),
+    );
     let cfg = cfg.load_policies()?;
     // Authorization policies are validated before anything else opens: an invalid policy
     // stops the start with its file, line and reason.
@@ -327,6 +331,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             .run(secviews::EXPOSURE_PERSIST_EVERY, rx.clone()),
     );
     let audit_checkpoints = tokio::spawn(audit_log.clone().run(rx.clone()));
+    let key_rotation = cfg
+        .keys
+        .rotate_after
+        .map(|p| tokio::spawn(keys_config::rotate_by_age(keys.clone(), p, rx.clone())));
     let policy_watcher = tokio::spawn(access::watch_policies(
         cfg.access.clone(),
         policies.clone(),
@@ -419,6 +427,9 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     // Signs the audit logs' final checkpoints (every record is already durable).
     let _ = audit_checkpoints.await;
     let _ = policy_watcher.await;
+    if let Some(k) = key_rotation {
+        let _ = k.await;
+    }
     store.close().await.context("closing the store")?;
     Ok(())
 }

@@ -36,10 +36,8 @@ impl Secret32 {
 
 impl Drop for Secret32 {
     fn drop(&mut self) {
-        // Best effort: volatile-free overwrite; the optimizer may elide it, which is an
-        // accepted limitation without `unsafe` or a zeroize dependency.
-        self.0 = [0u8; KEY_LEN];
-        std::hint::black_box(&self.0);
+        // zeroize's volatile writes: not elided by the optimizer.
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 

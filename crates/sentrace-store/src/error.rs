@@ -56,6 +56,30 @@ pub enum StoreError {
         /// The data key id named by the data.
         key_id: u32,
     },
+    /// The master key (KEK) provider failed to wrap or unwrap a key: a command that exited
+    /// non-zero, timed out or answered garbage, or a key that does not authenticate.
+    #[error("master key {kek}: cannot {op} {key}: {reason}")]
+    Kek {
+        /// The KEK's id.
+        kek: String,
+        /// `wrap` or `unwrap`.
+        op: &'static str,
+        /// Which key (`key dek/3 of tenant acme`).
+        key: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
+    /// The tenant was erased (`sentrace tenant erase`): its data keys are destroyed and it
+    /// takes no new data.
+    #[error(
+        "tenant {tenant} was erased at {erased_at}; its data is gone (receipt in erased/{tenant}/tenant-erasure.json)"
+    )]
+    TenantErased {
+        /// The tenant.
+        tenant: TenantId,
+        /// When (RFC 3339).
+        erased_at: String,
+    },
     /// A key file is unusable: bad format, wrong length, or insecure permissions.
     #[error("key file {path}: {reason}")]
     KeyFile {

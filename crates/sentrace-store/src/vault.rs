@@ -342,6 +342,50 @@ impl Vault {
         Ok(Some((kind, value)))
     }
 
+    /// The tokens (hex) whose original value is `value`, of any kind: a subject's erasure by
+    /// value. Decrypts every record of the tenant's vault (an offline, rare act). Reads the
+    /// file: call it off the async runtime's workers.
+    pub fn tokens_of_value(
+        &self,
+        tenant: &TenantId,
+        value: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let bytes = self.files.read(tenant)?;
+        let (records, _) = self.files.parse(&bytes);
+        let mut out = Vec::new();
+        for r in &records {
+            let plain = zeroize::Zeroizing::new(self.files.open_frame(tenant, r)?);
+            let Some(split) = plain.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            if &plain[split + 1..] == value.as_bytes() {
+                let t = hex::encode(r.id);
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the tenant's whole vault file (tenant erasure; its key is already destroyed).
+    pub fn remove_tenant(&self, tenant: &TenantId) -> Result<bool, StoreError> {
+        let path = self.files.path(tenant);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    crate::fsutil::sync_dir(dir)?;
+                }
+                if let Ok(mut k) = self.known() {
+                    k.remove(tenant);
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
     /// Removes a token's value (a subject's erasure): the token stays in traces but can no
     /// longer be reversed. Returns whether the vault held it. Blocks until the file is
     /// rewritten: call it off the async runtime's workers.

@@ -91,6 +91,14 @@ enum Command {
     /// Authorization policies (Cedar): test a decision, check, show the built-ins.
     #[command(subcommand)]
     Policy(cmd::policy::Command),
+    /// Tenant erasure (crypto-shredding) with a signed receipt.
+    #[command(subcommand)]
+    Tenant(cmd::tenant::Command),
+    /// A data subject's erasure from the token vault, with a signed receipt.
+    #[command(subcommand)]
+    Subject(cmd::subject::Command),
+    /// Verify an erasure receipt with the log's public keys.
+    VerifyReceipt(cmd::tenant::VerifyReceiptArgs),
 }
 
 /// mimalloc instead of the system allocator: decoding and minimizing a request makes and
@@ -104,7 +112,16 @@ const EXIT_FAILURE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Witness(_)) {
+    // Key commands may run a master key program (docs/keys.md): one that exits without
+    // reading its request must be an error naming it, not a silent death by SIGPIPE.
+    if !matches!(
+        cli.command,
+        Command::Serve(_)
+            | Command::Witness(_)
+            | Command::Keys(_)
+            | Command::Tenant(_)
+            | Command::Subject(_)
+    ) {
         // A client command whose reader went away (`| head`) ends quietly, as cat does;
         // the servers keep ignoring SIGPIPE so a dropped connection is an error, not death.
         sigpipe::reset();
@@ -126,6 +143,9 @@ fn main() -> ExitCode {
         Command::Proof(a) => cmd::proof::run_proof(a),
         Command::VerifyProof(a) => cmd::proof::run_verify_proof(a),
         Command::Policy(c) => cmd::policy::run(c),
+        Command::Tenant(c) => cmd::tenant::run(c),
+        Command::Subject(c) => cmd::subject::run(c),
+        Command::VerifyReceipt(a) => cmd::tenant::verify_receipt(a),
     };
     match result {
         Ok(code) => code,

@@ -145,6 +145,29 @@ pub async fn audit(
         // does not verify is reported `forged`.
         let source_keys = crate::sources::registry::load(data_dir, &tenant)?;
         let (mut evidence, damage, unsealed) = evidence_for(&scan, &tenant);
+        // Erasure statements (`sentrace tenant erase`, `subject erase`) are the evidence of
+        // their own log entries; a tenant erasure explains every earlier entry.
+        let receipts = super::erasure::read_receipts(data_dir, &tenant)?;
+        let erased_by = receipts
+            .iter()
+            .find(|r| r.statement.kind == "sentrace.tenant-erasure.v1")
+            .map(|r| {
+                format!(
+                    "the tenant was erased at {} (keys {:?} destroyed; receipt erased/{}/receipts/{}.json)",
+                    r.statement.erased_at, r.statement.key_ids, tenant, r.log.index
+                )
+            });
+        for r in &receipts {
+            evidence.retain(|e| e.index != r.log.index);
+            evidence.push(BatchEvidence {
+                index: r.log.index,
+                block: format!("erased/{}/receipts/{}.json", tenant, r.log.index),
+                content: EvidenceContent::Spans {
+                    spans: vec![r.statement.bytes()?],
+                    recorded_hashes: None,
+                },
+            });
+        }
         let report = {
             let t = tenant.to_string();
             let progress = &mut *opts.progress;
@@ -162,7 +185,9 @@ pub async fn audit(
                         index,
                         block: "(shredded)".into(),
                         content: EvidenceContent::Erased {
-                            reason: "the tenant's data keys were crypto-shredded".into(),
+                            reason: erased_by.clone().unwrap_or_else(|| {
+                                "the tenant's data keys were crypto-shredded".into()
+                            }),
                         },
                     });
                 }

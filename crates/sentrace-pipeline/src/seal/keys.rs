@@ -10,7 +10,8 @@ use sentrace_ledger::checkpoint::{LogSigner, LogVerifier};
 use sentrace_ledger::note::KeyName;
 use sentrace_store::MasterKey;
 
-const PURPOSE: &str = "sentrace log key v1";
+/// The purpose the log key is wrapped for (`MasterKey::wrap`).
+pub const PURPOSE: &str = "sentrace log key v1";
 
 /// Path of the wrapped signing key.
 pub fn wrapped_key_path(data_dir: &Path) -> PathBuf {

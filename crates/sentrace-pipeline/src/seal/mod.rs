@@ -27,6 +27,7 @@
 pub mod audit;
 pub mod config;
 pub mod cosign;
+pub mod erasure;
 pub mod keys;
 pub mod proof;
 pub mod witness_config;
@@ -464,6 +465,48 @@ impl Seal {
                 .with_context(|| format!("writing {p}"))?;
         }
         Ok(())
+    }
+
+    /// Records a statement that is not a batch of spans (a tenant erasure) in the tenant's
+    /// log: a manifest from `source` (a reserved `sentrace:` name no client identity can
+    /// have) with one "span", the statement's bytes, so the log's signed root commits to
+    /// them and `sentrace verify` checks the stored statement like a batch. Publishes a
+    /// checkpoint at once; returns the entry's index and that checkpoint.
+    pub async fn append_statement(
+        &self,
+        tenant: &TenantId,
+        source: &str,
+        statement: &[u8],
+    ) -> anyhow::Result<(u64, String)> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let manifest = BatchManifest {
+            origin: self.origin(tenant)?,
+            source: source.to_string(),
+            sequence: 0,
+            source_time_unix_nanos: now,
+            receive_time_unix_nanos: now,
+            span_count: 1,
+            span_root: span_root(std::iter::once(statement)),
+            policy_digest: None,
+            source_signature: None,
+        };
+        let index = {
+            let log = self.log_for(tenant)?;
+            let mut guard = log
+                .lock()
+                .map_err(|_| anyhow::anyhow!("seal log lock poisoned"))?;
+            guard
+                .sealer
+                .append(&manifest)
+                .map_err(|e| anyhow::anyhow!("appending to tenant {tenant}'s log: {e}"))?
+        };
+        self.publish(true).await?;
+        let checkpoint = self
+            .latest_checkpoint(tenant)
+            .ok_or_else(|| anyhow::anyhow!("no checkpoint of tenant {tenant}'s log"))?;
+        Ok((index, checkpoint))
     }
 
     /// When this process last published a signed checkpoint of any log (Unix seconds), if

@@ -80,6 +80,14 @@ pub enum QueryError {
     /// The store failed (503); details are logged, not returned.
     #[error("storage error; retry later")]
     Unavailable,
+    /// The tenant was erased (`sentrace tenant erase`): its data is gone for good (410).
+    #[error("tenant {tenant} was erased at {erased_at}; its data no longer exists")]
+    Erased {
+        /// The tenant.
+        tenant: String,
+        /// When (RFC 3339).
+        erased_at: String,
+    },
     /// The audit record could not be written, so no data is returned (503).
     #[error("audit log unavailable; retry later")]
     AuditUnavailable,
@@ -193,7 +201,11 @@ impl QueryService {
         };
         let mut r = Self::record(caller, action, endpoint, outcome, filter);
         r.reason = Some(err.to_string());
-        self.write_audit(r).await?;
+        match self.write_audit(r).await {
+            // An erased tenant's audit log went with its keys; nothing is returned anyway.
+            Err(_) if matches!(err, QueryError::Erased { .. }) => {}
+            other => other?,
+        }
         Err(err)
     }
 

@@ -125,6 +125,20 @@ impl QueryService {
         endpoint: &str,
         filter: &BTreeMap<String, String>,
     ) -> Result<(), QueryError> {
+        if let Ok(Some(e)) = self.store.keys().erased(&caller.identity.tenant) {
+            return self
+                .refuse(
+                    caller,
+                    action,
+                    endpoint,
+                    filter.clone(),
+                    QueryError::Erased {
+                        tenant: e.tenant.to_string(),
+                        erased_at: e.erased_at,
+                    },
+                )
+                .await;
+        }
         if scope.allows(action, resource) {
             return Ok(());
         }

@@ -36,6 +36,7 @@ pub fn status_of(e: &QueryError) -> StatusCode {
         QueryError::BadRequest(_) => StatusCode::BAD_REQUEST,
         QueryError::Forbidden { .. } => StatusCode::FORBIDDEN,
         QueryError::NotFound(_) => StatusCode::NOT_FOUND,
+        QueryError::Erased { .. } => StatusCode::GONE,
         QueryError::Unavailable | QueryError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }

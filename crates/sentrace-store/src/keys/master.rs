@@ -1,20 +1,73 @@
-//! The master key (key-encryption key).
+//! The master key (key-encryption key): the handle every component holds, and the local
+//! provider's key file and environment variable.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use super::kek::{Kek, KekSource, LocalKek};
 use crate::StoreError;
-use crate::crypto::{AeadKey, KEY_LEN, Secret32};
+use crate::crypto::{KEY_LEN, Secret32};
 use crate::fsutil::sync_dir;
 
-/// The master key: 32 random bytes that wrap every data key. Never printed.
+/// The master key (KEK) as the rest of the workspace holds it: a provider behind the
+/// [`Kek`] trait (a local 32-byte key by default). Never printed.
 #[derive(Clone, Debug)]
-pub struct MasterKey(Secret32);
+pub struct MasterKey(Arc<dyn Kek>);
 
 /// Longest master key file accepted (64 hex characters plus whitespace).
 const MAX_FILE_LEN: u64 = 256;
+
+/// Reads a 64-hex-character key file (see [`MasterKey::load_or_create`] for the rules).
+pub(crate) fn load_key_file(path: &Path) -> Result<Secret32, StoreError> {
+    let bad = |reason: String| StoreError::KeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    crate::fsutil::check_private_file(path)?;
+    let meta = std::fs::metadata(path).map_err(|e| StoreError::io(path, e))?;
+    if meta.len() > MAX_FILE_LEN {
+        return Err(bad(format!(
+            "file is {} bytes, expected 64 hex characters",
+            meta.len()
+        )));
+    }
+    let mut text = Zeroizing::new(String::new());
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_LEN).read_to_string(&mut text))
+        .map_err(|e| StoreError::io(path, e))?;
+    from_hex(text.trim()).map_err(bad)
+}
+
+/// Reads a 64-hex-character key from environment variable `var`.
+pub(crate) fn key_from_env(var: &str) -> Result<Secret32, StoreError> {
+    let text = Zeroizing::new(std::env::var(var).map_err(|_| StoreError::KeyFile {
+        path: format!("${var}").into(),
+        reason: "environment variable is not set or not UTF-8".into(),
+    })?);
+    from_hex(text.trim()).map_err(|reason| StoreError::KeyFile {
+        path: format!("${var}").into(),
+        reason,
+    })
+}
+
+fn from_hex(text: &str) -> Result<Secret32, String> {
+    let mut out = Secret32([0u8; KEY_LEN]);
+    if text.len() != KEY_LEN * 2 {
+        return Err(format!(
+            "expected {} hex characters, found {}",
+            KEY_LEN * 2,
+            text.len()
+        ));
+    }
+    hex::decode_to_slice(text, &mut out.0).map_err(|_| "not hexadecimal".to_string())?;
+    Ok(out)
+}
 
 impl MasterKey {
     /// Loads the master key from `path`, or creates it (mode 0600, random, fsynced) if the
@@ -30,23 +83,11 @@ impl MasterKey {
 
     /// Loads an existing master key file (see [`MasterKey::load_or_create`] for the rules).
     pub fn load(path: &Path) -> Result<Self, StoreError> {
-        let bad = |reason: String| StoreError::KeyFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        crate::fsutil::check_private_file(path)?;
-        let meta = std::fs::metadata(path).map_err(|e| StoreError::io(path, e))?;
-        if meta.len() > MAX_FILE_LEN {
-            return Err(bad(format!(
-                "file is {} bytes, expected 64 hex characters",
-                meta.len()
-            )));
-        }
-        let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_FILE_LEN).read_to_string(&mut text))
-            .map_err(|e| StoreError::io(path, e))?;
-        Self::from_hex(text.trim()).map_err(bad)
+        Self::local(load_key_file(path)?)
+    }
+
+    fn local(key: Secret32) -> Result<Self, StoreError> {
+        Ok(Self(Arc::new(LocalKek::new(key)?)))
     }
 
     fn create(path: &Path) -> Result<Self, StoreError> {
@@ -60,7 +101,7 @@ impl MasterKey {
             .mode(0o600)
             .open(path)
             .map_err(|e| StoreError::io(path, e))?;
-        let text = format!("{}\n", hex::encode(key.expose()));
+        let text = Zeroizing::new(format!("{}\n", hex::encode(key.expose())));
         f.write_all(text.as_bytes())
             .and_then(|()| f.sync_all())
             .map_err(|e| StoreError::io(path, e))?;
@@ -69,68 +110,59 @@ impl MasterKey {
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new(".")),
         )?;
-        Ok(Self(key))
+        Self::local(key)
     }
 
     /// Reads the master key from environment variable `var` (64 hex characters).
     pub fn from_env(var: &str) -> Result<Self, StoreError> {
-        let text = std::env::var(var).map_err(|_| StoreError::KeyFile {
-            path: format!("${var}").into(),
-            reason: "environment variable is not set or not UTF-8".into(),
-        })?;
-        Self::from_hex(text.trim()).map_err(|reason| StoreError::KeyFile {
-            path: format!("${var}").into(),
-            reason,
-        })
+        Self::local(key_from_env(var)?)
     }
 
-    /// A master key from raw bytes (for tests and KMS integrations).
+    /// A master key from raw bytes (for tests and tools).
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self(Secret32(bytes))
+        // LocalKek::new fails only if AES key setup fails, which a 32-byte key never does;
+        // fall back to the zero-length-free path anyway without panicking.
+        match LocalKek::new(Secret32(bytes)) {
+            Ok(k) => Self(Arc::new(k)),
+            Err(_) => Self(Arc::new(super::kek::UnusableKek)),
+        }
+    }
+
+    /// A master key behind any provider (a command, a KMS integration).
+    pub fn from_kek(kek: Arc<dyn Kek>) -> Self {
+        Self(kek)
+    }
+
+    /// The provider named by `source`.
+    pub fn from_source(source: &KekSource) -> Result<Self, StoreError> {
+        source.build().map(Self)
     }
 
     /// A fresh random master key (not persisted).
     pub fn generate() -> Result<Self, StoreError> {
-        Secret32::random().map(Self)
+        Self::local(Secret32::random()?)
     }
 
-    fn from_hex(text: &str) -> Result<Self, String> {
-        let mut out = [0u8; KEY_LEN];
-        if text.len() != KEY_LEN * 2 {
-            return Err(format!(
-                "expected {} hex characters, found {}",
-                KEY_LEN * 2,
-                text.len()
-            ));
-        }
-        hex::decode_to_slice(text, &mut out).map_err(|_| "not hexadecimal".to_string())?;
-        Ok(Self(Secret32(out)))
+    /// The provider.
+    pub fn kek(&self) -> &Arc<dyn Kek> {
+        &self.0
     }
 
-    pub(crate) fn aead(&self) -> Result<AeadKey, StoreError> {
-        AeadKey::new(&self.0)
+    /// The KEK's stable, non-secret id.
+    pub fn id(&self) -> &str {
+        self.0.id()
     }
 
-    /// Wraps a secret for storage at rest (AES-256-GCM under a key derived from the master
-    /// key for `purpose`; `purpose` is also the AAD, so a wrapped secret cannot be
-    /// unwrapped as another one). Output: `nonce ‖ ciphertext ‖ tag`.
+    /// Wraps a node secret for storage at rest, bound to `purpose` (for the local provider:
+    /// AES-256-GCM under HKDF(master, "sentrace wrap v1" ‖ purpose), purpose as AAD, output
+    /// `nonce ‖ ciphertext ‖ tag`).
     pub fn wrap(&self, purpose: &str, secret: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let key = AeadKey::new(&crate::crypto::hkdf32(
-            &self.0.0,
-            &[b"sentrace wrap v1", purpose.as_bytes()],
-        )?)?;
-        let mut out = Vec::new();
-        key.seal_append(purpose.as_bytes(), secret, &mut out)?;
-        Ok(out)
+        self.0.wrap_secret(purpose, secret)
     }
 
     /// Unwraps what [`MasterKey::wrap`] made for the same `purpose`.
     pub fn unwrap(&self, purpose: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let key = AeadKey::new(&crate::crypto::hkdf32(
-            &self.0.0,
-            &[b"sentrace wrap v1", purpose.as_bytes()],
-        )?)?;
-        key.open(purpose.as_bytes(), wrapped, purpose)
+        self.0.unwrap_secret(purpose, wrapped).map(|z| z.to_vec())
     }
 }
 
@@ -161,7 +193,7 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let b = MasterKey::load_or_create(&path).unwrap();
-        assert_eq!(a.0.expose(), b.0.expose());
+        assert_eq!(a.id(), b.id());
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let err = MasterKey::load_or_create(&path).unwrap_err();

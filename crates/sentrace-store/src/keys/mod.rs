@@ -1,17 +1,23 @@
 //! The key hierarchy: a master key (KEK) wraps per-tenant data keys (DEKs).
 //!
 //! ```text
-//! MasterKey (file 0600 or env) ──AES-256-GCM wrap──► DEK(tenant, id) stored in keys/<tenant>.json
+//! Kek (file 0600, env, or a command) ──wrap──► DEK(tenant, id) stored in keys/<tenant>.json
 //!   DEK ──HKDF "sentrace wal v1"──────────────► WAL record key
 //!   DEK ──HKDF "sentrace block v1" ‖ block ‖ …─► Parquet footer and column keys
 //! pseudonym secret (per tenant, wrapped too) ──► HMAC key for the redact crate
 //! ```
 //!
-//! Only wrapped keys ever reach the disk. Destroying a tenant's key file (crypto-shredding)
+//! Only wrapped keys ever reach the disk; each key file names the KEK that wrapped it.
+//! [`rewrap`] moves every wrapped key to a new KEK, crash-safe. Destroying a tenant's key file (crypto-shredding)
 //! makes all of its WAL records and blocks unreadable.
 
+mod command;
+mod kek;
 mod master;
+pub mod rewrap;
 mod ring;
 
+pub use command::CommandKek;
+pub use kek::{DEFAULT_COMMAND_TIMEOUT, Kek, KekSource, KekSpec, KeyLabel, LocalKek, local_kek};
 pub use master::MasterKey;
-pub use ring::{Dek, DekId, KeyRing};
+pub use ring::{Dek, DekId, ErasedTenant, KeyAge, KeyRing, dek_key_id, rfc3339};

@@ -9,6 +9,7 @@ use sentrace_core::TenantId;
 use serde::{Deserialize, Serialize};
 
 use super::MasterKey;
+use super::kek::{Kek, KeyLabel};
 use crate::StoreError;
 use crate::crypto::{AeadKey, KEY_LEN, Secret32, hkdf32, put_field};
 use crate::fsutil::{create_private_dir, sync_dir, write_atomic_private};
@@ -66,6 +67,9 @@ impl Dek {
 struct TenantKeys {
     deks: BTreeMap<DekId, Arc<Dek>>,
     pseudonym: Secret32,
+    /// The wrapped forms as on disk (hex), so adding a key wraps only the new one.
+    wrapped_deks: BTreeMap<DekId, String>,
+    wrapped_pseudonym: String,
 }
 
 impl TenantKeys {
@@ -76,32 +80,70 @@ impl TenantKeys {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct KeyFile {
-    version: u32,
-    tenant: TenantId,
+pub(crate) struct KeyFile {
+    pub(crate) version: u32,
+    pub(crate) tenant: TenantId,
+    /// The id of the KEK that wrapped every key of this file (absent in version 1 files,
+    /// which the local master key wrapped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) kek: Option<String>,
     /// `nonce ‖ ciphertext ‖ tag` of the pseudonym secret, hex.
-    pseudonym: String,
-    deks: Vec<WrappedDek>,
+    pub(crate) pseudonym: String,
+    pub(crate) deks: Vec<WrappedDek>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WrappedDek {
-    id: DekId,
-    created_unix_secs: u64,
-    /// `nonce ‖ ciphertext ‖ tag` of the DEK, hex.
-    wrapped: String,
+pub(crate) struct WrappedDek {
+    pub(crate) id: DekId,
+    pub(crate) created_unix_secs: u64,
+    /// The KEK's output for the DEK (`nonce ‖ ciphertext ‖ tag` for the local KEK), hex.
+    pub(crate) wrapped: String,
+}
+
+/// The age of a tenant's current data key (for `/metrics` and `sentrace keys list`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct KeyAge {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its current (newest) data key.
+    pub key_id: DekId,
+    /// That key's creation time, Unix seconds.
+    pub created_unix_secs: u64,
+    /// Seconds since then.
+    pub age_secs: u64,
+    /// How many data keys the tenant holds.
+    pub keys: usize,
+    /// The KEK that wraps them.
+    pub kek: String,
+}
+
+/// A tenant erasure's tombstone, `keys/<tenant>.erased` (no secret in it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasedTenant {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// When, Unix seconds.
+    pub erased_unix_secs: u64,
+    /// When, RFC 3339.
+    pub erased_at: String,
+    /// The data key ids destroyed.
+    pub key_ids: Vec<DekId>,
 }
 
 /// The tenants' data keys. Holds unwrapped keys in memory only; on disk each tenant has
 /// `keys/<tenant>.json` with AES-256-GCM-wrapped keys (AAD = purpose ‖ tenant ‖ key id).
 pub struct KeyRing {
     dir: PathBuf,
-    kek: AeadKey,
+    kek: Arc<dyn Kek>,
     rotation: Option<Duration>,
     tenants: RwLock<HashMap<TenantId, Arc<TenantKeys>>>,
     /// Serializes key-file writers (creation, rotation, shredding).
     write: Mutex<()>,
+    /// Erasure tombstones read so far (erasure runs with the server stopped, so a running
+    /// process never sees one appear; [`KeyRing::erase`] updates it).
+    erased: RwLock<HashMap<TenantId, Option<ErasedTenant>>>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -118,7 +160,34 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn dek_aad(tenant: &TenantId, id: DekId) -> Vec<u8> {
+/// The id a data key has in KEK requests and errors: `dek/<n>`.
+pub fn dek_key_id(id: DekId) -> String {
+    format!("dek/{id}")
+}
+
+/// RFC 3339 (UTC, seconds) of Unix seconds, without a date crate (civil-from-days of
+/// Howard Hinnant's `chrono`-compatible algorithms).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub(crate) fn dek_aad(tenant: &TenantId, id: DekId) -> Vec<u8> {
     let mut aad = Vec::with_capacity(96);
     put_field(&mut aad, b"sentrace dek v1");
     put_field(&mut aad, tenant.as_str().as_bytes());
@@ -126,7 +195,7 @@ fn dek_aad(tenant: &TenantId, id: DekId) -> Vec<u8> {
     aad
 }
 
-fn pseudonym_aad(tenant: &TenantId) -> Vec<u8> {
+pub(crate) fn pseudonym_aad(tenant: &TenantId) -> Vec<u8> {
     let mut aad = Vec::with_capacity(96);
     put_field(&mut aad, b"sentrace pseudonym v1");
     put_field(&mut aad, tenant.as_str().as_bytes());
@@ -138,12 +207,24 @@ impl KeyRing {
     /// `<data_dir>/keys`. Data keys are created on first use per tenant.
     pub fn open(dir: &Path, master: &MasterKey) -> Result<Self, StoreError> {
         create_private_dir(dir)?;
+        if let Some(m) = super::rewrap::pending(dir)? {
+            return Err(StoreError::KeyFile {
+                path: dir.join(super::rewrap::MARKER),
+                reason: format!(
+                    "a rewrap from master key {} to {} was interrupted; finish it with `sentrace keys rewrap --to <the new key>` (the configured master key is {})",
+                    m.from,
+                    m.to,
+                    master.id()
+                ),
+            });
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
-            kek: master.aead()?,
+            kek: master.kek().clone(),
             rotation: None,
             tenants: RwLock::new(HashMap::new()),
             write: Mutex::new(()),
+            erased: RwLock::new(HashMap::new()),
         })
     }
 
@@ -160,6 +241,52 @@ impl KeyRing {
 
     fn tomb_path(&self, tenant: &TenantId) -> PathBuf {
         self.dir.join(format!("{}.shredded", tenant.as_str()))
+    }
+
+    fn erased_path(&self, tenant: &TenantId) -> PathBuf {
+        self.dir.join(format!("{}.erased", tenant.as_str()))
+    }
+
+    /// The KEK this ring wraps with.
+    pub fn kek_id(&self) -> &str {
+        self.kek.id()
+    }
+
+    /// The tenant's erasure tombstone, if `sentrace tenant erase` erased it.
+    pub fn erased(&self, tenant: &TenantId) -> Result<Option<ErasedTenant>, StoreError> {
+        if let Some(e) = self.erased.read().map_err(|_| poisoned())?.get(tenant) {
+            return Ok(e.clone());
+        }
+        let e = self.read_erased(tenant)?;
+        self.erased
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(tenant.clone(), e.clone());
+        Ok(e)
+    }
+
+    fn read_erased(&self, tenant: &TenantId) -> Result<Option<ErasedTenant>, StoreError> {
+        let p = self.erased_path(tenant);
+        let bytes = crate::fsutil::read_bounded(&p, 1 << 20, "erasure tombstone")?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::KeyFile {
+                path: p,
+                reason: format!("not an erasure tombstone: {e}"),
+            })
+    }
+
+    fn refuse_erased(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        match self.erased(tenant)? {
+            Some(e) => Err(StoreError::TenantErased {
+                tenant: tenant.clone(),
+                erased_at: e.erased_at,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The highest data key id a shredded tenant ever had (0 if never shredded), so that
@@ -182,6 +309,9 @@ impl KeyRing {
         if let Some(t) = self.tenants.read().map_err(|_| poisoned())?.get(tenant) {
             return Ok(Some(t.clone()));
         }
+        if self.erased(tenant)?.is_some() {
+            return Ok(None);
+        }
         let path = self.path(tenant);
         let meta = match std::fs::metadata(&path) {
             Ok(m) => m,
@@ -199,12 +329,15 @@ impl KeyRing {
             )));
         }
         let text = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
-        let file: KeyFile =
-            serde_json::from_slice(&text).map_err(|e| bad(format!("not a key file: {e}")))?;
-        if file.version != 1 || &file.tenant != tenant {
+        let file = parse_key_file(&text, tenant).map_err(bad)?;
+        let file_kek = file
+            .kek
+            .as_deref()
+            .unwrap_or("a local master key (version 1 file)");
+        if file.kek.as_deref().is_some_and(|k| k != self.kek.id()) {
             return Err(bad(format!(
-                "version {} for tenant {} (expected version 1 for {tenant})",
-                file.version, file.tenant
+                "the keys of tenant {tenant} are wrapped under master key {file_kek}, but the configured master key is {}; configure that one, or finish an interrupted `sentrace keys rewrap`",
+                self.kek.id()
             )));
         }
         if file.deks.len() > MAX_DEKS {
@@ -213,33 +346,39 @@ impl KeyRing {
                 file.deks.len()
             )));
         }
-        let unwrap = |hex_text: &str, aad: &[u8], what: String| -> Result<Secret32, StoreError> {
-            let sealed = hex::decode(hex_text).map_err(|_| bad(format!("{what}: not hex")))?;
-            let plain = self.kek.open(
-                aad,
-                &sealed,
-                &format!("unwrapping {what}: wrong master key or tampered key file"),
-            )?;
-            let arr: [u8; KEY_LEN] = plain
-                .try_into()
-                .map_err(|_| bad(format!("{what}: wrong key length")))?;
-            Ok(Secret32(arr))
+        let unwrap = |hex_text: &str, aad: &[u8], key_id: &str| -> Result<Secret32, StoreError> {
+            let label = KeyLabel {
+                tenant: tenant.as_str(),
+                key_id,
+            };
+            let sealed = hex::decode(hex_text).map_err(|_| bad(format!("{label}: not hex")))?;
+            let plain = self.kek.unwrap(&label, aad, &sealed)?;
+            let mut out = Secret32([0u8; KEY_LEN]);
+            if plain.len() != KEY_LEN {
+                return Err(StoreError::Kek {
+                    kek: self.kek.id().to_string(),
+                    op: "unwrap",
+                    key: label.to_string(),
+                    reason: format!("unwrapped {} bytes, expected {KEY_LEN}", plain.len()),
+                });
+            }
+            out.0.copy_from_slice(&plain);
+            Ok(out)
         };
-        let pseudonym = unwrap(
-            &file.pseudonym,
-            &pseudonym_aad(tenant),
-            format!("pseudonym key of tenant {tenant}"),
-        )?;
+        let pseudonym = unwrap(&file.pseudonym, &pseudonym_aad(tenant), "pseudonym")?;
         let mut deks = BTreeMap::new();
+        let mut wrapped_deks = BTreeMap::new();
         for w in &file.deks {
-            let secret = unwrap(
-                &w.wrapped,
-                &dek_aad(tenant, w.id),
-                format!("data key {} of tenant {tenant}", w.id),
-            )?;
+            let secret = unwrap(&w.wrapped, &dek_aad(tenant, w.id), &dek_key_id(w.id))?;
             deks.insert(w.id, Arc::new(Dek::new(w.id, w.created_unix_secs, secret)?));
+            wrapped_deks.insert(w.id, w.wrapped.clone());
         }
-        let keys = Arc::new(TenantKeys { deks, pseudonym });
+        let keys = Arc::new(TenantKeys {
+            deks,
+            pseudonym,
+            wrapped_deks,
+            wrapped_pseudonym: file.pseudonym.clone(),
+        });
         self.tenants
             .write()
             .map_err(|_| poisoned())?
@@ -248,27 +387,25 @@ impl KeyRing {
     }
 
     fn persist(&self, tenant: &TenantId, keys: &TenantKeys) -> Result<(), StoreError> {
-        let mut pseudonym = Vec::new();
-        self.kek.seal_append(
-            &pseudonym_aad(tenant),
-            keys.pseudonym.expose(),
-            &mut pseudonym,
-        )?;
-        let mut deks = Vec::with_capacity(keys.deks.len());
-        for d in keys.deks.values() {
-            let mut wrapped = Vec::new();
-            self.kek
-                .seal_append(&dek_aad(tenant, d.id), d.secret.expose(), &mut wrapped)?;
-            deks.push(WrappedDek {
-                id: d.id,
-                created_unix_secs: d.created_unix_secs,
-                wrapped: hex::encode(wrapped),
-            });
-        }
+        let deks = keys
+            .deks
+            .values()
+            .map(|d| {
+                let wrapped = keys.wrapped_deks.get(&d.id).cloned().ok_or_else(|| {
+                    StoreError::Task(format!("data key {} of tenant {tenant} not wrapped", d.id))
+                })?;
+                Ok(WrappedDek {
+                    id: d.id,
+                    created_unix_secs: d.created_unix_secs,
+                    wrapped,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let file = KeyFile {
-            version: 1,
+            version: 2,
             tenant: tenant.clone(),
-            pseudonym: hex::encode(pseudonym),
+            kek: Some(self.kek.id().to_string()),
+            pseudonym: keys.wrapped_pseudonym.clone(),
             deks,
         };
         let bytes = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::KeyFile {
@@ -278,13 +415,37 @@ impl KeyRing {
         write_atomic_private(&self.path(tenant), &bytes)
     }
 
+    fn wrap_hex(
+        &self,
+        tenant: &TenantId,
+        key_id: &str,
+        aad: &[u8],
+        secret: &Secret32,
+    ) -> Result<String, StoreError> {
+        let label = KeyLabel {
+            tenant: tenant.as_str(),
+            key_id,
+        };
+        self.kek.wrap(&label, aad, secret.expose()).map(hex::encode)
+    }
+
     /// Adds a new data key (or creates the tenant's key file) and makes it current.
     fn add_dek(&self, tenant: &TenantId) -> Result<Arc<Dek>, StoreError> {
         let _guard = self.write.lock().map_err(|_| poisoned())?;
+        self.refuse_erased(tenant)?;
         let existing = self.load(tenant)?;
-        let (mut deks, pseudonym) = match &existing {
-            Some(t) => (t.deks.clone(), t.pseudonym.clone()),
-            None => (BTreeMap::new(), Secret32::random()?),
+        let (mut deks, mut wrapped_deks, pseudonym, wrapped_pseudonym) = match &existing {
+            Some(t) => (
+                t.deks.clone(),
+                t.wrapped_deks.clone(),
+                t.pseudonym.clone(),
+                t.wrapped_pseudonym.clone(),
+            ),
+            None => {
+                let p = Secret32::random()?;
+                let w = self.wrap_hex(tenant, "pseudonym", &pseudonym_aad(tenant), &p)?;
+                (BTreeMap::new(), BTreeMap::new(), p, w)
+            }
         };
         let id = match deks.keys().next_back() {
             Some(last) => last.checked_add(1).ok_or_else(|| StoreError::KeyFile {
@@ -299,9 +460,19 @@ impl KeyRing {
                     reason: "data key ids exhausted".into(),
                 })?,
         };
-        let dek = Arc::new(Dek::new(id, now_secs(), Secret32::random()?)?);
+        let secret = Secret32::random()?;
+        wrapped_deks.insert(
+            id,
+            self.wrap_hex(tenant, &dek_key_id(id), &dek_aad(tenant, id), &secret)?,
+        );
+        let dek = Arc::new(Dek::new(id, now_secs(), secret)?);
         deks.insert(id, dek.clone());
-        let keys = TenantKeys { deks, pseudonym };
+        let keys = TenantKeys {
+            deks,
+            pseudonym,
+            wrapped_deks,
+            wrapped_pseudonym,
+        };
         self.persist(tenant, &keys)?;
         self.tenants
             .write()
@@ -381,11 +552,140 @@ impl KeyRing {
         }
     }
 
+    /// Tenant erasure (`sentrace tenant erase`): writes the tombstone `<tenant>.erased`
+    /// first (from then on the tenant takes no new data and its keys are never unwrapped
+    /// again, even if the deletion below is interrupted), then destroys every wrapped key
+    /// ([`KeyRing::shred`]). Returns the tombstone (the destroyed key ids). Idempotent: a
+    /// second call finishes an interrupted one and returns the first tombstone.
+    pub fn erase(&self, tenant: &TenantId) -> Result<ErasedTenant, StoreError> {
+        let tomb = match self.erased(tenant)? {
+            Some(t) => t,
+            None => {
+                let _guard = self.write.lock().map_err(|_| poisoned())?;
+                let key_ids = self.key_ids_on_disk(tenant)?;
+                let now = now_secs();
+                let t = ErasedTenant {
+                    tenant: tenant.clone(),
+                    erased_unix_secs: now,
+                    erased_at: rfc3339(now),
+                    key_ids,
+                };
+                let bytes = serde_json::to_vec_pretty(&t)
+                    .map_err(|e| StoreError::Task(format!("erasure tombstone: {e}")))?;
+                write_atomic_private(&self.erased_path(tenant), &bytes)?;
+                self.erased
+                    .write()
+                    .map_err(|_| poisoned())?
+                    .insert(tenant.clone(), Some(t.clone()));
+                t
+            }
+        };
+        self.shred(tenant)?;
+        Ok(tomb)
+    }
+
+    /// The data key ids in the tenant's key file, read without unwrapping anything.
+    fn key_ids_on_disk(&self, tenant: &TenantId) -> Result<Vec<DekId>, StoreError> {
+        let path = self.path(tenant);
+        let bytes = crate::fsutil::read_bounded(&path, MAX_KEY_FILE, "key file")?;
+        if bytes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let file = parse_key_file(&bytes, tenant).map_err(|reason| StoreError::KeyFile {
+            path: path.clone(),
+            reason,
+        })?;
+        Ok(file.deks.iter().map(|d| d.id).collect())
+    }
+
+    /// Every tenant with a key file, and the age of its current data key, read from the
+    /// files' plaintext creation times (no key is unwrapped, no KEK is called). For
+    /// `/metrics` (`sentrace_tenant_data_key_age_seconds{tenant}`) and `keys list`.
+    pub fn key_ages(&self) -> Result<Vec<KeyAge>, StoreError> {
+        let now = now_secs();
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| StoreError::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io(&self.dir, e))?;
+            let name = entry.file_name();
+            let Some(tenant) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| TenantId::new(n).ok())
+            else {
+                continue;
+            };
+            if self.erased(&tenant)?.is_some() {
+                continue;
+            }
+            let path = entry.path();
+            let bytes = crate::fsutil::read_bounded(&path, MAX_KEY_FILE, "key file")?;
+            let file = parse_key_file(&bytes, &tenant).map_err(|reason| StoreError::KeyFile {
+                path: path.clone(),
+                reason,
+            })?;
+            if let Some(cur) = file.deks.iter().max_by_key(|d| d.id) {
+                out.push(KeyAge {
+                    tenant,
+                    key_id: cur.id,
+                    created_unix_secs: cur.created_unix_secs,
+                    age_secs: now.saturating_sub(cur.created_unix_secs),
+                    keys: file.deks.len(),
+                    kek: file
+                        .kek
+                        .clone()
+                        .unwrap_or_else(|| "local (version 1)".into()),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        Ok(out)
+    }
+
+    /// Rotates every tenant whose current key is older than the rotation period (the
+    /// scheduled rotation; new keys are otherwise made lazily on the next write). Returns
+    /// the tenants rotated and their new key ids.
+    pub fn rotate_due(&self) -> Result<Vec<(TenantId, DekId)>, StoreError> {
+        let Some(period) = self.rotation else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for age in self.key_ages()? {
+            if age.age_secs >= period.as_secs().max(1) {
+                out.push((age.tenant.clone(), self.rotate(&age.tenant)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether the tenant currently has keys (false after shredding).
     pub fn has_tenant(&self, tenant: &TenantId) -> Result<bool, StoreError> {
         Ok(self.load(tenant)?.is_some())
     }
 }
+
+/// Parses and checks a key file (version 1 or 2, the right tenant, bounded key count).
+pub(crate) fn parse_key_file(bytes: &[u8], tenant: &TenantId) -> Result<KeyFile, String> {
+    let file: KeyFile =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a key file: {e}"))?;
+    if !(1..=2).contains(&file.version) || &file.tenant != tenant {
+        return Err(format!(
+            "version {} for tenant {} (expected version 1 or 2 for {tenant})",
+            file.version, file.tenant
+        ));
+    }
+    if file.version == 2 && file.kek.is_none() {
+        return Err("version 2 file without the id of its master key (kek)".into());
+    }
+    if file.deks.len() > MAX_DEKS {
+        return Err(format!(
+            "{} data keys exceeds the limit {MAX_DEKS}",
+            file.deks.len()
+        ));
+    }
+    Ok(file)
+}
+
+pub(crate) const MAX_KEY_FILE_BYTES: u64 = MAX_KEY_FILE;
 
 fn poisoned() -> StoreError {
     StoreError::Task("key ring lock poisoned".into())
@@ -428,7 +728,31 @@ mod tests {
 
         // The wrong master key cannot unwrap.
         let ring3 = KeyRing::open(dir.path(), &MasterKey::generate().unwrap()).unwrap();
-        assert!(matches!(ring3.dek(&a, 1), Err(StoreError::Crypto { .. })));
+        let err = ring3.dek(&a, 1).unwrap_err();
+        assert!(matches!(err, StoreError::KeyFile { .. }), "{err}");
+        assert!(
+            err.to_string().contains(mk.id()),
+            "names the KEK it needs: {err}"
+        );
+
+        // A flipped byte in a wrapped key is an authentication error naming the key id.
+        let mut file: KeyFile =
+            serde_json::from_slice(&std::fs::read(dir.path().join("acme.json")).unwrap()).unwrap();
+        let mut w = hex::decode(&file.deks[1].wrapped).unwrap();
+        w[20] ^= 1;
+        file.deks[1].wrapped = hex::encode(w);
+        let flipped = tempfile::tempdir().unwrap();
+        std::fs::write(
+            flipped.path().join("acme.json"),
+            serde_json::to_vec(&file).unwrap(),
+        )
+        .unwrap();
+        let err = KeyRing::open(flipped.path(), &mk)
+            .unwrap()
+            .dek(&a, 1)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Crypto { .. }), "{err}");
+        assert!(err.to_string().contains("dek/2 of tenant acme"), "{err}");
 
         // A key file copied to another tenant's name fails (tenant is bound in AAD / file).
         std::fs::copy(dir.path().join("acme.json"), dir.path().join("evil.json")).unwrap();
@@ -452,5 +776,46 @@ mod tests {
             p1,
             "new pseudonyms are unlinkable"
         );
+    }
+
+    #[test]
+    fn ages_erasure_and_scheduled_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mk = MasterKey::generate().unwrap();
+        let ring = KeyRing::open(dir.path(), &mk).unwrap();
+        let (a, b) = (t("a"), t("b"));
+        ring.current_dek(&a).unwrap();
+        ring.rotate(&a).unwrap();
+        ring.current_dek(&b).unwrap();
+        let ages = ring.key_ages().unwrap();
+        assert_eq!(ages.len(), 2);
+        assert_eq!((ages[0].key_id, ages[0].keys), (2, 2));
+        assert_eq!(ages[0].kek, mk.id());
+        assert!(ring.rotate_due().unwrap().is_empty(), "no period set");
+
+        // Erasure: tombstone, keys destroyed, no new keys, reads "unavailable".
+        let tomb = ring.erase(&a).unwrap();
+        assert_eq!(tomb.key_ids, vec![1, 2]);
+        assert!(!dir.path().join("a.json").exists());
+        assert!(matches!(
+            ring.current_dek(&a),
+            Err(StoreError::TenantErased { .. })
+        ));
+        assert!(matches!(
+            ring.dek(&a, 1),
+            Err(StoreError::KeyUnavailable { .. })
+        ));
+        assert_eq!(ring.erase(&a).unwrap(), tomb, "idempotent");
+        assert_eq!(ring.key_ages().unwrap().len(), 1);
+        ring.current_dek(&b).unwrap();
+
+        // Scheduled rotation: keys older than the period are rotated.
+        let ring = KeyRing::open(dir.path(), &mk)
+            .unwrap()
+            .with_rotation_period(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(ring.rotate_due().unwrap(), vec![(b.clone(), 2)]);
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 }

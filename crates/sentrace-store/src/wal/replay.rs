@@ -206,7 +206,10 @@ pub(crate) fn replay_segment(
         let plain = match dek.wal_key().open(&aad, rec.sealed, "WAL record") {
             Ok(p) => p,
             Err(_) => {
-                let reason = "record fails authentication (tampered, moved or torn)".to_string();
+                let reason = format!(
+                    "record of tenant {} under data key {} fails authentication (tampered, moved or torn)",
+                    rec.tenant, rec.key_id
+                );
                 return Ok(damaged(offset, reason, end == file_len));
             }
         };

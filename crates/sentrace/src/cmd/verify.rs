@@ -14,7 +14,6 @@ use sentrace_ledger::verify::{FindingKind, PinState};
 use sentrace_server::audit::files::{AUDIT_DIR, NODE_LOG};
 use sentrace_server::audit::verify::{AuditLogReport, verify_all};
 use sentrace_server::audit::{AuditFiles, LogName};
-use sentrace_server::bootstrap::{MASTER_KEY_ENV, master_key_path};
 use sentrace_server::seal::audit::{AuditOptions, TenantAudit, audit};
 use sentrace_server::witness::config::parse_witness_vkeys;
 use sentrace_store::{KeyRing, MasterKey};
@@ -102,11 +101,8 @@ impl WitnessArgs {
 
 /// Loads the master key the way the server does (environment first, then the key file).
 pub fn master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
-    match std::env::var(MASTER_KEY_ENV) {
-        Ok(_) => Ok(MasterKey::from_env(MASTER_KEY_ENV)?),
-        Err(_) => Ok(MasterKey::load(&master_key_path(data_dir))
-            .with_context(|| format!("loading the master key of {}", data_dir.display()))?),
-    }
+    // SENTRACE_KEK, then SENTRACE_MASTER_KEY, then <data dir>/master.key.
+    sentrace_server::keys_config::resolve_master(data_dir, None, false)
 }
 
 pub(crate) fn load_pins(path: Option<&Path>) -> anyhow::Result<PinState> {
@@ -316,6 +312,13 @@ pub enum KeysCommand {
     /// --out (0600) and register the public keys for --tenant in
     /// <data-dir>/sources/<tenant>.toml (the running server picks it up within a second).
     SourceNew(crate::cmd::sources::SourceNewArgs),
+    /// Start a new data key for a tenant (new data uses it; older data stays readable).
+    Rotate(crate::cmd::keys::RotateArgs),
+    /// Re-wrap every data key and the log key under a new master key, crash-safe; data is
+    /// not touched (docs/keys.md).
+    Rewrap(crate::cmd::keys::RewrapArgs),
+    /// Each tenant's current data key, its age and its master key.
+    List(crate::cmd::keys::ListArgs),
 }
 
 /// Runs `keys`.
@@ -328,5 +331,8 @@ pub fn run_keys(c: KeysCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::SourceNew(a) => crate::cmd::sources::source_new(a),
+        KeysCommand::Rotate(a) => crate::cmd::keys::rotate(a),
+        KeysCommand::Rewrap(a) => crate::cmd::keys::rewrap(a),
+        KeysCommand::List(a) => crate::cmd::keys::list(a),
     }
 }
