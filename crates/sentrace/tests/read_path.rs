@@ -438,6 +438,13 @@ fn metrics_show_only_the_readers_tenant() {
     ] {
         assert!(sample(&text, gauge) >= 0.0, "{gauge}: {text}");
     }
+    // Both tenants wrote, so both hold a data key, created moments ago.
+    assert!(sample(&text, "sentrace_data_key_tenants") >= 2.0, "{text}");
+    assert!(sample(&text, "sentrace_data_keys") >= 2.0, "{text}");
+    assert!(
+        sample(&text, "sentrace_data_key_age_max_seconds") < 3600.0,
+        "{text}"
+    );
     // None of them for a tenant's reader.
     let text = srv.get(&globex, "/metrics").text().unwrap();
     for node_wide in [
@@ -445,6 +452,7 @@ fn metrics_show_only_the_readers_tenant() {
         "process_",
         "sentrace_wal_",
         "_duration_seconds",
+        "sentrace_data_key",
     ] {
         assert!(!text.contains(node_wide), "{node_wide}: {text}");
     }

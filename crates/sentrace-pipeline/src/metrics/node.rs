@@ -74,6 +74,35 @@ fn encode_store(e: &mut Encoder<'_>, store: &Store) -> fmt::Result {
         "sentrace_blocks",
         "Blocks in the store, over every tenant.",
         store.block_count() as u64,
+    )?;
+    encode_key_ages(e, store)
+}
+
+/// Data key ages, node-wide (no tenant label: an operator watches rotation without
+/// learning tenant names from the metrics). Read from the key files without unwrapping
+/// anything; an unreadable key directory leaves the families out (the store reports it).
+fn encode_key_ages(e: &mut Encoder<'_>, store: &Store) -> fmt::Result {
+    let Ok(ages) = store.keys().key_ages() else {
+        return Ok(());
+    };
+    export::gauge_u64(
+        e,
+        "sentrace_data_key_tenants",
+        "Tenants holding data keys (erased tenants excluded).",
+        ages.len() as u64,
+    )?;
+    export::gauge_u64(
+        e,
+        "sentrace_data_key_age_max_seconds",
+        "Age of the oldest current data key over every tenant, in seconds ([keys] \
+         rotate_after bounds it when set).",
+        ages.iter().map(|a| a.age_secs).max().unwrap_or(0),
+    )?;
+    export::gauge_u64(
+        e,
+        "sentrace_data_keys",
+        "Data keys held over every tenant (current and older ones kept to read old data).",
+        ages.iter().map(|a| a.keys as u64).sum(),
     )
 }
 
