@@ -157,31 +157,32 @@ fn window<T>(v: Vec<T>) -> VecDeque<T> {
 }
 
 fn state_of(snap: BaselineSnapshot, cfg: &BehaviorConfig) -> Result<TenantState, SnapshotError> {
+    let name = snap.tenant.clone();
     let invalid = |reason: String| SnapshotError::Invalid {
-        tenant: snap.tenant.clone(),
+        tenant: name.clone(),
         reason,
     };
     let mut st = TenantState::new(cfg.max_keys);
     st.last_seen = snap.last_seen_unix_nanos;
-    st.tenant_ev = snap.tenant_evidence.clone();
+    st.tenant_ev = snap.tenant_evidence;
     st.tenant_ev.check().map_err(&invalid)?;
-    for (k, mut ev) in snap.services.clone() {
+    for (k, mut ev) in snap.services {
         ev.check()
             .map_err(|r| invalid(format!("service {k:?}: {r}")))?;
         *st.services.entry(k, WarmupEvidence::default) = ev;
     }
-    for e in snap.edges.clone() {
+    for e in snap.edges {
         st.edges.entry(e, || ());
     }
-    for e in snap.endpoints.clone() {
+    for e in snap.endpoints {
         st.endpoints.entry(e, || ());
     }
-    for (s, r, ring) in snap.sizes.clone() {
+    for (s, r, ring) in snap.sizes {
         let skip = ring.len().saturating_sub(SIZE_SAMPLES);
         let sz = st.sizes.entry((s, r), Sizes::default);
         sz.ring = ring.into_iter().skip(skip).collect();
     }
-    for (k, mut series) in snap.series.clone() {
+    for (k, mut series) in snap.series {
         series
             .history
             .retain(|p| p.0.is_finite() && p.1.is_finite() && p.2.is_finite());
@@ -193,16 +194,16 @@ fn state_of(snap: BaselineSnapshot, cfg: &BehaviorConfig) -> Result<TenantState,
         }
         *st.series.entry(k, Series::default) = series;
     }
-    for (k, v) in snap.auth_by_client.clone() {
+    for (k, v) in snap.auth_by_client {
         *st.auth_by_client.entry(k, VecDeque::new) = window(v);
     }
-    for (k, v) in snap.auth_by_user.clone() {
+    for (k, v) in snap.auth_by_user {
         *st.auth_by_user.entry(k, VecDeque::new) = window(v);
     }
-    for (k, v) in snap.denied_ids.clone() {
+    for (k, v) in snap.denied_ids {
         *st.denied_ids.entry(k, VecDeque::new) = window(v);
     }
-    for (k, v) in snap.admin_denials.clone() {
+    for (k, v) in snap.admin_denials {
         *st.admin_denials.entry(k, VecDeque::new) = window(v);
     }
     for (m, k, t) in snap.fired {
