@@ -131,6 +131,29 @@ impl Detector {
         Ok(())
     }
 
+    /// Snapshots of the behavioral state of every tenant that changed since the last call
+    /// (see [`crate::behavior::BaselineSnapshot`]); the caller persists them.
+    pub fn baseline_snapshots(&self) -> Vec<crate::behavior::BaselineSnapshot> {
+        self.behavior.snapshot_dirty()
+    }
+
+    /// Marks a tenant's behavioral state as not saved, so the next
+    /// [`Detector::baseline_snapshots`] takes it again.
+    pub fn mark_baseline_unsaved(&self, tenant: &TenantId) {
+        self.behavior.mark_dirty(tenant);
+    }
+
+    /// Puts back a tenant's saved behavioral state (at start, before any batch of it),
+    /// bounded by the tenant's `[behavior]` table.
+    pub fn restore_baseline(
+        &self,
+        tenant: &TenantId,
+        snap: crate::behavior::BaselineSnapshot,
+    ) -> Result<(), crate::behavior::SnapshotError> {
+        self.behavior
+            .restore(tenant, snap, &self.ruleset(tenant).behavior)
+    }
+
     /// Traces of a tenant held for cross-batch correlation ([`crate::memory`]).
     pub fn remembered_traces(&self, tenant: &TenantId) -> usize {
         self.memory.len(tenant)

@@ -37,12 +37,21 @@ fn req(
     vec![batch("frontend", vec![s])]
 }
 
+/// A detector whose services warm up after `warmup` seconds of span time, 50 spans and 50
+/// distinct traces (no warm-up at all when `warmup` is 0).
 fn detector(warmup: u64) -> Detector {
     let mut rs = Ruleset::default_ruleset().unwrap();
     rs.behavior.warmup_secs = warmup;
+    let need = if warmup == 0 { 0 } else { 50 };
+    rs.behavior.warmup_min_spans = need;
+    rs.behavior.warmup_min_sources = need;
     // Shift detectors are exercised by the simulator; keep them out of these unit cases.
     rs.behavior.shift_min_count = u64::MAX;
     Detector::new(rs).unwrap()
+}
+
+fn fams(f: Vec<sentrace_detect::Finding>) -> Vec<Family> {
+    f.into_iter().map(|f| f.family).collect()
 }
 
 #[test]
@@ -50,44 +59,123 @@ fn new_endpoint_after_warmup_only() {
     let d = detector(60);
     let t = TenantId::new("acme").unwrap();
     let t0 = 1_700_000_000 * SEC;
-    let mut fams = Vec::new();
+    let mut seen = Vec::new();
     for i in 0..100 {
-        fams.extend(
-            d.inspect(
-                &t,
-                &req(i, t0 + i * SEC, "/a", "/a", 200, "1.1.1.1", "u"),
-                0,
-            )
-            .into_iter()
-            .map(|f| f.family),
-        );
-    }
-    // `/b` first seen during warm-up: learned, not reported.
-    fams.extend(
-        d.inspect(
+        seen.extend(fams(d.inspect(
             &t,
-            &req(1, t0 + 10 * SEC, "/b", "/b", 200, "1.1.1.1", "u"),
+            &req(i, t0 + i * SEC, "/a", "/a", 200, "1.1.1.1", "u"),
             0,
-        )
-        .into_iter()
-        .map(|f| f.family),
-    );
-    assert!(fams.is_empty(), "{fams:?}");
+        )));
+        if i == 10 {
+            // `/b` first seen while the service has little evidence: learned, not reported.
+            seen.extend(fams(d.inspect(
+                &t,
+                &req(1, t0 + 10 * SEC, "/b", "/b", 200, "1.1.1.1", "u"),
+                0,
+            )));
+        }
+    }
+    assert!(seen.is_empty(), "{seen:?}");
     let f = d.inspect(
         &t,
         &req(2, t0 + 200 * SEC, "/debug", "/debug", 200, "1.1.1.1", "u"),
         0,
     );
-    assert_eq!(
-        f.iter().map(|f| f.family).collect::<Vec<_>>(),
-        [Family::NewEndpoint]
-    );
+    assert_eq!(fams(f), [Family::NewEndpoint]);
     let f = d.inspect(
         &t,
         &req(3, t0 + 201 * SEC, "/b", "/b", 200, "1.1.1.1", "u"),
         0,
     );
     assert!(f.is_empty());
+}
+
+#[test]
+fn warmup_needs_many_traces_not_one_busy_one() {
+    let d = detector(60);
+    let t = TenantId::new("acme").unwrap();
+    let t0 = 1_700_000_000 * SEC;
+    // 500 spans over 500 s, all in one trace: one source, so still cold.
+    for i in 0..500 {
+        let f = d.inspect(
+            &t,
+            &req(7, t0 + i * SEC, "/a", "/a", 200, "1.1.1.1", "u"),
+            0,
+        );
+        assert!(f.is_empty());
+    }
+    let f = d.inspect(
+        &t,
+        &req(7, t0 + 501 * SEC, "/new", "/new", 200, "1.1.1.1", "u"),
+        0,
+    );
+    assert!(f.is_empty(), "{:?}", fams(f));
+}
+
+/// Frontend calls `callee` in trace `n` at span time `at`.
+fn call(n: u64, at: u64, callee: &str) -> Vec<sentrace_core::proto::trace::v1::ResourceSpans> {
+    let tr = (n % 250) as u8 + 1;
+    let mut root = span(
+        tr,
+        1,
+        None,
+        SpanKind::Server,
+        vec![kv("http.route", "/checkout")],
+    );
+    let mut child = span(tr, 2, Some(1), SpanKind::Server, vec![]);
+    root.start_time_unix_nano = at;
+    child.start_time_unix_nano = at + 1;
+    vec![batch("frontend", vec![root]), batch(callee, vec![child])]
+}
+
+#[test]
+fn baselines_survive_a_restart() {
+    let t = TenantId::new("acme").unwrap();
+    let t0 = 1_700_000_000 * SEC;
+    let before = detector(60);
+    for i in 0..100 {
+        let f = before.inspect(&t, &call(i, t0 + i * SEC, "cart"), 0);
+        assert!(f.is_empty(), "{:?}", fams(f));
+    }
+    let snaps = before.baseline_snapshots();
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].edge_count(), 1);
+    assert!(
+        before.baseline_snapshots().is_empty(),
+        "nothing changed since"
+    );
+    // Through bytes, as the server keeps it.
+    let bytes = serde_json::to_vec(&snaps[0]).unwrap();
+
+    // A restart in the middle of the scenario: the restored detector needs no warm-up.
+    let after = detector(60);
+    after
+        .restore_baseline(&t, serde_json::from_slice(&bytes).unwrap())
+        .unwrap();
+    let at = t0 + 101 * SEC;
+    assert!(after.inspect(&t, &call(101, at, "cart"), 0).is_empty());
+    assert_eq!(
+        fams(after.inspect(&t, &call(102, at, "payments"), 0)),
+        [Family::LateralMovement]
+    );
+    // Without the snapshot, the same new edge right after a start is learned silently.
+    let fresh = detector(60);
+    assert!(fresh.inspect(&t, &call(102, at, "payments"), 0).is_empty());
+
+    // A snapshot is only restored for its own tenant and format.
+    let other = TenantId::new("globex").unwrap();
+    assert!(
+        after
+            .restore_baseline(&other, serde_json::from_slice(&bytes).unwrap())
+            .is_err()
+    );
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["format"] = 99.into();
+    assert!(
+        after
+            .restore_baseline(&t, serde_json::from_value(v).unwrap())
+            .is_err()
+    );
 }
 
 #[test]

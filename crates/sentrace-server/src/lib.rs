@@ -325,6 +325,8 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         _ => Vec::new(),
     };
     let replay_saver = tokio::spawn(sources.clone().run(rx.clone()));
+    let baseline_saver =
+        (state.detect.clone()).map(|d| tokio::spawn(d.run_baseline_saver(rx.clone())));
     let exposure_saver = tokio::spawn(
         secviews
             .clone()
@@ -423,6 +425,13 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         w.abort();
     }
     let _ = replay_saver.await;
+    if let Some(b) = baseline_saver {
+        let _ = b.await;
+    }
+    // The last save of the behavioral baselines, after ingest stopped.
+    if let Some(d) = &state.detect {
+        d.save_baselines().await;
+    }
     let _ = exposure_saver.await;
     // Signs the audit logs' final checkpoints (every record is already durable).
     let _ = audit_checkpoints.await;

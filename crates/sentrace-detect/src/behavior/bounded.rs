@@ -48,6 +48,24 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         &mut slot.0
     }
 
+    /// Entries from the least to the most recently touched (for snapshots: inserting them
+    /// in this order into an empty map restores the eviction order).
+    pub fn oldest_first(&self) -> Vec<(&K, &V)> {
+        let mut v: Vec<(&K, &V, u64)> = self.map.iter().map(|(k, (v, t))| (k, v, *t)).collect();
+        v.sort_unstable_by_key(|e| e.2);
+        v.into_iter().map(|(k, v, _)| (k, v)).collect()
+    }
+
+    /// Every value, mutably, without touching them.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.map.iter_mut().map(|(k, (v, _))| (k, v))
+    }
+
+    /// The value of `k`, mutably, without touching it.
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.map.get_mut(k).map(|(v, _)| v)
+    }
+
     fn evict(&mut self) {
         let drop_n = (self.cap / 10).max(1);
         let mut ticks: Vec<u64> = self.map.values().map(|(_, t)| *t).collect();

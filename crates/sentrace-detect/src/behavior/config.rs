@@ -6,8 +6,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BehaviorConfig {
-    /// Seconds after a tenant's first span during which baselines learn and nothing fires.
+    /// Warm-up by evidence (see `behavior::evidence`): `new_edge` and `new_endpoint` judge a
+    /// service only once its spans cover at least this many seconds of span time (latest
+    /// minus earliest start) ...
     pub warmup_secs: u64,
+    /// ... and it has shown at least this many spans ...
+    pub warmup_min_spans: u64,
+    /// ... from at least this many distinct sources (traces). Evidence is kept with the
+    /// baselines across restarts, so a restart never starts a new warm-up.
+    pub warmup_min_sources: u64,
     /// Most keys tracked per tenant in each table (edges, endpoints, clients, users, ...);
     /// beyond it the least recently seen key is evicted.
     pub max_keys: usize,
@@ -49,7 +56,9 @@ pub struct BehaviorConfig {
 impl Default for BehaviorConfig {
     fn default() -> Self {
         Self {
-            warmup_secs: 1_800,
+            warmup_secs: 300,
+            warmup_min_spans: 1_000,
+            warmup_min_sources: 100,
             max_keys: 10_000,
             brute_force_failures: 20,
             auth_window_secs: 300,
@@ -105,6 +114,12 @@ impl BehaviorConfig {
         }
         if self.max_keys > 1_000_000 {
             return Err("max_keys must be at most 1000000".into());
+        }
+        if self.warmup_min_sources > super::evidence::MAX_PENDING_SOURCES as u64 {
+            return Err(format!(
+                "warmup_min_sources must be at most {}",
+                super::evidence::MAX_PENDING_SOURCES
+            ));
         }
         if self.shift_history > 10_000 {
             return Err("shift_history must be at most 10000".into());

@@ -7,20 +7,29 @@
 //!
 //! | detector | fires when | warm-up |
 //! |---|---|---|
-//! | `new_edge` | a parent span in service A has a child in service B (or a client span names `peer.service` B) and A→B was never seen | yes |
-//! | `new_endpoint` | an entry span's (service, route) was never seen | yes |
+//! | `new_edge` | a parent span in service A has a child in service B (or a client span names `peer.service` B) and A→B was never seen | A is warm |
+//! | `new_endpoint` | an entry span's (service, route) was never seen; or the first entry span of a service never seen, once the tenant is warm | the service is warm |
 //! | `brute_force` | `brute_force_failures` auth failures from one client address, or against one user, within `auth_window_secs` | no |
 //! | `credential_stuffing` | auth failures over `stuffing_distinct_users` distinct users from one client within the window | no |
 //! | `enumeration` | `enumeration_distinct_ids` distinct object ids answered 403/404 to one client within the window | no |
-//! | `exfiltration` | a response above `median + exfil_mad_k·1.4826·MAD`, `exfil_min_ratio`·median and `exfil_min_bytes` for its endpoint (30 samples at least) | yes |
+//! | `exfiltration` | a response above `median + exfil_mad_k·1.4826·MAD`, `exfil_min_ratio`·median and `exfil_min_bytes` for its endpoint | 30 size samples of the endpoint |
 //! | `privilege_probing` | `probe_denials` 401/403 on admin routes from one client, then a 2xx on an admin route, within `probe_window_secs` | no |
-//! | `error_shift`, `latency_shift`, `volume_shift` | a closed bucket of a service is more than `shift_mad_k` scaled MADs above the median of the previous buckets (10 at least) | yes |
+//! | `error_shift`, `latency_shift`, `volume_shift` | a closed bucket of a service is more than `shift_mad_k` scaled MADs above the median of the previous buckets | 10 closed buckets of the service |
+//!
+//! Warm-up is by evidence, per baseline, never by a clock from process start. A service is
+//! warm once it has shown `warmup_min_spans` spans from `warmup_min_sources` distinct
+//! traces, covering `warmup_secs` of span time ([`evidence`]); the tenant as a whole is
+//! warm by the same rule over all its spans. The state of every baseline, its evidence
+//! included, can be taken out as a [`BaselineSnapshot`] and put back after a restart
+//! ([`Baselines::restore`]), so a restarted server reports a new edge at once.
 //!
 //! An authentication failure is a 401, or a 400/403 on a login-like route. After a finding,
 //! the same detector stays quiet for the same key for `cooldown_secs`.
 
 mod bounded;
 mod config;
+pub mod evidence;
+mod snapshot;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -31,6 +40,8 @@ use sentrace_core::proto::trace::v1::span::SpanKind;
 
 pub use bounded::Bounded;
 pub use config::BehaviorConfig;
+pub use evidence::WarmupEvidence;
+pub use snapshot::{BASELINE_FORMAT, BaselineSnapshot, SnapshotError};
 
 use crate::detector::{Compiled, Draft, make_finding};
 use crate::finding::{Evidence, Finding};
@@ -63,7 +74,8 @@ pub const MIN_SIZE_SAMPLES: usize = 30;
 
 const NANOS: u64 = 1_000_000_000;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Bucket {
     index: u64,
     count: u64,
@@ -71,7 +83,8 @@ struct Bucket {
     latency_sum_ms: f64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Series {
     current: Bucket,
     history: VecDeque<(f64, f64, f64)>,
@@ -90,7 +103,14 @@ const STATS_REFRESH: u32 = 16;
 
 #[derive(Debug)]
 struct TenantState {
-    first_seen: u64,
+    /// Evidence over all the tenant's spans.
+    tenant_ev: WarmupEvidence,
+    /// Evidence per service.
+    services: Bounded<String, WarmupEvidence>,
+    /// Latest span time observed.
+    last_seen: u64,
+    /// Changed since the last snapshot.
+    dirty: bool,
     edges: Bounded<(String, String), ()>,
     endpoints: Bounded<(String, String), ()>,
     auth_by_client: Bounded<String, VecDeque<(u64, String)>>,
@@ -103,9 +123,12 @@ struct TenantState {
 }
 
 impl TenantState {
-    fn new(first_seen: u64, cap: usize) -> Self {
+    fn new(cap: usize) -> Self {
         Self {
-            first_seen,
+            tenant_ev: WarmupEvidence::default(),
+            services: Bounded::new(cap),
+            last_seen: 0,
+            dirty: false,
             edges: Bounded::new(cap),
             endpoints: Bounded::new(cap),
             auth_by_client: Bounded::new(cap),
@@ -291,21 +314,11 @@ impl Baselines {
             return;
         };
         let spans: Vec<SpanRef<'_>> = span::spans(rs).collect();
-        let first = spans
-            .iter()
-            .map(|s| {
-                if s.span.start_time_unix_nano == 0 {
-                    now
-                } else {
-                    s.span.start_time_unix_nano
-                }
-            })
-            .min()
-            .unwrap_or(now);
-        let st = tenants.entry(tenant.clone(), || TenantState::new(first, cfg.max_keys));
-        let warm_at = st
-            .first_seen
-            .saturating_add(cfg.warmup_secs.saturating_mul(NANOS));
+        if spans.is_empty() {
+            return;
+        }
+        let st = tenants.entry(tenant.clone(), || TenantState::new(cfg.max_keys));
+        st.dirty = true;
         let mut em = Emitter {
             tenant,
             rules,
@@ -322,7 +335,15 @@ impl Baselines {
             } else {
                 s.span.start_time_unix_nano
             };
-            let warm = t >= warm_at;
+            st.last_seen = st.last_seen.max(t);
+            // Evidence, judged before this span counts.
+            let src = (!s.span.trace_id.is_empty()).then(|| evidence::source_of(&s.span.trace_id));
+            let svc_key = s.service.to_string();
+            let new_service = !st.services.contains(&svc_key) && st.tenant_ev.is_warm(cfg);
+            st.tenant_ev.observe(t, src, cfg);
+            let ev = st.services.entry(svc_key, WarmupEvidence::default);
+            let svc_warm = ev.is_warm(cfg);
+            ev.observe(t, src, cfg);
             // Service edges.
             let mut edges: Vec<(String, String)> = Vec::new();
             if let Some(ps) = service_of.get(s.span.parent_span_id.as_slice())
@@ -339,7 +360,12 @@ impl Baselines {
             for e in edges {
                 if !st.edges.contains(&e) {
                     st.edges.entry(e.clone(), || ());
-                    if warm {
+                    let caller_warm = if e.0 == s.service {
+                        svc_warm
+                    } else {
+                        st.services.get_mut(&e.0).is_some_and(|ev| ev.is_warm(cfg))
+                    };
+                    if caller_warm {
                         let snip = format!("{} -> {}", e.0, e.1);
                         em.fire(
                             &mut st.fired,
@@ -371,7 +397,7 @@ impl Baselines {
             let ep = (s.service.to_string(), route.clone());
             if !st.endpoints.contains(&ep) {
                 st.endpoints.entry(ep.clone(), || ());
-                if warm {
+                if svc_warm || new_service {
                     let snip = format!("{} {}", s.service, route);
                     em.fire(
                         &mut st.fired,
@@ -534,7 +560,7 @@ impl Baselines {
                         .then(|| median_mad(sz.ring.iter().map(|v| *v as f64)));
                     sz.since_stats = 0;
                 }
-                if warm && let Some((m, mad)) = sz.stats {
+                if let Some((m, mad)) = sz.stats {
                     let x = size as f64;
                     if x > m + cfg.exfil_mad_k * 1.4826 * mad.max(1.0)
                         && x >= cfg.exfil_min_ratio * m
@@ -577,9 +603,7 @@ impl Baselines {
                     closed.latency_sum_ms / c.max(1.0),
                 );
                 let bucket_t = closed.index.saturating_add(1).saturating_mul(bucket_nanos);
-                if bucket_t >= warm_at
-                    && series.history.len() >= MIN_SHIFT_HISTORY
-                    && closed.count >= cfg.shift_min_count
+                if series.history.len() >= MIN_SHIFT_HISTORY && closed.count >= cfg.shift_min_count
                 {
                     let k = cfg.shift_mad_k;
                     let (mc, madc) = median_mad(series.history.iter().map(|p| p.0));

@@ -26,7 +26,38 @@ pub struct DetectConfig {
     /// this many seconds; first sightings are looked for in this window plus the map's own
     /// lookback.
     pub new_edge_window_secs: u64,
+    /// Behavioral baselines kept across restarts.
+    pub baselines: BaselinesConfig,
 }
+
+/// Behavioral baselines (service edges, endpoints, response sizes, rate series, warm-up
+/// evidence) kept in the encrypted per-tenant journal `<data-dir>/baselines/` and restored
+/// at start, so a restart or a deploy does not open a new warm-up window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselinesConfig {
+    /// Save and restore the baselines (off: every start learns afresh).
+    pub persist: bool,
+    /// Seconds between two saves of the tenants whose baselines changed; one more save
+    /// runs at shutdown, after ingest stopped.
+    pub persist_interval_secs: u64,
+    /// Largest saved snapshot of one tenant, in bytes; a larger one is not saved (logged
+    /// and counted) and that tenant's baselines are learned again after a restart.
+    pub max_snapshot_bytes: u64,
+}
+
+impl Default for BaselinesConfig {
+    fn default() -> Self {
+        Self {
+            persist: true,
+            persist_interval_secs: 60,
+            max_snapshot_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Largest `[detect.baselines] max_snapshot_bytes` (one journal record).
+pub const MAX_BASELINE_SNAPSHOT_BYTES: u64 = sentrace_store::journal::MAX_RECORD_BYTES as u64;
 
 impl Default for DetectConfig {
     fn default() -> Self {
@@ -38,6 +69,7 @@ impl Default for DetectConfig {
             sinks: SinksConfig::default(),
             response: ResponseConfig::default(),
             new_edge_window_secs: 86_400,
+            baselines: BaselinesConfig::default(),
         }
     }
 }
@@ -165,6 +197,17 @@ impl DetectConfig {
         if self.new_edge_window_secs == 0 || self.new_edge_window_secs > MAX_NEW_EDGE_WINDOW_SECS {
             return Err(format!(
                 "[detect] new_edge_window_secs must be between 1 and {MAX_NEW_EDGE_WINDOW_SECS} (30 days)"
+            ));
+        }
+        let b = &self.baselines;
+        if b.persist_interval_secs == 0 || b.persist_interval_secs > 86_400 {
+            return Err(
+                "[detect.baselines] persist_interval_secs must be between 1 and 86400".into(),
+            );
+        }
+        if b.max_snapshot_bytes < 1024 || b.max_snapshot_bytes > MAX_BASELINE_SNAPSHOT_BYTES {
+            return Err(format!(
+                "[detect.baselines] max_snapshot_bytes must be between 1024 and {MAX_BASELINE_SNAPSHOT_BYTES}"
             ));
         }
         let s = &self.sinks;

@@ -25,6 +25,7 @@
 //! crypto-shredding a tenant removes them too. The audit log holds ids, rule names and
 //! targets (client addresses, users, principals), never span values.
 
+pub mod baselines;
 pub mod config;
 pub mod findings;
 pub mod response;
@@ -90,6 +91,8 @@ pub struct Runtime {
     pub sinks: Box<dyn FindingSinks>,
     /// Response policy, actions in force, audit and quarantine.
     pub response: Option<response::ResponseState>,
+    /// Behavioral baselines saved across restarts (`[detect.baselines] persist`).
+    pub baselines: Option<baselines::BaselineStore>,
     metrics: DetectMetrics,
 }
 
@@ -163,16 +166,25 @@ impl Runtime {
         } else {
             None
         };
-        let journal = sentrace_store::Journal::open(&data_dir.join("findings"), "findings", keys)
-            .and_then(sentrace_store::JournalWriter::start)
-            .context("opening the findings journal")?;
+        let journal =
+            sentrace_store::Journal::open(&data_dir.join("findings"), "findings", keys.clone())
+                .and_then(sentrace_store::JournalWriter::start)
+                .context("opening the findings journal")?;
         let findings = findings::FindingStore::open(cfg.max_findings_per_tenant, journal)
             .context("loading the findings journal")?;
+        let baselines = if cfg.baselines.persist {
+            let b = baselines::BaselineStore::open(&cfg.baselines, data_dir, keys)?;
+            b.restore_into(&detector);
+            Some(b)
+        } else {
+            None
+        };
         Ok(Arc::new(Self {
             detector,
             findings,
             sinks,
             response,
+            baselines,
             metrics: DetectMetrics::default(),
         }))
     }
