@@ -14,6 +14,7 @@ pub mod redact;
 pub mod response;
 pub mod serve;
 pub mod sources;
+pub mod store_objects;
 pub mod tokens;
 pub mod verify;
 pub mod verify_remote;
