@@ -35,6 +35,12 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 (cd tests/console && npm ci --no-audit --no-fund --loglevel=error)
 
+echo "==> S3-compatible test server (s3s-fs, cargo install into .tools; crates/sentrace/tests/s3_store.rs)"
+if [ ! -x .tools/bin/s3s-fs ]; then
+  cargo install s3s-fs@0.14.1 --locked --features binary --root .tools --debug --quiet
+fi
+export SENTRACE_S3_SERVER="$PWD/.tools/bin/s3s-fs"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -283,6 +283,7 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         master: boot.master.clone(),
         config: &cfg,
         exposure: registry.exposure.clone(),
+        objects: store.objects().clone(),
     })
     .context("restoring the security views' state")?;
     let auth = auth::Authenticator::new(auth::tokens_path(&opts.data_dir), &cfg.auth)?;

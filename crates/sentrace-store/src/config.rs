@@ -37,6 +37,16 @@ pub struct StoreConfig {
     /// segment: `false` (default) refuses to open the store; `true` keeps the records
     /// before the damage, renames the segment to `*.corrupt` for forensics and reports it.
     pub quarantine_corrupt_wal: bool,
+    /// Where blocks and transparency-log objects live: `s3://bucket/prefix` for an
+    /// S3-compatible bucket (credentials, endpoint and region from the AWS environment
+    /// variables, never from here). Absent: the data directory's `blocks/`. The WAL always
+    /// stays on local disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A PEM CA certificate to trust (besides the system roots) for TLS to the object
+    /// store at `url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -51,6 +61,8 @@ impl Default for StoreConfig {
             block_zstd_level: 1,
             block_footer_cache: 256,
             quarantine_corrupt_wal: false,
+            url: None,
+            ca_file: None,
         }
     }
 }
@@ -84,6 +96,11 @@ impl StoreConfig {
         }
         if !(1..=22).contains(&self.block_zstd_level) {
             return bad("block_zstd_level", "must be between 1 and 22");
+        }
+        if let Some(url) = &self.url {
+            crate::objects::StoreUrl::parse(url)?;
+        } else if self.ca_file.is_some() {
+            return bad("ca_file", "is only used with url = \"s3://...\"");
         }
         Ok(())
     }

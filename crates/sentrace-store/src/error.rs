@@ -34,6 +34,15 @@ pub enum StoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The configured object store (`[store] url`) cannot be opened or does not answer.
+    /// `url` carries no credentials.
+    #[error("object store {url}: {reason}")]
+    Backend {
+        /// The store URL, without user information.
+        url: String,
+        /// What failed and what to check.
+        reason: String,
+    },
     /// An object-store (block storage) operation failed.
     #[error("object store error on {path}: {source}")]
     ObjectStore {

@@ -27,6 +27,7 @@ pub mod journal;
 pub mod journal_writer;
 pub mod keys;
 mod memtable;
+pub mod objects;
 mod scan;
 mod sealed_file;
 mod search;
@@ -48,8 +49,9 @@ pub use journal::Journal;
 pub use journal_writer::JournalWriter;
 pub use keys::{KeyRing, MasterKey};
 pub use memtable::{MAX_CATALOG_OPERATIONS, MAX_CATALOG_SERVICES};
+pub use objects::{StoreUrl, open_objects};
 pub use scan::{
-    Damage, MAX_MISPLACED_CANDIDATES, Misplaced, ScannedSpan, StoreScan, scan_data_dir,
+    Damage, MAX_MISPLACED_CANDIDATES, Misplaced, ScannedSpan, StoreScan, scan_data_dir, scan_store,
 };
 pub use search::SpanFilter;
 pub use store::{

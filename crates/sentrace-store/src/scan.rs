@@ -166,6 +166,25 @@ async fn find_misplaced(
 
 /// Scans `data_dir` (its `wal/` and `blocks/`), decrypting with `keys`.
 pub async fn scan_data_dir(data_dir: &Path, keys: Arc<KeyRing>) -> Result<StoreScan, StoreError> {
+    let blocks = data_dir.join("blocks");
+    if !blocks.is_dir() {
+        return scan_store(data_dir, keys, None).await;
+    }
+    let objects =
+        LocalFileSystem::new_with_prefix(&blocks).map_err(|e| StoreError::ObjectStore {
+            path: blocks.display().to_string(),
+            source: e,
+        })?;
+    scan_store(data_dir, keys, Some(&objects)).await
+}
+
+/// Scans `data_dir`'s `wal/` and the blocks in `objects` (the local `blocks/` or the
+/// bucket of `[store] url`; `None`: no blocks), decrypting with `keys`.
+pub async fn scan_store(
+    data_dir: &Path,
+    keys: Arc<KeyRing>,
+    objects: Option<&dyn ObjectStore>,
+) -> Result<StoreScan, StoreError> {
     let mut scan = StoreScan::default();
     let wal_dir = data_dir.join("wal");
     if wal_dir.is_dir() {
@@ -214,15 +233,9 @@ pub async fn scan_data_dir(data_dir: &Path, keys: Arc<KeyRing>) -> Result<StoreS
             erased: false,
         });
     }
-    let blocks = data_dir.join("blocks");
-    if !blocks.is_dir() {
+    let Some(objects) = objects else {
         return Ok(scan);
-    }
-    let objects =
-        LocalFileSystem::new_with_prefix(&blocks).map_err(|e| StoreError::ObjectStore {
-            path: blocks.display().to_string(),
-            source: e,
-        })?;
+    };
     let mut names = Vec::new();
     {
         use futures::StreamExt;

@@ -167,6 +167,33 @@ fn failures_have_a_status_and_one_line() {
         !err.contains("st_0000000000000000_wrong"),
         "token echoed: {err}"
     );
+
+    // Without --server, the server's own config file says where it listens.
+    let config = srv.config.to_str().unwrap();
+    let read = srv.token("default", "read");
+    let ingest = srv.token("default", "ingest");
+    let ca = ca.to_str().unwrap();
+    for (args, token) in [
+        (
+            vec!["query", "search", "--service", "x", "--config", config],
+            &read,
+        ),
+        (
+            vec![
+                "loadgen",
+                "--config",
+                config,
+                "--requests",
+                "1",
+                "--spans-per-request",
+                "1",
+            ],
+            &ingest,
+        ),
+    ] {
+        let (code, _, err) = run(&args, &[("SENTRACE_CA", ca), ("SENTRACE_TOKEN", token)]);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -23,7 +23,7 @@ use sentrace_ledger::keys::VerifierKey;
 use sentrace_ledger::verify::{
     BatchEvidence, EvidenceContent, Finding, FindingKind, ObjectKind, PinState, Report, Verifier,
 };
-use sentrace_store::{KeyRing, MasterKey, StoreScan, scan_data_dir};
+use sentrace_store::{KeyRing, MasterKey, StoreScan, scan_store};
 
 use super::LOG_PREFIX;
 
@@ -109,18 +109,31 @@ pub async fn audit(
     pins: &mut PinState,
     opts: AuditOptions<'_>,
 ) -> anyhow::Result<Vec<TenantAudit>> {
+    let blocks = data_dir.join("blocks");
+    let objects = LocalFileSystem::new_with_prefix(&blocks)
+        .with_context(|| format!("opening {}", blocks.display()))?;
+    audit_store(data_dir, &objects, master, pins, opts).await
+}
+
+/// Like [`audit`], with the blocks and log objects in `objects` (the bucket of
+/// `[store] url`, see [`sentrace_store::open_objects`]); the WAL, keys and journals are
+/// still read from `data_dir`.
+pub async fn audit_store(
+    data_dir: &Path,
+    objects: &dyn ObjectStore,
+    master: &MasterKey,
+    pins: &mut PinState,
+    opts: AuditOptions<'_>,
+) -> anyhow::Result<Vec<TenantAudit>> {
     let key = match opts.key {
         Some(k) => k,
         None => super::keys::verifier(data_dir, master)?,
     };
     let keys = Arc::new(KeyRing::open(&data_dir.join("keys"), master)?);
-    let blocks = data_dir.join("blocks");
-    let objects = LocalFileSystem::new_with_prefix(&blocks)
-        .with_context(|| format!("opening {}", blocks.display()))?;
-    let scan = scan_data_dir(data_dir, keys.clone())
+    let scan = scan_store(data_dir, keys.clone(), Some(objects))
         .await
         .context("scanning the store")?;
-    let mut tenants = log_tenants(&objects).await?;
+    let mut tenants = log_tenants(objects).await?;
     tenants.extend(
         scan.spans
             .iter()
@@ -133,7 +146,7 @@ pub async fn audit(
     }
     let mut out = Vec::new();
     for tenant in tenants {
-        let log = load_log(&objects, &tenant).await?;
+        let log = load_log(objects, &tenant).await?;
         let mut policy = CheckpointPolicy::new(key.clone());
         policy.origin = Some(
             Origin::for_tenant(&opts.node, &tenant).map_err(|e| anyhow::anyhow!("origin: {e}"))?,

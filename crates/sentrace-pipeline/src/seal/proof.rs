@@ -7,12 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use sentrace_core::{TenantId, TraceId};
 use sentrace_ledger::bundle::{BundleEntry, ProofBundle};
 use sentrace_ledger::checkpoint::{CheckpointPolicy, Origin, open_checkpoint};
 use sentrace_ledger::tiles::{TILE_WIDTH, TileHashes, bundle_path, decode_bundle};
-use sentrace_store::{KeyRing, MasterKey, scan_data_dir};
+use sentrace_store::{KeyRing, MasterKey, scan_store};
 
 use super::audit::load_log;
 
@@ -26,12 +27,25 @@ pub async fn build_proof(
     tenant: &TenantId,
     trace_id: TraceId,
 ) -> anyhow::Result<String> {
-    let key = super::keys::verifier(data_dir, master)?;
-    let keys = Arc::new(KeyRing::open(&data_dir.join("keys"), master)?);
     let blocks = data_dir.join("blocks");
     let objects = LocalFileSystem::new_with_prefix(&blocks)
         .with_context(|| format!("opening {}", blocks.display()))?;
-    let log = load_log(&objects, tenant).await?;
+    build_proof_from(data_dir, &objects, master, node, tenant, trace_id).await
+}
+
+/// Like [`build_proof`], with the blocks and log objects in `objects` (the bucket of
+/// `[store] url`).
+pub async fn build_proof_from(
+    data_dir: &Path,
+    objects: &dyn ObjectStore,
+    master: &MasterKey,
+    node: &str,
+    tenant: &TenantId,
+    trace_id: TraceId,
+) -> anyhow::Result<String> {
+    let key = super::keys::verifier(data_dir, master)?;
+    let keys = Arc::new(KeyRing::open(&data_dir.join("keys"), master)?);
+    let log = load_log(objects, tenant).await?;
     let note = log.get("checkpoint").context("the log has no checkpoint")?;
     let mut policy = CheckpointPolicy::new(key);
     policy.origin =
@@ -39,7 +53,7 @@ pub async fn build_proof(
     let v = open_checkpoint(note, &policy)
         .map_err(|e| anyhow::anyhow!("the log's checkpoint does not verify: {e}"))?;
     let size = v.checkpoint.size;
-    let scan = scan_data_dir(data_dir, keys).await?;
+    let scan = scan_store(data_dir, keys, Some(objects)).await?;
     // index -> position -> canonical, for every batch that holds a span of the trace.
     let wanted: BTreeMap<u64, Vec<u64>> = {
         let mut m: BTreeMap<u64, Vec<u64>> = BTreeMap::new();

@@ -223,8 +223,9 @@ impl SecViews {
             .build()
             .context("starting the verification runtime")?;
         let mut progress = |_: &str, _: &'static str, _: u64, _: u64| {};
-        let audits = rt.block_on(sentrace_pipeline::seal::audit::audit(
+        let audits = rt.block_on(sentrace_pipeline::seal::audit::audit_store(
             &self.data_dir,
+            self.objects.as_ref(),
             &self.master,
             &mut pins,
             sentrace_pipeline::seal::audit::AuditOptions {

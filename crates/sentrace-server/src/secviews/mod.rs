@@ -53,6 +53,8 @@ pub struct SecViews {
     pub exposure: Option<Arc<ExposureLog>>,
     /// Verification results and the one-at-a-time guard per tenant.
     pub integrity: integrity::IntegrityState,
+    /// The store's blocks and log objects (the local `blocks/` or the `[store] url` bucket).
+    pub objects: Arc<dyn object_store::ObjectStore>,
 }
 
 impl std::fmt::Debug for SecViews {
@@ -74,6 +76,8 @@ pub struct SecViewsOptions<'a> {
     pub config: &'a crate::Config,
     /// The exposure log of the pipeline's registry.
     pub exposure: Option<Arc<ExposureLog>>,
+    /// The store's object store ([`sentrace_store::Store::objects`]).
+    pub objects: Arc<dyn object_store::ObjectStore>,
 }
 
 impl SecViews {
@@ -95,6 +99,7 @@ impl SecViews {
             new_edge_window_secs: opts.config.detect.new_edge_window_secs,
             exposure: opts.exposure,
             integrity,
+            objects: opts.objects,
         }))
     }
 

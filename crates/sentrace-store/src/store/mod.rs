@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
 use sentrace_core::TenantId;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
@@ -129,23 +128,20 @@ fn poisoned() -> StoreError {
 }
 
 impl Store {
-    /// Opens `data_dir` (creating `wal/`, `catalog/` and `blocks/`, mode 0700), with blocks
-    /// in a local-filesystem object store rooted at `data_dir/blocks` (fsync on write).
-    /// Replays the WAL and reports what was recovered and what tail was cut.
+    /// Opens `data_dir` (creating `wal/` and `catalog/`, mode 0700), with blocks in the
+    /// object store `cfg.url` names, or in a local-filesystem object store rooted at
+    /// `data_dir/blocks` (fsync on write) when it is absent (see [`crate::open_objects`]).
+    /// A bucket that does not answer is an error naming its URL. Replays the WAL and
+    /// reports what was recovered and what tail was cut.
     pub async fn open(
         data_dir: &Path,
         cfg: StoreConfig,
         keys: Arc<KeyRing>,
     ) -> Result<(Store, RecoveryReport), StoreError> {
-        let blocks = data_dir.join("blocks");
-        create_private_dir(&blocks)?;
-        let local = LocalFileSystem::new_with_prefix(&blocks)
-            .map_err(|e| StoreError::ObjectStore {
-                path: blocks.display().to_string(),
-                source: e,
-            })?
-            .with_fsync(true);
-        Self::open_with_object_store(data_dir, cfg, keys, Arc::new(local)).await
+        cfg.validate()?;
+        let objects = crate::objects::open_objects(data_dir, &cfg)?;
+        crate::objects::probe(objects.as_ref(), &cfg).await?;
+        Self::open_with_object_store(data_dir, cfg, keys, objects).await
     }
 
     /// Like [`Store::open`], with blocks in any object store (S3 and others later). The store

@@ -62,12 +62,30 @@ impl Store {
             range: Some(GetRange::Suffix(FOOTER_PREFETCH)),
             ..GetOptions::default()
         };
-        let res = self
-            .inner
-            .objects
-            .get_opts(&b.path, opts)
-            .await
-            .map_err(oerr)?;
+        let res = match self.inner.objects.get_opts(&b.path, opts).await {
+            Ok(res) => res,
+            Err(e @ object_store::Error::NotFound { .. }) => return Err(oerr(e)),
+            // Some S3-compatible servers (s3s-fs 0.14) fail a suffix range longer than the
+            // object instead of answering with the whole object: ask the size, then read a
+            // bounded range.
+            Err(e) => {
+                let size = match self.inner.objects.head(&b.path).await {
+                    Ok(meta) => meta.size,
+                    Err(_) => return Err(oerr(e)),
+                };
+                let opts = GetOptions {
+                    range: Some(GetRange::Bounded(
+                        size.saturating_sub(FOOTER_PREFETCH)..size,
+                    )),
+                    ..GetOptions::default()
+                };
+                self.inner
+                    .objects
+                    .get_opts(&b.path, opts)
+                    .await
+                    .map_err(oerr)?
+            }
+        };
         let (len, range) = (res.meta.size, res.range.clone());
         let tail = res.bytes().await.map_err(oerr)?;
         let corrupt = |reason: &str| StoreError::Corrupt {

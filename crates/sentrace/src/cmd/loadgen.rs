@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
+use super::client::{Listener, ServerConfig};
 use super::progress::Progress;
 use crate::DataDir;
 
@@ -22,13 +23,12 @@ pub struct Args {
     #[command(flatten)]
     data: DataDir,
     /// The OTLP/HTTP receiver: a base URL (`https://host:4318`, as the OpenTelemetry SDKs
-    /// take it) or the full traces URL (`…/v1/traces`).
-    #[arg(
-        long,
-        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
-        default_value = "https://localhost:4318"
-    )]
-    endpoint: String,
+    /// take it) or the full traces URL (`…/v1/traces`). Default: from `--config`'s
+    /// `[listen] otlp_http`, else https://localhost:4318.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    endpoint: Option<String>,
+    #[command(flatten)]
+    config: ServerConfig,
     /// A token with the ingest role.
     #[arg(long, env = "SENTRACE_TOKEN", hide_env_values = true)]
     token: String,
@@ -292,6 +292,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         })),
         _ => None,
     };
+    let endpoint = a.config.url(
+        a.endpoint.as_deref(),
+        Listener::OtlpHttp,
+        "https://localhost:4318",
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -316,7 +321,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 bytes.clone(),
                 progress.clone(),
             );
-            let (endpoint, token) = (traces_url(&a.endpoint), a.token.clone());
+            let (endpoint, token) = (traces_url(&endpoint), a.token.clone());
             let signing = signing.clone();
             let (total, per, attrs, shape) =
                 (a.requests, a.spans_per_request, a.attributes, a.shape);

@@ -1,6 +1,7 @@
 //! Subcommands.
 
 pub mod audit;
+pub(crate) mod client;
 pub mod config;
 pub mod detect;
 pub(crate) mod fail_on;
@@ -15,6 +16,7 @@ pub mod redact;
 pub mod response;
 pub mod serve;
 pub mod sources;
+pub mod store_objects;
 pub mod subject;
 pub mod tenant;
 pub mod tokens;

@@ -26,6 +26,9 @@ pub struct ProofArgs {
     /// Where to write the bundle.
     #[arg(short = 'o', long)]
     output: PathBuf,
+    /// The server's configuration file (its `[store] url` bucket holds the blocks and log).
+    #[arg(long, env = "SENTRACE_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// Runs `proof`.
@@ -36,8 +39,10 @@ pub fn run_proof(a: ProofArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let bundle = rt.block_on(sentrace_server::seal::proof::build_proof(
+    let objects = super::store_objects::open(a.config.as_deref(), &a.data.data_dir, &rt)?;
+    let bundle = rt.block_on(sentrace_server::seal::proof::build_proof_from(
         &a.data.data_dir,
+        objects.as_ref(),
         &master,
         &a.node,
         &tenant,

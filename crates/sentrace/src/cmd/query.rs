@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use super::client::{Listener, ServerConfig};
 use crate::DataDir;
 
 /// Connection options.
@@ -16,13 +17,12 @@ use crate::DataDir;
 pub struct Conn {
     #[command(flatten)]
     data: DataDir,
-    /// The query API's base URL.
-    #[arg(
-        long,
-        env = "SENTRACE_SERVER",
-        default_value = "https://localhost:16686"
-    )]
-    server: String,
+    /// The query API's base URL (default: from `--config`'s `[listen] query`, else
+    /// https://localhost:16686).
+    #[arg(long, env = "SENTRACE_SERVER")]
+    server: Option<String>,
+    #[command(flatten)]
+    config: ServerConfig,
     /// A token with the read role.
     #[arg(long, env = "SENTRACE_TOKEN", hide_env_values = true)]
     token: String,
@@ -111,7 +111,12 @@ pub fn https_client(ca: Option<&std::path::Path>) -> anyhow::Result<reqwest::Cli
 }
 
 async fn get(conn: &Conn, path: &str, query: &[(String, String)]) -> anyhow::Result<Value> {
-    let url = format!("{}{}", conn.server.trim_end_matches('/'), path);
+    let server = conn.config.url(
+        conn.server.as_deref(),
+        Listener::Query,
+        "https://localhost:16686",
+    )?;
+    let url = format!("{}{}", server.trim_end_matches('/'), path);
     let resp = client(conn)?
         .get(&url)
         .bearer_auth(&conn.token)
@@ -119,7 +124,7 @@ async fn get(conn: &Conn, path: &str, query: &[(String, String)]) -> anyhow::Res
         .send()
         .await
         .map_err(reqwest::Error::without_url)
-        .with_context(|| format!("connecting to {}", conn.server))?;
+        .with_context(|| format!("connecting to {server}"))?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     match status.as_u16() {

@@ -14,7 +14,7 @@ use sentrace_ledger::verify::{FindingKind, PinState};
 use sentrace_server::audit::files::{AUDIT_DIR, NODE_LOG};
 use sentrace_server::audit::verify::{AuditLogReport, verify_all};
 use sentrace_server::audit::{AuditFiles, LogName};
-use sentrace_server::seal::audit::{AuditOptions, TenantAudit, audit};
+use sentrace_server::seal::audit::{AuditOptions, TenantAudit, audit_store};
 use sentrace_server::witness::config::parse_witness_vkeys;
 use sentrace_store::{KeyRing, MasterKey};
 use std::sync::Arc;
@@ -59,6 +59,11 @@ pub struct Args {
     pub(crate) ca: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) witnesses: WitnessArgs,
+    /// The server's configuration file: with `[store] url = "s3://..."`, blocks and logs
+    /// are read from that bucket (credentials from the AWS environment) instead of
+    /// `<data-dir>/blocks`.
+    #[arg(long, env = "SENTRACE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// Witness requirements shared by `verify` and `verify-proof`.
@@ -153,8 +158,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let audits = if node_only {
         Vec::new()
     } else {
-        rt.block_on(audit(
+        let objects = super::store_objects::open(a.config.as_deref(), &a.data.data_dir, &rt)?;
+        rt.block_on(audit_store(
             &a.data.data_dir,
+            objects.as_ref(),
             &master,
             &mut pins,
             AuditOptions {

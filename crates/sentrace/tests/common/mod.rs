@@ -181,6 +181,8 @@ pub struct Server {
     pub admin_token: Option<String>,
     child: Option<Child>,
     pub stdout_lines: Vec<String>,
+    /// Extra environment variables of the server process (e.g. `AWS_*` for an S3 store).
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -207,6 +209,7 @@ impl Server {
             admin_token: None,
             child: None,
             stdout_lines: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -226,7 +229,8 @@ impl Server {
         cmd.args(["serve", "--data-dir"])
             .arg(&self.data)
             .arg("--config")
-            .arg(&self.config);
+            .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         let (child, lines) = spawn_until(&mut cmd, log, "sentrace: ready");
         self.child = Some(child);
         let Some(lines) = lines else {

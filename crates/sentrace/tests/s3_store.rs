@@ -1,0 +1,339 @@
+//! One node on an S3-compatible object store: a real S3 server (`s3s-fs`, installed by
+//! `scripts/test.sh`; its path in `SENTRACE_S3_SERVER`) on loopback with access keys made
+//! here. The core end-to-end cases pass as on the local file system: ingest, Jaeger read,
+//! kill -9 and restart, flush into the bucket, read back from it, `sentrace verify` clean,
+//! and a block overwritten through the S3 API reported by `verify`. A store that does not
+//! answer stops the start with an error naming its URL and never the secret key.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+const BUCKET: &str = "traces";
+const PREFIX: &str = "node-a";
+
+/// A running `s3s-fs` with fresh credentials and a bucket.
+struct S3Server {
+    child: Child,
+    root: tempfile::TempDir,
+    port: u16,
+    key: String,
+    secret: String,
+}
+
+fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut buf)
+        .unwrap();
+    hex(&buf)
+}
+
+impl S3Server {
+    fn start() -> S3Server {
+        let bin = std::env::var_os("SENTRACE_S3_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                panic!(
+                    "SENTRACE_S3_SERVER is not set. This test needs a real S3-compatible server: \
+                 run scripts/test.sh (it installs one), or \
+                 `cargo install s3s-fs@0.14.1 --locked --features binary --root .tools` and \
+                 SENTRACE_S3_SERVER=$PWD/.tools/bin/s3s-fs"
+                )
+            });
+        assert!(
+            bin.is_file(),
+            "SENTRACE_S3_SERVER={} is not a file: install it with \
+             `cargo install s3s-fs@0.14.1 --locked --features binary --root .tools`",
+            bin.display()
+        );
+        let root = tempfile::tempdir().unwrap();
+        // s3s-fs keeps bucket `b` in the directory `ROOT/b`.
+        std::fs::create_dir(root.path().join(BUCKET)).unwrap();
+        let (port, key, secret) = (free_port(), random_hex(10), random_hex(20));
+        let log = std::fs::File::create(root.path().join("s3s-fs.log")).unwrap();
+        let child = Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", &key, "--secret-key", &secret])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let s3 = S3Server {
+            child,
+            root,
+            port,
+            key,
+            secret,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s3
+    }
+
+    /// The environment a client of this server needs (as an operator would set it).
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("AWS_ACCESS_KEY_ID", self.key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// An S3 API client of the bucket (for the test's own reads and the tampering).
+    fn client(&self) -> AmazonS3 {
+        AmazonS3Builder::new()
+            .with_endpoint(format!("http://127.0.0.1:{}", self.port))
+            .with_access_key_id(&self.key)
+            .with_secret_access_key(&self.secret)
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            .with_bucket_name(BUCKET)
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.root;
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Every object key in the bucket.
+fn list(client: &AmazonS3) -> Vec<ObjectPath> {
+    use futures::StreamExt;
+    rt().block_on(async {
+        let mut out = Vec::new();
+        let mut l = client.list(None);
+        while let Some(m) = l.next().await {
+            out.push(m.unwrap().location);
+        }
+        out
+    })
+}
+
+/// Spans reported flushed into blocks by the server's log so far.
+fn flushed_spans(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("flushed buffered spans into blocks"))
+        .filter_map(|l| {
+            let at = l.find("spans=")? + "spans=".len();
+            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// `sentrace verify --json --config CONFIG` with the S3 environment.
+fn verify(srv: &Server, s3: &S3Server) -> (i32, serde_json::Value, String) {
+    let out = Command::new(BIN)
+        .args(["verify", "--json", "--data-dir"])
+        .arg(&srv.data)
+        .arg("--config")
+        .arg(&srv.config)
+        .envs(s3.env())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("verify printed no JSON ({e}); stderr: {stderr}"));
+    (out.status.code().unwrap_or(-1), v, stderr)
+}
+
+fn read_all(srv: &Server, token: &str, ids: &[String], stage: &str) {
+    for id in ids {
+        let resp = srv.get(token, &format!("/api/traces/{id}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        assert_eq!(
+            status,
+            200,
+            "{stage}: trace {id}: {text}\nlog:\n{}",
+            srv.log()
+        );
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let spans = body["data"][0]["spans"].as_array().map_or(0, Vec::len);
+        assert_eq!(spans, 1, "{stage}: trace {id}: {body}");
+    }
+}
+
+fn set_flush_interval(config: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    assert!(text.contains(from));
+    std::fs::write(config, text.replace(from, to)).unwrap();
+}
+
+#[test]
+fn one_node_on_s3_ingest_read_kill9_verify_tamper() {
+    let s3 = S3Server::start();
+    let client = s3.client();
+    let mut srv = Server::new(&format!(
+        "[store]\nurl = \"s3://{BUCKET}/{PREFIX}\"\nflush_interval = \"1h\"\n"
+    ));
+    srv.env = s3.env();
+    srv.launch();
+    let admin = srv.admin_token.clone().unwrap();
+
+    // Ingest: 10 requests of 20 spans, each span its own trace.
+    let mut ids = Vec::new();
+    for r in 0..10u64 {
+        let spans: Vec<_> = (0..20u64).map(|i| span(r * 1000 + i, "op")).collect();
+        ids.extend(spans.iter().map(|s| hex(&s.trace_id)));
+        let resp = srv.post_proto(&admin, &request("s3-node", spans));
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    read_all(&srv, &admin, &ids, "from the WAL");
+
+    // kill -9 with everything in the WAL: nothing acknowledged is lost.
+    srv.kill9();
+    srv.launch();
+    read_all(&srv, &admin, &ids, "after kill -9 (WAL replay)");
+
+    // Flush into the bucket (a short interval), wait until every span is in a block.
+    srv.stop();
+    set_flush_interval(&srv.config, "\"1h\"", "\"1s\"");
+    srv.launch();
+    let total = ids.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while flushed_spans(&srv.log()) < total {
+        assert!(
+            Instant::now() < deadline,
+            "spans were not flushed into the bucket; log:\n{}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let objects = list(&client);
+    let blocks: Vec<_> = objects
+        .iter()
+        .filter(|p| p.as_ref().ends_with(".parquet"))
+        .collect();
+    assert!(!blocks.is_empty(), "no block in the bucket: {objects:?}");
+    assert!(
+        objects
+            .iter()
+            .all(|p| p.as_ref().starts_with(&format!("{PREFIX}/"))),
+        "object outside the prefix: {objects:?}"
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|p| p.as_ref() == format!("{PREFIX}/log/default/checkpoint")),
+        "the transparency log is not in the bucket: {objects:?}"
+    );
+    let local: Vec<_> = files_under(&srv.data)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(local.is_empty(), "blocks on local disk: {local:?}");
+
+    // kill -9 after the flush: the WAL segments are gone, the reads come from the bucket.
+    srv.kill9();
+    srv.launch();
+    read_all(&srv, &admin, &ids, "after kill -9 (from the bucket)");
+    srv.stop();
+
+    // No credential in the server's log.
+    let log = srv.log();
+    assert!(!log.contains(&s3.secret), "the secret key is in the log");
+    assert!(!log.contains(&s3.key), "the access key id is in the log");
+
+    // verify reads the same bucket through --config: clean.
+    let (code, report, stderr) = verify(&srv, &s3);
+    assert_eq!(code, 0, "verify: {report:#}\n{stderr}");
+    assert_eq!(report["ok"], true);
+    let logs = report["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1, "{report:#}");
+    assert_eq!(logs[0]["tenant"], "default");
+
+    // Tamper: overwrite one block through the S3 API (one byte changed).
+    let victim = blocks[0].clone();
+    rt().block_on(async {
+        let mut bytes = client
+            .get(&victim)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        client.put(&victim, PutPayload::from(bytes)).await.unwrap();
+    });
+    let (code, report, stderr) = verify(&srv, &s3);
+    assert_eq!(code, 1, "tampering not detected: {report:#}\n{stderr}");
+    assert_eq!(report["ok"], false);
+    let name = victim.filename().unwrap();
+    let findings = verify_findings(&report);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "modified" && f.to_string().contains(name)),
+        "no `modified` finding naming {name}: {findings:#?}"
+    );
+}
+
+#[test]
+fn unreachable_store_is_a_clear_error_without_credentials() {
+    let srv = Server::new("[store]\nurl = \"s3://traces/node-b\"\n");
+    let secret = format!("SECRET{}", random_hex(16));
+    // A port nothing listens on.
+    let port = free_port();
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(&srv.data)
+        .arg("--config")
+        .arg(&srv.config)
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "AKIDTESTKEY")
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "started without its store: {stderr}");
+    assert!(
+        stderr.contains("object store s3://traces/node-b"),
+        "the error does not name the store: {stderr}"
+    );
+    assert!(
+        !stderr.contains(&secret) && !stdout.contains(&secret),
+        "the secret key was printed"
+    );
+}
