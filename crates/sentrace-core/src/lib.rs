@@ -16,6 +16,7 @@ pub mod limits;
 pub mod otlp;
 pub mod sensitivity;
 pub mod stage;
+pub mod time;
 
 pub use batch::{Batch, BatchContext, SourceInfo};
 pub use identity::{AuthMethod, Identity, PrincipalKind, Role};

@@ -163,14 +163,7 @@ fn no_plaintext_at_rest() {
 /// every finding is still listed.
 #[test]
 fn tokens_and_findings_acknowledged_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, "version = 1\n[actions]\nemail = \"token\"\n").unwrap();
-    let mut srv = Server::new(&format!(
-        "[store]\nflush_interval = \"1h\"\n[minimize]\npolicy = \"{}\"\n",
-        policy.display()
-    ))
-    .start();
+    let mut srv = tokenizing_server();
     let admin = srv.admin_token.clone().unwrap();
     let mut sent = Vec::new();
     for r in 0..10u64 {

@@ -32,6 +32,19 @@ fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
+/// `sentrace verify-receipt FILE --key VKEYS`.
+fn verify_receipt(receipt: &Path, vkeys: &str) -> Output {
+    Command::new(BIN)
+        .args([
+            "verify-receipt",
+            receipt.to_str().unwrap(),
+            "--key",
+            vkeys.trim(),
+        ])
+        .output()
+        .unwrap()
+}
+
 fn err(out: &Output) -> String {
     assert!(
         !out.status.success(),
@@ -146,26 +159,10 @@ fn tenant_erase_leaves_nothing_readable_and_others_untouched() {
     let vkeys = srv.cli(&["keys", "show"]);
     let rpath = srv.dir.path().join("receipt.json");
     std::fs::write(&rpath, &receipt_text).unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "verify-receipt",
-            rpath.to_str().unwrap(),
-            "--key",
-            vkeys.trim(),
-        ])
-        .output()
-        .unwrap();
+    let out = verify_receipt(&rpath, &vkeys);
     assert!(ok(&out).contains("receipt OK"));
     std::fs::write(&rpath, receipt_text.replace("\"acme\"", "\"acne\"")).unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "verify-receipt",
-            rpath.to_str().unwrap(),
-            "--key",
-            vkeys.trim(),
-        ])
-        .output()
-        .unwrap();
+    let out = verify_receipt(&rpath, &vkeys);
     assert_eq!(out.status.code(), Some(1));
 
     // No byte of the tenant's span values anywhere in the data directory.
@@ -414,14 +411,7 @@ fn command_kek_with_openssl_and_its_failures() {
 #[test]
 fn subject_erasure_and_a_flipped_ciphertext_byte() {
     // Emails become reversible tokens (their originals in the vault).
-    let policy_dir = tempfile::tempdir().unwrap();
-    let policy = policy_dir.path().join("policy.toml");
-    std::fs::write(&policy, "version = 1\n[actions]\nemail = \"token\"\n").unwrap();
-    let mut srv = Server::new(&format!(
-        "[store]\nflush_interval = \"1h\"\n[minimize]\npolicy = \"{}\"\n",
-        policy.display()
-    ))
-    .start();
+    let mut srv = tokenizing_server();
     let admin = srv.admin_token.clone().unwrap();
     for (i, who) in ["jane@example.com", "john@example.com"].iter().enumerate() {
         let mut s = span(500 + i as u64, "login");
@@ -451,15 +441,7 @@ fn subject_erasure_and_a_flipped_ciphertext_byte() {
     let vkeys = srv.cli(&["keys", "show"]);
     let rpath = srv.dir.path().join("subject-receipt.json");
     std::fs::write(&rpath, receipt.to_string()).unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "verify-receipt",
-            rpath.to_str().unwrap(),
-            "--key",
-            vkeys.trim(),
-        ])
-        .output()
-        .unwrap();
+    let out = verify_receipt(&rpath, &vkeys);
     assert!(ok(&out).contains("receipt OK"));
     // The statement is in the log and verify is clean.
     let (code, v) = verify(&srv.data, &[]);

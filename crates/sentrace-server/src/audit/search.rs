@@ -162,14 +162,7 @@ fn parse_rfc3339(text: &str) -> Result<u64, String> {
         }
         _ => return Err(bad()),
     };
-    // Howard Hinnant's days-from-civil algorithm.
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let mp = if mo > 2 { mo - 3 } else { mo + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = sentrace_core::time::days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset;
     let total = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
     u64::try_from(total).map_err(|_| format!("{text:?} is before 1970"))

@@ -125,26 +125,7 @@ fn now_secs() -> u64 {
 
 /// RFC 3339 UTC timestamp with microseconds, as RFC 5424 section 6.2.3 allows.
 pub fn rfc3339(unix_nanos: u64) -> String {
-    let secs = unix_nanos / 1_000_000_000;
-    let micros = (unix_nanos % 1_000_000_000) / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    sentrace_core::time::rfc3339_micros(unix_nanos)
 }
 
 fn hostname() -> String {

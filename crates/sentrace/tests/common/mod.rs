@@ -126,6 +126,21 @@ pub fn proc_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// A started server whose minimization policy turns emails into reversible tokens (their
+/// originals in the vault), with flushes held off for an hour (spans stay in the WAL).
+pub fn tokenizing_server() -> Server {
+    let srv = Server::new("[store]\nflush_interval = \"1h\"\n");
+    let policy = srv.dir.path().join("policy.toml");
+    std::fs::write(&policy, "version = 1\n[actions]\nemail = \"token\"\n").unwrap();
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&srv.config)
+        .unwrap();
+    use std::io::Write;
+    writeln!(config, "[minimize]\npolicy = \"{}\"", policy.display()).unwrap();
+    srv.start()
+}
+
 /// Starts `sentrace ARGS` with all three standard streams piped.
 pub fn spawn_piped(args: &[&str]) -> Child {
     Command::new(BIN)
