@@ -38,6 +38,7 @@ pub mod config;
 pub mod detect;
 pub mod durable;
 pub mod metrics;
+pub mod periodic;
 pub mod pipeline;
 pub mod seal;
 pub mod secrets;

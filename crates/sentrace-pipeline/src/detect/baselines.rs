@@ -240,11 +240,7 @@ impl Runtime {
         let Some(b) = &self.baselines else { return };
         let every = Duration::from_secs(b.cfg.persist_interval_secs.max(1));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => break,
-            }
+        while crate::periodic::tick_or_shutdown(&mut tick, &mut shutdown).await {
             self.save_baselines().await;
         }
     }

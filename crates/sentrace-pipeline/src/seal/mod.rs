@@ -549,11 +549,7 @@ impl Seal {
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         self.sweep_superseded().await;
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => break,
-            }
+        while crate::periodic::tick_or_shutdown(&mut tick, &mut shutdown).await {
             if let Err(e) = self.publish(false).await {
                 tracing::warn!(error = %e, "publishing checkpoints failed; will retry");
             }

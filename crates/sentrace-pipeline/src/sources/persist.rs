@@ -113,11 +113,7 @@ impl Sources {
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let every = Duration::from_secs(self.cfg.persist_interval_secs.max(1));
         let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => break,
-            }
+        while crate::periodic::tick_or_shutdown(&mut tick, &mut shutdown).await {
             if let Err(e) = self.persist_async().await {
                 tracing::warn!(error = %format!("{e:#}"), "saving the replay state failed; will retry");
             }

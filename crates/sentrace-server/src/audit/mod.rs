@@ -133,11 +133,7 @@ impl AuditLog {
     /// Signs due checkpoints every second until `shutdown`, then every pending one.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => break,
-            }
+        while sentrace_pipeline::periodic::tick_or_shutdown(&mut tick, &mut shutdown).await {
             let _ = self
                 .tx
                 .send(writer::Job::Checkpoint {

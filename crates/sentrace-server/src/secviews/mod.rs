@@ -110,11 +110,7 @@ impl SecViews {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => break,
-            }
+        while sentrace_pipeline::periodic::tick_or_shutdown(&mut tick, &mut shutdown).await {
             if let Err(e) = self.persist_async().await {
                 tracing::warn!(error = %format!("{e:#}"), "saving the exposure counts failed; will retry");
             }
