@@ -21,6 +21,7 @@ pub mod crypto;
 mod entry;
 mod erasure;
 mod error;
+pub mod export;
 pub mod fsutil;
 pub mod group_commit;
 pub mod journal;

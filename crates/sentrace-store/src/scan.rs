@@ -87,7 +87,7 @@ struct FailedBlock {
 
 /// Checks `bytes` as block `name` of `tenant` against `sidecar` and reads its rows. The
 /// outer error is a task failure; the inner one is the block's.
-async fn read_block_as(
+pub(crate) async fn read_block_as(
     keys: &Arc<KeyRing>,
     tenant: &TenantId,
     name: &str,

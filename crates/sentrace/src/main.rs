@@ -99,6 +99,9 @@ enum Command {
     Subject(cmd::subject::Command),
     /// Verify an erasure receipt with the log's public keys.
     VerifyReceipt(cmd::tenant::VerifyReceiptArgs),
+    /// Export a tenant's stored spans, decrypted, as plain Parquet (DuckDB, DataFusion);
+    /// runs with the server stopped and is recorded in the tenant's audit log.
+    Export(cmd::export::Args),
 }
 
 /// mimalloc instead of the system allocator: decoding and minimizing a request makes and
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
             | Command::Keys(_)
             | Command::Tenant(_)
             | Command::Subject(_)
+            | Command::Export(_)
     ) {
         // A client command whose reader went away (`| head`) ends quietly, as cat does;
         // the servers keep ignoring SIGPIPE so a dropped connection is an error, not death.
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
         Command::VerifyProof(a) => cmd::proof::run_verify_proof(a),
         Command::Policy(c) => cmd::policy::run(c),
         Command::Tenant(c) => cmd::tenant::run(c),
+        Command::Export(a) => cmd::export::run(a),
         Command::Subject(c) => cmd::subject::run(c),
         Command::VerifyReceipt(a) => cmd::tenant::verify_receipt(a),
     };

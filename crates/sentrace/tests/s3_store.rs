@@ -144,18 +144,6 @@ fn list(client: &AmazonS3) -> Vec<ObjectPath> {
     })
 }
 
-/// Spans reported flushed into blocks by the server's log so far.
-fn flushed_spans(log: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("flushed buffered spans into blocks"))
-        .filter_map(|l| {
-            let at = l.find("spans=")? + "spans=".len();
-            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
-            digits.parse::<u64>().ok()
-        })
-        .sum()
-}
-
 /// `sentrace verify --json --config CONFIG` with the S3 environment.
 fn verify(srv: &Server, s3: &S3Server) -> (i32, serde_json::Value, String) {
     let out = Command::new(BIN)
@@ -227,7 +215,7 @@ fn one_node_on_s3_ingest_read_kill9_verify_tamper() {
     srv.launch();
     let total = ids.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while flushed_spans(&srv.log()) < total {
+    while flushed_spans_in(&srv.log()) < total {
         assert!(
             Instant::now() < deadline,
             "spans were not flushed into the bucket; log:\n{}",

@@ -165,7 +165,13 @@ fn parse_rfc3339(text: &str) -> Result<u64, String> {
     let days = sentrace_core::time::days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset;
     let total = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
-    u64::try_from(total).map_err(|_| format!("{text:?} is before 1970"))
+    u64::try_from(total).map_err(|_| {
+        if total < 0 {
+            format!("{text:?} is before 1970")
+        } else {
+            format!("{text:?} is after 2554 (the last time Unix nanoseconds can hold)")
+        }
+    })
 }
 
 /// One record found, with where it is.
@@ -256,6 +262,10 @@ mod tests {
         assert!(parse_time("yesterday", 0).is_err());
         assert!(parse_time("5", 0).is_err(), "a duration needs its unit");
         assert!(parse_time("2026-13-06T02:00:00Z", 0).is_err());
+        let late = parse_time("2999-01-01T00:00:00Z", 0).unwrap_err();
+        assert!(late.contains("after 2554"), "{late}");
+        let early = parse_time("1969-12-31T23:59:59Z", 0).unwrap_err();
+        assert!(early.contains("before 1970"), "{early}");
         let q = AuditQuery {
             limit: Some(0),
             ..Default::default()

@@ -496,3 +496,15 @@ pub fn serve_once(data: &Path, config: &Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Spans reported flushed into blocks by a server's log so far.
+pub fn flushed_spans_in(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("flushed buffered spans into blocks"))
+        .filter_map(|l| {
+            let at = l.find("spans=")? + "spans=".len();
+            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum()
+}
