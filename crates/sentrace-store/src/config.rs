@@ -47,6 +47,11 @@ pub struct StoreConfig {
     /// store at `url`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// With `url` and several nodes sharing the bucket: how often this node lists the
+    /// other nodes' blocks and keys. Their spans become visible here within their flush
+    /// interval plus this.
+    #[serde(with = "duration")]
+    pub peer_refresh_interval: Duration,
 }
 
 impl Default for StoreConfig {
@@ -63,6 +68,7 @@ impl Default for StoreConfig {
             quarantine_corrupt_wal: false,
             url: None,
             ca_file: None,
+            peer_refresh_interval: Duration::from_secs(5),
         }
     }
 }
@@ -96,6 +102,9 @@ impl StoreConfig {
         }
         if !(1..=22).contains(&self.block_zstd_level) {
             return bad("block_zstd_level", "must be between 1 and 22");
+        }
+        if self.peer_refresh_interval < Duration::from_millis(100) {
+            return bad("peer_refresh_interval", "must be at least 100ms");
         }
         if let Some(url) = &self.url {
             crate::objects::StoreUrl::parse(url)?;

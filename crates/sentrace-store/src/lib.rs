@@ -27,6 +27,7 @@ pub mod journal;
 pub mod journal_writer;
 pub mod keys;
 mod memtable;
+pub mod nodes;
 pub mod objects;
 mod scan;
 mod sealed_file;
@@ -43,7 +44,7 @@ pub use entry::{
     EntryError, MAX_CANONICAL_BYTES, MAX_MANIFEST_BYTES, MAX_NAME_BYTES, SpanEntry, SpanSeal,
 };
 pub use erasure::Erasure;
-pub use error::StoreError;
+pub use error::{ForeignMasterKey, StoreError};
 pub use group_commit::{GroupStats, Mark, WaitError};
 pub use journal::Journal;
 pub use journal_writer::JournalWriter;
