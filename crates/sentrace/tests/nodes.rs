@@ -310,3 +310,48 @@ fn a_node_with_another_master_key_refuses_to_start() {
         "{names:?}"
     );
 }
+
+#[test]
+fn the_store_down_for_20s_during_ingest_loses_nothing_and_reads_say_retry() {
+    let mut s3 = S3Server::start();
+    let master = random_hex(32);
+    let mut srv = node("a", &s3, &master);
+    srv.launch();
+    let flushed = ingest(&srv, 1, 50);
+    wait_flushed(&srv, 50);
+    read_everywhere(&srv, &flushed, "before the outage");
+
+    // The S3 server stops for 20 s; ingest keeps acknowledging from the WAL.
+    s3.stop();
+    let down = Instant::now();
+    let during = ingest(&srv, 5_000, 50);
+    read_everywhere(&srv, &during, "spans in the WAL during the outage");
+    // Spans only in the bucket: 503 with a clear message, never a wrong answer.
+    let admin = srv.admin_token.clone().unwrap();
+    let resp = srv.get(&admin, &format!("/api/traces/{}", flushed[0]));
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    assert_eq!(status, 503, "a trace in the unreachable bucket: {text}");
+    assert!(text.contains("retry later"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !srv.log().contains("retrying with backoff") {
+        assert!(
+            Instant::now() < deadline,
+            "no failed flush logged:\n{}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if let Some(rest) = Duration::from_secs(20).checked_sub(down.elapsed()) {
+        std::thread::sleep(rest);
+    }
+
+    // Back: the retried flush stores the outage's spans; nothing is lost.
+    s3.restart();
+    wait_flushed(&srv, 100);
+    read_everywhere(&srv, &flushed, "after the outage, flushed before");
+    read_everywhere(&srv, &during, "after the outage, acknowledged during");
+    srv.kill9();
+    srv.launch();
+    read_everywhere(&srv, &during, "after the outage and a kill -9");
+}

@@ -36,48 +36,29 @@ pub fn random_hex(n: usize) -> String {
 
 impl S3Server {
     pub fn start() -> S3Server {
-        let bin = std::env::var_os("SENTRACE_S3_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                panic!(
-                    "SENTRACE_S3_SERVER is not set. This test needs a real S3-compatible server: \
-                 run scripts/test.sh (it installs one), or \
-                 `cargo install s3s-fs@0.14.1 --locked --features binary --root .tools` and \
-                 SENTRACE_S3_SERVER=$PWD/.tools/bin/s3s-fs"
-                )
-            });
-        assert!(
-            bin.is_file(),
-            "SENTRACE_S3_SERVER={} is not a file: install it with \
-             `cargo install s3s-fs@0.14.1 --locked --features binary --root .tools`",
-            bin.display()
-        );
         let root = tempfile::tempdir().unwrap();
         // s3s-fs keeps bucket `b` in the directory `ROOT/b`.
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
         let (port, key, secret) = (free_port(), random_hex(10), random_hex(20));
-        let log = std::fs::File::create(root.path().join("s3s-fs.log")).unwrap();
-        let child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", &key, "--secret-key", &secret])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let s3 = S3Server {
+        let child = spawn(root.path(), port, &key, &secret);
+        S3Server {
             child,
             root,
             port,
             key,
             secret,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
         }
-        s3
+    }
+
+    /// Stops the server (SIGKILL): the bucket's files stay for [`S3Server::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, keys and files.
+    pub fn restart(&mut self) {
+        self.child = spawn(self.root.path(), self.port, &self.key, &self.secret);
     }
 
     /// The environment a client of this server needs (as an operator would set it).
@@ -109,6 +90,45 @@ impl S3Server {
             .build()
             .unwrap()
     }
+}
+
+/// Starts `s3s-fs` on `port` and waits until it listens.
+fn spawn(root: &std::path::Path, port: u16, key: &str, secret: &str) -> Child {
+    let bin = std::env::var_os("SENTRACE_S3_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!(
+                "SENTRACE_S3_SERVER is not set. This test needs a real S3-compatible server: \
+                 run scripts/test.sh (it installs one), or \
+                 `cargo install s3s-fs@0.14.1 --locked --features binary --root .tools` and \
+                 SENTRACE_S3_SERVER=$PWD/.tools/bin/s3s-fs"
+            )
+        });
+    assert!(
+        bin.is_file(),
+        "SENTRACE_S3_SERVER={} is not a file: install it with \
+         `cargo install s3s-fs@0.14.1 --locked --features binary --root .tools`",
+        bin.display()
+    );
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("s3s-fs.log"))
+        .unwrap();
+    let child = Command::new(&bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", key, "--secret-key", secret])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 impl Drop for S3Server {
