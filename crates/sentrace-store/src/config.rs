@@ -52,6 +52,10 @@ pub struct StoreConfig {
     /// interval plus this.
     #[serde(with = "duration")]
     pub peer_refresh_interval: Duration,
+    /// Compaction: once a tenant has this many small blocks of this node (fewer than a
+    /// quarter of `flush_max_spans` spans each), they are merged into one after a flush,
+    /// keeping every span's seal so `verify` still passes. 0 (default) turns it off.
+    pub compact_min_blocks: usize,
 }
 
 impl Default for StoreConfig {
@@ -69,6 +73,7 @@ impl Default for StoreConfig {
             url: None,
             ca_file: None,
             peer_refresh_interval: Duration::from_secs(5),
+            compact_min_blocks: 0,
         }
     }
 }
@@ -105,6 +110,9 @@ impl StoreConfig {
         }
         if self.peer_refresh_interval < Duration::from_millis(100) {
             return bad("peer_refresh_interval", "must be at least 100ms");
+        }
+        if self.compact_min_blocks == 1 {
+            return bad("compact_min_blocks", "must be 0 (off) or at least 2");
         }
         if let Some(url) = &self.url {
             crate::objects::StoreUrl::parse(url)?;

@@ -56,8 +56,8 @@ pub use scan::{
 };
 pub use search::SpanFilter;
 pub use store::{
-    BarrierFuture, Durable, FlushReport, ReadStats, SealedRead, Store, Submit, WAL_LOCATION,
-    WalBarrier,
+    BarrierFuture, CompactReport, Durable, FlushReport, ReadStats, SealedRead, Store, Submit,
+    WAL_LOCATION, WalBarrier,
 };
 pub use vault::Vault;
 pub use wal::replay::{CorruptSegment, RecoveredManifest, RecoveryReport, TailCut};

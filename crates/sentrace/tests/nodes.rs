@@ -355,3 +355,36 @@ fn the_store_down_for_20s_during_ingest_loses_nothing_and_reads_say_retry() {
     srv.launch();
     read_everywhere(&srv, &during, "after the outage and a kill -9");
 }
+
+#[test]
+fn compaction_merges_small_blocks_and_verify_still_passes() {
+    let s3 = S3Server::start();
+    let master = random_hex(32);
+    let mut srv = node("a", &s3, &master);
+    let text = std::fs::read_to_string(&srv.config).unwrap();
+    std::fs::write(&srv.config, format!("{text}compact_min_blocks = 3\n")).unwrap();
+    srv.launch();
+    // Four flushes of ten spans: four small blocks.
+    let mut ids = Vec::new();
+    for round in 0..4u64 {
+        ids.extend(ingest(&srv, 10_000 * (round + 1), 10));
+        wait_flushed(&srv, 10 * (round + 1));
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !srv.log().contains("compacted small blocks") {
+        assert!(Instant::now() < deadline, "no compaction:\n{}", srv.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let blocks: Vec<_> = list(&s3.client())
+        .into_iter()
+        .filter(|p| {
+            p.as_ref().starts_with("cluster/nodes/a/default/") && p.as_ref().ends_with(".parquet")
+        })
+        .collect();
+    assert!(blocks.len() < 4, "inputs not deleted: {blocks:?}");
+    read_everywhere(&srv, &ids, "after compaction");
+    srv.stop();
+    let (code, report, stderr) = verify_store(&srv, &s3, &master);
+    assert_eq!(code, 0, "verify after compaction: {report:#}\n{stderr}");
+    assert_eq!(report["logs"][0]["tenant"], "a/default", "{report:#}");
+}

@@ -2,6 +2,7 @@
 
 mod cache;
 mod catalog;
+mod compact;
 mod flush;
 mod read;
 mod sealed;
@@ -16,6 +17,7 @@ use object_store::ObjectStore;
 use sentrace_core::TenantId;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
+pub use compact::CompactReport;
 pub use flush::FlushReport;
 pub use read::ReadStats;
 pub use sealed::{SealedRead, WAL_LOCATION};
@@ -702,7 +704,12 @@ async fn background(inner: Weak<Inner>, notify: Arc<Notify>, mut shutdown: watch
         let Some(inner) = inner.upgrade() else { return };
         let store = Store { inner };
         match store.flush().await {
-            Ok(_) => failures = 0,
+            Ok(_) => {
+                failures = 0;
+                if let Err(e) = store.compact().await {
+                    tracing::warn!(error = %e, "compaction failed; will retry");
+                }
+            }
             Err(e) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!(
