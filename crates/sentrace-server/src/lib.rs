@@ -151,9 +151,16 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             .load()
             .context("loading the authorization policies ([access])")?,
     ));
-    let (store, recovery) = Store::open(&opts.data_dir, cfg.store.clone(), keys.clone())
-        .await
-        .context("opening the store")?;
+    // With `[store] url`, the node writes under `nodes/<[seal] node>/` of the bucket and
+    // reads every other node's blocks there.
+    let (store, recovery) = Store::open_as(
+        &opts.data_dir,
+        cfg.store.clone(),
+        keys.clone(),
+        Some(&cfg.seal.node),
+    )
+    .await
+    .context("opening the store")?;
     tracing::info!(
         segments = recovery.segments,
         records = recovery.records,
@@ -187,6 +194,13 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     }
     // The node's log key signs the span logs' and the audit logs' checkpoints.
     let log_signer = seal::keys::load_or_create(&opts.data_dir, &boot.master, &cfg.seal.node)?;
+    if store.cluster_status().is_some() {
+        // `sentrace verify --store` checks this node's logs with this key, unwrapped with
+        // the shared master key (so it cannot be swapped without it).
+        seal::keys::publish_wrapped(&opts.data_dir, store.objects().as_ref())
+            .await
+            .context("publishing the wrapped log key to the bucket")?;
+    }
     // The read-audit logs (always on: no audit, no data).
     let audit_log = audit::AuditLog::open(
         &opts.data_dir,

@@ -47,6 +47,15 @@ pub struct StoreConfig {
     /// store at `url`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// With `url` and several nodes sharing the bucket: how often this node lists the
+    /// other nodes' blocks and keys. Their spans become visible here within their flush
+    /// interval plus this.
+    #[serde(with = "duration")]
+    pub peer_refresh_interval: Duration,
+    /// Compaction: once a tenant has this many small blocks of this node (fewer than a
+    /// quarter of `flush_max_spans` spans each), they are merged into one after a flush,
+    /// keeping every span's seal so `verify` still passes. 0 (default) turns it off.
+    pub compact_min_blocks: usize,
 }
 
 impl Default for StoreConfig {
@@ -63,6 +72,8 @@ impl Default for StoreConfig {
             quarantine_corrupt_wal: false,
             url: None,
             ca_file: None,
+            peer_refresh_interval: Duration::from_secs(5),
+            compact_min_blocks: 0,
         }
     }
 }
@@ -96,6 +107,12 @@ impl StoreConfig {
         }
         if !(1..=22).contains(&self.block_zstd_level) {
             return bad("block_zstd_level", "must be between 1 and 22");
+        }
+        if self.peer_refresh_interval < Duration::from_millis(100) {
+            return bad("peer_refresh_interval", "must be at least 100ms");
+        }
+        if self.compact_min_blocks == 1 {
+            return bad("compact_min_blocks", "must be 0 (off) or at least 2");
         }
         if let Some(url) = &self.url {
             crate::objects::StoreUrl::parse(url)?;

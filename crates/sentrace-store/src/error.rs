@@ -131,9 +131,30 @@ pub enum StoreError {
         /// Why it is invalid.
         reason: String,
     },
+    /// Nodes sharing a bucket must share the master key: something in the bucket is
+    /// wrapped under another one.
+    #[error(
+        "object store {}: {} is wrapped under master key {}, but this node's master key is {}; every node sharing a bucket needs the same master key (SENTRACE_KEK or [keys] kek): refusing to start rather than write blocks the other nodes cannot read",
+        .0.url, .0.what, .0.found, .0.configured
+    )]
+    ForeignMasterKey(Box<ForeignMasterKey>),
     /// A background task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),
+}
+
+/// What [`StoreError::ForeignMasterKey`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignMasterKey {
+    /// The bucket (no credentials).
+    pub url: String,
+    /// What was found (`every data key of the bucket (its kek-id marker)`, `data keys of
+    /// node N, tenant T`).
+    pub what: String,
+    /// The id of the master key that wrapped it.
+    pub found: String,
+    /// The id of this node's master key.
+    pub configured: String,
 }
 
 impl StoreError {

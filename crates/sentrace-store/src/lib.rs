@@ -28,6 +28,7 @@ pub mod journal;
 pub mod journal_writer;
 pub mod keys;
 mod memtable;
+pub mod nodes;
 pub mod objects;
 mod scan;
 mod sealed_file;
@@ -44,7 +45,7 @@ pub use entry::{
     EntryError, MAX_CANONICAL_BYTES, MAX_MANIFEST_BYTES, MAX_NAME_BYTES, SpanEntry, SpanSeal,
 };
 pub use erasure::Erasure;
-pub use error::StoreError;
+pub use error::{ForeignMasterKey, StoreError};
 pub use group_commit::{GroupStats, Mark, WaitError};
 pub use journal::Journal;
 pub use journal_writer::JournalWriter;
@@ -56,8 +57,8 @@ pub use scan::{
 };
 pub use search::SpanFilter;
 pub use store::{
-    BarrierFuture, Durable, FlushReport, ReadStats, SealedRead, Store, Submit, WAL_LOCATION,
-    WalBarrier,
+    BarrierFuture, CompactReport, Durable, FlushReport, ReadStats, SealedRead, Store, Submit,
+    WAL_LOCATION, WalBarrier,
 };
 pub use vault::Vault;
 pub use wal::replay::{CorruptSegment, RecoveredManifest, RecoveryReport, TailCut};

@@ -7,142 +7,15 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::s3::*;
 use common::*;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 
-const BUCKET: &str = "traces";
 const PREFIX: &str = "node-a";
-
-/// A running `s3s-fs` with fresh credentials and a bucket.
-struct S3Server {
-    child: Child,
-    root: tempfile::TempDir,
-    port: u16,
-    key: String,
-    secret: String,
-}
-
-fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut buf)
-        .unwrap();
-    hex(&buf)
-}
-
-impl S3Server {
-    fn start() -> S3Server {
-        let bin = std::env::var_os("SENTRACE_S3_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                panic!(
-                    "SENTRACE_S3_SERVER is not set. This test needs a real S3-compatible server: \
-                 run scripts/test.sh (it installs one), or \
-                 `cargo install s3s-fs@0.14.1 --locked --features binary --root .tools` and \
-                 SENTRACE_S3_SERVER=$PWD/.tools/bin/s3s-fs"
-                )
-            });
-        assert!(
-            bin.is_file(),
-            "SENTRACE_S3_SERVER={} is not a file: install it with \
-             `cargo install s3s-fs@0.14.1 --locked --features binary --root .tools`",
-            bin.display()
-        );
-        let root = tempfile::tempdir().unwrap();
-        // s3s-fs keeps bucket `b` in the directory `ROOT/b`.
-        std::fs::create_dir(root.path().join(BUCKET)).unwrap();
-        let (port, key, secret) = (free_port(), random_hex(10), random_hex(20));
-        let log = std::fs::File::create(root.path().join("s3s-fs.log")).unwrap();
-        let child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", &key, "--secret-key", &secret])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let s3 = S3Server {
-            child,
-            root,
-            port,
-            key,
-            secret,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s3
-    }
-
-    /// The environment a client of this server needs (as an operator would set it).
-    fn env(&self) -> Vec<(String, String)> {
-        [
-            (
-                "AWS_ENDPOINT_URL",
-                format!("http://127.0.0.1:{}", self.port),
-            ),
-            ("AWS_ACCESS_KEY_ID", self.key.clone()),
-            ("AWS_SECRET_ACCESS_KEY", self.secret.clone()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    }
-
-    /// An S3 API client of the bucket (for the test's own reads and the tampering).
-    fn client(&self) -> AmazonS3 {
-        AmazonS3Builder::new()
-            .with_endpoint(format!("http://127.0.0.1:{}", self.port))
-            .with_access_key_id(&self.key)
-            .with_secret_access_key(&self.secret)
-            .with_region("us-east-1")
-            .with_allow_http(true)
-            .with_bucket_name(BUCKET)
-            .build()
-            .unwrap()
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = &self.root;
-    }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Every object key in the bucket.
-fn list(client: &AmazonS3) -> Vec<ObjectPath> {
-    use futures::StreamExt;
-    rt().block_on(async {
-        let mut out = Vec::new();
-        let mut l = client.list(None);
-        while let Some(m) = l.next().await {
-            out.push(m.unwrap().location);
-        }
-        out
-    })
-}
 
 /// `sentrace verify --json --config CONFIG` with the S3 environment.
 fn verify(srv: &Server, s3: &S3Server) -> (i32, serde_json::Value, String) {
@@ -215,7 +88,7 @@ fn one_node_on_s3_ingest_read_kill9_verify_tamper() {
     srv.launch();
     let total = ids.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while flushed_spans_in(&srv.log()) < total {
+    while flushed_spans(&srv.log()) < total {
         assert!(
             Instant::now() < deadline,
             "spans were not flushed into the bucket; log:\n{}",
@@ -238,7 +111,7 @@ fn one_node_on_s3_ingest_read_kill9_verify_tamper() {
     assert!(
         objects
             .iter()
-            .any(|p| p.as_ref() == format!("{PREFIX}/log/default/checkpoint")),
+            .any(|p| p.as_ref() == format!("{PREFIX}/nodes/sentrace/log/default/checkpoint")),
         "the transparency log is not in the bucket: {objects:?}"
     );
     let local: Vec<_> = files_under(&srv.data)
@@ -264,7 +137,8 @@ fn one_node_on_s3_ingest_read_kill9_verify_tamper() {
     assert_eq!(report["ok"], true);
     let logs = report["logs"].as_array().unwrap();
     assert_eq!(logs.len(), 1, "{report:#}");
-    assert_eq!(logs[0]["tenant"], "default");
+    // Every node of the bucket (one here): the log of node `sentrace`, tenant `default`.
+    assert_eq!(logs[0]["tenant"], "sentrace/default");
 
     // Tamper: overwrite one block through the S3 API (one byte changed).
     let victim = blocks[0].clone();

@@ -75,7 +75,53 @@ fn encode_store(e: &mut Encoder<'_>, store: &Store) -> fmt::Result {
         "Blocks in the store, over every tenant.",
         store.block_count() as u64,
     )?;
+    encode_cluster(e, store)?;
     encode_key_ages(e, store)
+}
+
+/// The other nodes sharing the bucket, and how stale this node's view of them may be
+/// (absent for a store of its own). Operators only: `/readyz` stays one word.
+fn encode_cluster(e: &mut Encoder<'_>, store: &Store) -> fmt::Result {
+    let Some(c) = store.cluster_status() else {
+        return Ok(());
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    export::gauge_u64(
+        e,
+        "sentrace_peer_nodes",
+        "Other nodes sharing this node's bucket, at the last listing.",
+        c.peers as u64,
+    )?;
+    export::gauge_u64(
+        e,
+        "sentrace_peer_blocks",
+        "Blocks of the other nodes, at the last listing.",
+        c.peer_blocks as u64,
+    )?;
+    export::counter(
+        e,
+        "sentrace_peer_listing_failures",
+        "Listings of the other nodes' blocks that failed.",
+        c.listing_failures,
+    )?;
+    if c.last_listing_unix_secs > 0 {
+        export::gauge_u64(
+            e,
+            "sentrace_peer_listing_age_seconds",
+            "Seconds since the other nodes' blocks were last listed successfully.",
+            now.saturating_sub(c.last_listing_unix_secs),
+        )?;
+    }
+    export::gauge_u64(
+        e,
+        "sentrace_peer_visibility_bound_seconds",
+        "Longest time a span acknowledged by another node stays invisible to this node's \
+         queries while listings succeed: the longest flush interval of the other nodes plus \
+         [store] peer_refresh_interval (add sentrace_peer_listing_age_seconds beyond it).",
+        c.visibility_bound.as_secs(),
+    )
 }
 
 /// Data key ages, node-wide (no tenant label: an operator watches rotation without

@@ -56,6 +56,25 @@ pub fn load_or_create(
     Ok(signer)
 }
 
+/// Copies the wrapped log key to `log-key.wrapped` of `objects` (the node's prefix of a
+/// shared bucket), where `sentrace verify --store` finds it.
+pub async fn publish_wrapped(
+    data_dir: &Path,
+    objects: &dyn object_store::ObjectStore,
+) -> anyhow::Result<()> {
+    use object_store::ObjectStoreExt;
+    let path = wrapped_key_path(data_dir);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    objects
+        .put(
+            &object_store::path::Path::from(sentrace_store::nodes::LOG_KEY_FILE),
+            object_store::PutPayload::from(bytes),
+        )
+        .await
+        .context("writing log-key.wrapped")?;
+    Ok(())
+}
+
 /// Loads the node's log key.
 pub fn load(data_dir: &Path, master: &MasterKey) -> anyhow::Result<LogSigner> {
     let path = wrapped_key_path(data_dir);

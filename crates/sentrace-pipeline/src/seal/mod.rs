@@ -25,6 +25,7 @@
 //!   record"), never silently.
 
 pub mod audit;
+pub mod audit_nodes;
 pub mod config;
 pub mod cosign;
 pub mod erasure;

@@ -130,6 +130,13 @@ impl BlockIndex {
             .is_none_or(|b| b.check(trace_id.as_bytes().as_slice()))
     }
 
+    /// The services the block holds (none for blocks without an index).
+    pub fn service_names(&self) -> impl Iterator<Item = &str> {
+        self.services
+            .iter()
+            .flat_map(|m| m.keys().map(String::as_str))
+    }
+
     /// The latest start of a span that may match `f` (its service and time bounds), `None`
     /// if no span of the block can match, `Some(u64::MAX)` if the index cannot tell.
     pub fn newest_match(&self, f: &SpanFilter) -> Option<u64> {

@@ -98,6 +98,10 @@ pub(crate) struct BlockInfo {
     pub max_end_ms: u64,
     /// The block's index, loaded from its footer on first use and kept (it is small).
     pub index: OnceLock<Arc<BlockIndex>>,
+    /// The node that wrote it when it is another node's block in a shared bucket (its
+    /// `path` is then relative to the bucket prefix, `nodes/<node>/<tenant>/<name>.parquet`,
+    /// and its keys are that node's); `None` for this node's own blocks.
+    pub node: Option<Arc<str>>,
 }
 
 impl BlockInfo {
@@ -135,7 +139,22 @@ impl BlockInfo {
             min_start_ms,
             max_end_ms,
             index: OnceLock::new(),
+            node: None,
         })
+    }
+
+    /// Another node's block: `rel` is `<tenant>/<name>.parquet` inside that node's prefix,
+    /// `full` the same object's path from the bucket prefix.
+    pub fn parse_peer(node: &Arc<str>, rel: &ObjectPath, full: ObjectPath) -> Option<Self> {
+        let mut b = Self::parse(rel)?;
+        b.path = full;
+        b.node = Some(node.clone());
+        Some(b)
+    }
+
+    /// Whether this node wrote the block.
+    pub fn is_own(&self) -> bool {
+        self.node.is_none()
     }
 
     /// The object path of a block.

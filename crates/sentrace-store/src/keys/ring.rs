@@ -211,6 +211,26 @@ impl KeyRing {
         })
     }
 
+    /// Opens another key directory (created if needed, mode 0700) with this ring's master
+    /// key: another node's wrapped data keys, downloaded from a shared bucket, to decrypt
+    /// that node's blocks. Nothing is written there by the ring.
+    pub fn open_sibling(&self, dir: &Path) -> Result<KeyRing, StoreError> {
+        create_private_dir(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            kek: self.kek.clone(),
+            rotation: None,
+            tenants: RwLock::new(HashMap::new()),
+            write: Mutex::new(()),
+            erased: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The directory of the key files (`<tenant>.json`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Rotates a tenant's data key automatically once the current one is older than
     /// `period` (checked when a key is requested for writing).
     pub fn with_rotation_period(mut self, period: Duration) -> Self {

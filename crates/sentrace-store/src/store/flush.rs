@@ -79,6 +79,10 @@ impl Store {
                 .unwrap_or(0);
             let name = BlockInfo::new_name(min_start / 1_000_000, max_end.div_ceil(1_000_000))?;
             let dek = inner.keys.current_dek(&tenant)?;
+            // Sharing a bucket: the key file goes up before any block under its keys.
+            if let Some(c) = self.cluster() {
+                c.publish_keys(&inner.keys, &tenant).await?;
+            }
             let opts = BlockOptions {
                 zstd_level: inner.cfg.block_zstd_level,
                 ..BlockOptions::new(inner.cfg.block_row_group_rows)
@@ -189,7 +193,7 @@ impl Store {
             st.blocks
                 .values()
                 .flatten()
-                .filter(|b| b.max_end_ms < cutoff)
+                .filter(|b| b.is_own() && b.max_end_ms < cutoff)
                 .cloned()
                 .collect()
         };

@@ -2,6 +2,7 @@
 
 mod cache;
 mod catalog;
+mod compact;
 mod flush;
 mod read;
 mod sealed;
@@ -16,6 +17,7 @@ use object_store::ObjectStore;
 use sentrace_core::TenantId;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
+pub use compact::CompactReport;
 pub use flush::FlushReport;
 pub use read::ReadStats;
 pub use sealed::{SealedRead, WAL_LOCATION};
@@ -69,6 +71,9 @@ struct Inner {
     lock: Mutex<Option<std::fs::File>>,
     /// Runs before WAL segments are deleted.
     barrier: Mutex<Option<Arc<dyn WalBarrier>>>,
+    /// This node's place among the nodes sharing the bucket (`[store] url` and a node
+    /// name); `None` for a store of its own.
+    cluster: Option<Arc<crate::nodes::Cluster>>,
 }
 
 /// Queues one request's record for the WAL writer (see [`Store::admit`]).
@@ -144,6 +149,32 @@ impl Store {
         Self::open_with_object_store(data_dir, cfg, keys, objects).await
     }
 
+    /// Like [`Store::open`], as node `node` of the nodes sharing the bucket of `cfg.url`
+    /// (see [`crate::nodes`]): the node writes blocks, logs and key files under
+    /// `nodes/<node>/`, refuses to start when the bucket holds keys of another master key,
+    /// and reads every other node's blocks (listed every `peer_refresh_interval`). Without
+    /// `cfg.url`, or with `node` `None`, this is [`Store::open`].
+    pub async fn open_as(
+        data_dir: &Path,
+        cfg: StoreConfig,
+        keys: Arc<KeyRing>,
+        node: Option<&str>,
+    ) -> Result<(Store, RecoveryReport), StoreError> {
+        let (Some(node), Some(url)) = (node, cfg.url.clone()) else {
+            return Self::open(data_dir, cfg, keys).await;
+        };
+        cfg.validate()?;
+        crate::nodes::check_node_name(node)?;
+        let shared = crate::objects::open_objects(data_dir, &cfg)?;
+        crate::objects::probe(shared.as_ref(), &cfg).await?;
+        let url = crate::objects::StoreUrl::parse(&url)?.to_string();
+        let own: Arc<dyn ObjectStore> = Arc::new(object_store::prefix::PrefixStore::new(
+            shared.clone(),
+            crate::nodes::node_prefix(node),
+        ));
+        Self::open_inner(data_dir, cfg, keys, own, Some((node, url, shared))).await
+    }
+
     /// Like [`Store::open`], with blocks in any object store (S3 and others later). The store
     /// must make a successful `put` durable.
     pub async fn open_with_object_store(
@@ -152,6 +183,16 @@ impl Store {
         keys: Arc<KeyRing>,
         objects: Arc<dyn ObjectStore>,
     ) -> Result<(Store, RecoveryReport), StoreError> {
+        Self::open_inner(data_dir, cfg, keys, objects, None).await
+    }
+
+    async fn open_inner(
+        data_dir: &Path,
+        cfg: StoreConfig,
+        keys: Arc<KeyRing>,
+        objects: Arc<dyn ObjectStore>,
+        join: Option<(&str, String, Arc<dyn ObjectStore>)>,
+    ) -> Result<(Store, RecoveryReport), StoreError> {
         cfg.validate()?;
         let wal_dir = data_dir.join("wal");
         let catalog_dir = data_dir.join("catalog");
@@ -159,6 +200,13 @@ impl Store {
         let lock = lock_data_dir(data_dir)?;
         create_private_dir(&wal_dir)?;
         create_private_dir(&catalog_dir)?;
+        // Joined under the lock: it may restore this node's key files from the bucket.
+        let cluster = match join {
+            Some((node, url, shared)) => Some(Arc::new(
+                crate::nodes::Cluster::join(shared, url, node, &keys, data_dir, &cfg).await?,
+            )),
+            None => None,
+        };
 
         let ((recovered, mut report, next_segment), wal_bytes) = {
             let (dir, keys, q) = (wal_dir.clone(), keys.clone(), cfg.quarantine_corrupt_wal);
@@ -191,6 +239,10 @@ impl Store {
                         .push(Arc::new(b));
                 }
                 None if meta.location.as_ref().starts_with("log/") => {}
+                // A node's key files and descriptions in a shared bucket.
+                None if meta.location.as_ref().starts_with("keys/")
+                    || meta.location.as_ref() == crate::nodes::NODE_FILE
+                    || meta.location.as_ref() == crate::nodes::LOG_KEY_FILE => {}
                 // A block's integrity tag (`<block>.parquet.mac`), read with its block.
                 None if meta.location.as_ref().ends_with(".parquet.mac") => {}
                 None => {
@@ -199,6 +251,12 @@ impl Store {
             }
         }
         drop(listing);
+        if let Some(c) = &cluster {
+            // Every other node's blocks; a key file of another master key stops the start.
+            let listed = c.refresh(&keys, true).await?;
+            report.peer_blocks = listed.len();
+            merge_peer_blocks(&mut state, listed);
+        }
         for list in state.blocks.values_mut() {
             list.sort_by(|a, b| a.name.cmp(&b.name));
         }
@@ -246,7 +304,14 @@ impl Store {
             writer: Mutex::new(Some(handle)),
             lock: Mutex::new(Some(lock)),
             barrier: Mutex::new(None),
+            cluster: cluster.clone(),
         });
+        if cluster.is_some() {
+            tokio::spawn(refresh_peers(
+                Arc::downgrade(&inner),
+                inner.shutdown.subscribe(),
+            ));
+        }
         tokio::spawn(background(
             Arc::downgrade(&inner),
             flush_notify,
@@ -457,8 +522,11 @@ impl Store {
             st.forget(tenant);
             blocks
         };
-        for b in blocks {
+        for b in blocks.iter().filter(|b| b.is_own()) {
             self.delete_object(&b.path).await?;
+        }
+        if let Some(c) = &self.inner.cluster {
+            c.remove_keys(tenant).await?;
         }
         catalog::remove(&self.inner.catalog_dir, tenant)
     }
@@ -488,6 +556,100 @@ impl Store {
     }
 }
 
+/// Replaces the other nodes' blocks in `state` by `listed`, keeping the entries (and the
+/// indexes loaded into them) of blocks still listed. Returns the paths no longer listed.
+fn merge_peer_blocks(state: &mut State, listed: Vec<BlockInfo>) -> Vec<String> {
+    let mut old: std::collections::HashMap<String, Arc<BlockInfo>> = state
+        .blocks
+        .values()
+        .flatten()
+        .filter(|b| !b.is_own())
+        .map(|b| (b.path.to_string(), b.clone()))
+        .collect();
+    for list in state.blocks.values_mut() {
+        list.retain(|b| b.is_own());
+    }
+    for b in listed {
+        let b = old.remove(b.path.as_ref()).unwrap_or_else(|| Arc::new(b));
+        state.blocks.entry(b.tenant.clone()).or_default().push(b);
+    }
+    for list in state.blocks.values_mut() {
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    old.into_keys().collect()
+}
+
+impl Store {
+    /// Lists the other nodes' blocks and keys now (also runs every
+    /// `peer_refresh_interval`); returns how many blocks of other nodes are known. A store
+    /// of its own has none.
+    pub async fn refresh_peers(&self) -> Result<usize, StoreError> {
+        let Some(c) = &self.inner.cluster else {
+            return Ok(0);
+        };
+        let listed = c.refresh(&self.inner.keys, false).await?;
+        let n = listed.len();
+        let gone = {
+            let mut st = self.inner.state.write().map_err(|_| poisoned())?;
+            merge_peer_blocks(&mut st, listed)
+        };
+        for p in gone {
+            self.inner.meta_cache.remove(&p);
+        }
+        Ok(n)
+    }
+
+    /// How fresh this node's view of the other nodes sharing its bucket is (`None` for a
+    /// store of its own).
+    pub fn cluster_status(&self) -> Option<crate::nodes::ClusterStatus> {
+        self.inner.cluster.as_ref().map(|c| c.status())
+    }
+
+    /// The object store that holds block `b` (the bucket prefix for another node's).
+    pub(crate) fn objects_for(&self, b: &BlockInfo) -> &Arc<dyn ObjectStore> {
+        match (&b.node, &self.inner.cluster) {
+            (Some(_), Some(c)) => &c.shared,
+            _ => &self.inner.objects,
+        }
+    }
+
+    /// The key ring that decrypts block `b` (the writing node's).
+    pub(crate) fn keys_for(&self, b: &BlockInfo) -> Result<Arc<KeyRing>, StoreError> {
+        match (&b.node, &self.inner.cluster) {
+            (Some(n), Some(c)) => c.keys_for(n).ok_or_else(|| {
+                StoreError::Task(format!("the data keys of node {n} are not listed yet"))
+            }),
+            _ => Ok(self.inner.keys.clone()),
+        }
+    }
+
+    /// The node-wide cluster handle, for flushes.
+    pub(crate) fn cluster(&self) -> Option<&Arc<crate::nodes::Cluster>> {
+        self.inner.cluster.as_ref()
+    }
+}
+
+/// Lists the other nodes' blocks every `peer_refresh_interval` until shutdown.
+async fn refresh_peers(inner: Weak<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let Some(interval) = inner
+        .upgrade()
+        .and_then(|i| i.cluster.as_ref().map(|c| c.refresh))
+    else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let store = Store { inner };
+        if let Err(e) = store.refresh_peers().await {
+            tracing::warn!(error = %e, "listing the other nodes' blocks failed; will retry");
+        }
+    }
+}
+
 /// Takes an exclusive advisory lock on `data_dir/LOCK` so two processes never share a WAL.
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -512,24 +674,73 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
+/// The wait before the next flush after `failures` consecutive failed ones: the flush
+/// interval, doubled per failure, at most the longer of the interval and 60 s.
+fn flush_backoff(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let cap = interval.max(Duration::from_secs(60));
+    interval
+        .saturating_mul(1u32 << (failures - 1).min(16))
+        .min(cap)
+}
+
 /// Periodic flush and retention, plus early flushes when the writer signals.
 async fn background(inner: Weak<Inner>, notify: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
     let Some(interval) = inner.upgrade().map(|i| i.cfg.flush_interval) else {
         return;
     };
+    // Consecutive failed flushes (the object store down): retries back off, and early
+    // flush requests wait for the backoff too, so a full buffer does not hammer the store.
+    let mut failures = 0u32;
     loop {
+        let wait = flush_backoff(interval, failures);
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = notify.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = notify.notified(), if failures == 0 => {}
             _ = shutdown.changed() => return,
         }
         let Some(inner) = inner.upgrade() else { return };
         let store = Store { inner };
-        if let Err(e) = store.flush().await {
-            tracing::warn!(error = %e, "background flush failed; will retry");
+        match store.flush().await {
+            Ok(_) => {
+                failures = 0;
+                if let Err(e) = store.compact().await {
+                    tracing::warn!(error = %e, "compaction failed; will retry");
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(
+                    error = %e,
+                    failures,
+                    retry_in_ms = u64::try_from(flush_backoff(interval, failures).as_millis()).unwrap_or(u64::MAX),
+                    "background flush failed; the WAL keeps the spans, retrying with backoff"
+                );
+            }
         }
         if let Err(e) = store.enforce_retention(std::time::SystemTime::now()).await {
             tracing::warn!(error = %e, "retention failed; will retry");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_flushes_back_off_to_a_bound() {
+        let s = Duration::from_secs;
+        let waits: Vec<_> = (0..9).map(|f| flush_backoff(s(1), f)).collect();
+        assert_eq!(
+            waits,
+            [s(1), s(1), s(2), s(4), s(8), s(16), s(32), s(60), s(60)]
+        );
+        assert_eq!(flush_backoff(s(30), 1), s(30));
+        assert_eq!(flush_backoff(s(30), 3), s(60));
+        assert_eq!(flush_backoff(s(120), 5), s(120));
+        assert_eq!(flush_backoff(s(1), u32::MAX), s(60));
     }
 }

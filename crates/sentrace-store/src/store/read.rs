@@ -45,7 +45,7 @@ impl Store {
             path: b.path.to_string(),
             source: e,
         };
-        let res = self.inner.objects.get(&b.path).await.map_err(oerr)?;
+        let res = self.objects_for(b).get(&b.path).await.map_err(oerr)?;
         let bytes = res.bytes().await.map_err(oerr)?;
         self.inner.blocks_fetched.fetch_add(1, Ordering::Relaxed);
         Ok(bytes)
@@ -62,14 +62,15 @@ impl Store {
             range: Some(GetRange::Suffix(FOOTER_PREFETCH)),
             ..GetOptions::default()
         };
-        let res = match self.inner.objects.get_opts(&b.path, opts).await {
+        let objects = self.objects_for(b);
+        let res = match objects.get_opts(&b.path, opts).await {
             Ok(res) => res,
             Err(e @ object_store::Error::NotFound { .. }) => return Err(oerr(e)),
             // Some S3-compatible servers (s3s-fs 0.14) fail a suffix range longer than the
             // object instead of answering with the whole object: ask the size, then read a
             // bounded range.
             Err(e) => {
-                let size = match self.inner.objects.head(&b.path).await {
+                let size = match objects.head(&b.path).await {
                     Ok(meta) => meta.size,
                     Err(_) => return Err(oerr(e)),
                 };
@@ -79,11 +80,7 @@ impl Store {
                     )),
                     ..GetOptions::default()
                 };
-                self.inner
-                    .objects
-                    .get_opts(&b.path, opts)
-                    .await
-                    .map_err(oerr)?
+                objects.get_opts(&b.path, opts).await.map_err(oerr)?
             }
         };
         let (len, range) = (res.meta.size, res.range.clone());
@@ -110,9 +107,7 @@ impl Store {
         let mut ranges = vec![(range.start, tail)];
         if need > n as u64 {
             let from = len - need;
-            let more = self
-                .inner
-                .objects
+            let more = objects
                 .get_range(&b.path, from..range.start)
                 .await
                 .map_err(oerr)?;
@@ -129,7 +124,7 @@ impl Store {
             return Ok(m);
         }
         let file = self.fetch_footer(b).await?;
-        let (keys, tenant, name) = (self.inner.keys.clone(), b.tenant.clone(), b.name.clone());
+        let (keys, tenant, name) = (self.keys_for(b)?, b.tenant.clone(), b.name.clone());
         let meta = tokio::task::spawn_blocking(move || load_meta(&file, &keys, &tenant, &name))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
@@ -171,8 +166,7 @@ impl Store {
         }
         let ranges = coalesce(meta.ranges(&groups), RANGE_GAP);
         let fetched = self
-            .inner
-            .objects
+            .objects_for(b)
             .get_ranges(&b.path, &ranges)
             .await
             .map_err(|e| StoreError::ObjectStore {
@@ -216,7 +210,12 @@ impl Store {
         let (mut spans, blocks) =
             self.snapshot(tenant, |t, out| t.trace(tenant, &trace_id, out))?;
         for b in &blocks {
-            if !self.index(b).await?.may_hold_trace(&trace_id) {
+            let index = match self.index(b).await {
+                Ok(i) => i,
+                Err(e) if gone_peer_block(b, &e) => continue,
+                Err(e) => return Err(e),
+            };
+            if !index.may_hold_trace(&trace_id) {
                 continue;
             }
             let found = self
@@ -225,8 +224,12 @@ impl Store {
                     |m| m.row_groups_for_trace(&trace_id),
                     move |s| s.trace_id == trace_id,
                 )
-                .await?;
-            spans.extend(found);
+                .await;
+            match found {
+                Ok(found) => spans.extend(found),
+                Err(e) if gone_peer_block(b, &e) => continue,
+                Err(e) => return Err(e),
+            }
         }
         spans.sort_by(|a, b| {
             a.start_unix_nanos
@@ -270,7 +273,12 @@ impl Store {
             if kth_newest_trace(&spans, f.limit_traces).is_some_and(|kth| kth > bound) {
                 break;
             }
-            if let Some(newest) = self.index(b).await?.newest_match(f) {
+            let index = match self.index(b).await {
+                Ok(i) => i,
+                Err(e) if gone_peer_block(b, &e) => continue,
+                Err(e) => return Err(e),
+            };
+            if let Some(newest) = index.newest_match(f) {
                 ready.push((newest.min(bound), b.clone()));
             }
         }
@@ -298,14 +306,30 @@ impl Store {
         Ok(limit_newest(spans, f.limit_traces))
     }
 
-    /// Distinct service names of the tenant, sorted.
+    /// Distinct service names of the tenant, sorted: this node's catalog, plus the
+    /// services in the indexes of other nodes' blocks (sharing a bucket).
     pub async fn services(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
-        let st = self.inner.state.read().map_err(|_| poisoned())?;
-        Ok(st
-            .catalogs
-            .get(tenant)
-            .map(|c| c.services.keys().cloned().collect())
-            .unwrap_or_default())
+        let (mut names, peers): (std::collections::BTreeSet<String>, Vec<_>) = {
+            let st = self.inner.state.read().map_err(|_| poisoned())?;
+            (
+                st.catalogs
+                    .get(tenant)
+                    .map(|c| c.services.keys().cloned().collect())
+                    .unwrap_or_default(),
+                st.blocks
+                    .get(tenant)
+                    .map(|l| l.iter().filter(|b| !b.is_own()).cloned().collect())
+                    .unwrap_or_default(),
+            )
+        };
+        for b in &peers {
+            match self.index(b).await {
+                Ok(i) => names.extend(i.service_names().map(str::to_owned)),
+                Err(e) if gone_peer_block(b, &e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(names.into_iter().collect())
     }
 
     /// Distinct (span name, kind) of one service, sorted.
@@ -322,6 +346,19 @@ impl Store {
             .map(|ops| ops.iter().cloned().collect())
             .unwrap_or_default())
     }
+}
+
+/// Another node's block deleted (by its retention or compaction) since it was listed:
+/// skipped, the next listing forgets it. Any other failure fails the read.
+fn gone_peer_block(b: &BlockInfo, e: &StoreError) -> bool {
+    !b.is_own()
+        && matches!(
+            e,
+            StoreError::ObjectStore {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
 }
 
 /// The newest start of the `k`-th trace when traces are ordered by their newest span start

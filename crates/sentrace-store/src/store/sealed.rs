@@ -107,7 +107,10 @@ impl Store {
                     mem.extend(t.spans.iter().filter(|s| in_range(s)).cloned());
                 }
             }
-            (mem, st.blocks.get(tenant).cloned().unwrap_or_default())
+            // This node's log: its own blocks only.
+            let mut blocks = st.blocks.get(tenant).cloned().unwrap_or_default();
+            blocks.retain(|b| b.is_own());
+            (mem, blocks)
         };
         out.spans
             .extend(mem.into_iter().map(|s| (WAL_LOCATION.to_owned(), s)));

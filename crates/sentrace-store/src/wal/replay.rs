@@ -39,6 +39,8 @@ pub struct RecoveryReport {
     pub unreadable_records: u64,
     /// Blocks found in the object store.
     pub blocks: usize,
+    /// Blocks of other nodes sharing the bucket, found at start.
+    pub peer_blocks: usize,
     /// Batch manifests found in the replayed records (sealed batches), in WAL order. The
     /// seal stage re-appends those its log does not hold yet.
     pub manifests: Vec<RecoveredManifest>,

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use sentrace_core::TenantId;
 use sentrace_ledger::log::CheckpointCadence;
-use sentrace_server::Config;
 use sentrace_server::audit::{AuditLog, AuditRecord, AuditSink, Outcome};
 use sentrace_store::KeyRing;
 use sentrace_store::export::{ExportRange, PlainWriter, export_tenant};
@@ -62,14 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if since >= until {
         anyhow::bail!("--since must be before --until (the range is empty)");
     }
-    let config = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading config {}", p.display()))?;
-            Some(Config::from_toml(&text, &p.display().to_string())?)
-        }
-        None => None,
-    };
+    let config = super::store_objects::config(a.config.as_deref())?;
     let node = config
         .as_ref()
         .map_or_else(|| "sentrace".to_owned(), |c| c.seal.node.clone());

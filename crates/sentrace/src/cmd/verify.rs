@@ -43,9 +43,15 @@ pub struct Args {
     /// the key pinned in the state file (with `--server`).
     #[arg(long)]
     pub(crate) key: Vec<String>,
-    /// The node name (`[seal] node`).
-    #[arg(long, default_value = "sentrace")]
-    node: String,
+    /// The node name (`[seal] node`; default: the one of `--config`, else `sentrace`).
+    #[arg(long)]
+    node: Option<String>,
+    /// Verify every node sharing this bucket (`s3://bucket/prefix`, the nodes' `[store]
+    /// url`; credentials from the AWS environment): each node's logs against its blocks,
+    /// with its keys from the bucket unwrapped by the master key. `--config` with a `[store]
+    /// url` does the same; the data directory's own node is then read with its WAL.
+    #[arg(long, value_name = "URL")]
+    pub(crate) store: Option<String>,
     /// Verify a live server's log instead of a data directory: the query API's base URL
     /// (like https://host:16686).
     #[arg(long, env = "SENTRACE_SERVER")]
@@ -155,8 +161,32 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let node = node_name(&a)?;
+    let bucket = super::store_objects::bucket(a.config.as_deref(), a.store.as_deref())?;
     let audits = if node_only {
         Vec::new()
+    } else if let Some(store_cfg) = bucket {
+        let shared = super::store_objects::open_bucket(&store_cfg, &a.data.data_dir, &rt)?;
+        let own = a
+            .data
+            .data_dir
+            .join("keys")
+            .is_dir()
+            .then_some((node.as_str(), a.data.data_dir.as_path()));
+        rt.block_on(sentrace_server::seal::audit_nodes::audit_bucket(
+            shared,
+            own,
+            &master,
+            &mut pins,
+            AuditOptions {
+                node: node.clone(),
+                key,
+                tenant,
+                witnesses,
+                quorum,
+                progress: &mut progress,
+            },
+        ))?
     } else {
         let objects = super::store_objects::open(a.config.as_deref(), &a.data.data_dir, &rt)?;
         rt.block_on(audit_store(
@@ -165,7 +195,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             &master,
             &mut pins,
             AuditOptions {
-                node: a.node.clone(),
+                node: node.clone(),
                 key,
                 tenant,
                 witnesses,
@@ -174,7 +204,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             },
         ))?
     };
-    let audit_logs = verify_audit_logs(&a, &master, key_for_audit.as_ref(), &mut pins)?;
+    let audit_logs = verify_audit_logs(&a, &node, &master, key_for_audit.as_ref(), &mut pins)?;
     let ok = audits.iter().all(|t| t.report.ok) && audit_logs.iter().all(|r| r.ok);
     if let Some(p) = &a.state {
         save_pins(p, &pins)?;
@@ -255,9 +285,21 @@ pub(crate) fn print_human(audits: &[TenantAudit]) {
     }
 }
 
+/// The node name: `--node`, else `[seal] node` of `--config`, else `sentrace`.
+pub(crate) fn node_name(a: &Args) -> anyhow::Result<String> {
+    if let Some(n) = &a.node {
+        return Ok(n.clone());
+    }
+    Ok(match super::store_objects::config(a.config.as_deref())? {
+        Some(cfg) => cfg.seal.node,
+        None => "sentrace".into(),
+    })
+}
+
 /// Verifies the read-audit logs (every one, or `--tenant`'s).
 fn verify_audit_logs(
     a: &Args,
+    node: &str,
     master: &MasterKey,
     key: Option<&LogVerifier>,
     pins: &mut PinState,
@@ -276,7 +318,7 @@ fn verify_audit_logs(
         .as_deref()
         .map(|t| LogName::parse(t).map_err(|e| anyhow::anyhow!("--tenant: {e}")))
         .transpose()?;
-    Ok(verify_all(&files, &a.node, &key, only.as_ref(), pins)?)
+    Ok(verify_all(&files, node, &key, only.as_ref(), pins)?)
 }
 
 pub(crate) fn print_audit_logs(reports: &[AuditLogReport]) {

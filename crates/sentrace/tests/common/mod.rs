@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod oidc;
+pub mod s3;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -498,7 +499,7 @@ pub fn serve_once(data: &Path, config: &Path) -> (bool, String) {
 }
 
 /// Spans reported flushed into blocks by a server's log so far.
-pub fn flushed_spans_in(log: &str) -> u64 {
+pub fn flushed_spans(log: &str) -> u64 {
     log.lines()
         .filter(|l| l.contains("flushed buffered spans into blocks"))
         .filter_map(|l| {
