@@ -631,7 +631,7 @@ fn main() {
 
     // Learned field context.
     if n_real > 0 && !args.iter().any(|a| a == "--no-context-eval") {
-        context_eval::report_sets(seed, n_real);
+        context_eval::report_sets(seed, n_real, show_fps);
         let mut payloads: Vec<(Family, String)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for c in cases.iter().filter(|c| c.positive) {

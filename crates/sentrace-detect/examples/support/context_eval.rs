@@ -87,6 +87,13 @@ fn scores(d: &Detector, t: &TenantId, rs: &[ResourceSpans], now: u64) -> BTreeMa
     m
 }
 
+/// A detector whose field context is off (it learns nothing while it is measured).
+fn no_context() -> Detector {
+    let mut rs = sentrace_detect::Ruleset::default_ruleset().expect("default rules");
+    rs.context.learn = false;
+    Detector::new(rs).expect("default rules")
+}
+
 fn service_of(set: Set) -> &'static str {
     match set {
         Set::Ci => "ci",
@@ -125,9 +132,9 @@ pub fn learn(d: &Detector, t: &TenantId, seed: u64, n: usize) -> u64 {
 }
 
 /// The realistic-set table: FPR (raised findings) without and with learned context.
-pub fn report_sets(seed: u64, n: usize) {
+pub fn report_sets(seed: u64, n: usize, show_fps: bool) {
     let t = TenantId::new("eval").expect("tenant");
-    let fresh = Detector::with_default_rules().expect("default rules");
+    let fresh = no_context();
     let learned = Detector::with_default_rules().expect("default rules");
     let after = learn(&learned, &t, seed, n);
     println!(
@@ -148,6 +155,9 @@ pub fn report_sets(seed: u64, n: usize) {
             let s1 = scores(&learned, &t, &rs, after);
             fp0 += usize::from(s0.values().any(|c| *c >= RAISED));
             fp1 += usize::from(s1.values().any(|c| *c >= RAISED));
+            if show_fps && s1.values().any(|c| *c >= RAISED) {
+                println!("FP after learning {} {s1:?} {attrs:?}", set.name());
+            }
             low += usize::from(!s1.is_empty() && s1.values().all(|c| *c < RAISED));
         }
         println!(
@@ -163,7 +173,7 @@ pub fn report_sets(seed: u64, n: usize) {
 /// Recall on CRS payloads placed beside and in the learned fields, per family.
 pub fn report_recall(seed: u64, n: usize, payloads: &[(Family, String)]) {
     let t = TenantId::new("eval").expect("tenant");
-    let fresh = Detector::with_default_rules().expect("default rules");
+    let fresh = no_context();
     let learned = Detector::with_default_rules().expect("default rules");
     let after = learn(&learned, &t, seed, n);
     let mut g = Realistic::new(seed ^ 0xfeed);

@@ -287,8 +287,10 @@ fn shell(v: &str, cls: u32) -> bool {
         let first = first.trim_start_matches(['$', '{']);
         if is_command(first) {
             commands += 1;
-            if let Some(arg) = words.next()
-                && (arg.starts_with('-') || arg.contains('$') || arg.starts_with('>'))
+            // An option, a variable or a redirection among its first arguments.
+            if words
+                .take(8)
+                .any(|a| a.starts_with('-') || a.contains('$') || a.starts_with('>'))
             {
                 syntax = true;
             }
@@ -300,16 +302,25 @@ fn shell(v: &str, cls: u32) -> bool {
     false
 }
 
-const SQL_VERBS: &[&str] = &[
-    "select", "insert", "update", "delete", "drop", "union", "exec", "create", "alter", "truncate",
-    "waitfor", "declare", "replace", "merge",
-];
-const SQL_CLAUSES: &[&str] = &[
-    "from", "into", "set", "where", "table", "select", "values", "by", "database", "join",
-    "having", "limit", "delay",
+/// A statement keyword and the keywords that follow it within a few words in SQL.
+const SQL_PAIRS: &[(&str, &[&str])] = &[
+    ("select", &["from", "null", "version", "user", "database", "sleep", "pg_sleep"]),
+    ("insert", &["into"]),
+    ("update", &["set"]),
+    ("delete", &["from"]),
+    ("union", &["select", "all"]),
+    ("drop", &["table", "database", "schema", "user"]),
+    ("create", &["table", "database", "index", "user", "function", "procedure"]),
+    ("alter", &["table", "user", "database"]),
+    ("truncate", &["table"]),
+    ("waitfor", &["delay", "time"]),
+    ("order", &["by"]),
+    ("group", &["by"]),
+    ("exec", &["master", "xp_cmdshell", "sp_executesql"]),
 ];
 
-/// Whether `v` reads as SQL: a statement keyword, a clause keyword and SQL punctuation.
+/// Whether `v` reads as SQL: a statement keyword followed within four words by a keyword
+/// it takes (`select .. from`, `union select`, `update .. set`), and SQL punctuation.
 fn sql(v: &str, cls: u32) -> bool {
     if cls & (QUOTE | BRACKET | PUNCT | SHELL_META) == 0 || cls & ALPHA == 0 {
         return false;
@@ -321,20 +332,22 @@ fn sql(v: &str, cls: u32) -> bool {
     if !punct {
         return false;
     }
-    let (mut verb, mut clause) = (false, false);
-    for w in v
+    let words: Vec<String> = v
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| (2..=9).contains(&w.len()))
-    {
-        let lw = w.to_ascii_lowercase();
-        // `select` is a clause after another verb (`union select`), not of itself.
-        clause |= SQL_CLAUSES.contains(&lw.as_str()) && (lw != "select" || verb);
-        verb |= SQL_VERBS.contains(&lw.as_str());
-        if verb && clause {
-            return true;
-        }
-    }
-    false
+        .filter(|w| !w.is_empty())
+        .take(4096)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words.iter().enumerate().any(|(i, w)| {
+        SQL_PAIRS.iter().any(|(verb, next)| {
+            w == verb
+                && words
+                    .iter()
+                    .skip(i + 1)
+                    .take(4)
+                    .any(|x| next.contains(&x.as_str()))
+        })
+    })
 }
 
 /// Elements and attributes that load or run code.
@@ -489,6 +502,7 @@ mod tests {
             "x; cat /etc/passwd",
             "a | id",
             "make -j$(nproc) all",
+            "kubectl apply -f k8s/web.yaml",
         ] {
             assert!(has(v, SHELL), "shell: {v}");
         }
@@ -503,6 +517,8 @@ mod tests {
         assert!(has("1' union select password from users--", SQL));
         assert!(has("SELECT id FROM users WHERE id = 1", SQL));
         assert!(!has("please update the settings page", SQL));
+        assert!(!has("<h2>security update</h2><table><tr><td>M</td></tr></table>", SQL));
+        assert!(has("1 waitfor delay '0:0:5'", SQL));
         let iframe = "<iframe src=\"https://player.example/embed/x\" allowfullscreen></iframe>";
         assert!(has(iframe, HTML) && !has(iframe, ACTIVE_HTML));
         assert!(has("<img src=x onerror=alert(1)>", ACTIVE_HTML));
