@@ -226,7 +226,8 @@ impl Detector {
         let mut hits: Vec<PayloadHit> = Vec::new();
         let mut inputs: Vec<extract::InputRef<'_>> = Vec::new();
         // Payload hits of values already scanned in this batch.
-        let mut seen: HashMap<(&str, extract::Part), Vec<PayloadHit>> = HashMap::new();
+        // (with the value's field-context shape, 0 when not profiled).
+        let mut seen: HashMap<(&str, extract::Part), (Vec<PayloadHit>, u32)> = HashMap::new();
         let correlated = c
             .ruleset
             .rules
@@ -279,20 +280,28 @@ impl Detector {
                     }
                     _ => None,
                 };
-                if let Some(known) = key.and_then(|k| seen.get(&k)) {
-                    hits.clone_from(known);
+                let profiled = profiling && input.part == extract::Part::Value;
+                let bits = if let Some(known) = key.and_then(|k| seen.get(&k)) {
+                    hits.clone_from(&known.0);
+                    known.1
                 } else {
                     hits.clear();
                     let norm = normalize::fold_cow(&decoded);
                     c.payload
                         .scan_decoded(&input.raw, &decoded, &norm, input.part, &mut hits);
+                    let bits = if profiled {
+                        context::shape::shape(&decoded)
+                    } else {
+                        0
+                    };
                     if let Some(k) = key
                         && seen.len() < MAX_CACHED_VALUES
                     {
-                        seen.insert(k, hits.clone());
+                        seen.insert(k, (hits.clone(), bits));
                     }
-                }
-                let field = (profiling && input.part == extract::Part::Value).then(|| {
+                    bits
+                };
+                let field = profiled.then(|| {
                     let (location, name) = context::location(input.attribute, &input.field);
                     FieldRef {
                         service: s.service,
@@ -301,11 +310,6 @@ impl Detector {
                         name,
                     }
                 });
-                let bits = if field.is_some() {
-                    context::shape::shape(&decoded)
-                } else {
-                    0
-                };
                 let len = u32::try_from(decoded.len()).unwrap_or(u32::MAX);
                 // A hit that the value's own shape does not explain flags the request.
                 let unexplained = hits.iter().any(|h| {
