@@ -3,10 +3,12 @@
 //! each is reported (contention only ever adds time), with the median beside it.
 //!
 //! `cargo run --release -p sentrace-detect --example detect_cost -- [--rounds N] [--iters N]
-//!  [--without ID,ID,...]`
+//!  [--without ID,ID,...] [--no-context]`
 //!
 //! `--without` also times, in the same alternating rounds, a detector whose ruleset lacks
 //! the named rules, and prints both: the cost of those rules measured in one run.
+//! `--no-context` does the same with a detector whose field context is off (`[context]
+//! learn = false`, no pins): the cost of learning field profiles.
 
 #[path = "support/benign.rs"]
 mod benign;
@@ -46,9 +48,13 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
-    let reduced = (!without.is_empty()).then(|| {
+    let no_context = args.iter().any(|a| a == "--no-context");
+    let reduced = (!without.is_empty() || no_context).then(|| {
         let mut rs = Ruleset::default_ruleset().expect("default rules");
         rs.rules.retain(|r| !without.contains(&r.id));
+        if no_context {
+            rs.context.learn = false;
+        }
         Detector::new(rs).expect("reduced rules")
     });
     let tenant = TenantId::new("bench").expect("tenant");
@@ -98,9 +104,10 @@ fn main() {
     if !detect_reduced.is_empty() {
         let (red_min, red_med) = stats(&mut detect_reduced);
         println!(
-            "detect without {}: min {red_min:.0} us, median {red_med:.0} us per batch; \
+            "detect without {}{}: min {red_min:.0} us, median {red_med:.0} us per batch; \
              with / without: {:.3} (min), {:.3} (median)",
             without.join(","),
+            if no_context { " field context" } else { "" },
             det_min / red_min,
             det_med / red_med
         );

@@ -17,10 +17,14 @@
 //! `--realistic N` (default 10,000) generates N requests of each realistic benign set
 //! (`support/realistic.rs`: CI scripts, CMS HTML with iframes, markdown, code snippets,
 //! prose, SQL in DB spans) and gives each set's FPR with every rule on and at the pooled
-//! 0.1% threshold.
+//! 0.1% threshold. Then learned field context (`support/context_eval.rs`): the same sets
+//! after a learning period, and recall on CRS payloads placed in and beside the learned
+//! fields, with and without context (`--no-context-eval` skips it).
 
 #[path = "support/benign.rs"]
 mod benign;
+#[path = "support/context_eval.rs"]
+mod context_eval;
 #[path = "support/not_attacks.rs"]
 mod not_attacks;
 #[path = "support/payload_lists.rs"]
@@ -623,5 +627,36 @@ fn main() {
                 fams.join(", ")
             );
         }
+    }
+
+    // Learned field context.
+    if n_real > 0 && !args.iter().any(|a| a == "--no-context-eval") {
+        context_eval::report_sets(seed, n_real, show_fps);
+        let mut payloads: Vec<(Family, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for c in cases.iter().filter(|c| c.positive) {
+            let kvs: Vec<KeyValue> = c
+                .attrs
+                .iter()
+                .map(|(k, v)| KeyValue {
+                    key: k.clone(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(v.clone())),
+                    }),
+                    ..Default::default()
+                })
+                .collect();
+            for i in extract::inputs(&kvs) {
+                let v = normalize::decode(&i.raw);
+                if d.scan_value(&t, &v)
+                    .iter()
+                    .any(|(r, _)| r.family == c.family)
+                    && seen.insert(v.clone())
+                {
+                    payloads.push((c.family, v));
+                }
+            }
+        }
+        context_eval::report_recall(seed, n_real, &payloads);
     }
 }

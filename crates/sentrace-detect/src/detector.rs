@@ -6,11 +6,12 @@ use std::sync::Arc;
 use sentrace_core::proto::trace::v1::ResourceSpans;
 use sentrace_core::{TenantId, TraceId};
 
+use crate::context::{self, Explained, FieldRef, Observation};
 use crate::correlate;
 use crate::finding::{Evidence, Finding, Subject};
 use crate::normalize;
 use crate::payload::{PayloadEngine, PayloadHit, extract};
-use crate::rules::{Rule, RuleKind, RulesError, Ruleset, RulesetOverride};
+use crate::rules::{Rule, RuleKind, RulesError, Ruleset, RulesetOverride, Severity};
 use crate::snippet;
 use crate::span::{self, SpanRef};
 
@@ -98,6 +99,7 @@ pub struct Detector {
     tenants: HashMap<TenantId, Arc<Compiled>>,
     behavior: crate::behavior::Baselines,
     memory: crate::memory::TraceMemory,
+    context: context::Profiles,
 }
 
 impl Detector {
@@ -110,6 +112,7 @@ impl Detector {
             tenants: HashMap::new(),
             behavior: crate::behavior::Baselines::new(),
             memory: crate::memory::TraceMemory::new(),
+            context: context::Profiles::default(),
         })
     }
 
@@ -131,27 +134,57 @@ impl Detector {
         Ok(())
     }
 
-    /// Snapshots of the behavioral state of every tenant that changed since the last call
-    /// (see [`crate::behavior::BaselineSnapshot`]); the caller persists them.
+    /// Snapshots of the behavioral state and field profiles of every tenant that changed
+    /// since the last call (see [`crate::behavior::BaselineSnapshot`]); the caller
+    /// persists them. Each snapshot is the tenant's whole state.
     pub fn baseline_snapshots(&self) -> Vec<crate::behavior::BaselineSnapshot> {
-        self.behavior.snapshot_dirty()
+        let mut snaps = self.behavior.snapshot_dirty();
+        for t in self.context.take_dirty() {
+            if !snaps.iter().any(|s| s.tenant == t.as_str()) {
+                snaps.push(
+                    self.behavior
+                        .snapshot_tenant(&t)
+                        .unwrap_or_else(|| crate::behavior::BaselineSnapshot::empty(&t)),
+                );
+            }
+        }
+        for s in &mut snaps {
+            if let Ok(t) = TenantId::new(&s.tenant) {
+                s.profiles = self.context.snapshot(&t);
+            }
+        }
+        snaps
     }
 
     /// Marks a tenant's behavioral state as not saved, so the next
     /// [`Detector::baseline_snapshots`] takes it again.
     pub fn mark_baseline_unsaved(&self, tenant: &TenantId) {
         self.behavior.mark_dirty(tenant);
+        self.context.mark_dirty(tenant);
     }
 
-    /// Puts back a tenant's saved behavioral state (at start, before any batch of it),
-    /// bounded by the tenant's `[behavior]` table.
+    /// Puts back a tenant's saved behavioral state and field profiles (at start, before
+    /// any batch of it), bounded by the tenant's `[behavior]` and `[context]` tables.
     pub fn restore_baseline(
         &self,
         tenant: &TenantId,
-        snap: crate::behavior::BaselineSnapshot,
+        mut snap: crate::behavior::BaselineSnapshot,
     ) -> Result<(), crate::behavior::SnapshotError> {
-        self.behavior
-            .restore(tenant, snap, &self.ruleset(tenant).behavior)
+        let profiles = std::mem::take(&mut snap.profiles);
+        let name = snap.tenant.clone();
+        let rules = self.ruleset(tenant);
+        self.behavior.restore(tenant, snap, &rules.behavior)?;
+        self.context
+            .restore(tenant, profiles, &rules.context)
+            .map_err(|reason| crate::behavior::SnapshotError::Invalid {
+                tenant: name,
+                reason: format!("field profiles: {reason}"),
+            })
+    }
+
+    /// A tenant's learned field profiles (see [`crate::context`]).
+    pub fn field_profiles(&self, tenant: &TenantId) -> Vec<context::FieldProfile> {
+        self.context.snapshot(tenant)
     }
 
     /// Traces of a tenant held for cross-batch correlation ([`crate::memory`]).
@@ -193,7 +226,8 @@ impl Detector {
         let mut hits: Vec<PayloadHit> = Vec::new();
         let mut inputs: Vec<extract::InputRef<'_>> = Vec::new();
         // Payload hits of values already scanned in this batch.
-        let mut seen: HashMap<(&str, extract::Part), Vec<PayloadHit>> = HashMap::new();
+        // (with the value's field-context shape, 0 when not profiled).
+        let mut seen: HashMap<(&str, extract::Part), (Vec<PayloadHit>, u32)> = HashMap::new();
         let correlated = c
             .ruleset
             .rules
@@ -203,6 +237,8 @@ impl Detector {
         let mut decoded_by_span: HashMap<usize, Vec<(String, String)>> = HashMap::new();
         // Entry spans a payload detector reported (by address), for the trace memory.
         let mut flagged: HashSet<usize> = HashSet::new();
+        let ctx = &c.ruleset.context;
+        let profiling = ctx.learn || !ctx.pins.is_empty();
         for s in span::spans(resource_spans) {
             if let Some(t) = s.trace_id() {
                 by_trace.entry(t).or_default().push(s);
@@ -210,10 +246,25 @@ impl Detector {
             if !s.is_entry() {
                 continue;
             }
-            // Payload detectors: one finding per (span, rule), evidences per input.
-            let mut per_rule: Vec<(usize, Vec<Evidence>)> = Vec::new();
+            // Payload detectors: one finding per (span, rule, downgraded or not), evidences
+            // per input.
+            let mut per_rule: Vec<(usize, Option<Explained>, Vec<Evidence>)> = Vec::new();
             let mut kept = Vec::new();
             extract::inputs_ref(s.attrs(), &mut inputs);
+            // Field context: the route, the source and the values seen, for learning.
+            let route = if profiling {
+                crate::behavior::route_of(s.route().unwrap_or("")).0
+            } else {
+                String::new()
+            };
+            let source = if profiling {
+                context::source_of(&s)
+            } else {
+                None
+            };
+            let span_time = time_of(s.span.start_time_unix_nano, now_unix_nanos);
+            let mut observed: Vec<(FieldRef<'_>, Observation)> = Vec::new();
+            let mut span_flagged = false;
             for input in &inputs {
                 let decoded = normalize::decode_cow(&input.raw);
                 // Only inputs with some non-word character can reach a sink in a way the
@@ -229,41 +280,109 @@ impl Detector {
                     }
                     _ => None,
                 };
-                if let Some(known) = key.and_then(|k| seen.get(&k)) {
-                    hits.clone_from(known);
+                let profiled = profiling && input.part == extract::Part::Value;
+                let bits = if let Some(known) = key.and_then(|k| seen.get(&k)) {
+                    hits.clone_from(&known.0);
+                    known.1
                 } else {
                     hits.clear();
                     let norm = normalize::fold_cow(&decoded);
                     c.payload
                         .scan_decoded(&input.raw, &decoded, &norm, input.part, &mut hits);
+                    let bits = if profiled {
+                        context::shape::shape(&decoded)
+                    } else {
+                        0
+                    };
                     if let Some(k) = key
                         && seen.len() < MAX_CACHED_VALUES
                     {
-                        seen.insert(k, hits.clone());
+                        seen.insert(k, (hits.clone(), bits));
                     }
+                    bits
+                };
+                let field = profiled.then(|| {
+                    let (location, name) = context::location(input.attribute, &input.field);
+                    FieldRef {
+                        service: s.service,
+                        route: &route,
+                        location,
+                        name,
+                    }
+                });
+                let len = u32::try_from(decoded.len()).unwrap_or(u32::MAX);
+                // A hit that the value's own shape does not explain flags the request.
+                let unexplained = hits.iter().any(|h| {
+                    c.ruleset
+                        .rules
+                        .get(h.rule)
+                        .is_none_or(|r| !context::shape_explains(r.family, bits))
+                });
+                span_flagged |= unexplained;
+                if let Some(f) = field {
+                    observed.push((
+                        f,
+                        Observation {
+                            bits,
+                            len,
+                            source,
+                            time: span_time,
+                            learnable: !unexplained,
+                        },
+                    ));
                 }
                 for h in &hits {
-                    let ev = Evidence {
+                    let explained = match (&field, c.ruleset.rules.get(h.rule)) {
+                        (Some(f), Some(r)) => {
+                            self.context.explains(tenant, ctx, f, r.family, bits, len)
+                        }
+                        _ => None,
+                    };
+                    let mut ev = Evidence {
                         trace_id: s.trace_id(),
                         span_id: s.span_id(),
                         attribute: input.attribute.to_string(),
                         snippet: snippet::minimize(&decoded),
                         reason: h.reason.to_string(),
                     };
-                    match per_rule.iter_mut().find(|(r, _)| *r == h.rule) {
-                        Some((_, evs)) if evs.len() < MAX_EVIDENCES => evs.push(ev),
+                    if let (Some(e), Some(f)) = (explained, &field) {
+                        ev.reason = format!(
+                            "{}; {} {} normally carries this ({})",
+                            h.reason,
+                            f.field(),
+                            f.route,
+                            if e == Explained::Pinned {
+                                "pinned"
+                            } else {
+                                "learned"
+                            }
+                        );
+                    }
+                    match per_rule
+                        .iter_mut()
+                        .find(|(r, e, _)| *r == h.rule && *e == explained)
+                    {
+                        Some((_, _, evs)) if evs.len() < MAX_EVIDENCES => evs.push(ev),
                         Some(_) => {}
-                        None => per_rule.push((h.rule, vec![ev])),
+                        None => per_rule.push((h.rule, explained, vec![ev])),
                     }
                 }
             }
+            if span_flagged {
+                // An attacking request teaches its fields nothing.
+                for (_, o) in &mut observed {
+                    o.learnable = false;
+                }
+            }
+            self.context.observe(tenant, ctx, &observed);
+            drop(observed);
             if correlated {
                 decoded_by_span.insert(std::ptr::from_ref(s.span) as usize, kept);
                 if !per_rule.is_empty() {
                     flagged.insert(std::ptr::from_ref(s.span) as usize);
                 }
             }
-            for (ri, evs) in per_rule {
+            for (ri, explained, evs) in per_rule {
                 let Some(rule) = c.ruleset.rules.get(ri) else {
                     continue;
                 };
@@ -281,7 +400,11 @@ impl Detector {
                     evidences: evs,
                     message,
                 };
-                out.push(make_finding(tenant, rule, &c.ruleset.version, draft));
+                let mut f = make_finding(tenant, rule, &c.ruleset.version, draft);
+                if explained.is_some() {
+                    downgrade(&mut f, ctx.downgraded_confidence);
+                }
+                out.push(f);
             }
         }
         // Trace-correlated detectors.
@@ -360,6 +483,18 @@ impl Detector {
             .observe(tenant, c, resource_spans, now_unix_nanos, &mut out);
         out
     }
+}
+
+/// Turns a finding into its downgraded form: low confidence and severity, a message that
+/// says why, and a uid of its own (the same rule may also fire, undowngraded, in another
+/// field of the span).
+fn downgrade(f: &mut Finding, confidence: u8) {
+    use sha2::{Digest, Sha256};
+    f.confidence = confidence.min(f.confidence);
+    f.severity = f.severity.min(Severity::Low);
+    f.message
+        .push_str(" [downgraded: the field's normal shape]");
+    f.uid = hex::encode(&Sha256::digest(format!("{}:downgraded", f.uid))[..16]);
 }
 
 fn time_of(span_start: u64, now: u64) -> u64 {

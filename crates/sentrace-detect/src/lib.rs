@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod behavior;
+pub mod context;
 pub mod correlate;
 pub mod detector;
 pub mod enforce;

@@ -28,8 +28,23 @@
 //! made only of those (`payload::prefilter`). Correlated and behavioral rules name the
 //! builtin detector in `matcher` and carry no patterns.
 //!
+//! A `[context]` table sets how fields learn the shape of their normal values and holds
+//! operator pins (see [`crate::context::ContextConfig`]):
+//!
+//! ```toml
+//! [context]
+//! min_sources = 20                # distinct client addresses before a field learns a shape
+//! min_secs = 3600                 # ... over this much span time
+//! [[context.pin]]
+//! service = "ci"                  # or "*"
+//! route = "/api/v4/projects/{id}/pipelines"   # or "*" (the default)
+//! field = "body.script"           # query.<name>, body.<json path>, header.<name>, cookie.<name>
+//! carries = ["shell"]             # downgraded there even before anything is learned
+//! # never = ["html"]              # never learned, never downgraded
+//! ```
+//!
 //! A tenant override (same format, section names below) may disable rules, change a rule's
-//! severity or confidence, and add rules:
+//! severity or confidence, add rules, and replace the `[behavior]` or `[context]` table:
 //!
 //! ```toml
 //! disable = ["xss-event-handler"]
@@ -287,6 +302,10 @@ pub struct Ruleset {
     /// Behavioral thresholds (documented on [`crate::behavior::BehaviorConfig`]).
     #[serde(default)]
     pub behavior: crate::behavior::BehaviorConfig,
+    /// Learned field context and operator pins (documented on
+    /// [`crate::context::ContextConfig`]).
+    #[serde(default)]
+    pub context: crate::context::ContextConfig,
 }
 
 /// A change to one rule in a tenant override.
@@ -319,6 +338,9 @@ pub struct RulesetOverride {
     /// Replacement behavioral thresholds, if set.
     #[serde(default)]
     pub behavior: Option<crate::behavior::BehaviorConfig>,
+    /// Replacement field-context settings and pins, if set.
+    #[serde(default)]
+    pub context: Option<crate::context::ContextConfig>,
 }
 
 fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, RulesError> {
@@ -491,6 +513,13 @@ impl Ruleset {
                 file: file.to_string(),
                 rule: "[behavior]".into(),
                 reason,
+            })?;
+        self.context
+            .validate()
+            .map_err(|reason| RulesError::Invalid {
+                file: file.to_string(),
+                rule: "[context]".into(),
+                reason,
             })
     }
 
@@ -525,6 +554,9 @@ impl Ruleset {
         out.rules.extend(ov.rules.iter().cloned());
         if let Some(b) = &ov.behavior {
             out.behavior = b.clone();
+        }
+        if let Some(c) = &ov.context {
+            out.context = c.clone();
         }
         out.validate(file)?;
         Ok(out)

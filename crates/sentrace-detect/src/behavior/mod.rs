@@ -41,7 +41,7 @@ use sentrace_core::proto::trace::v1::span::SpanKind;
 pub use bounded::Bounded;
 pub use config::BehaviorConfig;
 pub use evidence::WarmupEvidence;
-pub use snapshot::{BASELINE_FORMAT, BaselineSnapshot, SnapshotError};
+pub use snapshot::{BASELINE_FORMAT, BASELINE_FORMAT_MIN, BaselineSnapshot, SnapshotError};
 
 use crate::detector::{Compiled, Draft, make_finding};
 use crate::finding::{Evidence, Finding};

@@ -22,14 +22,17 @@ use super::{
     TenantState, WarmupEvidence,
 };
 
-/// The snapshot format this code writes and reads.
-pub const BASELINE_FORMAT: u32 = 1;
+/// The snapshot format this code writes. Format 2 added the learned field profiles
+/// ([`crate::context`]); format 1 (without them) is still read.
+pub const BASELINE_FORMAT: u32 = 2;
+/// The oldest snapshot format this code reads.
+pub const BASELINE_FORMAT_MIN: u32 = 1;
 
 /// Why a snapshot was not restored.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// Written by another version of the format.
-    #[error("baseline snapshot format {found}, this build reads {expected}")]
+    #[error("baseline snapshot format {found}, this build reads formats 1 to {expected}")]
     Format {
         /// Found in the snapshot.
         found: u32,
@@ -78,9 +81,17 @@ pub struct BaselineSnapshot {
     denied_ids: Vec<(String, Vec<(u64, String)>)>,
     admin_denials: Vec<(String, Vec<u64>)>,
     fired: Vec<(String, String, u64)>,
+    /// Learned field profiles (format 2; none in format 1).
+    #[serde(default)]
+    pub profiles: Vec<crate::context::FieldProfile>,
 }
 
 impl BaselineSnapshot {
+    /// The snapshot of a tenant with nothing learned.
+    pub fn empty(tenant: &TenantId) -> Self {
+        snapshot_of(tenant, &TenantState::new(1))
+    }
+
     /// Whether the tenant's evidence is enough to report new edges and endpoints of a
     /// service never seen (see [`super::evidence`]).
     pub fn tenant_warm(&self, cfg: &BehaviorConfig) -> bool {
@@ -148,6 +159,7 @@ fn snapshot_of(tenant: &TenantId, st: &TenantState) -> BaselineSnapshot {
             .into_iter()
             .map(|((m, k), t)| ((*m).to_string(), k.clone(), *t))
             .collect(),
+        profiles: Vec::new(),
     }
 }
 
@@ -233,6 +245,14 @@ impl Baselines {
         out
     }
 
+    /// The snapshot of one tenant's state, changed or not (its changed flag is cleared).
+    pub fn snapshot_tenant(&self, tenant: &TenantId) -> Option<BaselineSnapshot> {
+        let mut tenants = self.tenants.lock().ok()?;
+        let st = tenants.get_mut(tenant)?;
+        st.dirty = false;
+        Some(snapshot_of(tenant, st))
+    }
+
     /// Marks a tenant's state as changed (a snapshot of it was not saved).
     pub fn mark_dirty(&self, tenant: &TenantId) {
         if let Ok(mut tenants) = self.tenants.lock()
@@ -251,7 +271,7 @@ impl Baselines {
         snap: BaselineSnapshot,
         cfg: &BehaviorConfig,
     ) -> Result<(), SnapshotError> {
-        if snap.format != BASELINE_FORMAT {
+        if !(BASELINE_FORMAT_MIN..=BASELINE_FORMAT).contains(&snap.format) {
             return Err(SnapshotError::Format {
                 found: snap.format,
                 expected: BASELINE_FORMAT,

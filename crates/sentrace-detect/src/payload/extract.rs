@@ -59,6 +59,9 @@ pub struct Input {
     pub part: Part,
     /// The raw (not yet normalized) text.
     pub raw: String,
+    /// The parameter name, JSON path (`a.b`) or cookie name the value was found under;
+    /// empty for a whole path, header or body.
+    pub field: String,
 }
 
 /// Whether an attribute key is a request input.
@@ -87,6 +90,9 @@ pub struct InputRef<'a> {
     pub part: Part,
     /// The raw (not yet normalized) text.
     pub raw: Cow<'a, str>,
+    /// The parameter name, JSON path (`a.b`) or cookie name the value was found under;
+    /// empty for a whole path, header or body.
+    pub field: Cow<'a, str>,
 }
 
 impl InputRef<'_> {
@@ -96,6 +102,7 @@ impl InputRef<'_> {
             attribute: self.attribute.to_string(),
             part: self.part,
             raw: self.raw.to_string(),
+            field: self.field.to_string(),
         }
     }
 }
@@ -124,10 +131,16 @@ fn strings(kv: &KeyValue) -> Vec<Cow<'_, str>> {
 }
 
 fn push<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, part: Part, raw: &'a str) {
-    push_cow(out, attribute, part, Cow::Borrowed(raw));
+    push_cow(out, attribute, part, Cow::Borrowed(raw), Cow::Borrowed(""));
 }
 
-fn push_cow<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, part: Part, raw: Cow<'a, str>) {
+fn push_cow<'a>(
+    out: &mut Vec<InputRef<'a>>,
+    attribute: &'a str,
+    part: Part,
+    raw: Cow<'a, str>,
+    field: Cow<'a, str>,
+) {
     if raw.is_empty() || out.len() >= MAX_VALUES_PER_SPAN {
         return;
     }
@@ -135,6 +148,7 @@ fn push_cow<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, part: Part, raw
         attribute,
         part,
         raw,
+        field,
     });
 }
 
@@ -145,33 +159,61 @@ fn split_pairs<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, text: &'a st
         match pair.split_once('=') {
             Some((k, v)) => {
                 push(out, attribute, Part::Name, k);
-                push(out, attribute, Part::Value, v);
+                push_cow(
+                    out,
+                    attribute,
+                    Part::Value,
+                    Cow::Borrowed(v),
+                    Cow::Borrowed(k),
+                );
             }
             None => push(out, attribute, Part::Value, pair),
         }
     }
 }
 
+/// Longest JSON path kept as a field name.
+const MAX_JSON_PATH: usize = 128;
+
+/// Walks a JSON value; `path` is the dotted path of object keys to it (arrays add none).
 fn walk_json<'a>(
     out: &mut Vec<InputRef<'a>>,
     attribute: &'a str,
     v: &serde_json::Value,
     depth: usize,
+    path: &str,
 ) {
     if depth > MAX_JSON_DEPTH || out.len() >= MAX_VALUES_PER_SPAN {
         return;
     }
     match v {
-        serde_json::Value::String(s) => {
-            push_cow(out, attribute, Part::Value, Cow::Owned(s.clone()))
-        }
+        serde_json::Value::String(s) => push_cow(
+            out,
+            attribute,
+            Part::Value,
+            Cow::Owned(s.clone()),
+            Cow::Owned(path.to_string()),
+        ),
         serde_json::Value::Array(a) => a
             .iter()
-            .for_each(|x| walk_json(out, attribute, x, depth + 1)),
+            .for_each(|x| walk_json(out, attribute, x, depth + 1, path)),
         serde_json::Value::Object(o) => {
             for (k, x) in o {
-                push_cow(out, attribute, Part::Name, Cow::Owned(k.clone()));
-                walk_json(out, attribute, x, depth + 1);
+                push_cow(
+                    out,
+                    attribute,
+                    Part::Name,
+                    Cow::Owned(k.clone()),
+                    Cow::Borrowed(""),
+                );
+                let child = if path.is_empty() {
+                    k.clone()
+                } else if path.len() + k.len() < MAX_JSON_PATH {
+                    format!("{path}.{k}")
+                } else {
+                    path.to_string()
+                };
+                walk_json(out, attribute, x, depth + 1, &child);
             }
         }
         _ => {}
@@ -192,7 +234,7 @@ fn body<'a>(out: &mut Vec<InputRef<'a>>, attribute: &'a str, text: &'a str) {
         && t.len() <= MAX_JSON_BYTES
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(t)
     {
-        walk_json(out, attribute, &v, 0);
+        walk_json(out, attribute, &v, 0, "");
         return;
     }
     if t.starts_with('<') {
@@ -284,7 +326,13 @@ pub fn inputs_ref_of<'a>(kv: &'a KeyValue, out: &mut Vec<InputRef<'a>>) {
                 let mut tmp = Vec::new();
                 split_value(&mut tmp, key, &s);
                 for i in tmp {
-                    push_cow(out, key, i.part, Cow::Owned(i.raw.into_owned()));
+                    push_cow(
+                        out,
+                        key,
+                        i.part,
+                        Cow::Owned(i.raw.into_owned()),
+                        Cow::Owned(i.field.into_owned()),
+                    );
                 }
             }
         }

@@ -82,8 +82,24 @@ impl BaselineStore {
         })
     }
 
+    /// Tenants with a baselines file.
+    pub fn tenants(&self) -> anyhow::Result<Vec<TenantId>> {
+        Ok(self.journal.tenants()?)
+    }
+
+    /// Replaces one tenant's saved snapshot (offline tools: `sentrace detect profile
+    /// reset`; the caller holds the data directory's lock, so no server overwrites it).
+    pub fn write(&self, snap: &BaselineSnapshot) -> anyhow::Result<()> {
+        let tenant = TenantId::new(&snap.tenant)
+            .map_err(|e| anyhow::anyhow!("snapshot names tenant {:?}: {e}", snap.tenant))?;
+        let bytes = serde_json::to_vec(snap)?;
+        self.journal
+            .rewrite(&tenant, &[bytes])
+            .with_context(|| format!("saving the baselines of tenant {tenant}"))
+    }
+
     /// One tenant's latest snapshot, or why there is none to use.
-    fn load(&self, tenant: &TenantId) -> Result<Option<BaselineSnapshot>, String> {
+    pub fn load(&self, tenant: &TenantId) -> Result<Option<BaselineSnapshot>, String> {
         let loaded = self.journal.load(tenant).map_err(|e| e.to_string())?;
         if loaded.shredded > 0 && loaded.records.is_empty() {
             return Err("its data key was shredded".into());

@@ -28,6 +28,11 @@ pub struct DetectConfig {
     pub new_edge_window_secs: u64,
     /// Behavioral baselines kept across restarts.
     pub baselines: BaselinesConfig,
+    /// Findings below this confidence (0..=100) are stored and listed by the findings API
+    /// but not sent to sinks or to the response policy. Payload hits that a field's
+    /// learned or pinned context explains are downgraded to 20 (the ruleset's `[context]
+    /// downgraded_confidence`), so the default 40 holds them back; 0 sends everything.
+    pub send_min_confidence: u8,
 }
 
 /// Behavioral baselines (service edges, endpoints, response sizes, rate series, warm-up
@@ -70,6 +75,7 @@ impl Default for DetectConfig {
             response: ResponseConfig::default(),
             new_edge_window_secs: 86_400,
             baselines: BaselinesConfig::default(),
+            send_min_confidence: 40,
         }
     }
 }
@@ -198,6 +204,9 @@ impl DetectConfig {
             return Err(format!(
                 "[detect] new_edge_window_secs must be between 1 and {MAX_NEW_EDGE_WINDOW_SECS} (30 days)"
             ));
+        }
+        if self.send_min_confidence > 100 {
+            return Err("[detect] send_min_confidence must be at most 100".into());
         }
         let b = &self.baselines;
         if b.persist_interval_secs == 0 || b.persist_interval_secs > 86_400 {

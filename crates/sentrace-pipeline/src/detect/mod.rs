@@ -48,6 +48,8 @@ pub use stage::DetectStage;
 pub struct DetectMetrics {
     batches: AtomicU64,
     findings: [AtomicU64; 5],
+    /// Findings below `[detect] send_min_confidence` (kept, not sent).
+    held: AtomicU64,
 }
 
 fn severity_index(s: Severity) -> usize {
@@ -93,6 +95,8 @@ pub struct Runtime {
     pub response: Option<response::ResponseState>,
     /// Behavioral baselines saved across restarts (`[detect.baselines] persist`).
     pub baselines: Option<baselines::BaselineStore>,
+    /// Findings below this confidence are stored but not sent to sinks or response.
+    send_min_confidence: u8,
     metrics: DetectMetrics,
 }
 
@@ -185,6 +189,7 @@ impl Runtime {
             sinks,
             response,
             baselines,
+            send_min_confidence: cfg.send_min_confidence,
             metrics: DetectMetrics::default(),
         }))
     }
@@ -194,6 +199,12 @@ impl Runtime {
     /// caller stores the batch's findings with [`findings::FindingStore::push_all`].
     pub fn on_finding(&self, f: &Finding, now_unix_nanos: u64) -> Vec<PlannedAction> {
         self.metrics.findings[severity_index(f.severity)].fetch_add(1, Relaxed);
+        // A finding downgraded by learned field context (or any below the threshold) is
+        // kept for the findings API only.
+        if f.confidence < self.send_min_confidence {
+            self.metrics.held.fetch_add(1, Relaxed);
+            return Vec::new();
+        }
         self.sinks.send(f);
         match &self.response {
             Some(r) => {
@@ -248,6 +259,12 @@ impl Runtime {
                     self.metrics.findings[i].load(Relaxed),
                 )
             }),
+        )?;
+        export::counter(
+            e,
+            "sentrace_detect_findings_held",
+            "Findings below [detect] send_min_confidence (field-context downgrades): stored, not sent to sinks or response.",
+            self.metrics.held.load(Relaxed),
         )?;
         export::gauge_u64(
             e,

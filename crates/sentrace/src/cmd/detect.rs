@@ -23,7 +23,11 @@ use super::otlp_stream;
 
 /// Arguments of `detect`.
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// Without a subcommand: detect attacks in OTLP/JSON from stdin.
+    #[command(subcommand)]
+    command: Option<Sub>,
     /// A ruleset file, or a directory holding `ruleset.toml` (replaces the default ruleset)
     /// and per-tenant overrides `<tenant>.toml`.
     #[arg(long)]
@@ -39,6 +43,15 @@ pub struct Args {
     /// Exit with status 1 when a finding is at or above this severity.
     #[arg(long, value_enum)]
     fail_on: Option<Severity>,
+}
+
+/// `detect` subcommands.
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// The learned field context of a data directory: what each field of each route
+    /// normally carries (list, show; reset refuses while a server runs).
+    #[command(subcommand)]
+    Profile(super::detect_profile::Command),
 }
 
 fn detector(rules: Option<&PathBuf>) -> anyhow::Result<Detector> {
@@ -178,6 +191,9 @@ impl<F: FnMut(u64, Vec<ResourceSpans>) -> anyhow::Result<()>> otlp_stream::Sink 
 
 /// Runs `detect`.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    if let Some(Sub::Profile(c)) = a.command {
+        return super::detect_profile::run(c);
+    }
     let tenant = TenantId::new(a.tenant).context("--tenant")?;
     let detector = detector(a.rules.as_ref())?;
     if a.window == 0 {

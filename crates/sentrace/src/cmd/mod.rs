@@ -4,6 +4,7 @@ pub mod audit;
 pub(crate) mod client;
 pub mod config;
 pub mod detect;
+pub mod detect_profile;
 pub mod export;
 pub(crate) mod fail_on;
 pub mod keys;
