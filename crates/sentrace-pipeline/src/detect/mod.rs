@@ -161,7 +161,7 @@ impl Runtime {
             Some(response::ResponseState::open(
                 &cfg.response,
                 data_dir,
-                Some(keys.clone()),
+                keys.clone(),
             )?)
         } else {
             None

@@ -160,9 +160,9 @@ impl MasterKey {
         self.0.wrap_secret(purpose, secret)
     }
 
-    /// Unwraps what [`MasterKey::wrap`] made for the same `purpose`.
-    pub fn unwrap(&self, purpose: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.0.unwrap_secret(purpose, wrapped).map(|z| z.to_vec())
+    /// Unwraps what [`MasterKey::wrap`] made for the same `purpose` (zeroized on drop).
+    pub fn unwrap(&self, purpose: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        self.0.unwrap_secret(purpose, wrapped)
     }
 }
 

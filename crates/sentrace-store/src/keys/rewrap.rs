@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 
 use sentrace_core::TenantId;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use super::MasterKey;
 use super::kek::KeyLabel;
@@ -244,7 +243,7 @@ pub fn rewrap(
                 if wrapped.is_empty() {
                     continue;
                 }
-                let plain = Zeroizing::new(old.unwrap(purpose, &wrapped)?);
+                let plain = old.unwrap(purpose, &wrapped)?;
                 write_atomic_private(&prepared(&path), &new.wrap(purpose, &plain)?)?;
                 fault.step();
                 files.push(rel.clone());
