@@ -47,7 +47,14 @@ fn a_program_that_does_not_read_its_request_is_an_error_not_a_sigpipe() {
             Duration::from_secs(10),
             None,
         );
-        for data in [&b"0123456789abcdef0123456789abcdef"[..], &big[..]] {
+        // Only a request larger than the pipe's buffer surely meets the closed pipe (a small
+        // one may land in the buffer first); the failing program fails either way.
+        let sizes: &[&[u8]] = if name == "closes-and-fails" {
+            &[b"0123456789abcdef0123456789abcdef", &big]
+        } else {
+            &[&big]
+        };
+        for data in sizes {
             let e = kek.unwrap(&label, b"aad", data).unwrap_err().to_string();
             assert!(e.contains(expect), "{name}: {e}");
             assert!(e.contains("dek/1") && e.contains("acme"), "{name}: {e}");

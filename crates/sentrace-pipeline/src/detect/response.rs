@@ -27,8 +27,7 @@
 //! they were set aside; a restart keeps them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{BufRead, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
@@ -45,11 +44,9 @@ use sentrace_detect::response::{Action, PlannedAction, ResponsePolicy};
 use sentrace_store::KeyRing;
 
 use super::config::ResponseConfig;
+use super::response_audit::{append_line, read_lines};
 use sentrace_store::group_commit::{Mark, WaitError};
 use sentrace_store::{Journal, JournalWriter};
-
-/// Longest audit or undo line read back.
-const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// The responses directory of a data directory.
 pub fn responses_dir(data_dir: &Path) -> PathBuf {
@@ -91,58 +88,12 @@ pub struct UndoRecord {
     pub time_unix_nanos: u64,
 }
 
-pub(crate) fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(anyhow::anyhow!("opening {}: {e}", path.display())),
-    };
-    let mut out = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
-        if line.trim().is_empty() || line.len() > MAX_LINE_BYTES {
-            continue;
-        }
-        match serde_json::from_str(&line) {
-            Ok(r) => out.push(r),
-            // A torn last line (crash mid-write) is skipped, not fatal.
-            Err(e) => {
-                tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping unreadable line")
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn append_line<T: Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut line = serde_json::to_vec(rec)?;
-    line.push(b'\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    // One write of the whole line: O_APPEND keeps concurrent writers' lines whole; fsync
-    // before returning, because the caller acts on the record right after.
-    let new = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
-    f.write_all(&line)
-        .and_then(|_| f.sync_data())
-        .with_context(|| format!("appending to {}", path.display()))?;
-    if new && let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("syncing {}", dir.display()))?;
-    }
-    Ok(())
-}
-
 /// Reads the audit log of a responses directory (decrypting each tenant's journal with
 /// `keys`), each record with its tenant, oldest first.
-pub fn read_audit(dir: &Path, keys: Arc<KeyRing>) -> anyhow::Result<Vec<(TenantId, AuditRecord)>> {
+pub fn read_audit(
+    dir: &Path,
+    keys: Arc<KeyRing>,
+) -> anyhow::Result<super::response_audit::AuditLog> {
     super::response_audit::read_all(dir, keys)
 }
 

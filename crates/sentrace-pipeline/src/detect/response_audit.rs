@@ -8,15 +8,18 @@
 //! Versions before this one kept the log in plaintext, `responses/audit.jsonl`. The server
 //! moves such a file into the journals on start ([`migrate_legacy`]: records already there
 //! are not added twice, so a crash mid-way is harmless) and then deletes it; until then the
-//! readers read it too and say so.
+//! readers read it too and say so. The JSON-lines helpers of the undo file live here too.
 
 use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use sentrace_core::TenantId;
 use sentrace_store::{Journal, KeyRing};
+use serde::{Deserialize, Serialize};
 
 use super::response::AuditRecord;
 
@@ -76,7 +79,7 @@ pub fn read_journal(journal: &Journal) -> anyhow::Result<Vec<(TenantId, AuditRec
 /// (an `undone` line takes the tenant of the action it names; one naming no known action is
 /// dropped with a warning). Empty when there is no such file.
 pub fn read_legacy(responses_dir: &Path) -> anyhow::Result<Vec<(TenantId, AuditRecord)>> {
-    let lines: Vec<AuditRecord> = super::response::read_lines(&responses_dir.join(LEGACY_FILE))?;
+    let lines: Vec<AuditRecord> = read_lines(&responses_dir.join(LEGACY_FILE))?;
     let mut tenant_of: HashMap<String, TenantId> = HashMap::new();
     for r in &lines {
         if let AuditRecord::Applied {
@@ -151,33 +154,90 @@ pub fn migrate_legacy(responses_dir: &Path, journal: &Journal) -> anyhow::Result
     Ok(moved)
 }
 
-/// What the readers (`sentrace response`) show: the journals, plus a plaintext file of an
-/// earlier version that no server has moved yet (with a note on standard error).
-pub fn read_all(
-    responses_dir: &Path,
-    keys: Arc<KeyRing>,
-) -> anyhow::Result<Vec<(TenantId, AuditRecord)>> {
-    let mut out = if audit_dir(responses_dir).is_dir() {
-        read_journal(&open_journal(responses_dir, keys)?)?
-    } else {
-        Vec::new()
-    };
+/// What the readers (`sentrace response`) show: the journals' records, plus those of a
+/// plaintext file of an earlier version that no server has moved yet.
+#[derive(Debug, Default)]
+pub struct AuditLog {
+    /// Each record with its tenant, oldest first.
+    pub records: Vec<(TenantId, AuditRecord)>,
+    /// The plaintext `audit.jsonl` of an earlier version whose records are included, if
+    /// there is one (the next `sentrace serve` moves it into the journals and deletes it).
+    pub legacy_file: Option<PathBuf>,
+}
+
+/// Reads the audit log of a responses directory (see [`AuditLog`]).
+pub fn read_all(responses_dir: &Path, keys: Arc<KeyRing>) -> anyhow::Result<AuditLog> {
+    let mut out = AuditLog::default();
+    if audit_dir(responses_dir).is_dir() {
+        out.records = read_journal(&open_journal(responses_dir, keys)?)?;
+    }
     let legacy = read_legacy(responses_dir)?;
     if !legacy.is_empty() {
-        eprintln!(
-            "note: {} is the plaintext response audit log of an earlier version; its records are shown too, and the next `sentrace serve` moves them into the encrypted journals and deletes it",
-            responses_dir.join(LEGACY_FILE).display()
-        );
+        out.legacy_file = Some(responses_dir.join(LEGACY_FILE));
         let have: HashSet<Vec<u8>> = out
+            .records
             .iter()
             .filter_map(|(_, r)| serde_json::to_vec(r).ok())
             .collect();
-        out.extend(
+        out.records.extend(
             legacy
                 .into_iter()
                 .filter(|(_, r)| serde_json::to_vec(r).is_ok_and(|b| !have.contains(&b))),
         );
-        out.sort_by_key(|(_, r)| time_of(r));
+        out.records.sort_by_key(|(_, r)| time_of(r));
     }
     Ok(out)
+}
+
+/// Longest audit or undo line read back.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Reads a JSON-lines file (missing: empty); a torn or unreadable line is skipped.
+pub(crate) fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow::anyhow!("opening {}: {e}", path.display())),
+    };
+    let mut out = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() || line.len() > MAX_LINE_BYTES {
+            continue;
+        }
+        match serde_json::from_str(&line) {
+            Ok(r) => out.push(r),
+            // A torn last line (crash mid-write) is skipped, not fatal.
+            Err(e) => {
+                tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping unreadable line")
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn append_line<T: Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut line = serde_json::to_vec(rec)?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // One write of the whole line: O_APPEND keeps concurrent writers' lines whole; fsync
+    // before returning, because the caller acts on the record right after.
+    let new = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
+    f.write_all(&line)
+        .and_then(|_| f.sync_data())
+        .with_context(|| format!("appending to {}", path.display()))?;
+    if new && let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", dir.display()))?;
+    }
+    Ok(())
 }

@@ -125,7 +125,9 @@ fn audit_quarantine_undo_and_replay() {
     assert_eq!(actions.len(), 2);
     // Audited before taking effect (outside the server: the pipeline waits for it).
     st.flush().unwrap();
-    let audit = read_audit(&responses_dir(dir.path()), keys(dir.path())).unwrap();
+    let audit = read_audit(&responses_dir(dir.path()), keys(dir.path()))
+        .unwrap()
+        .records;
     assert_eq!(audit.len(), 2);
     // Encrypted at rest: neither the tenant, the rule nor the target in the clear.
     let raw = std::fs::read(responses_dir(dir.path()).join("audit/acme.journal")).unwrap();
@@ -140,6 +142,7 @@ fn audit_quarantine_undo_and_replay() {
     assert_eq!(
         read_audit(&responses_dir(dir.path()), keys(dir.path()))
             .unwrap()
+            .records
             .len(),
         2
     );
@@ -269,7 +272,9 @@ fn a_plaintext_audit_log_of_an_earlier_version_is_migrated() {
     std::fs::write(rdir.join("audit.jsonl"), &text).unwrap();
     undo(&rdir, &q.id, now + S).unwrap();
     // The readers show the old file's records before any server moved them.
-    assert_eq!(read_audit(&rdir, keys(dir.path())).unwrap().len(), 3);
+    let before = read_audit(&rdir, keys(dir.path())).unwrap();
+    assert_eq!(before.records.len(), 3);
+    assert!(before.legacy_file.is_some());
 
     let st = open(dir.path());
     assert!(
@@ -278,7 +283,7 @@ fn a_plaintext_audit_log_of_an_earlier_version_is_migrated() {
     );
     let raw = std::fs::read(rdir.join("audit/acme.journal")).unwrap();
     assert!(!raw.windows(7).any(|w| w == b"contain"));
-    let recs = read_audit(&rdir, keys(dir.path())).unwrap();
+    let recs = read_audit(&rdir, keys(dir.path())).unwrap().records;
     assert_eq!(recs.len(), 3, "{recs:?}");
     assert!(recs.iter().all(|(t, _)| *t == tenant()));
     let list = st.list(&tenant(), now + 2 * S);
@@ -291,5 +296,8 @@ fn a_plaintext_audit_log_of_an_earlier_version_is_migrated() {
     // A crash before the delete: the same file again adds nothing twice.
     std::fs::write(rdir.join("audit.jsonl"), &text).unwrap();
     let _st = open(dir.path());
-    assert_eq!(read_audit(&rdir, keys(dir.path())).unwrap().len(), 3);
+    assert_eq!(
+        read_audit(&rdir, keys(dir.path())).unwrap().records.len(),
+        3
+    );
 }

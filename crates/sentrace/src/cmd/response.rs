@@ -54,7 +54,14 @@ fn audit_records(data_dir: &Path) -> anyhow::Result<Vec<(sentrace_core::TenantId
         &data_dir.join("keys"),
         &master,
     )?);
-    response::read_audit(&dir, keys)
+    let log = response::read_audit(&dir, keys)?;
+    if let Some(f) = &log.legacy_file {
+        eprintln!(
+            "note: {} is the plaintext response audit log of an earlier version; its records are shown too, and the next `sentrace serve` moves them into the encrypted journals and deletes it",
+            f.display()
+        );
+    }
+    Ok(log.records)
 }
 
 /// Runs a response subcommand.
