@@ -175,7 +175,7 @@ mod tests {
     fn wrap_round_trip_and_purpose_binding() {
         let m = MasterKey::generate().unwrap();
         let w = m.wrap("log-key", b"secret").unwrap();
-        assert_eq!(m.unwrap("log-key", &w).unwrap(), b"secret");
+        assert_eq!(&**m.unwrap("log-key", &w).unwrap(), b"secret");
         assert!(m.unwrap("other", &w).is_err());
         assert!(
             MasterKey::generate()

@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(ring.current_dek(&a).unwrap().id, 2);
         assert_eq!(ring.pseudonym_key(&a).unwrap(), p);
         let wrapped = std::fs::read(dir.path().join("node.wrapped")).unwrap();
-        assert_eq!(new.unwrap("node secret", &wrapped).unwrap(), b"s3cret");
+        assert_eq!(&**new.unwrap("node secret", &wrapped).unwrap(), b"s3cret");
 
         // A marker left by a crash after the commit point: opening is refused, a second run
         // with the new key finishes.
