@@ -131,7 +131,7 @@ labels = {
     "no-detect": "detect off alone",
     "no-minimize": "minimize off alone",
     "no-seal": "seal off alone",
-    "on-kek": "every feature on, KEK from $KEK",
+    "on-kek": "every feature on, [keys] kek = $KEK",
 }
 print(f"OTLP/{proto}, {rounds} rounds, median; server on one core")
 print(f"| configuration | spans/s | vs all off | vs prost decode | p99 ms | spread | failed | peak RSS MB |")
