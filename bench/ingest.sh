@@ -17,7 +17,12 @@
 #   DURATION     load per measurement [15s]
 #   CONNECTIONS  connections [4]; INFLIGHT requests in flight per connection [2]
 #   SPANS        spans per request [200]; ATTRS attributes per span [20]
-#   CONFIGS      space-separated subset of: on off no-detect no-minimize no-seal
+#   CONFIGS      space-separated subset of: on off no-detect no-minimize no-seal on-kek
+#   KEK          a master key provider spec (docs/keys.md) for the on-kek configuration:
+#                every feature on, with `[keys] kek = "$KEK"`, for example
+#                KEK="command:/usr/bin/python3 $PWD/examples/kek-openssl.py $PWD/kek.hex"
+#                (the key file: `openssl rand -hex 32 > kek.hex; chmod 600 kek.hex`);
+#                CONFIGS="on on-kek" then gives its cost against the default file key
 #   SERVER_CPU [0]  LOADGEN_CPU [1]
 set -euo pipefail
 ROUNDS=${1:-3}
@@ -43,7 +48,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 # The sections a configuration turns off.
 off_sections() {
   case "$1" in
-    on) ;;
+    on|on-kek) ;;
     off) echo detect minimize seal ;;
     no-detect) echo detect ;;
     no-minimize) echo minimize ;;
@@ -58,6 +63,10 @@ start() { # configuration
   printf '[listen]\notlp_grpc = "127.0.0.1:%s"\notlp_http = "127.0.0.1:%s"\nquery = "127.0.0.1:%s"\n' \
     "$g" "$h" "$q" > "$d/sentrace.toml"
   for s in $(off_sections "$1"); do printf '[%s]\nenabled = false\n' "$s" >> "$d/sentrace.toml"; done
+  if [ "$1" = on-kek ]; then
+    : "${KEK:?the on-kek configuration needs KEK, a master key provider spec}"
+    printf '[keys]\nkek = "%s"\n' "$KEK" >> "$d/sentrace.toml"
+  fi
   taskset -c "$SERVER_CPU" "$BIN" serve --data-dir "$d/data" --config "$d/sentrace.toml" > "$d/out" 2> "$d/err" &
   echo $! > "$WORK/$1.pid"
   for _ in $(seq 1 150); do grep -q "sentrace: ready" "$d/out" && break; sleep 0.2; done
@@ -122,6 +131,7 @@ labels = {
     "no-detect": "detect off alone",
     "no-minimize": "minimize off alone",
     "no-seal": "seal off alone",
+    "on-kek": "every feature on, [keys] kek = $KEK",
 }
 print(f"OTLP/{proto}, {rounds} rounds, median; server on one core")
 print(f"| configuration | spans/s | vs all off | vs prost decode | p99 ms | spread | failed | peak RSS MB |")
@@ -133,6 +143,8 @@ for c in configs:
     print(f"| {labels[c]} | {rate:,.0f} | {vs_off} | {vs_dec} | {p99:.1f} | {spread:.0%} | {failed} | {rss} |")
 if floor:
     print(f"| prost decode alone (otlp-loadgen limits) | {floor:,.0f} | | 1.000 | | | | |")
+if on and "on-kek" in per and per["on-kek"][0]:
+    print(f"cost of the KEK provider: {1 - per['on-kek'][0] / on:+.1%} of the default's throughput")
 if on and base:
     for c in configs:
         if c.startswith("no-"):

@@ -12,7 +12,10 @@
 #   LOADGEN=path/to/otlp-loadgen bench/query.sh
 # Environment: SPANS (default 10000000), IDS (100), SEARCHES (20), SENTRACE (path of the
 # binary; default target/release/sentrace, built first with `cargo build --release -p
-# sentrace` unless NO_BUILD=1), KEEP=1 keeps the temporary directory.
+# sentrace` unless NO_BUILD=1), KEEP=1 keeps the temporary directory, KEK (a master key
+# provider spec, docs/keys.md, for `[keys] kek = "$KEK"`, for example
+# KEK="command:/usr/bin/python3 $PWD/examples/kek-openssl.py $PWD/kek.hex"; default: the data
+# directory's master.key). Run it with and without KEK for the provider's cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPANS=${SPANS:-10000000}
@@ -38,6 +41,7 @@ G=$(port); H=$(port); Q=$(port)
 D="$WORK/data"
 printf '[listen]\notlp_grpc = "127.0.0.1:%s"\notlp_http = "127.0.0.1:%s"\nquery = "127.0.0.1:%s"\n' \
   "$G" "$H" "$Q" > "$WORK/sentrace.toml"
+if [ -n "${KEK:-}" ]; then printf '[keys]\nkek = "%s"\n' "$KEK" >> "$WORK/sentrace.toml"; fi
 "$BIN" serve --data-dir "$D" --config "$WORK/sentrace.toml" > "$WORK/out" 2> "$WORK/err" &
 echo $! > "$WORK/pid"
 for _ in $(seq 1 300); do grep -q "sentrace: ready" "$WORK/out" && break; sleep 0.2; done

@@ -256,13 +256,14 @@ impl LogSigner {
         }
     }
 
-    /// Both secret key strings, one per line. Keep wrapped.
-    pub fn to_secret_string(&self) -> String {
-        format!(
-            "{}\n{}\n",
-            self.ed25519.to_secret_string(),
-            self.mldsa.to_secret_string()
-        )
+    /// Both secret key strings, one per line. Keep wrapped. Zeroized on drop.
+    pub fn to_secret_string(&self) -> zeroize::Zeroizing<String> {
+        let mut out = zeroize::Zeroizing::new(String::with_capacity(4096));
+        for k in [&self.ed25519, &self.mldsa] {
+            out.push_str(&k.to_secret_string());
+            out.push('\n');
+        }
+        out
     }
 
     /// Parses [`LogSigner::to_secret_string`] output.

@@ -24,6 +24,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::Signer as _;
 use ml_dsa::{EncodedVerifyingKey, Keypair as _, MlDsa44};
+use zeroize::Zeroizing;
 
 use crate::checkpoint::Checkpoint;
 use crate::note::{KeyName, NoteError, NoteSignature, key_id};
@@ -204,8 +205,7 @@ impl std::fmt::Debug for NoteSigner {
 impl Drop for NoteSigner {
     fn drop(&mut self) {
         // The dalek and ml-dsa keys zeroize themselves; wipe our copy of the seed.
-        self.seed = [0; 32];
-        std::hint::black_box(&self.seed);
+        zeroize::Zeroize::zeroize(&mut self.seed);
     }
 }
 
@@ -313,16 +313,19 @@ impl NoteSigner {
     }
 
     /// The secret key string `PRIVATE+KEY+<name>+<hex id>+<base64(type || seed)>`. Keep
-    /// it wrapped (the store encrypts it under the master key).
-    pub fn to_secret_string(&self) -> String {
-        let mut raw = vec![self.kind.type_byte()];
+    /// it wrapped (the store encrypts it under the master key). Zeroized on drop, like
+    /// every intermediate copy of the seed made here.
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        let mut raw = Zeroizing::new(Vec::with_capacity(33));
+        raw.push(self.kind.type_byte());
         raw.extend_from_slice(&self.seed);
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.verifier.key_id,
-            STANDARD.encode(raw)
-        )
+        let b64 = Zeroizing::new(STANDARD.encode(&*raw));
+        let mut out = Zeroizing::new(String::with_capacity(64 + b64.len()));
+        out.push_str("PRIVATE+KEY+");
+        out.push_str(self.name.as_str());
+        out.push_str(&format!("+{:08x}+", self.verifier.key_id));
+        out.push_str(&b64);
+        out
     }
 
     /// Parses a secret key string and checks its key ID.
@@ -336,9 +339,9 @@ impl NoteSigner {
             return Err(KeyError::Malformed("seed is not 32 bytes"));
         }
         let kind = SigKind::from_type_byte(raw[0])?;
-        let mut seed = [0u8; 32];
+        let mut seed = Zeroizing::new([0u8; 32]);
         seed.copy_from_slice(&raw[1..]);
-        let signer = Self::from_seed(name, kind, seed);
+        let signer = Self::from_seed(name, kind, *seed);
         if signer.verifier.key_id != id {
             return Err(KeyError::KeyIdMismatch {
                 claimed: id,
@@ -350,7 +353,7 @@ impl NoteSigner {
 }
 
 /// Splits `<name>+<hex id>+<base64>` into its parts.
-fn split_key(s: &str) -> Result<(KeyName, u32, Vec<u8>), KeyError> {
+fn split_key(s: &str) -> Result<(KeyName, u32, Zeroizing<Vec<u8>>), KeyError> {
     let mut parts = s.splitn(3, '+');
     let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(KeyError::Malformed("expected <name>+<hex id>+<base64>"));
@@ -360,9 +363,12 @@ fn split_key(s: &str) -> Result<(KeyName, u32, Vec<u8>), KeyError> {
         return Err(KeyError::Malformed("key ID is not 8 hex digits"));
     }
     let id = u32::from_str_radix(id, 16).map_err(|_| KeyError::Malformed("key ID is not hex"))?;
-    let raw = STANDARD
-        .decode(b64)
-        .map_err(|_| KeyError::Malformed("key is not standard base64"))?;
+    // Zeroized: for a secret key string, these are the seed's bytes.
+    let raw = Zeroizing::new(
+        STANDARD
+            .decode(b64)
+            .map_err(|_| KeyError::Malformed("key is not standard base64"))?,
+    );
     if raw.is_empty() {
         return Err(KeyError::Malformed("empty key"));
     }

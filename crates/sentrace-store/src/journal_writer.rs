@@ -97,6 +97,7 @@ impl JournalWriter {
         let what: &'static str = match journal.name() {
             "findings" => "findings-journal",
             "quarantine" => "quarantine-journal",
+            "responses" => "response-audit",
             _ => "journal",
         };
         let writer = GroupWriter::start(what, move |jobs: &mut Vec<JournalJob>| commit(&j, jobs))?;

@@ -29,7 +29,7 @@ pub mod baselines;
 pub mod config;
 pub mod findings;
 pub mod response;
-mod response_audit;
+pub mod response_audit;
 pub mod stage;
 
 use std::sync::Arc;
@@ -165,7 +165,7 @@ impl Runtime {
             Some(response::ResponseState::open(
                 &cfg.response,
                 data_dir,
-                Some(keys.clone()),
+                keys.clone(),
             )?)
         } else {
             None

@@ -1,23 +1,25 @@
 //! Automated response in the server: the policy, the actions in force per tenant, the
 //! append-only audit log, the undo file and the quarantine.
 //!
-//! Files under `<data-dir>/responses/` (mode 0600, JSON lines, append-only):
+//! Files under `<data-dir>/responses/` (mode 0600, append-only):
 //!
-//! - `audit.jsonl`: one [`AuditRecord`] per event: `applied` when the server puts an action
-//!   in force (written before it takes effect), `undone` when `sentrace response undo` asks
-//!   to lift one. Records hold ids, rule names and targets, never span values.
-//! - `undo.jsonl`: the ids `sentrace response undo` lifted, one [`UndoRecord`] a line. The
-//!   server checks the file's inode, size and mtime on every batch (as it does for the
-//!   token file) and re-reads it when it changed.
+//! - `audit/<tenant>.journal`: the audit log, encrypted under the tenant's data key
+//!   ([`super::response_audit`]): one [`AuditRecord`] per event, `applied` when the server
+//!   puts an action in force (written before it takes effect), `undone` when it was lifted.
+//!   Records hold ids, rule names, trace ids and targets, never span values.
+//! - `undo.jsonl`: the ids `sentrace response undo` lifted, one [`UndoRecord`] a line (an
+//!   action id and a time: no tenant, rule or target; ids are opaque hashes). The server
+//!   checks the file's inode, size and mtime on every batch (as it does for the token file),
+//!   re-reads it when it changed and records an `undone` event in the tenant's audit
+//!   journal for each newly lifted id (the server is the journals' only writer).
 //!
-//! The server writes audit lines through a writer thread with group commit
-//! ([`super::response_audit`]): an action is put in force in memory when its line is queued,
-//! and taken back if the line cannot be written. Nothing it affects leaves the server before
-//! the line is durable: the ingest pipeline awaits [`ResponseState::wait_since`] before it
-//! stores a batch (tagged by the action) or answers one (spans set aside by it), and fails
-//! the batch if an audit or quarantine write failed. `undo` appends and fsyncs before it
-//! returns. On start the server replays `audit.jsonl` minus `undo.jsonl`, so actions survive
-//! restarts.
+//! The server writes audit records through a writer thread with group commit: an action is
+//! put in force in memory when its record is queued, and taken back if the record cannot
+//! be written. Nothing it affects leaves the server before the record is durable: the ingest
+//! pipeline awaits [`ResponseState::wait_since`] before it stores a batch (tagged by the
+//! action) or answers one (spans set aside by it), and fails the batch if an audit or
+//! quarantine write failed. `undo` appends and fsyncs before it returns. On start the
+//! server replays the audit journals minus `undo.jsonl`, so actions survive restarts.
 //!
 //! Quarantined spans (raw, as received) are kept in `quarantine/<tenant>.journal`, an
 //! encrypted journal under the tenant's data key ([`sentrace_store::Journal`]) written by its
@@ -25,8 +27,7 @@
 //! they were set aside; a restart keeps them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{BufRead, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
@@ -40,13 +41,12 @@ use sentrace_core::{Batch, StageError, TenantId};
 use sentrace_detect::Finding;
 use sentrace_detect::enforce::ActiveResponses;
 use sentrace_detect::response::{Action, PlannedAction, ResponsePolicy};
+use sentrace_store::KeyRing;
 
 use super::config::ResponseConfig;
-use sentrace_store::group_commit::{GroupWriter, Mark, WaitError};
+use super::response_audit::{append_line, read_lines};
+use sentrace_store::group_commit::{Mark, WaitError};
 use sentrace_store::{Journal, JournalWriter};
-
-/// Longest audit or undo line read back.
-const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// The responses directory of a data directory.
 pub fn responses_dir(data_dir: &Path) -> PathBuf {
@@ -88,58 +88,13 @@ pub struct UndoRecord {
     pub time_unix_nanos: u64,
 }
 
-fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(anyhow::anyhow!("opening {}: {e}", path.display())),
-    };
-    let mut out = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
-        if line.trim().is_empty() || line.len() > MAX_LINE_BYTES {
-            continue;
-        }
-        match serde_json::from_str(&line) {
-            Ok(r) => out.push(r),
-            // A torn last line (crash mid-write) is skipped, not fatal.
-            Err(e) => {
-                tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping unreadable line")
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn append_line<T: Serialize>(path: &Path, rec: &T) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut line = serde_json::to_vec(rec)?;
-    line.push(b'\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    // One write of the whole line: O_APPEND keeps concurrent writers' lines whole; fsync
-    // before returning, because the caller acts on the record right after.
-    let new = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
-    f.write_all(&line)
-        .and_then(|_| f.sync_data())
-        .with_context(|| format!("appending to {}", path.display()))?;
-    if new && let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("syncing {}", dir.display()))?;
-    }
-    Ok(())
-}
-
-/// Reads the audit log of a responses directory.
-pub fn read_audit(dir: &Path) -> anyhow::Result<Vec<AuditRecord>> {
-    read_lines(&dir.join("audit.jsonl"))
+/// Reads the audit log of a responses directory (decrypting each tenant's journal with
+/// `keys`), each record with its tenant, oldest first.
+pub fn read_audit(
+    dir: &Path,
+    keys: Arc<KeyRing>,
+) -> anyhow::Result<super::response_audit::AuditLog> {
+    super::response_audit::read_all(dir, keys)
 }
 
 /// Reads the undo file of a responses directory.
@@ -147,22 +102,15 @@ pub fn read_undo(dir: &Path) -> anyhow::Result<Vec<UndoRecord>> {
     read_lines(&dir.join("undo.jsonl"))
 }
 
-/// Lifts an action (what `sentrace response undo` does): appends to the undo file and the
-/// audit log. The running server picks it up on its next batch.
+/// Lifts an action (what `sentrace response undo` does): appends to the undo file. The
+/// running server picks it up on its next batch (a stopped one on its start) and records
+/// the `undone` event in the tenant's audit journal.
 pub fn undo(dir: &Path, id: &str, now_unix_nanos: u64) -> anyhow::Result<()> {
     append_line(
         &dir.join("undo.jsonl"),
         &UndoRecord {
             id: id.to_string(),
             time_unix_nanos: now_unix_nanos,
-        },
-    )?;
-    append_line(
-        &dir.join("audit.jsonl"),
-        &AuditRecord::Undone {
-            time_unix_nanos: now_unix_nanos,
-            id: id.to_string(),
-            by: "cli".into(),
         },
     )
 }
@@ -231,6 +179,8 @@ struct Inner {
     /// Applied actions, in order.
     records: Vec<(TenantId, u64, PlannedAction)>,
     undone: HashSet<String>,
+    /// Lifted ids whose `undone` event is in the audit journal.
+    audited_undos: HashSet<String>,
     active: HashMap<TenantId, ActiveResponses>,
     /// Lasting actions in force: (tenant, shape) → until.
     in_force: HashMap<(TenantId, String), u64>,
@@ -279,7 +229,7 @@ pub struct ResponseState {
     policy: ResponsePolicy,
     dir: PathBuf,
     inner: Arc<RwLock<Inner>>,
-    audit: GroupWriter<Vec<u8>>,
+    audit: JournalWriter,
     quarantine_cap: usize,
     quarantine: Mutex<HashMap<TenantId, Quarantine>>,
     journal: Option<JournalWriter>,
@@ -339,14 +289,10 @@ fn load_quarantine(journal: &Journal, cap: usize) -> anyhow::Result<HashMap<Tena
 }
 
 impl ResponseState {
-    /// Loads the policy, replays the audit log of `data_dir/responses/` and, with `keys`,
-    /// opens the encrypted quarantine journal there (without keys the quarantine is kept
-    /// in memory only: for tools and tests).
-    pub fn open(
-        cfg: &ResponseConfig,
-        data_dir: &Path,
-        keys: Option<std::sync::Arc<sentrace_store::KeyRing>>,
-    ) -> anyhow::Result<Self> {
+    /// Loads the policy, moves a plaintext audit log of an earlier version into the
+    /// encrypted journals, replays the audit journals of `data_dir/responses/` and opens the
+    /// encrypted quarantine journal there.
+    pub fn open(cfg: &ResponseConfig, data_dir: &Path, keys: Arc<KeyRing>) -> anyhow::Result<Self> {
         let policy = match &cfg.policy {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -356,34 +302,44 @@ impl ResponseState {
             None => ResponsePolicy::default_policy()?,
         };
         let dir = responses_dir(data_dir);
+        let audit_journal = super::response_audit::open_journal(&dir, keys.clone())?;
+        super::response_audit::migrate_legacy(&dir, &audit_journal)
+            .context("moving the plaintext response audit log into the encrypted journals")?;
         let mut inner = Inner::default();
-        for r in read_audit(&dir)? {
-            if let AuditRecord::Applied {
-                time_unix_nanos,
-                tenant,
-                planned,
-            } = r
-            {
-                inner.records.push((tenant, time_unix_nanos, planned));
+        for (tenant, r) in super::response_audit::read_journal(&audit_journal)? {
+            match r {
+                AuditRecord::Applied {
+                    time_unix_nanos,
+                    planned,
+                    ..
+                } => inner.records.push((tenant, time_unix_nanos, planned)),
+                AuditRecord::Undone { id, .. } => {
+                    inner.audited_undos.insert(id);
+                }
             }
         }
         let undo_path = dir.join("undo.jsonl");
         inner.undo_stamp = undo_stamp(&undo_path);
-        inner.undone = read_undo(&dir)?.into_iter().map(|u| u.id).collect();
+        let undos = read_undo(&dir)?;
+        inner.undone = undos.iter().map(|u| u.id.clone()).collect();
         inner.rebuild();
-        let (journal, quarantine) = match keys {
-            Some(keys) => {
-                let j = Journal::open(&dir.join("quarantine"), "quarantine", keys)
-                    .context("opening the quarantine journal")?;
-                let q = load_quarantine(&j, cfg.max_quarantined_spans_per_tenant)
-                    .context("loading the quarantine journal")?;
-                let w = JournalWriter::start(j).context("starting the quarantine journal")?;
-                (Some(w), q)
-            }
-            None => (None, HashMap::new()),
+        let (journal, quarantine) = {
+            let j = Journal::open(&dir.join("quarantine"), "quarantine", keys)
+                .context("opening the quarantine journal")?;
+            let q = load_quarantine(&j, cfg.max_quarantined_spans_per_tenant)
+                .context("loading the quarantine journal")?;
+            let w = JournalWriter::start(j).context("starting the quarantine journal")?;
+            (Some(w), q)
         };
-        let audit = super::response_audit::start(dir.join("audit.jsonl"))
-            .context("starting the response audit writer")?;
+        let audit =
+            JournalWriter::start(audit_journal).context("starting the response audit writer")?;
+        // Lifts made while no server ran: their `undone` events.
+        let missing = audit_undos(&mut inner, &undos, "cli");
+        for (tenant, payload) in missing {
+            audit
+                .append_wait(&tenant, vec![payload])
+                .context("recording a lifted action in the response audit journal")?;
+        }
         Ok(Self {
             policy,
             dir,
@@ -427,14 +383,17 @@ impl ResponseState {
                 time_unix_nanos: now_unix_nanos,
             },
         )?;
-        append_line(
-            &self.dir.join("audit.jsonl"),
-            &AuditRecord::Undone {
-                time_unix_nanos: now_unix_nanos,
-                id: id.to_string(),
-                by: by.to_string(),
-            },
-        )?;
+        let rec = serde_json::to_vec(&AuditRecord::Undone {
+            time_unix_nanos: now_unix_nanos,
+            id: id.to_string(),
+            by: by.to_string(),
+        })?;
+        self.audit
+            .append_wait(tenant, vec![rec])
+            .context("recording the lift in the response audit journal")?;
+        if let Ok(mut g) = self.inner.write() {
+            g.audited_undos.insert(id.to_string());
+        }
         self.refresh_undo();
         Ok(UndoOutcome::Undone)
     }
@@ -456,7 +415,12 @@ impl ResponseState {
                 if let Ok(mut g) = self.inner.write() {
                     g.undo_stamp = now;
                     let before = g.undone.len();
-                    g.undone = list.into_iter().map(|u| u.id).collect();
+                    g.undone = list.iter().map(|u| u.id.clone()).collect();
+                    for (tenant, payload) in audit_undos(&mut g, &list, "cli") {
+                        if let Err(e) = self.audit.append(&tenant, vec![payload], None) {
+                            tracing::error!(tenant = %tenant, error = %e, "recording a lifted action in the response audit journal failed");
+                        }
+                    }
                     let lifted = g.undone.len().saturating_sub(before);
                     self.counters.undone.fetch_add(lifted as u64, Relaxed);
                     g.rebuild();
@@ -491,20 +455,20 @@ impl ResponseState {
                 tenant: f.tenant.clone(),
                 planned: p.clone(),
             };
-            // Audit first: the line is queued before the action is put in force, and a line
-            // that cannot be written takes the action back (see the module docs).
+            // Audit first: the record is queued before the action is put in force, and a
+            // record that cannot be written takes the action back (see the module docs).
             let line = match serde_json::to_vec(&rec) {
-                Ok(mut l) => {
-                    l.push(b'\n');
-                    l
-                }
+                Ok(l) => l,
                 Err(e) => {
                     tracing::error!(error = %e, action = %p.id, "audit record unencodable; action not applied");
                     self.counters.audit_failures.fetch_add(1, Relaxed);
                     continue;
                 }
             };
-            if let Err(e) = self.audit.submit(line, Some(self.take_back(&p.id))) {
+            if let Err(e) = self
+                .audit
+                .append(&f.tenant, vec![line], Some(self.take_back(&p.id)))
+            {
                 tracing::error!(error = %e, action = %p.id, "audit log write not queued; action not applied");
                 self.counters.audit_failures.fetch_add(1, Relaxed);
                 continue;
@@ -562,7 +526,7 @@ impl ResponseState {
     /// Blocks until everything queued so far was processed (tests and tools, off the async
     /// runtime).
     pub fn flush(&self) -> Result<(), sentrace_store::StoreError> {
-        self.audit.submit_wait(Vec::new())?;
+        self.audit.flush()?;
         if let Some(j) = &self.journal {
             j.flush()?;
         }
@@ -745,6 +709,35 @@ impl ResponseState {
         let c = self.counters.clone();
         crate::metrics::export::render(move |e| encode_counters(&c, e))
     }
+}
+
+/// The `undone` events to record for lifted ids that have none yet (each with the tenant
+/// of its action; an id of no known action is skipped), marking them recorded.
+fn audit_undos(g: &mut Inner, undos: &[UndoRecord], by: &str) -> Vec<(TenantId, Vec<u8>)> {
+    let mut out = Vec::new();
+    for u in undos {
+        if g.audited_undos.contains(&u.id) {
+            continue;
+        }
+        let Some(tenant) = g
+            .records
+            .iter()
+            .find(|(_, _, p)| p.id == u.id)
+            .map(|(t, _, _)| t.clone())
+        else {
+            continue;
+        };
+        let rec = AuditRecord::Undone {
+            time_unix_nanos: u.time_unix_nanos,
+            id: u.id.clone(),
+            by: by.to_string(),
+        };
+        if let Ok(payload) = serde_json::to_vec(&rec) {
+            g.audited_undos.insert(u.id.clone());
+            out.push((tenant, payload));
+        }
+    }
+    out
 }
 
 fn encode_counters(c: &Counters, e: &mut crate::metrics::export::Encoder<'_>) -> std::fmt::Result {

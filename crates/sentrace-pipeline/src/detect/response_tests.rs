@@ -103,7 +103,17 @@ fn open(dir: &Path) -> ResponseState {
         )
         .unwrap(),
     );
-    ResponseState::open(&cfg, dir, Some(keys)).unwrap()
+    ResponseState::open(&cfg, dir, keys).unwrap()
+}
+
+fn keys(dir: &Path) -> std::sync::Arc<sentrace_store::KeyRing> {
+    std::sync::Arc::new(
+        sentrace_store::KeyRing::open(
+            &dir.join("keys"),
+            &sentrace_store::MasterKey::from_bytes([5; 32]),
+        )
+        .unwrap(),
+    )
 }
 
 #[test]
@@ -115,14 +125,27 @@ fn audit_quarantine_undo_and_replay() {
     assert_eq!(actions.len(), 2);
     // Audited before taking effect (outside the server: the pipeline waits for it).
     st.flush().unwrap();
-    let audit = read_audit(&responses_dir(dir.path())).unwrap();
+    let audit = read_audit(&responses_dir(dir.path()), keys(dir.path()))
+        .unwrap()
+        .records;
     assert_eq!(audit.len(), 2);
+    // Encrypted at rest: neither the tenant, the rule nor the target in the clear.
+    let raw = std::fs::read(responses_dir(dir.path()).join("audit/acme.journal")).unwrap();
+    for needle in [&b"acme"[..], b"203.0.113.7", b"contain"] {
+        assert!(!raw.windows(needle.len()).any(|w| w == needle));
+    }
     // A second finding from the same source adds nothing while the first is in force.
     assert!(
         st.on_finding(&finding("203.0.113.7", "mallory"), now + S)
             .is_empty()
     );
-    assert_eq!(read_audit(&responses_dir(dir.path())).unwrap().len(), 2);
+    assert_eq!(
+        read_audit(&responses_dir(dir.path()), keys(dir.path()))
+            .unwrap()
+            .records
+            .len(),
+        2
+    );
 
     let mut b = batch(
         &[("203.0.113.7", "alice"), ("192.0.2.1", "bob")],
@@ -194,8 +217,8 @@ fn audit_quarantine_undo_and_replay() {
 async fn an_unwritable_audit_line_takes_the_action_back() {
     let dir = tempfile::tempdir().unwrap();
     let st = open(dir.path());
-    // The audit log's path is taken by a directory: every write of it fails.
-    std::fs::create_dir_all(responses_dir(dir.path()).join("audit.jsonl")).unwrap();
+    // The tenant's audit journal's path is taken by a directory: every write of it fails.
+    std::fs::create_dir_all(responses_dir(dir.path()).join("audit/acme.journal")).unwrap();
     let now = 100 * S;
     let mark = st.mark();
     let actions = st.on_finding(&finding("203.0.113.7", "mallory"), now);
@@ -207,4 +230,74 @@ async fn an_unwritable_audit_line_takes_the_action_back() {
     assert_eq!(b.span_count(), 1, "no quarantine without an audit line");
     assert!(st.render_metrics().contains("event=\"audit_failed\"} 2"));
     assert!(st.render_metrics().contains("event=\"applied\"} 0"));
+}
+
+/// A plaintext `audit.jsonl` of an earlier version is moved into the encrypted journals on
+/// start and deleted; its actions (and their lifts) stay in force, and a crash before the
+/// delete does not duplicate records.
+#[test]
+fn a_plaintext_audit_log_of_an_earlier_version_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = 100 * S;
+    // Written as the earlier version wrote it: JSON lines with the tenant in the clear.
+    let planned = {
+        let st = open(dir.path());
+        let p = st.on_finding(&finding("203.0.113.7", "mallory"), now);
+        st.flush().unwrap();
+        p
+    };
+    let rdir = responses_dir(dir.path());
+    std::fs::remove_dir_all(rdir.join("audit")).unwrap();
+    let q = planned
+        .iter()
+        .find(|a| matches!(a.action, Action::Quarantine { .. }))
+        .unwrap();
+    let mut text = String::new();
+    for p in &planned {
+        let rec = AuditRecord::Applied {
+            time_unix_nanos: now,
+            tenant: tenant(),
+            planned: p.clone(),
+        };
+        text.push_str(&serde_json::to_string(&rec).unwrap());
+        text.push('\n');
+    }
+    let undone = AuditRecord::Undone {
+        time_unix_nanos: now + S,
+        id: q.id.clone(),
+        by: "cli".into(),
+    };
+    text.push_str(&serde_json::to_string(&undone).unwrap());
+    text.push('\n');
+    std::fs::write(rdir.join("audit.jsonl"), &text).unwrap();
+    undo(&rdir, &q.id, now + S).unwrap();
+    // The readers show the old file's records before any server moved them.
+    let before = read_audit(&rdir, keys(dir.path())).unwrap();
+    assert_eq!(before.records.len(), 3);
+    assert!(before.legacy_file.is_some());
+
+    let st = open(dir.path());
+    assert!(
+        !rdir.join("audit.jsonl").exists(),
+        "the plaintext file is gone"
+    );
+    let raw = std::fs::read(rdir.join("audit/acme.journal")).unwrap();
+    assert!(!raw.windows(7).any(|w| w == b"contain"));
+    let recs = read_audit(&rdir, keys(dir.path())).unwrap().records;
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    assert!(recs.iter().all(|(t, _)| *t == tenant()));
+    let list = st.list(&tenant(), now + 2 * S);
+    assert!(
+        list.iter()
+            .any(|a| a["id"] == q.id.as_str() && a["status"] == "undone")
+    );
+    assert!(list.iter().any(|a| a["status"] == "active"));
+    drop(st);
+    // A crash before the delete: the same file again adds nothing twice.
+    std::fs::write(rdir.join("audit.jsonl"), &text).unwrap();
+    let _st = open(dir.path());
+    assert_eq!(
+        read_audit(&rdir, keys(dir.path())).unwrap().records.len(),
+        3
+    );
 }

@@ -87,7 +87,9 @@ pub fn load(data_dir: &Path, master: &MasterKey) -> anyhow::Result<LogSigner> {
             path.display()
         )
     })?;
-    let text = String::from_utf8(secret).context("the unwrapped log key is not UTF-8")?;
+    let text = zeroize::Zeroizing::new(
+        String::from_utf8(secret.to_vec()).context("the unwrapped log key is not UTF-8")?,
+    );
     LogSigner::from_secret_string(&text)
         .map_err(|e| anyhow::anyhow!("the log key in {} is invalid: {e}", path.display()))
 }

@@ -94,7 +94,7 @@ struct TenantLog {
 /// The logs of this node, one per tenant.
 pub struct Seal {
     node: String,
-    signer_secret: String,
+    signer_secret: zeroize::Zeroizing<String>,
     cadence: CheckpointCadence,
     objects: Arc<dyn ObjectStore>,
     logs: RwLock<HashMap<TenantId, Arc<Mutex<TenantLog>>>>,

@@ -110,10 +110,11 @@ pub fn load_or_create_keys(
         NoteSigner::generate(kn, SigKind::MlDsa44)
             .map_err(|e| anyhow::anyhow!("generating the ML-DSA-44 key: {e}"))?,
     ];
-    let secret: String = keys
-        .iter()
-        .map(|k| format!("{}\n", k.to_secret_string()))
-        .collect();
+    let mut secret = zeroize::Zeroizing::new(String::new());
+    for k in &keys {
+        secret.push_str(&k.to_secret_string());
+        secret.push('\n');
+    }
     write_durable(key_file, secret.as_bytes(), 0o600)?;
     Ok((keys, true))
 }

@@ -16,6 +16,14 @@
 //! The program must be authenticated encryption that binds `aad`: Sentrace trusts an
 //! unwrap's output only as far as the program checks it. Unwrapped keys are cached by the
 //! key ring, so each key costs one call per process start.
+//!
+//! A program that exits or closes its standard input before it read the request must be an
+//! error naming it, not the death of the calling process: client commands (`verify`,
+//! `audit`, `proof`) restore the default SIGPIPE action, under which writing to a pipe whose
+//! reader is gone kills the writer. So the request is written from a thread that blocks
+//! SIGPIPE for itself (the kernel sends that signal to the writing thread; it stays pending
+//! there and is discarded when the thread ends), the write fails with `EPIPE`, and the
+//! error reports the program's exit status and standard error.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -116,9 +124,11 @@ impl CommandKek {
         // Standard input, output and error each on a thread of their own, so a program that
         // writes before it reads cannot deadlock against us; the deadline is kept here.
         let stdin = child.stdin.take();
-        let writer = std::thread::spawn(move || {
-            if let Some(mut s) = stdin {
-                let _ = s.write_all(&request);
+        let writer = std::thread::spawn(move || -> std::io::Result<()> {
+            block_sigpipe_in_this_thread();
+            match stdin {
+                Some(mut s) => s.write_all(&request),
+                None => Ok(()),
             }
         });
         let stdout = child.stdout.take();
@@ -157,7 +167,9 @@ impl CommandKek {
                 Err(e) => return Err(fail(format!("waiting for {}: {e}", self.argv[0]))),
             }
         };
-        let _ = writer.join();
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
         let out = out_reader
             .join()
             .map_err(|_| fail("reading the reply failed".into()))?;
@@ -171,6 +183,19 @@ impl CommandKek {
         if !status.success() {
             return Err(fail(format!(
                 "{} exited with {status}{quoted}",
+                self.argv[0]
+            )));
+        }
+        if let Err(e) = written {
+            // It succeeded without reading the request (EPIPE), or the pipe failed: what it
+            // answered is not an answer to this request.
+            let what = if e.kind() == std::io::ErrorKind::BrokenPipe {
+                "closed its standard input before reading the request".to_string()
+            } else {
+                format!("could not be sent the request: {e}")
+            };
+            return Err(fail(format!(
+                "{} {what} (it exited with {status}){quoted}",
                 self.argv[0]
             )));
         }
@@ -188,6 +213,16 @@ impl CommandKek {
             .decode(reply.data.trim())
             .map_err(|e| fail(format!("the reply's data is not base64: {e}")))?;
         Ok(Zeroizing::new(bytes))
+    }
+}
+
+/// Blocks SIGPIPE for the calling thread only (see the module docs): a write to a pipe
+/// whose reader is gone then fails with `EPIPE` instead of killing the process.
+fn block_sigpipe_in_this_thread() {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGPIPE);
+    if let Err(e) = set.thread_block() {
+        tracing::warn!(error = %e, "could not block SIGPIPE for the KEK request writer");
     }
 }
 

@@ -160,9 +160,9 @@ impl MasterKey {
         self.0.wrap_secret(purpose, secret)
     }
 
-    /// Unwraps what [`MasterKey::wrap`] made for the same `purpose`.
-    pub fn unwrap(&self, purpose: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.0.unwrap_secret(purpose, wrapped).map(|z| z.to_vec())
+    /// Unwraps what [`MasterKey::wrap`] made for the same `purpose` (zeroized on drop).
+    pub fn unwrap(&self, purpose: &str, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        self.0.unwrap_secret(purpose, wrapped)
     }
 }
 
@@ -175,7 +175,7 @@ mod tests {
     fn wrap_round_trip_and_purpose_binding() {
         let m = MasterKey::generate().unwrap();
         let w = m.wrap("log-key", b"secret").unwrap();
-        assert_eq!(m.unwrap("log-key", &w).unwrap(), b"secret");
+        assert_eq!(&**m.unwrap("log-key", &w).unwrap(), b"secret");
         assert!(m.unwrap("other", &w).is_err());
         assert!(
             MasterKey::generate()

@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 
 use sentrace_core::TenantId;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use super::MasterKey;
 use super::kek::KeyLabel;
@@ -244,7 +243,7 @@ pub fn rewrap(
                 if wrapped.is_empty() {
                     continue;
                 }
-                let plain = Zeroizing::new(old.unwrap(purpose, &wrapped)?);
+                let plain = old.unwrap(purpose, &wrapped)?;
                 write_atomic_private(&prepared(&path), &new.wrap(purpose, &plain)?)?;
                 fault.step();
                 files.push(rel.clone());
@@ -349,7 +348,7 @@ mod tests {
         assert_eq!(ring.current_dek(&a).unwrap().id, 2);
         assert_eq!(ring.pseudonym_key(&a).unwrap(), p);
         let wrapped = std::fs::read(dir.path().join("node.wrapped")).unwrap();
-        assert_eq!(new.unwrap("node secret", &wrapped).unwrap(), b"s3cret");
+        assert_eq!(&**new.unwrap("node secret", &wrapped).unwrap(), b"s3cret");
 
         // A marker left by a crash after the commit point: opening is refused, a second run
         // with the new key finishes.

@@ -1,9 +1,13 @@
 //! `sentrace response list|undo`: the automated-response audit log of a data directory.
 //! Works while the server runs: `undo` appends to `responses/undo.jsonl`, which the server
-//! re-reads on its next batch.
+//! re-reads on its next batch. The audit log is encrypted under the tenants' data keys
+//! (`responses/audit/<tenant>.journal`), so both read it with the master key, found as
+//! `verify` finds it (`SENTRACE_KEK`, `SENTRACE_MASTER_KEY`, `<data dir>/master.key`).
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::bail;
 use sentrace_server::detect::response::{self, AuditRecord};
@@ -39,17 +43,39 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// The audit records of a data directory, each with its tenant, oldest first.
+fn audit_records(data_dir: &Path) -> anyhow::Result<Vec<(sentrace_core::TenantId, AuditRecord)>> {
+    let dir = response::responses_dir(data_dir);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let master = super::verify::master_key(data_dir)?;
+    let keys = Arc::new(sentrace_store::KeyRing::open(
+        &data_dir.join("keys"),
+        &master,
+    )?);
+    let log = response::read_audit(&dir, keys)?;
+    if let Some(f) = &log.legacy_file {
+        eprintln!(
+            "note: {} is the plaintext response audit log of an earlier version; its records are shown too, and the next `sentrace serve` moves them into the encrypted journals and deletes it",
+            f.display()
+        );
+    }
+    Ok(log.records)
+}
+
 /// Runs a response subcommand.
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::List { data, json, all } => {
-            let dir = response::responses_dir(data.existing()?);
+            let data_dir = data.existing()?;
+            let dir = response::responses_dir(data_dir);
             let undone: HashSet<String> = response::read_undo(&dir)?
                 .into_iter()
                 .map(|u| u.id)
                 .collect();
             let now = now_nanos();
-            for r in response::read_audit(&dir)? {
+            for (_, r) in audit_records(data_dir)? {
                 let AuditRecord::Applied {
                     time_unix_nanos,
                     tenant,
@@ -88,14 +114,15 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Undo { data, id } => {
-            let dir = response::responses_dir(data.existing()?);
+            let data_dir = data.existing()?;
+            let dir = response::responses_dir(data_dir);
             let undone: HashSet<String> = response::read_undo(&dir)?
                 .into_iter()
                 .map(|u| u.id)
                 .collect();
-            let known = response::read_audit(&dir)?
-                .into_iter()
-                .any(|r| matches!(r, AuditRecord::Applied { ref planned, .. } if planned.id == id));
+            let known = audit_records(data_dir)?.into_iter().any(
+                |(_, r)| matches!(r, AuditRecord::Applied { ref planned, .. } if planned.id == id),
+            );
             if !known {
                 bail!("no response action with id {id:?} in {}", dir.display());
             }

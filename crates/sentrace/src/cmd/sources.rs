@@ -68,8 +68,9 @@ pub fn load_signer(path: &std::path::Path) -> anyhow::Result<SourceSigner> {
     if meta.len() > 64 * 1024 {
         anyhow::bail!("{}: too large for a key file", path.display());
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
     SourceSigner::from_secret_string(&text)
         .map_err(|e| anyhow::anyhow!("{}: not a source key: {e}", path.display()))
 }
