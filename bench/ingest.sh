@@ -18,6 +18,7 @@
 #   CONNECTIONS  connections [4]; INFLIGHT requests in flight per connection [2]
 #   SPANS        spans per request [200]; ATTRS attributes per span [20]
 #   CONFIGS      space-separated subset of: on off no-detect no-minimize no-seal
+#                no-sensitive-key (minimized values under the data key only)
 #   SERVER_CPU [0]  LOADGEN_CPU [1]
 set -euo pipefail
 ROUNDS=${1:-3}
@@ -48,7 +49,15 @@ off_sections() {
     no-detect) echo detect ;;
     no-minimize) echo minimize ;;
     no-seal) echo seal ;;
+    no-sensitive-key) ;;
     *) echo "unknown configuration $1" >&2; exit 2 ;;
+  esac
+}
+
+# Other TOML a configuration adds.
+extra_toml() {
+  case "$1" in
+    no-sensitive-key) printf '[minimize]\nsensitive_key = false\n' ;;
   esac
 }
 
@@ -58,6 +67,7 @@ start() { # configuration
   printf '[listen]\notlp_grpc = "127.0.0.1:%s"\notlp_http = "127.0.0.1:%s"\nquery = "127.0.0.1:%s"\n' \
     "$g" "$h" "$q" > "$d/sentrace.toml"
   for s in $(off_sections "$1"); do printf '[%s]\nenabled = false\n' "$s" >> "$d/sentrace.toml"; done
+  extra_toml "$1" >> "$d/sentrace.toml"
   taskset -c "$SERVER_CPU" "$BIN" serve --data-dir "$d/data" --config "$d/sentrace.toml" > "$d/out" 2> "$d/err" &
   echo $! > "$WORK/$1.pid"
   for _ in $(seq 1 150); do grep -q "sentrace: ready" "$d/out" && break; sleep 0.2; done
@@ -122,6 +132,7 @@ labels = {
     "no-detect": "detect off alone",
     "no-minimize": "minimize off alone",
     "no-seal": "seal off alone",
+    "no-sensitive-key": "sensitive-value key off alone",
 }
 print(f"OTLP/{proto}, {rounds} rounds, median; server on one core")
 print(f"| configuration | spans/s | vs all off | vs prost decode | p99 ms | spread | failed | peak RSS MB |")
