@@ -176,3 +176,146 @@ fn open_attrs(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use sentrace_core::proto::resource::v1::Resource;
+    use sentrace_core::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use sentrace_store::MasterKey;
+
+    /// The ring's opener, counting every call.
+    struct Counting {
+        inner: TenantOpener,
+        calls: AtomicUsize,
+    }
+
+    impl SensitiveOpener for Counting {
+        fn open(&self, ctx: &ValueContext<'_>, envelope: &[u8]) -> Result<Vec<u8>, StoreError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.inner.open(ctx, envelope)
+        }
+    }
+
+    fn kv(k: &str, v: Value) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    fn tag<'a>(v: &'a SpanView, k: &str) -> &'a Value {
+        let a = v.span().attributes.iter().find(|a| a.key == k).unwrap();
+        a.value.as_ref().unwrap().value.as_ref().unwrap()
+    }
+
+    /// A stored span: two sealed values (pii, financial), as the write path leaves them.
+    fn stored(ring: &KeyRing, tenant: &TenantId, flip: bool) -> SpanView {
+        let key = ring.sensitive_key_for_write(tenant).unwrap();
+        let (trace_id, span_id) = (vec![1u8; 16], vec![2u8; 8]);
+        let seal = |place: &str, v: Value| {
+            let ctx = ValueContext {
+                trace_id: &trace_id,
+                span_id: &span_id,
+                place,
+            };
+            let plain = AnyValue { value: Some(v) }.encode_to_vec();
+            let mut env = key.seal(&ctx, &plain).unwrap();
+            if flip {
+                let last = env.len() - 1;
+                env[last] ^= 1;
+            }
+            Value::BytesValue(env)
+        };
+        let span = Span {
+            trace_id: trace_id.clone(),
+            span_id: span_id.clone(),
+            name: "op".into(),
+            attributes: vec![
+                kv(
+                    "user.email",
+                    seal("span:user.email", Value::StringValue("pse:email:ab".into())),
+                ),
+                kv(
+                    "card",
+                    seal("span:card", Value::StringValue("<card>".into())),
+                ),
+                kv(
+                    MINIMIZED_ATTRIBUTE,
+                    Value::StringValue("span:user.email=pii;span:card=financial".into()),
+                ),
+            ],
+            ..Default::default()
+        };
+        SpanView::new(ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", Value::StringValue("svc".into()))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span],
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn masked_first_then_only_allowed_classes_are_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let mk = MasterKey::generate().unwrap();
+        let tenant = TenantId::new("acme").unwrap();
+        let ring = Arc::new(KeyRing::open(dir.path(), &mk).unwrap());
+        let mut views = [stored(&ring, &tenant, false), stored(&ring, &tenant, false)];
+        // A fresh ring: nothing unwrapped yet.
+        let ring = Arc::new(KeyRing::open(dir.path(), &mk).unwrap());
+        let opener = Counting {
+            inner: TenantOpener::new(ring.clone(), tenant.clone()),
+            calls: AtomicUsize::new(0),
+        };
+
+        // No sensitive class: every value masked, the opener never called.
+        let none = |_: AttributeClass| false;
+        crate::mask_sensitive(&mut views[0], none);
+        assert_eq!(
+            unseal_sensitive(&mut views[0], none, &opener),
+            UnsealOutcome::default()
+        );
+        assert_eq!(opener.calls.load(Ordering::Relaxed), 0);
+        assert_eq!(ring.sensitive_key_stats().unwraps, 0);
+        assert_eq!(
+            tag(&views[0], "user.email"),
+            &Value::StringValue("<redacted:pii>".into())
+        );
+
+        // pii only: the e-mail pseudonym is opened, the card stays masked.
+        let pii = |c: AttributeClass| c == AttributeClass::Pii;
+        crate::mask_sensitive(&mut views[1], pii);
+        let out = unseal_sensitive(&mut views[1], pii, &opener);
+        assert_eq!(out.opened, 1);
+        assert_eq!(opener.calls.load(Ordering::Relaxed), 1);
+        assert_eq!(ring.sensitive_key_stats().unwraps, 1);
+        assert_eq!(
+            tag(&views[1], "user.email"),
+            &Value::StringValue("pse:email:ab".into())
+        );
+        assert_eq!(
+            tag(&views[1], "card"),
+            &Value::StringValue("<redacted:financial>".into())
+        );
+
+        // A flipped byte reads as unreadable, never as garbage.
+        let mut bad = stored(&ring, &tenant, true);
+        let all = |_: AttributeClass| true;
+        let out = unseal_sensitive(&mut bad, all, &opener);
+        assert_eq!(out.unreadable, 2);
+        assert_eq!(
+            tag(&bad, "user.email"),
+            &Value::StringValue("<unreadable:pii>".into())
+        );
+    }
+}
