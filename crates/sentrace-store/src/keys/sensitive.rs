@@ -149,8 +149,10 @@ impl SensitiveKey {
         if envelope_key_id(envelope) != Some(self.id) {
             return Err(StoreError::crypto(context()));
         }
+        // The context string is built only on failure (this runs once per value read).
         self.key
-            .open(&self.aad(ctx), &envelope[HEADER_LEN..], &context())
+            .open(&self.aad(ctx), &envelope[HEADER_LEN..], "sensitive value")
+            .map_err(|_| StoreError::crypto(context()))
     }
 }
 
@@ -166,7 +168,7 @@ pub struct SensitiveKeyStats {
 /// Unwrapped sensitive-value keys and their counters.
 #[derive(Default)]
 pub(super) struct SensitiveCache {
-    keys: RwLock<HashMap<(TenantId, DekId), Arc<SensitiveKey>>>,
+    keys: RwLock<HashMap<TenantId, HashMap<DekId, Arc<SensitiveKey>>>>,
     unwraps: AtomicU64,
     opened: AtomicU64,
 }
@@ -177,7 +179,8 @@ impl SensitiveCache {
             .keys
             .read()
             .map_err(|_| poisoned())?
-            .get(&(tenant.clone(), id))
+            .get(tenant)
+            .and_then(|k| k.get(&id))
             .cloned())
     }
 
@@ -189,16 +192,15 @@ impl SensitiveCache {
         self.keys
             .write()
             .map_err(|_| poisoned())?
-            .insert((tenant.clone(), key.id), key);
+            .entry(tenant.clone())
+            .or_default()
+            .insert(key.id, key);
         Ok(())
     }
 
     /// Drops every unwrapped key of `tenant` (shredding, erasure).
     pub(super) fn forget(&self, tenant: &TenantId) -> Result<(), StoreError> {
-        self.keys
-            .write()
-            .map_err(|_| poisoned())?
-            .retain(|(t, _), _| t != tenant);
+        self.keys.write().map_err(|_| poisoned())?.remove(tenant);
         Ok(())
     }
 }
