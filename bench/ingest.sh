@@ -18,6 +18,7 @@
 #   CONNECTIONS  connections [4]; INFLIGHT requests in flight per connection [2]
 #   SPANS        spans per request [200]; ATTRS attributes per span [20]
 #   CONFIGS      space-separated subset of: on off no-detect no-minimize no-seal on-kek
+#                no-sensitive-key (minimized values under the data key only)
 #   KEK          a master key provider spec (docs/keys.md) for the on-kek configuration:
 #                every feature on, with `[keys] kek = "$KEK"`, for example
 #                KEK="command:/usr/bin/python3 $PWD/examples/kek-openssl.py $PWD/kek.hex"
@@ -53,7 +54,18 @@ off_sections() {
     no-detect) echo detect ;;
     no-minimize) echo minimize ;;
     no-seal) echo seal ;;
+    no-sensitive-key) ;;
     *) echo "unknown configuration $1" >&2; exit 2 ;;
+  esac
+}
+
+# Other TOML a configuration adds.
+extra_toml() {
+  case "$1" in
+    no-sensitive-key) printf '[minimize]\nsensitive_key = false\n' ;;
+    on-kek)
+      : "${KEK:?the on-kek configuration needs KEK, a master key provider spec}"
+      printf '[keys]\nkek = "%s"\n' "$KEK" ;;
   esac
 }
 
@@ -63,10 +75,7 @@ start() { # configuration
   printf '[listen]\notlp_grpc = "127.0.0.1:%s"\notlp_http = "127.0.0.1:%s"\nquery = "127.0.0.1:%s"\n' \
     "$g" "$h" "$q" > "$d/sentrace.toml"
   for s in $(off_sections "$1"); do printf '[%s]\nenabled = false\n' "$s" >> "$d/sentrace.toml"; done
-  if [ "$1" = on-kek ]; then
-    : "${KEK:?the on-kek configuration needs KEK, a master key provider spec}"
-    printf '[keys]\nkek = "%s"\n' "$KEK" >> "$d/sentrace.toml"
-  fi
+  extra_toml "$1" >> "$d/sentrace.toml"
   taskset -c "$SERVER_CPU" "$BIN" serve --data-dir "$d/data" --config "$d/sentrace.toml" > "$d/out" 2> "$d/err" &
   echo $! > "$WORK/$1.pid"
   for _ in $(seq 1 150); do grep -q "sentrace: ready" "$d/out" && break; sleep 0.2; done
@@ -132,6 +141,7 @@ labels = {
     "no-minimize": "minimize off alone",
     "no-seal": "seal off alone",
     "on-kek": "every feature on, [keys] kek = $KEK",
+    "no-sensitive-key": "sensitive-value key off alone",
 }
 print(f"OTLP/{proto}, {rounds} rounds, median; server on one core")
 print(f"| configuration | spans/s | vs all off | vs prost decode | p99 ms | spread | failed | peak RSS MB |")

@@ -16,6 +16,10 @@
 # provider spec, docs/keys.md, for `[keys] kek = "$KEK"`, for example
 # KEK="command:/usr/bin/python3 $PWD/examples/kek-openssl.py $PWD/kek.hex"; default: the data
 # directory's master.key). Run it with and without KEK for the provider's cost.
+# COMPARE_TOML (TOML, e.g. $'[minimize]\nsensitive_key = false'): also start a second server
+# with that TOML appended to its config, load it with the same spans (same generator seed),
+# and time trace by id on both, request by request interleaved, in the same run; prints
+# the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPANS=${SPANS:-10000000}
@@ -31,7 +35,8 @@ if [ "${NO_BUILD:-0}" != 1 ]; then cargo build --release -p sentrace >&2; fi
 
 WORK=$(mktemp -d)
 cleanup() {
-  if [ -f "$WORK/pid" ]; then kill "$(cat "$WORK/pid")" 2> /dev/null || true; wait 2> /dev/null || true; fi
+  for p in "$WORK/pid" "$WORK/pid2"; do [ -f "$p" ] && { kill "$(cat "$p")" 2> /dev/null || true; }; done
+  wait 2> /dev/null || true
   if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -49,29 +54,49 @@ grep -q "sentrace: ready" "$WORK/out" || { echo "server did not start:" >&2; cat
 INGEST=$("$BIN" tokens create --data-dir "$D" --tenant bench --role ingest)
 READ=$("$BIN" tokens create --data-dir "$D" --tenant bench --role read)
 CA="$D/tls/ca.pem"
+if [ -n "${COMPARE_TOML:-}" ]; then
+  G2=$(port); Q2=$(port); D2="$WORK/data2"
+  printf '[listen]\notlp_grpc = "127.0.0.1:%s"\notlp_http = "127.0.0.1:%s"\nquery = "127.0.0.1:%s"\n%s\n' \
+    "$G2" "$(port)" "$Q2" "$COMPARE_TOML" > "$WORK/sentrace2.toml"
+  "$BIN" serve --data-dir "$D2" --config "$WORK/sentrace2.toml" > "$WORK/out2" 2> "$WORK/err2" &
+  echo $! > "$WORK/pid2"
+  for _ in $(seq 1 300); do grep -q "sentrace: ready" "$WORK/out2" && break; sleep 0.2; done
+  grep -q "sentrace: ready" "$WORK/out2" || { echo "second server did not start:" >&2; cat "$WORK/err2" >&2; exit 1; }
+  INGEST2=$("$BIN" tokens create --data-dir "$D2" --tenant bench --role ingest)
+  READ2=$("$BIN" tokens create --data-dir "$D2" --tenant bench --role read)
+  CA2="$D2/tls/ca.pem"
+fi
 
 # 1. Load: rounds of at most 60 s until SPANS spans were accepted.
-loaded=0; rate=50000; t0=$(date +%s)
-while [ "$loaded" -lt "$SPANS" ]; do
-  left=$((SPANS - loaded))
-  secs=$(( (left + rate - 1) / rate )); [ "$secs" -gt 60 ] && secs=60; [ "$secs" -lt 1 ] && secs=1
-  out=$("$LOADGEN" grpc --endpoint "https://127.0.0.1:$G" --ca "$CA" --token "$INGEST" \
-    --connections 2 --inflight 4 --duration "${secs}s" --json)
-  got=$(python3 -c 'import json,sys; print(int(json.loads(sys.argv[1])["spans_accepted"]))' "$out")
-  [ "$got" -gt 0 ] || { echo "load generator stored nothing: $out" >&2; exit 1; }
-  loaded=$((loaded + got)); rate=$(( got / secs + 1 ))
-  echo "loaded $loaded of $SPANS spans" >&2
-done
-load_secs=$(( $(date +%s) - t0 ))
+load() { # grpc port, CA, token; sets loaded and load_secs
+  local rate=50000 t0 left secs out got
+  loaded=0; t0=$(date +%s)
+  while [ "$loaded" -lt "$SPANS" ]; do
+    left=$((SPANS - loaded))
+    secs=$(( (left + rate - 1) / rate )); [ "$secs" -gt 60 ] && secs=60; [ "$secs" -lt 1 ] && secs=1
+    out=$("$LOADGEN" grpc --endpoint "https://127.0.0.1:$1" --ca "$2" --token "$3" \
+      --connections 2 --inflight 4 --duration "${secs}s" --json)
+    got=$(python3 -c 'import json,sys; print(int(json.loads(sys.argv[1])["spans_accepted"]))' "$out")
+    [ "$got" -gt 0 ] || { echo "load generator stored nothing: $out" >&2; exit 1; }
+    loaded=$((loaded + got)); rate=$(( got / secs + 1 ))
+    echo "loaded $loaded of $SPANS spans" >&2
+  done
+  load_secs=$(( $(date +%s) - t0 ))
+}
+if [ -n "${COMPARE_TOML:-}" ]; then
+  load "$G2" "$CA2" "$INGEST2"; loaded2=$loaded; load_secs2=$load_secs
+fi
+load "$G" "$CA" "$INGEST"
 # 2. Let the background flush move the buffered spans to blocks (the default flush interval
 #    is 30 s), so the reads below hit blocks, as they would on a server that runs for long.
 sleep 40
 
 get() { # path -> prints "seconds<TAB>http code" and keeps the body in $WORK/body
-  curl -sS --cacert "$CA" -H "authorization: Bearer $READ" -o "$WORK/body" \
-    -w '%{time_appconnect}\t%{time_total}\t%{http_code}\n' "https://localhost:$Q$1" |
+  curl -sS --cacert "${GET_CA:-$CA}" -H "authorization: Bearer ${GET_TOKEN:-$READ}" -o "$WORK/body" \
+    -w '%{time_appconnect}\t%{time_total}\t%{http_code}\n' "https://localhost:${GET_PORT:-$Q}$1" |
     awk -F'\t' '{ printf "%.6f\t%s\n", $2 - $1, $3 }'
 }
+get2() { GET_CA=$CA2 GET_TOKEN=$READ2 GET_PORT=$Q2 get "$1"; }
 check() { [ "$(cut -f2 <<< "$1")" = 200 ] || { echo "GET $2: HTTP $(cut -f2 <<< "$1")" >&2; cat "$WORK/body" >&2; exit 1; }; }
 
 # 3. Trace ids to look up: Jaeger searches, one per service, until IDS distinct ids.
@@ -83,12 +108,25 @@ while read -r svc; do
   python3 -c 'import json,sys; [print(t["traceID"]) for t in json.load(open(sys.argv[1]))["data"]]' "$WORK/body" >> "$WORK/ids"
 done < "$WORK/services"
 sort -u "$WORK/ids" | shuf -n "$IDS" --random-source=<(yes) > "$WORK/ids.pick"
+if [ -n "${COMPARE_TOML:-}" ]; then
+  # The generator gives each send fresh trace ids: pick the second server's ids the same way.
+  : > "$WORK/ids2"
+  while read -r svc; do
+    r=$(get2 "/api/traces?service=$svc&lookback=1h&limit=$IDS"); check "$r" "search $svc (second server)"
+    python3 -c 'import json,sys; [print(t["traceID"]) for t in json.load(open(sys.argv[1]))["data"]]' "$WORK/body" >> "$WORK/ids2"
+  done < "$WORK/services"
+  sort -u "$WORK/ids2" | shuf -n "$IDS" --random-source=<(yes) > "$WORK/ids2.pick"
+fi
 SERVICE=$(head -n 1 "$WORK/services")
 
 # 4. Measure.
-: > "$WORK/byid"; while read -r id; do
+: > "$WORK/byid"; : > "$WORK/byid2"; [ -f "$WORK/ids2.pick" ] || : > "$WORK/ids2.pick"
+while read -r id id2; do
   r=$(get "/api/traces/$id"); check "$r" "trace $id"; cut -f1 <<< "$r" >> "$WORK/byid"
-done < "$WORK/ids.pick"
+  if [ -n "${COMPARE_TOML:-}" ] && [ -n "$id2" ]; then
+    r=$(get2 "/api/traces/$id2"); check "$r" "trace $id2 (second server)"; cut -f1 <<< "$r" >> "$WORK/byid2"
+  fi
+done < <(paste -d' ' "$WORK/ids.pick" "$WORK/ids2.pick")
 : > "$WORK/search"; for _ in $(seq 1 "$SEARCHES"); do
   r=$(get "/api/traces?service=$SERVICE&lookback=1h&limit=20"); check "$r" "search"; cut -f1 <<< "$r" >> "$WORK/search"
 done
@@ -131,3 +169,18 @@ for name, size in (("blocks", b), ("WAL", w), ("log", l)):
     print(f"| bytes per span on disk, {name} | {int(size) / spans:.1f} ({int(size):,} bytes) |")
 print(f"| bytes per span on disk, all three | {(int(b) + int(w) + int(l)) / spans:.1f} |")
 PY
+if [ -n "${COMPARE_TOML:-}" ]; then
+  python3 - "$WORK" "$COMPARE_TOML" "$loaded" "$load_secs" "$loaded2" "$load_secs2" <<'PY'
+import statistics, sys
+work, toml = sys.argv[1], sys.argv[2]
+a_n, a_s, b_n, b_s = map(int, sys.argv[3:])
+def ms(name):
+    return sorted(float(x) * 1000 for x in open(f"{work}/{name}") if x.strip())
+a, b = ms("byid"), ms("byid2")
+pick = lambda v, p: v[min(len(v) - 1, int(round(p * (len(v) - 1))))]
+flat = " ".join(toml.split())
+print(f"| trace by id p50 / p99, second server (`{flat}`), its own ids, interleaved | {pick(b, .5):.1f} ms / {pick(b, .99):.1f} ms |")
+print(f"| trace by id, default / second server: mean, p50 | {statistics.mean(a) / statistics.mean(b):.3f}, {pick(a, .5) / pick(b, .5):.3f} |")
+print(f"| load rate, default / second server (spans/s) | {a_n / max(a_s, 1):,.0f} / {b_n / max(b_s, 1):,.0f} |")
+PY
+fi

@@ -97,6 +97,9 @@ def test_export_is_plain_parquet_that_duckdb_queries():
         ).fetchall()
     }
     assert emails and "jane.doe@example.com" not in emails, emails
+    # The stored form is exported opened: never the sensitive-value key's envelope
+    # ("\\0STS", hex 00535453).
+    assert not any(e.startswith("00535453") for e in emails), emails
     for name in os.listdir(out):
         with open(os.path.join(out, name), "rb") as f:
             assert b"jane.doe@example.com" not in f.read()

@@ -23,6 +23,12 @@ pub struct MinimizeConfig {
     /// `GET /api/exposure`; past it, new combinations count in one overflow row per kind
     /// and action (service and key `<other>`). Persisted under `<data-dir>/exposure/`.
     pub exposure_max_rows_per_tenant: usize,
+    /// Encrypt every attribute value this section lists in `sentrace.minimized` (pii,
+    /// secret, financial) under the tenant's sensitive-value key before the span is sealed
+    /// and stored, so only readers allowed to view a value's class ever unwrap that key
+    /// (docs/keys.md). Off: such values are stored under the tenant's data key only, like
+    /// every other value, and are readable by any tool holding the block keys.
+    pub sensitive_key: bool,
 }
 
 impl Default for MinimizeConfig {
@@ -32,6 +38,7 @@ impl Default for MinimizeConfig {
             policy: None,
             loaded: None,
             exposure_max_rows_per_tenant: 4096,
+            sensitive_key: true,
         }
     }
 }
@@ -41,6 +48,7 @@ impl PartialEq for MinimizeConfig {
         self.enabled == other.enabled
             && self.policy == other.policy
             && self.exposure_max_rows_per_tenant == other.exposure_max_rows_per_tenant
+            && self.sensitive_key == other.sensitive_key
     }
 }
 

@@ -42,5 +42,6 @@ pub mod periodic;
 pub mod pipeline;
 pub mod seal;
 pub mod secrets;
+pub mod sensitive;
 pub mod sources;
 pub mod tenant_files;

@@ -104,9 +104,13 @@ pub fn stages(
         ));
         exposure = Some(log.clone());
         stages.push(Arc::new(
-            MinimizeStage::new(redactor, Arc::new(KeyRingSecrets::new(keys, vault)))
+            MinimizeStage::new(redactor, Arc::new(KeyRingSecrets::new(keys.clone(), vault)))
                 .with_exposure(log),
         ));
+        // Right after minimization, before anything is encoded, sealed or stored.
+        if minimize.sensitive_key {
+            stages.push(Arc::new(crate::sensitive::SensitiveStage::new(keys)));
+        }
     } else {
         tracing::warn!("[minimize] enabled = false: spans are stored without minimization");
     }

@@ -22,15 +22,15 @@ impl KeyRingSecrets {
 }
 
 impl TenantSecrets for KeyRingSecrets {
-    fn pseudonym_key(&self, tenant: &TenantId) -> [u8; 32] {
+    fn pseudonym_key(&self, tenant: &TenantId) -> zeroize::Zeroizing<[u8; 32]> {
         match self.keys.pseudonym_key(tenant) {
-            Ok(k) => k,
+            Ok(k) => zeroize::Zeroizing::new(*k.expose()),
             Err(e) => {
                 // Fail closed: a random key still hides the value; pseudonyms just stop
                 // joining until the key ring works again.
                 tracing::error!(tenant = %tenant, error = %e, "pseudonym key unavailable; using a one-off key");
-                let mut k = [0u8; 32];
-                rand_fill(&mut k);
+                let mut k = zeroize::Zeroizing::new([0u8; 32]);
+                rand_fill(&mut k[..]);
                 k
             }
         }

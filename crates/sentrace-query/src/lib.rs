@@ -12,6 +12,7 @@ pub mod search;
 pub mod service;
 pub mod tempo;
 pub mod traceql;
+pub mod unseal;
 
 pub use mask::{HIDDEN, MaskOutcome, PLACEHOLDER_ATTRIBUTE, mask_sensitive, placeholder};
 pub use search::{SearchError, SearchParams, TagFilter};

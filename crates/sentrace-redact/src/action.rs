@@ -40,9 +40,9 @@ impl<'a> ActionCtx<'a> {
         // RFC 2104 section 2: a key shorter than the block size B (64 bytes for SHA-256) is
         // used with zeros appended to B bytes, so keying with the padded block is the same
         // HMAC as keying with the 32-byte key, and is infallible.
-        let mut block = [0u8; 64];
-        block[..32].copy_from_slice(&key);
-        let hmac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
+        let mut block = zeroize::Zeroizing::new([0u8; 64]);
+        block[..32].copy_from_slice(&key[..]);
+        let hmac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&(*block).into());
         Self {
             tenant,
             hmac,

@@ -54,8 +54,8 @@ type PlaceKey = (usize, usize, usize, Location, String, Kind, String);
 struct NoSecrets;
 
 impl TenantSecrets for NoSecrets {
-    fn pseudonym_key(&self, _tenant: &TenantId) -> [u8; 32] {
-        [0; 32]
+    fn pseudonym_key(&self, _tenant: &TenantId) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new([0; 32])
     }
 
     fn tokenize(&self, tenant: &TenantId, _kind: Kind, _value: &str) -> Result<String, VaultError> {

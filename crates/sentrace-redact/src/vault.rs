@@ -28,8 +28,9 @@ pub enum VaultError {
 /// Per-tenant secrets used by the minimizer.
 pub trait TenantSecrets: Send + Sync {
     /// The tenant's 256-bit pseudonym key (HMAC-SHA-256 key). Must be stable for a tenant,
-    /// so that pseudonyms join across traces, and differ between tenants.
-    fn pseudonym_key(&self, tenant: &TenantId) -> [u8; 32];
+    /// so that pseudonyms join across traces, and differ between tenants. Wiped from
+    /// memory when the returned value is dropped.
+    fn pseudonym_key(&self, tenant: &TenantId) -> zeroize::Zeroizing<[u8; 32]>;
 
     /// Stores `value` in the tenant's vault and returns an opaque token id (without the
     /// `tok:<kind>:` prefix, which the minimizer adds). Equal values may share a token.
@@ -79,14 +80,14 @@ impl InMemorySecrets {
 }
 
 impl TenantSecrets for InMemorySecrets {
-    fn pseudonym_key(&self, tenant: &TenantId) -> [u8; 32] {
+    fn pseudonym_key(&self, tenant: &TenantId) -> zeroize::Zeroizing<[u8; 32]> {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.master) else {
             // HMAC accepts keys of any length; this branch cannot be taken.
-            return [0u8; 32];
+            return zeroize::Zeroizing::new([0u8; 32]);
         };
         mac.update(PSEUDONYM_KEY_LABEL);
         mac.update(tenant.as_str().as_bytes());
-        mac.finalize().into_bytes().into()
+        zeroize::Zeroizing::new(mac.finalize().into_bytes().into())
     }
 
     fn tokenize(&self, tenant: &TenantId, kind: Kind, value: &str) -> Result<String, VaultError> {

@@ -65,6 +65,17 @@ pub enum StoreError {
         /// The data key id named by the data.
         key_id: u32,
     },
+    /// The sensitive-value key a stored value names does not exist (shredded, erased or
+    /// never created).
+    #[error(
+        "sensitive-value key sensitive/{key_id} of tenant {tenant} is not available (shredded or never created)"
+    )]
+    SensitiveKeyUnavailable {
+        /// The tenant.
+        tenant: TenantId,
+        /// The key id named by the value's envelope.
+        key_id: u32,
+    },
     /// The master key (KEK) provider failed to wrap or unwrap a key: a command that exited
     /// non-zero, timed out or answered garbage, or a key that does not authenticate.
     #[error("master key {kek}: cannot {op} {key}: {reason}")]

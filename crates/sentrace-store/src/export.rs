@@ -33,6 +33,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use sentrace_core::otlp::value_to_string;
 use sentrace_core::proto::common::v1::KeyValue;
+use sentrace_core::proto::trace::v1::ResourceSpans;
 use sentrace_core::{SpanId, TenantId, TraceId};
 use serde_json::json;
 
@@ -201,11 +202,17 @@ pub async fn export_tenant(
     Ok(report)
 }
 
+/// A change made to each decoded span before it is written (the CLI opens the
+/// sensitive-value envelopes with it, which this crate cannot: the classes live in the
+/// query crate).
+pub type SpanTransform = Box<dyn FnMut(&mut ResourceSpans) + Send>;
+
 /// Writes spans as plain Parquet files `part-NNNNN.parquet` (zstd) into a directory,
 /// created 0700 with files 0600: an export is decrypted data.
 pub struct PlainWriter {
     dir: PathBuf,
     prefix: String,
+    transform: Option<SpanTransform>,
     pending: Vec<SpanEntry>,
     current: Option<(PathBuf, ArrowWriter<File>, usize)>,
     files: Vec<PathBuf>,
@@ -229,11 +236,18 @@ impl PlainWriter {
         Self {
             dir: dir.to_path_buf(),
             prefix: prefix.to_owned(),
+            transform: None,
             pending: Vec::new(),
             current: None,
             files: Vec::new(),
             rows: 0,
         }
+    }
+
+    /// Applies `t` to every span before it is written.
+    pub fn with_transform(mut self, t: SpanTransform) -> Self {
+        self.transform = Some(t);
+        self
     }
 
     /// Spans written so far (including those still buffered).
@@ -254,7 +268,7 @@ impl PlainWriter {
     }
 
     fn write_group(&mut self, spans: &[SpanEntry]) -> Result<(), StoreError> {
-        let batch = to_batch(spans)?;
+        let batch = to_batch(spans, self.transform.as_mut())?;
         if self.current.is_none() {
             let path = self.dir.join(format!(
                 "{}part-{:05}.parquet",
@@ -385,7 +399,10 @@ fn append_map(
 }
 
 /// Builds one record batch of the plain schema from stored spans.
-fn to_batch(spans: &[SpanEntry]) -> Result<RecordBatch, StoreError> {
+fn to_batch(
+    spans: &[SpanEntry],
+    mut transform: Option<&mut SpanTransform>,
+) -> Result<RecordBatch, StoreError> {
     let n = spans.len();
     let mut trace_id = StringBuilder::with_capacity(n, n * 32);
     let mut span_id = StringBuilder::with_capacity(n, n * 16);
@@ -408,12 +425,15 @@ fn to_batch(spans: &[SpanEntry]) -> Result<RecordBatch, StoreError> {
     let mut log_index = UInt64Builder::with_capacity(n);
     let mut log_position = UInt32Builder::with_capacity(n);
     for s in spans {
-        let rs =
+        let mut rs =
             sentrace_core::canonical::decode(&s.canonical).map_err(|e| StoreError::Corrupt {
                 path: PathBuf::from(format!("span {}/{}", s.trace_id, s.span_id)),
                 offset: 0,
                 reason: format!("stored span does not decode: {e}"),
             })?;
+        if let Some(t) = transform.as_mut() {
+            t(&mut rs);
+        }
         let ss = &rs.scope_spans[0];
         let span = &ss.spans[0];
         trace_id.append_value(s.trace_id.to_string());
@@ -526,7 +546,7 @@ mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use sentrace_core::proto::common::v1::{AnyValue, InstrumentationScope, any_value};
     use sentrace_core::proto::resource::v1::Resource;
-    use sentrace_core::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+    use sentrace_core::proto::trace::v1::{ScopeSpans, Span, span};
 
     fn kv(k: &str, v: &str) -> KeyValue {
         KeyValue {

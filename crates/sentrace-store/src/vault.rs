@@ -212,7 +212,7 @@ impl Vault {
 
     fn token_id(&self, tenant: &TenantId, kind: &str, value: &str) -> Result<Token, StoreError> {
         let pk = self.keys.pseudonym_key(tenant)?;
-        let index_key = hkdf32(&pk, &[b"sentrace vault index v1"])?;
+        let index_key = hkdf32(pk.expose(), &[b"sentrace vault index v1"])?;
         let key = hmac::Key::new(hmac::HMAC_SHA256, index_key.expose());
         let mut ctx = hmac::Context::with_key(&key);
         ctx.update(kind.as_bytes());

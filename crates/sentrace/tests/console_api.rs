@@ -471,12 +471,16 @@ fn map_overlay_finding_detail_and_undo() {
         "{audit}"
     );
     assert!(audit.contains("\"denied\""), "refusals are audited too");
-    let responses =
-        std::fs::read_to_string(srv.data.join("responses").join("audit.jsonl")).unwrap();
+    // The operator's view (the response journal, encrypted at rest) says who undid it.
+    let listed = srv.cli(&["response", "list", "--all", "--json"]);
+    let line = listed
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} not listed: {listed}"));
+    assert_eq!(line["status"], "undone", "{line}");
     assert!(
-        responses
-            .lines()
-            .any(|l| l.contains("undone") && l.contains(&id) && !l.contains("\"by\":\"cli\"")),
-        "{responses}"
+        line["undone_by"].as_str().is_some_and(|b| b != "cli"),
+        "{line}"
     );
 }

@@ -76,7 +76,27 @@ fn encode_store(e: &mut Encoder<'_>, store: &Store) -> fmt::Result {
         store.block_count() as u64,
     )?;
     encode_cluster(e, store)?;
-    encode_key_ages(e, store)
+    encode_key_ages(e, store)?;
+    encode_sensitive_keys(e, store)
+}
+
+/// Uses of the sensitive-value keys since start, node-wide: an unwrap happens only for a
+/// write or for a reader allowed to view a sensitive class (docs/keys.md).
+fn encode_sensitive_keys(e: &mut Encoder<'_>, store: &Store) -> fmt::Result {
+    let s = store.keys().sensitive_key_stats();
+    export::counter(
+        e,
+        "sentrace_sensitive_key_unwraps",
+        "Sensitive-value keys unwrapped through the master key since start (for writing, or \
+         for a reader allowed to view a sensitive class).",
+        s.unwraps,
+    )?;
+    export::counter(
+        e,
+        "sentrace_sensitive_values_decrypted",
+        "Sensitive values decrypted for readers allowed to view their class since start.",
+        s.values_opened,
+    )
 }
 
 /// The other nodes sharing the bucket, and how stale this node's view of them may be

@@ -156,7 +156,12 @@ impl QueryService {
 
     /// The per-request authorization scope of `caller`.
     pub fn scope(&self, caller: &Caller) -> Scope {
-        Scope::new(self.policies.current(), caller)
+        Scope::new(self.policies.current(), caller).with_opener(Arc::new(
+            crate::unseal::TenantOpener::new(
+                self.store.keys().clone(),
+                caller.identity.tenant.clone(),
+            ),
+        ))
     }
 
     /// Writes `record`; a failure turns into [`QueryError::AuditUnavailable`].

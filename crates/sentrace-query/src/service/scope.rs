@@ -10,6 +10,7 @@ use sentrace_core::{AttributeClass, Identity};
 use super::Caller;
 use crate::SpanView;
 use crate::mask;
+use crate::unseal::{self, SensitiveOpener};
 
 /// Decisions of one request.
 pub struct Scope {
@@ -17,6 +18,8 @@ pub struct Scope {
     identity: Identity,
     ctx: RequestContext,
     memo: HashMap<(Action, Resource), bool>,
+    /// Opens sensitive values of classes the caller may see (None: they stay sealed).
+    opener: Option<Arc<dyn SensitiveOpener>>,
 }
 
 /// What scoping and masking did to an answer.
@@ -37,7 +40,14 @@ impl Scope {
                 break_glass: caller.break_glass.is_some(),
             },
             memo: HashMap::new(),
+            opener: None,
         }
+    }
+
+    /// Decrypts sensitive values of the classes the caller may see with `opener`.
+    pub fn with_opener(mut self, opener: Arc<dyn SensitiveOpener>) -> Self {
+        self.opener = Some(opener);
+        self
     }
 
     /// Whether the caller may do `action` on `resource` of its tenant.
@@ -83,7 +93,7 @@ impl Scope {
 
     /// Applies the scope to one decoded span in place: outside the `action` scope of its
     /// service it becomes a placeholder; otherwise values of classes the caller may not
-    /// view are masked.
+    /// view are masked, and then (never before) those it may view are decrypted.
     pub fn shape_one(
         &mut self,
         action: Action,
@@ -96,9 +106,13 @@ impl Scope {
             return Fate::Hidden;
         }
         let allowed = |c: AttributeClass| classes.iter().any(|(k, ok)| *k == c && *ok);
-        Fate::Visible {
-            masked: mask::mask_sensitive(view, allowed).masked > 0,
+        let masked = mask::mask_sensitive(view, allowed).masked > 0;
+        if let Some(opener) = &self.opener
+            && classes.iter().any(|(_, ok)| *ok)
+        {
+            unseal::unseal_sensitive(view, allowed, opener.as_ref());
         }
+        Fate::Visible { masked }
     }
 
     /// [`Scope::shape_one`] over many spans; returns each span's fate and the totals.

@@ -5,6 +5,7 @@
 //!   DEK ──HKDF "sentrace wal v1"──────────────► WAL record key
 //!   DEK ──HKDF "sentrace block v1" ‖ block ‖ …─► Parquet footer and column keys
 //! pseudonym secret (per tenant, wrapped too) ──► HMAC key for the redact crate
+//! sensitive-value key (per tenant and DEK id, wrapped too; unwrapped only on use) ──► minimized values
 //! ```
 //!
 //! Only wrapped keys ever reach the disk; each key file names the KEK that wrapped it.
@@ -16,8 +17,10 @@ mod kek;
 mod master;
 pub mod rewrap;
 mod ring;
+pub mod sensitive;
 
 pub use command::CommandKek;
 pub use kek::{DEFAULT_COMMAND_TIMEOUT, Kek, KekSource, KekSpec, KeyLabel, LocalKek, local_kek};
 pub use master::MasterKey;
 pub use ring::{Dek, DekId, ErasedTenant, KeyAge, KeyRing, dek_key_id, rfc3339};
+pub use sensitive::{SensitiveKey, SensitiveKeyStats, ValueContext, sensitive_key_id};

@@ -184,10 +184,19 @@ fn rewrap_key_file(
         kek: Some(new.id().to_string()),
         pseudonym: swap(&file.pseudonym, &pseudonym_aad(tenant), "pseudonym")?,
         deks: Vec::with_capacity(file.deks.len()),
+        sensitive: Vec::with_capacity(file.sensitive.len()),
     };
     for mut d in file.deks {
         d.wrapped = swap(&d.wrapped, &dek_aad(tenant, d.id), &dek_key_id(d.id))?;
         out.deks.push(d);
+    }
+    for mut d in file.sensitive {
+        d.wrapped = swap(
+            &d.wrapped,
+            &super::sensitive::sensitive_aad(tenant, d.id),
+            &super::sensitive::sensitive_key_id(d.id),
+        )?;
+        out.sensitive.push(d);
     }
     serde_json::to_vec_pretty(&out).map_err(|e| bad(format!("cannot serialize: {e}")))
 }
@@ -320,13 +329,23 @@ mod tests {
         let new = MasterKey::from_bytes([2; 32]);
         let a = TenantId::new("a").unwrap();
         let b = TenantId::new("b").unwrap();
-        let (ka, kb, p);
+        let (ka, kb, p, sealed);
+        let place = crate::keys::ValueContext {
+            trace_id: b"t",
+            span_id: b"s",
+            place: "span:k",
+        };
         {
             let ring = KeyRing::open(&dir.path().join("keys"), &old).unwrap();
             ka = fp(&ring.current_dek(&a).unwrap());
             ring.rotate(&a).unwrap();
             kb = fp(&ring.current_dek(&b).unwrap());
-            p = ring.pseudonym_key(&a).unwrap();
+            p = *ring.pseudonym_key(&a).unwrap().expose();
+            sealed = ring
+                .sensitive_key_for_write(&a)
+                .unwrap()
+                .seal(&place, b"v")
+                .unwrap();
         }
         let secret = old.wrap("node secret", b"s3cret").unwrap();
         std::fs::write(dir.path().join("node.wrapped"), &secret).unwrap();
@@ -346,7 +365,9 @@ mod tests {
         assert_eq!(fp(&ring.dek(&a, 1).unwrap()), ka);
         assert_eq!(fp(&ring.dek(&b, 1).unwrap()), kb);
         assert_eq!(ring.current_dek(&a).unwrap().id, 2);
-        assert_eq!(ring.pseudonym_key(&a).unwrap(), p);
+        assert_eq!(*ring.pseudonym_key(&a).unwrap().expose(), p);
+        // The sensitive-value keys moved too (sensitive/2 sealed it).
+        assert_eq!(ring.open_sensitive(&a, &place, &sealed).unwrap(), b"v");
         let wrapped = std::fs::read(dir.path().join("node.wrapped")).unwrap();
         assert_eq!(&**new.unwrap("node secret", &wrapped).unwrap(), b"s3cret");
 

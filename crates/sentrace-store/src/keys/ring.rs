@@ -64,12 +64,15 @@ impl Dek {
     }
 }
 
-struct TenantKeys {
-    deks: BTreeMap<DekId, Arc<Dek>>,
-    pseudonym: Secret32,
+pub(super) struct TenantKeys {
+    pub(super) deks: BTreeMap<DekId, Arc<Dek>>,
+    pub(super) pseudonym: Secret32,
     /// The wrapped forms as on disk (hex), so adding a key wraps only the new one.
-    wrapped_deks: BTreeMap<DekId, String>,
-    wrapped_pseudonym: String,
+    pub(super) wrapped_deks: BTreeMap<DekId, String>,
+    pub(super) wrapped_pseudonym: String,
+    /// The sensitive-value keys, wrapped (creation time, hex): never unwrapped on load,
+    /// only when a value under one is read or written (see [`super::sensitive`]).
+    pub(super) wrapped_sensitive: BTreeMap<DekId, (u64, String)>,
 }
 
 impl TenantKeys {
@@ -90,6 +93,10 @@ pub(crate) struct KeyFile {
     /// `nonce ‖ ciphertext ‖ tag` of the pseudonym secret, hex.
     pub(crate) pseudonym: String,
     pub(crate) deks: Vec<WrappedDek>,
+    /// The sensitive-value keys (`sensitive/<n>`, paired with data key n), wrapped like
+    /// the data keys (absent in files written before they existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) sensitive: Vec<WrappedDek>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,6 +123,8 @@ pub struct KeyAge {
     pub keys: usize,
     /// The KEK that wraps them.
     pub kek: String,
+    /// How many sensitive-value keys the tenant holds (read from the file, none unwrapped).
+    pub sensitive_keys: usize,
 }
 
 /// A tenant erasure's tombstone, `keys/<tenant>.erased` (no secret in it).
@@ -136,11 +145,13 @@ pub struct ErasedTenant {
 /// `keys/<tenant>.json` with AES-256-GCM-wrapped keys (AAD = purpose ‖ tenant ‖ key id).
 pub struct KeyRing {
     dir: PathBuf,
-    kek: Arc<dyn Kek>,
+    pub(super) kek: Arc<dyn Kek>,
     rotation: Option<Duration>,
-    tenants: RwLock<HashMap<TenantId, Arc<TenantKeys>>>,
+    pub(super) tenants: RwLock<HashMap<TenantId, Arc<TenantKeys>>>,
     /// Serializes key-file writers (creation, rotation, shredding).
-    write: Mutex<()>,
+    pub(super) write: Mutex<()>,
+    /// Unwrapped sensitive-value keys and their use counters (see [`super::sensitive`]).
+    pub(super) sensitive: super::sensitive::SensitiveCache,
     /// Erasure tombstones read so far (erasure runs with the server stopped, so a running
     /// process never sees one appear; [`KeyRing::erase`] updates it).
     erased: RwLock<HashMap<TenantId, Option<ErasedTenant>>>,
@@ -207,6 +218,7 @@ impl KeyRing {
             rotation: None,
             tenants: RwLock::new(HashMap::new()),
             write: Mutex::new(()),
+            sensitive: Default::default(),
             erased: RwLock::new(HashMap::new()),
         })
     }
@@ -223,6 +235,7 @@ impl KeyRing {
             tenants: RwLock::new(HashMap::new()),
             write: Mutex::new(()),
             erased: RwLock::new(HashMap::new()),
+            sensitive: Default::default(),
         })
     }
 
@@ -308,7 +321,7 @@ impl KeyRing {
     }
 
     /// The tenant's keys from cache or disk; `None` if the tenant has no key file.
-    fn load(&self, tenant: &TenantId) -> Result<Option<Arc<TenantKeys>>, StoreError> {
+    pub(super) fn load(&self, tenant: &TenantId) -> Result<Option<Arc<TenantKeys>>, StoreError> {
         if let Some(t) = self.tenants.read().map_err(|_| poisoned())?.get(tenant) {
             return Ok(Some(t.clone()));
         }
@@ -381,6 +394,11 @@ impl KeyRing {
             pseudonym,
             wrapped_deks,
             wrapped_pseudonym: file.pseudonym.clone(),
+            wrapped_sensitive: file
+                .sensitive
+                .iter()
+                .map(|w| (w.id, (w.created_unix_secs, w.wrapped.clone())))
+                .collect(),
         });
         self.tenants
             .write()
@@ -389,7 +407,7 @@ impl KeyRing {
         Ok(Some(keys))
     }
 
-    fn persist(&self, tenant: &TenantId, keys: &TenantKeys) -> Result<(), StoreError> {
+    pub(super) fn persist(&self, tenant: &TenantId, keys: &TenantKeys) -> Result<(), StoreError> {
         let deks = keys
             .deks
             .values()
@@ -410,6 +428,15 @@ impl KeyRing {
             kek: Some(self.kek.id().to_string()),
             pseudonym: keys.wrapped_pseudonym.clone(),
             deks,
+            sensitive: keys
+                .wrapped_sensitive
+                .iter()
+                .map(|(id, (created, wrapped))| WrappedDek {
+                    id: *id,
+                    created_unix_secs: *created,
+                    wrapped: wrapped.clone(),
+                })
+                .collect(),
         };
         let bytes = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::KeyFile {
             path: self.path(tenant),
@@ -418,7 +445,7 @@ impl KeyRing {
         write_atomic_private(&self.path(tenant), &bytes)
     }
 
-    fn wrap_hex(
+    pub(super) fn wrap_hex(
         &self,
         tenant: &TenantId,
         key_id: &str,
@@ -468,15 +495,24 @@ impl KeyRing {
             id,
             self.wrap_hex(tenant, &dek_key_id(id), &dek_aad(tenant, id), &secret)?,
         );
-        let dek = Arc::new(Dek::new(id, now_secs(), secret)?);
+        let created = now_secs();
+        let dek = Arc::new(Dek::new(id, created, secret)?);
         deks.insert(id, dek.clone());
+        // Its sensitive-value key is made with it (rotated together, destroyed together).
+        let mut wrapped_sensitive = existing
+            .as_ref()
+            .map(|t| t.wrapped_sensitive.clone())
+            .unwrap_or_default();
+        let fresh = self.new_sensitive_key(tenant, id, created, &mut wrapped_sensitive)?;
         let keys = TenantKeys {
             deks,
             pseudonym,
             wrapped_deks,
             wrapped_pseudonym,
+            wrapped_sensitive,
         };
         self.persist(tenant, &keys)?;
+        self.sensitive.insert(tenant, fresh)?;
         self.tenants
             .write()
             .map_err(|_| poisoned())?
@@ -517,7 +553,8 @@ impl KeyRing {
 
     /// The tenant's pseudonymization key (an HMAC-SHA-256 key for the redact crate). Stable
     /// across DEK rotation; unlinkable across tenants; destroyed by [`KeyRing::shred`].
-    pub fn pseudonym_key(&self, tenant: &TenantId) -> Result<[u8; 32], StoreError> {
+    /// The key is wiped from memory when the returned value is dropped.
+    pub fn pseudonym_key(&self, tenant: &TenantId) -> Result<Secret32, StoreError> {
         let keys = match self.load(tenant)? {
             Some(k) => k,
             None => {
@@ -529,7 +566,7 @@ impl KeyRing {
                     })?
             }
         };
-        Ok(*hkdf32(keys.pseudonym.expose(), &[b"sentrace pseudonym hmac v1"])?.expose())
+        hkdf32(keys.pseudonym.expose(), &[b"sentrace pseudonym hmac v1"])
     }
 
     /// Crypto-shredding: destroys every wrapped key of the tenant (file removed, directory
@@ -547,6 +584,7 @@ impl KeyRing {
         .max(self.shredded_max_id(tenant)?);
         write_atomic_private(&self.tomb_path(tenant), format!("{max_id}\n").as_bytes())?;
         self.tenants.write().map_err(|_| poisoned())?.remove(tenant);
+        self.sensitive.forget(tenant)?;
         let path = self.path(tenant);
         match std::fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.dir),
@@ -637,6 +675,7 @@ impl KeyRing {
                         .kek
                         .clone()
                         .unwrap_or_else(|| "local (version 1)".into()),
+                    sensitive_keys: file.sensitive.len(),
                 });
             }
         }
@@ -690,7 +729,7 @@ pub(crate) fn parse_key_file(bytes: &[u8], tenant: &TenantId) -> Result<KeyFile,
 
 pub(crate) const MAX_KEY_FILE_BYTES: u64 = MAX_KEY_FILE;
 
-fn poisoned() -> StoreError {
+pub(super) fn poisoned() -> StoreError {
     StoreError::Task("key ring lock poisoned".into())
 }
 
@@ -712,8 +751,8 @@ mod tests {
         assert_eq!(d1.id, 1);
         assert_eq!(ring.current_dek(&a).unwrap().id, 1);
         assert_eq!(ring.rotate(&a).unwrap(), 2);
-        let p1 = ring.pseudonym_key(&a).unwrap();
-        assert_ne!(p1, ring.pseudonym_key(&t("other")).unwrap());
+        let p1 = *ring.pseudonym_key(&a).unwrap().expose();
+        assert_ne!(p1, *ring.pseudonym_key(&t("other")).unwrap().expose());
 
         // The file holds no raw key bytes.
         let file = std::fs::read(dir.path().join("acme.json")).unwrap();
@@ -727,7 +766,7 @@ mod tests {
             d1.secret.expose()
         );
         assert_eq!(ring2.current_dek(&a).unwrap().id, 2);
-        assert_eq!(ring2.pseudonym_key(&a).unwrap(), p1);
+        assert_eq!(*ring2.pseudonym_key(&a).unwrap().expose(), p1);
 
         // The wrong master key cannot unwrap.
         let ring3 = KeyRing::open(dir.path(), &MasterKey::generate().unwrap()).unwrap();
@@ -775,7 +814,7 @@ mod tests {
             Err(StoreError::KeyUnavailable { .. })
         ));
         assert_ne!(
-            ring2.pseudonym_key(&a).unwrap(),
+            *ring2.pseudonym_key(&a).unwrap().expose(),
             p1,
             "new pseudonyms are unlinkable"
         );

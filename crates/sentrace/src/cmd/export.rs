@@ -89,7 +89,19 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         since_unix_nanos: since,
         until_unix_nanos: until,
     };
-    let mut writer = PlainWriter::new(&a.to, PARTIAL);
+    // Values minimization classified are stored under the tenant's sensitive-value key;
+    // the export holds them as stored before that (masked, hashed or tokenized), opened.
+    let opener = sentrace_query::unseal::TenantOpener::new(keys.clone(), tenant.clone());
+    let unreadable = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = unreadable.clone();
+    let mut writer = PlainWriter::new(&a.to, PARTIAL).with_transform(Box::new(move |rs| {
+        let Some(mut view) = sentrace_query::SpanView::new(std::mem::take(rs)) else {
+            return;
+        };
+        let out = sentrace_query::unseal::unseal_sensitive(&mut view, |_| true, &opener);
+        counted.fetch_add(out.unreadable, std::sync::atomic::Ordering::Relaxed);
+        *rs = view.rs;
+    }));
     let exported = rt.block_on(export_tenant(
         &data_dir,
         keys.clone(),
@@ -105,6 +117,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             return Err(e).context(format!("exporting tenant {tenant}"));
         }
     };
+
+    let unreadable = unreadable.load(std::sync::atomic::Ordering::Relaxed);
+    if unreadable > 0 {
+        remove_partial(&a.to);
+        anyhow::bail!(
+            "{unreadable} sensitive values of tenant {tenant} did not decrypt under its sensitive-value key (damaged or another key): nothing was exported; run `sentrace verify`"
+        );
+    }
 
     // The record first, then the final names: an export nobody can see in the audit log
     // is never left behind under a name a reader picks up.

@@ -114,8 +114,8 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     } else {
         for k in &ages {
             println!(
-                "{}\tkey {}\t{} keys\tage {}s\tmaster key {}",
-                k.tenant, k.key_id, k.keys, k.age_secs, k.kek
+                "{}\tkey {}\t{} keys\t{} sensitive-value keys\tage {}s\tmaster key {}",
+                k.tenant, k.key_id, k.keys, k.sensitive_keys, k.age_secs, k.kek
             );
         }
     }

@@ -70,12 +70,22 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::List { data, json, all } => {
             let data_dir = data.existing()?;
             let dir = response::responses_dir(data_dir);
-            let undone: HashSet<String> = response::read_undo(&dir)?
-                .into_iter()
-                .map(|u| u.id)
-                .collect();
+            let records = audit_records(data_dir)?;
+            // Undone by the CLI (undo.jsonl, until the server records it) or through the
+            // API and console (an `undone` record in the tenant's journal, with who).
+            let mut undone_by: std::collections::HashMap<String, String> =
+                response::read_undo(&dir)?
+                    .into_iter()
+                    .map(|u| (u.id, "cli".to_owned()))
+                    .collect();
+            for (_, r) in &records {
+                if let AuditRecord::Undone { id, by, .. } = r {
+                    undone_by.insert(id.clone(), by.clone());
+                }
+            }
+            let undone: HashSet<String> = undone_by.keys().cloned().collect();
             let now = now_nanos();
-            for (_, r) in audit_records(data_dir)? {
+            for (_, r) in records {
                 let AuditRecord::Applied {
                     time_unix_nanos,
                     tenant,
@@ -99,6 +109,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                             "response_rule": planned.response_rule,
                             "finding_uid": planned.finding_uid,
                             "action": planned.action,
+                            "undone_by": undone_by.get(&planned.id),
                         })
                     );
                 } else {
