@@ -17,7 +17,8 @@
 # 100 ms until it answers the trace: the visibility delay, from the acknowledgement on one
 # node to the first answer on another, with the bound the node publishes
 # (`sentrace_peer_visibility_bound_seconds`). After the load every node is waited on until
-# it has flushed everything, and the bucket's bytes are divided by the spans sent.
+# it has flushed everything; the bucket's bytes and the S3 requests s3s-fs served (start,
+# ingest, flushes, listings and probes) are divided by the spans sent.
 #
 # The nodes share SERVER_CPUS (pinned with taskset), so with N nodes each gets 1/N of the
 # same cores: the ratio N nodes / 1 node says what being a cluster costs on the same
@@ -28,7 +29,7 @@
 #   LOADGEN         an otlp-loadgen binary (required; see BENCHMARKS.md)
 #   BIN             the sentrace binary [target/release/sentrace]
 #   S3_SERVER       the s3s-fs binary [.tools/bin/s3s-fs]
-#   COUNTS          node counts to run, in order [1 3]
+#   COUNTS          node counts to run, in order [1 2 3]
 #   DURATION        load per node count [25s]
 #   CONNECTIONS     connections per load generator [2]; INFLIGHT per connection [2]
 #   SPANS           spans per request [200]; ATTRS attributes per span [20]
@@ -40,7 +41,7 @@ set -euo pipefail
 : "${LOADGEN:?set LOADGEN to an otlp-loadgen binary (see BENCHMARKS.md)}"
 BIN=${BIN:-target/release/sentrace}
 S3_SERVER=${S3_SERVER:-.tools/bin/s3s-fs}
-COUNTS=${COUNTS:-1 3}
+COUNTS=${COUNTS:-1 2 3}
 DURATION=${DURATION:-25s}
 CONNECTIONS=${CONNECTIONS:-2}
 INFLIGHT=${INFLIGHT:-2}
@@ -169,8 +170,9 @@ start_s3() { # run
   local d="$WORK/$1"
   mkdir -p "$d/s3/traces"
   S3_PORT=$(port); S3_KEY=$(rand_hex 10); S3_SECRET=$(rand_hex 20)
-  taskset -c "$LOADGEN_CPUS" "$S3_SERVER" --host 127.0.0.1 --port "$S3_PORT" \
-    --access-key "$S3_KEY" --secret-key "$S3_SECRET" "$d/s3" > /dev/null 2> "$d/s3.log" &
+  # s3s logs every request's operation at debug: the request count per span.
+  RUST_LOG=s3s::ops=debug taskset -c "$LOADGEN_CPUS" "$S3_SERVER" --host 127.0.0.1 --port "$S3_PORT" \
+    --access-key "$S3_KEY" --secret-key "$S3_SECRET" "$d/s3" > "$d/s3.log" 2>&1 &
   echo $! > "$WORK/$1-s3.pid"
   wait_port "$S3_PORT" || { echo "s3s-fs did not listen" >&2; cat "$d/s3.log" >&2; exit 1; }
 }
@@ -242,7 +244,7 @@ done
 python3 - "$WORK" "$COUNTS" "$SERVER_CPUS" "$DURATION" "$FLUSH_INTERVAL" "$PEER_REFRESH" <<'PY'
 import json, os, statistics, sys
 work, counts, cpus, duration, flush, refresh = sys.argv[1], sys.argv[2].split(), *sys.argv[3:]
-rows, base = [], None
+rows, detail, base = [], [], None
 for n in counts:
     run = os.path.join(work, f"n{n}")
     nodes = json.load(open(os.path.join(run, "nodes.json")))
@@ -258,6 +260,13 @@ for n in counts:
             total += size; objects += 1
             if f.endswith(".parquet"):
                 blocks += size
+    ops = {}
+    with open(os.path.join(run, "s3.log"), errors="replace") as f:
+        for line in f:
+            if "resolved route, op: " in line:
+                op = line.split("resolved route, op: ", 1)[1].split(",", 1)[0].strip()
+                ops[op] = ops.get(op, 0) + 1
+    requests = sum(ops.values())
     vis = "-"
     path = os.path.join(run, "visibility.json")
     if os.path.exists(path):
@@ -270,11 +279,14 @@ for n in counts:
     if base is None:
         base = rate
     rows.append((n, rate, rate / base if base else 0, p99, failed, spans, total / spans if spans else 0,
-                 blocks / spans if spans else 0, objects, vis))
+                 blocks / spans if spans else 0, objects, requests * 1e6 / spans if spans else 0, vis))
+    detail.append(f"{n} node(s), S3 requests: " + ", ".join(f"{k} {v}" for k, v in sorted(ops.items())))
 print(f"OTLP/gRPC, {duration} of unlimited load per node count, nodes pinned together to CPU(s) {cpus},")
 print(f"flush_interval {flush}, peer_refresh_interval {refresh}")
-print("| nodes | spans/s (total) | vs 1 node | p99 ms | failed | spans | bucket bytes/span | of which blocks | objects | visibility delay median / max |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-for n, rate, ratio, p99, failed, spans, bps, blk, objects, vis in rows:
-    print(f"| {n} | {rate:,.0f} | {ratio:.2f} | {p99:.0f} | {failed} | {spans:,} | {bps:.1f} | {blk:.1f} | {objects} | {vis} |")
+print("| nodes | spans/s (total) | vs 1 node | p99 ms | failed | spans | bucket bytes/span | of which blocks | objects | S3 requests per 1M spans | visibility delay median / max |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+for n, rate, ratio, p99, failed, spans, bps, blk, objects, rps, vis in rows:
+    print(f"| {n} | {rate:,.0f} | {ratio:.2f} | {p99:.0f} | {failed} | {spans:,} | {bps:.1f} | {blk:.1f} | {objects} | {rps:,.0f} | {vis} |")
+for line in detail:
+    print(line)
 PY
