@@ -383,8 +383,17 @@ fn command_kek_with_openssl_and_its_failures() {
             "exited with",
         ),
         ("#!/bin/sh\nsleep 30\n", "no answer within"),
-        ("#!/bin/sh\necho 'this is not json'\n", "is not {\"data\""),
-        ("#!/bin/sh\necho '{\"data\":\"***\"}'\n", "not base64"),
+        // These read their request first: one that answers without reading it is an
+        // error of its own (tests/command_kek_sigpipe.rs in sentrace-store), and which of
+        // the two is seen first would depend on timing.
+        (
+            "#!/bin/sh\ncat >/dev/null\necho 'this is not json'\n",
+            "is not {\"data\"",
+        ),
+        (
+            "#!/bin/sh\ncat >/dev/null\necho '{\"data\":\"***\"}'\n",
+            "not base64",
+        ),
     ] {
         set(body);
         let e = err(&run(&srv.data, &rotate, &env));

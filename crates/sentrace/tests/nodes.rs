@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::s3::*;
 use common::*;
-use object_store::{ObjectStoreExt, PutPayload};
 
 const URL: &str = "s3://traces/cluster";
 
@@ -241,19 +240,7 @@ fn three_nodes_share_a_bucket_read_everything_survive_kill9_and_verify() {
             p.as_ref().starts_with("cluster/nodes/c/default/") && p.as_ref().ends_with(".parquet")
         })
         .expect("node c has a block");
-    rt().block_on(async {
-        let mut bytes = client
-            .get(&victim)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0x01;
-        client.put(&victim, PutPayload::from(bytes)).await.unwrap();
-    });
+    flip_middle_byte(&client, &victim);
     let (code, report, stderr) = verify_store(&nodes[0], &s3, &master);
     assert_eq!(code, 1, "tampering not detected: {report:#}\n{stderr}");
     let named = victim.as_ref().trim_start_matches("cluster/").to_string();

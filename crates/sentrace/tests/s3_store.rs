@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::s3::*;
 use common::*;
-use object_store::{ObjectStoreExt, PutPayload};
 
 const PREFIX: &str = "node-a";
 
@@ -142,19 +141,7 @@ fn one_node_on_s3_ingest_read_kill9_verify_tamper() {
 
     // Tamper: overwrite one block through the S3 API (one byte changed).
     let victim = blocks[0].clone();
-    rt().block_on(async {
-        let mut bytes = client
-            .get(&victim)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0x01;
-        client.put(&victim, PutPayload::from(bytes)).await.unwrap();
-    });
+    flip_middle_byte(&client, &victim);
     let (code, report, stderr) = verify(&srv, &s3);
     assert_eq!(code, 1, "tampering not detected: {report:#}\n{stderr}");
     assert_eq!(report["ok"], false);

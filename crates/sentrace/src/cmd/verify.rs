@@ -163,6 +163,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     let node = node_name(&a)?;
     let bucket = super::store_objects::bucket(a.config.as_deref(), a.store.as_deref())?;
+    let options = AuditOptions {
+        node: node.clone(),
+        key,
+        tenant,
+        witnesses,
+        quorum,
+        progress: &mut progress,
+    };
     let audits = if node_only {
         Vec::new()
     } else if let Some(store_cfg) = bucket {
@@ -174,18 +182,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             .is_dir()
             .then_some((node.as_str(), a.data.data_dir.as_path()));
         rt.block_on(sentrace_server::seal::audit_nodes::audit_bucket(
-            shared,
-            own,
-            &master,
-            &mut pins,
-            AuditOptions {
-                node: node.clone(),
-                key,
-                tenant,
-                witnesses,
-                quorum,
-                progress: &mut progress,
-            },
+            shared, own, &master, &mut pins, options,
         ))?
     } else {
         let objects = super::store_objects::open(a.config.as_deref(), &a.data.data_dir, &rt)?;
@@ -194,14 +191,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             objects.as_ref(),
             &master,
             &mut pins,
-            AuditOptions {
-                node: node.clone(),
-                key,
-                tenant,
-                witnesses,
-                quorum,
-                progress: &mut progress,
-            },
+            options,
         ))?
     };
     let audit_logs = verify_audit_logs(&a, &node, &master, key_for_audit.as_ref(), &mut pins)?;

@@ -158,3 +158,22 @@ pub fn list(client: &AmazonS3) -> Vec<ObjectPath> {
         out
     })
 }
+
+/// Flips one byte in the middle of `path` through the S3 API (tampering as an attacker with
+/// bucket access would).
+pub fn flip_middle_byte(client: &AmazonS3, path: &ObjectPath) {
+    use object_store::{ObjectStoreExt, PutPayload};
+    rt().block_on(async {
+        let mut bytes = client
+            .get(path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        client.put(path, PutPayload::from(bytes)).await.unwrap();
+    });
+}
