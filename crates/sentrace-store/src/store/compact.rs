@@ -13,7 +13,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use sentrace_core::TenantId;
 
 use super::{Store, poisoned};
-use crate::block::{BlockInfo, BlockOptions, Sparse, build_block, read_rows};
+use crate::block::{BlockInfo, Sparse, read_rows};
 use crate::{SpanEntry, StoreError};
 
 /// What a compaction did.
@@ -144,22 +144,7 @@ impl Store {
         let min_start = inputs.iter().map(|b| b.min_start_ms).min().unwrap_or(0);
         let max_end = inputs.iter().map(|b| b.max_end_ms).max().unwrap_or(0);
         let name = BlockInfo::new_name(min_start, max_end)?;
-        let dek = inner.keys.current_dek(tenant)?;
-        if let Some(c) = self.cluster() {
-            c.publish_keys(&inner.keys, tenant).await?;
-        }
-        let opts = BlockOptions {
-            zstd_level: inner.cfg.block_zstd_level,
-            ..BlockOptions::new(inner.cfg.block_row_group_rows)
-        };
-        let (t, n) = (tenant.clone(), name.clone());
-        let (bytes, tag) = tokio::task::spawn_blocking(move || {
-            let bytes = build_block(&t, &dek, &n, &spans, opts)?;
-            let tag = crate::block::mac::seal(&dek, &t, &n, &bytes)?;
-            Ok::<_, StoreError>((bytes, tag))
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))??;
+        let (bytes, tag) = self.encode_block(tenant, &name, spans).await?;
         let path = BlockInfo::object_path(tenant, &name);
         let mac_path = crate::block::mac::mac_path(&path);
         for (p, body) in [

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
 use sentrace_core::TenantId;
 use tokio::sync::oneshot;
@@ -28,6 +29,35 @@ pub struct FlushReport {
 }
 
 impl Store {
+    /// Encodes `spans` (sorted by trace id, then start) as block `name` of `tenant` under
+    /// its current data key, with the block's integrity tag, off the runtime's workers.
+    /// Sharing a bucket, the tenant's key file goes up first: no block is stored under
+    /// keys the other nodes cannot fetch.
+    pub(super) async fn encode_block(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        spans: Vec<SpanEntry>,
+    ) -> Result<(Bytes, Vec<u8>), StoreError> {
+        let inner = &self.inner;
+        let dek = inner.keys.current_dek(tenant)?;
+        if let Some(c) = self.cluster() {
+            c.publish_keys(&inner.keys, tenant).await?;
+        }
+        let opts = BlockOptions {
+            zstd_level: inner.cfg.block_zstd_level,
+            ..BlockOptions::new(inner.cfg.block_row_group_rows)
+        };
+        let (t, n) = (tenant.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let bytes = build_block(&t, &dek, &n, &spans, opts)?;
+            let tag = crate::block::mac::seal(&dek, &t, &n, &bytes)?;
+            Ok::<_, StoreError>((bytes, tag))
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
     /// Flushes buffered spans into Parquet blocks now (one block per tenant), then deletes
     /// the WAL segments the blocks cover. Also runs periodically in the background, off the
     /// acknowledgement path.
@@ -78,24 +108,8 @@ impl Store {
                 .max()
                 .unwrap_or(0);
             let name = BlockInfo::new_name(min_start / 1_000_000, max_end.div_ceil(1_000_000))?;
-            let dek = inner.keys.current_dek(&tenant)?;
-            // Sharing a bucket: the key file goes up before any block under its keys.
-            if let Some(c) = self.cluster() {
-                c.publish_keys(&inner.keys, &tenant).await?;
-            }
-            let opts = BlockOptions {
-                zstd_level: inner.cfg.block_zstd_level,
-                ..BlockOptions::new(inner.cfg.block_row_group_rows)
-            };
             let count = spans.len();
-            let (t, n) = (tenant.clone(), name.clone());
-            let (bytes, tag) = tokio::task::spawn_blocking(move || {
-                let bytes = build_block(&t, &dek, &n, &spans, opts)?;
-                let tag = crate::block::mac::seal(&dek, &t, &n, &bytes)?;
-                Ok::<_, StoreError>((bytes, tag))
-            })
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
+            let (bytes, tag) = self.encode_block(&tenant, &name, spans).await?;
             let path = BlockInfo::object_path(&tenant, &name);
             let len = bytes.len() as u64;
             // The integrity tag first: a block never exists without one.
