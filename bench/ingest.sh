@@ -8,7 +8,10 @@
 # Each configuration is its own `sentrace serve` (release, embedded defaults plus one
 # `[section] enabled = false` per stage turned off), pinned with `taskset -c $SERVER_CPU`;
 # the load generator runs on `$LOADGEN_CPU`. Rounds interleave the configurations, so a
-# noisy neighbour hits all of them alike; the table gives the median of the rounds.
+# noisy neighbour hits all of them alike; even rounds run them in reverse order, so no
+# configuration always goes first or always follows another one's flush (all servers share
+# the pinned core), and each run starts after a settle pause. The table gives the median of
+# the rounds.
 #
 # Environment (defaults in brackets):
 #   LOADGEN      an otlp-loadgen binary (required; see BENCHMARKS.md for where it comes from)
@@ -25,6 +28,7 @@
 #                (the key file: `openssl rand -hex 32 > kek.hex; chmod 600 kek.hex`);
 #                CONFIGS="on on-kek" then gives its cost against the default file key
 #   SERVER_CPU [0]  LOADGEN_CPU [1]
+#   SETTLE       seconds of pause before each measurement [3]
 set -euo pipefail
 ROUNDS=${1:-3}
 : "${LOADGEN:?set LOADGEN to an otlp-loadgen binary (see BENCHMARKS.md)}"
@@ -38,6 +42,7 @@ ATTRS=${ATTRS:-20}
 CONFIGS=${CONFIGS:-on off no-detect no-minimize no-seal}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
+SETTLE=${SETTLE:-3}
 case "$PROTO" in grpc|http) ;; *) echo "PROTO must be grpc or http" >&2; exit 2;; esac
 [ -x "$BIN" ] || { echo "$BIN not found: cargo build --release -p sentrace" >&2; exit 2; }
 
@@ -96,7 +101,10 @@ for c in $CONFIGS; do start "$c"; done
 for r in $(seq 1 "$ROUNDS"); do
   taskset -c "$SERVER_CPU" "$LOADGEN" limits --seconds 3 --spans-per-request "$SPANS" --attrs "$ATTRS" --json \
     > "$WORK/limits.$r.json"
-  for c in $CONFIGS; do
+  order=$CONFIGS
+  if [ $((r % 2)) -eq 0 ]; then order=$(printf '%s\n' $CONFIGS | tac | tr '\n' ' '); fi
+  for c in $order; do
+    sleep "$SETTLE"
     run "$c" > "$WORK/$c.$r.json"
     echo "round $r $c: $(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(round(j.get("spans_accepted_per_s", 0)))' "$WORK/$c.$r.json") spans/s" >&2
   done

@@ -131,6 +131,13 @@ impl Journal {
             .map_err(|_| StoreError::Task("journal lock poisoned".into()))
     }
 
+    /// Deletes the tenant's journal file (after a tenant erasure it is unreadable anyway; this
+    /// frees its bytes and its size); false when there was none.
+    pub fn remove_tenant(&self, tenant: &TenantId) -> Result<bool, StoreError> {
+        self.lock()?.remove(tenant);
+        self.files.remove(tenant)
+    }
+
     /// The tenants that have a journal file.
     pub fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
         self.files.tenants()

@@ -147,6 +147,19 @@ impl SealedFiles {
         self.dir.join(format!("{}{}", tenant.as_str(), self.suffix))
     }
 
+    /// Deletes the tenant's file and makes the deletion durable; false when there was none.
+    pub fn remove(&self, tenant: &TenantId) -> Result<bool, StoreError> {
+        let path = self.path(tenant);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                crate::fsutil::sync_dir(&self.dir)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
     /// The tenant's whole file (empty when it does not exist), bounded.
     pub fn read(&self, tenant: &TenantId) -> Result<Vec<u8>, StoreError> {
         let what = match self.kind {

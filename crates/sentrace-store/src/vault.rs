@@ -370,20 +370,11 @@ impl Vault {
 
     /// Deletes the tenant's whole vault file (tenant erasure; its key is already destroyed).
     pub fn remove_tenant(&self, tenant: &TenantId) -> Result<bool, StoreError> {
-        let path = self.files.path(tenant);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {
-                if let Some(dir) = path.parent() {
-                    crate::fsutil::sync_dir(dir)?;
-                }
-                if let Ok(mut k) = self.known() {
-                    k.remove(tenant);
-                }
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(StoreError::io(&path, e)),
+        let removed = self.files.remove(tenant)?;
+        if removed && let Ok(mut k) = self.known() {
+            k.remove(tenant);
         }
+        Ok(removed)
     }
 
     /// Removes a token's value (a subject's erasure): the token stays in traces but can no

@@ -124,6 +124,26 @@ fn log_of<'a>(v: &'a serde_json::Value, tenant: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no log of {tenant}: {v}"))
 }
 
+/// Every `<tenant>.journal` file under the data directory `dir`, except the read audit's
+/// (`audit/tenants/`): its Merkle tree verifies without any key and outlives an erasure on
+/// purpose.
+fn journals_of(dir: &Path, tenant: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let name = format!("{tenant}.journal");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.ends_with("audit/tenants") {
+            continue;
+        }
+        if p.is_dir() {
+            out.extend(journals_of(&p, tenant));
+        } else if p.file_name().is_some_and(|n| n == name.as_str()) {
+            out.push(p);
+        }
+    }
+    out
+}
+
 #[test]
 fn tenant_erase_leaves_nothing_readable_and_others_untouched() {
     let mut srv = Server::new("").start();
@@ -137,6 +157,8 @@ fn tenant_erase_leaves_nothing_readable_and_others_untouched() {
     let e = err(&run(&srv.data, &["tenant", "erase", "acme", "--yes"], &[]));
     assert!(e.contains("stop the server"), "{e}");
     srv.stop();
+    // Stopping saved both tenants' behavioural baselines in their encrypted journals.
+    assert!(!journals_of(&srv.data, "acme").is_empty());
 
     let receipt_text = ok(&run(&srv.data, &["tenant", "erase", "acme", "--yes"], &[]));
     let receipt: serde_json::Value = serde_json::from_str(&receipt_text).unwrap();
@@ -168,6 +190,9 @@ fn tenant_erase_leaves_nothing_readable_and_others_untouched() {
     // No byte of the tenant's span values anywhere in the data directory.
     no_bytes_of(&srv.data, &acme_values);
     assert!(!srv.data.join("keys").join("acme.json").exists());
+    // Its journals are gone, the other tenant's stay.
+    assert_eq!(journals_of(&srv.data, "acme"), Vec::<PathBuf>::new());
+    assert!(!journals_of(&srv.data, "globex").is_empty());
 
     // verify: the erased range is "erased", the other tenant clean, nothing tampered.
     let (code, v) = verify(&srv.data, &[]);

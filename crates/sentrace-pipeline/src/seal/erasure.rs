@@ -16,6 +16,7 @@
 //! which takes the directory's lock, and refuses clearly when the lock is held.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -211,6 +212,32 @@ pub fn read_receipts(data_dir: &Path, tenant: &TenantId) -> anyhow::Result<Vec<R
     Ok(out)
 }
 
+/// Deletes the tenant's encrypted journals (findings, behavioural baselines, quarantines and
+/// the response audit). Their key is destroyed already, so this frees bytes rather than
+/// making anything unreadable; it also takes away their sizes and times.
+fn remove_journals(data_dir: &Path, keys: &Arc<KeyRing>, tenant: &TenantId) -> anyhow::Result<()> {
+    use crate::detect::{baselines, response, response_audit};
+    let responses = response::responses_dir(data_dir);
+    let journals = [
+        (data_dir.join("findings"), "findings"),
+        (baselines::dir(data_dir), baselines::JOURNAL_NAME),
+        (responses.join("quarantine"), "quarantine"),
+        (
+            response_audit::audit_dir(&responses),
+            response_audit::JOURNAL,
+        ),
+    ];
+    for (dir, name) in journals {
+        if !dir.is_dir() {
+            continue;
+        }
+        sentrace_store::Journal::open(&dir, name, keys.clone())?
+            .remove_tenant(tenant)
+            .with_context(|| format!("removing tenant {tenant}'s {name} journal"))?;
+    }
+    Ok(())
+}
+
 /// What to erase.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -234,7 +261,7 @@ pub async fn erase(
     tenant: &TenantId,
     target: Target,
 ) -> anyhow::Result<Receipt> {
-    let keys = std::sync::Arc::new(KeyRing::open(&data_dir.join("keys"), master)?);
+    let keys = Arc::new(KeyRing::open(&data_dir.join("keys"), master)?);
     // The store takes the data directory's lock: a running server makes this fail here.
     let (store, recovery) = Store::open(data_dir, StoreConfig::default(), keys.clone())
         .await
@@ -265,6 +292,7 @@ pub async fn erase(
             let tomb = keys.erase(tenant)?;
             vault.remove_tenant(tenant)?;
             drop(vault);
+            remove_journals(data_dir, &keys, tenant)?;
             (
                 ErasureStatement {
                     kind: "sentrace.tenant-erasure.v1".into(),
