@@ -107,7 +107,7 @@ pub(crate) async fn read_block_as(
         let file = Sparse::whole(bytes);
         let meta = load_meta(&file, &keys, &tenant, &name)?;
         let groups = (0..meta.arrow.metadata().num_row_groups()).collect();
-        read_rows(file, &meta, &name, groups, &|_| true)
+        read_rows(file, &meta, &name, groups, None, &|_| true)
     })
     .await
     .map_err(|e| StoreError::Task(e.to_string()))

@@ -90,7 +90,7 @@ async fn measure_block_encodings() {
             let file = Sparse::whole(bytes.clone());
             let meta = load_meta(&file, &keys, &tenant, &name).unwrap();
             let groups = (0..meta.row_groups.len()).collect();
-            let rows = read_rows(file, &meta, &name, groups, &|_| true).unwrap();
+            let rows = read_rows(file, &meta, &name, groups, None, &|_| true).unwrap();
             best_r = best_r.min(t.elapsed().as_secs_f64());
             assert_eq!(rows.len(), n);
             assert!(
@@ -107,7 +107,7 @@ async fn measure_block_encodings() {
             let t_meta = t.elapsed().as_secs_f64();
             let t = Instant::now();
             let g = meta.row_groups.len() / 2;
-            let rows = read_rows(file, &meta, &name, vec![g], &|_| true).unwrap();
+            let rows = read_rows(file, &meta, &name, vec![g], None, &|_| true).unwrap();
             best_g = best_g.min(t.elapsed().as_secs_f64());
             assert!(!rows.is_empty() && t_meta >= 0.0);
         }

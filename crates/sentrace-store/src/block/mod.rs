@@ -268,10 +268,40 @@ mod tests {
         assert_eq!(meta.row_groups.len(), 4);
         assert!(meta.blooms.iter().all(Option::is_some));
         let all: Vec<usize> = (0..4).collect();
-        let rows = read_rows(Sparse::whole(bytes.clone()), &meta, &name, all, &|_| true).unwrap();
+        let rows = read_rows(
+            Sparse::whole(bytes.clone()),
+            &meta,
+            &name,
+            all,
+            None,
+            &|_| true,
+        )
+        .unwrap();
         assert_eq!(rows, spans);
-        let rgs = meta.row_groups_for_trace(&spans[20].trace_id);
+        let rgs = meta.row_groups_for_traces(std::slice::from_ref(&spans[20].trace_id));
         assert_eq!(rgs, vec![2]);
+        // Late materialization: only the rows of the wanted traces, from two row groups,
+        // equal to a full read filtered afterwards.
+        let wanted = [spans[3].trace_id, spans[20].trace_id];
+        let rgs = meta.row_groups_for_traces(&wanted);
+        assert_eq!(rgs, vec![0, 2]);
+        let only = Arc::new(wanted.iter().copied().collect());
+        let rows = read_rows(
+            Sparse::whole(bytes.clone()),
+            &meta,
+            &name,
+            rgs,
+            Some(only),
+            &|_| true,
+        )
+        .unwrap();
+        let expect: Vec<_> = spans
+            .iter()
+            .filter(|s| wanted.contains(&s.trace_id))
+            .cloned()
+            .collect();
+        assert_eq!(rows, expect);
+        assert!(!rows.is_empty());
 
         // Same tenant, another data key: the footer cannot be decrypted.
         let other_ring = Arc::new(
@@ -339,7 +369,7 @@ mod tests {
             let file = Sparse::whole(bytes);
             let meta = load_meta(&file, &keys, &acme, &name).unwrap();
             let groups: Vec<usize> = (0..meta.row_groups.len()).collect();
-            let rows = read_rows(file, &meta, &name, groups, &|_| true).unwrap();
+            let rows = read_rows(file, &meta, &name, groups, None, &|_| true).unwrap();
             assert_eq!(rows.len(), spans.len());
             for (got, want) in rows.iter().zip(&spans) {
                 assert_eq!(got.canonical, want.canonical);

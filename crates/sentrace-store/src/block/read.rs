@@ -1,14 +1,17 @@
 //! Reading encrypted blocks: footer, pruning statistics, bloom filters, rows.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, UInt32Type, UInt64Type};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, BooleanArray, RecordBatch};
 use base64::Engine;
 use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    RowFilter,
 };
 use parquet::bloom_filter::Sbbf;
 use parquet::encryption::decrypt::{FileDecryptionProperties, KeyRetriever};
@@ -245,17 +248,20 @@ impl BlockMeta {
         out
     }
 
-    /// Row groups that may hold `trace_id`: min/max statistics, then the bloom filter.
-    pub fn row_groups_for_trace(&self, trace_id: &TraceId) -> Vec<usize> {
-        let t = trace_id.as_bytes().as_slice();
+    /// Row groups that may hold any of `trace_ids`: min/max statistics, then the bloom
+    /// filter.
+    pub fn row_groups_for_traces(&self, trace_ids: &[TraceId]) -> Vec<usize> {
         (0..self.row_groups.len())
             .filter(|&i| {
-                self.row_groups[i]
-                    .trace
-                    .as_ref()
-                    .is_none_or(|(lo, hi)| lo.as_slice() <= t && t <= hi.as_slice())
+                trace_ids.iter().any(|t| {
+                    let t = t.as_bytes().as_slice();
+                    self.row_groups[i]
+                        .trace
+                        .as_ref()
+                        .is_none_or(|(lo, hi)| lo.as_slice() <= t && t <= hi.as_slice())
+                        && self.blooms[i].as_ref().is_none_or(|b| b.check(t))
+                })
             })
-            .filter(|&i| self.blooms[i].as_ref().is_none_or(|b| b.check(t)))
             .collect()
     }
 
@@ -285,12 +291,15 @@ impl BlockMeta {
 
 /// Reads the given row groups and keeps the rows `keep` accepts; `keep` is called before
 /// the canonical bytes are rebuilt and sees them empty (`file` must hold their
-/// column chunks: [`BlockMeta::ranges`]).
+/// column chunks: [`BlockMeta::ranges`]). With `only_traces`, the trace-id column is
+/// decoded first and the other columns only for rows of those traces (late
+/// materialization): a trace read decodes a few rows of a row group, not all of them.
 pub(crate) fn read_rows(
     file: Sparse,
     meta: &BlockMeta,
     name: &str,
     row_groups: Vec<usize>,
+    only_traces: Option<Arc<HashSet<TraceId>>>,
     keep: &dyn Fn(&SpanEntry) -> bool,
 ) -> Result<Vec<SpanEntry>, StoreError> {
     let err = |e: ParquetError| StoreError::Parquet {
@@ -300,10 +309,32 @@ pub(crate) fn read_rows(
     if row_groups.is_empty() {
         return Ok(Vec::new());
     }
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.arrow.clone())
-        .with_row_groups(row_groups)
-        .build()
-        .map_err(err)?;
+    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.arrow.clone())
+        .with_row_groups(row_groups);
+    if let Some(ids) = only_traces {
+        let md = meta.arrow.metadata();
+        let col = column(md, "trace_id").ok_or_else(|| StoreError::Corrupt {
+            path: name.into(),
+            offset: 0,
+            reason: "column trace_id is missing".into(),
+        })?;
+        let mask = ProjectionMask::leaves(md.file_metadata().schema_descr(), [col]);
+        let wanted = ArrowPredicateFn::new(mask, move |b: RecordBatch| {
+            let ids_of = b.column(0).as_fixed_size_binary_opt().ok_or_else(|| {
+                arrow_schema::ArrowError::SchemaError("column trace_id has the wrong type".into())
+            })?;
+            Ok((0..ids_of.len())
+                .map(|i| {
+                    Some(
+                        !ids_of.is_null(i)
+                            && TraceId::from_slice(ids_of.value(i)).is_ok_and(|t| ids.contains(&t)),
+                    )
+                })
+                .collect::<BooleanArray>())
+        });
+        builder = builder.with_row_filter(RowFilter::new(vec![Box::new(wanted)]));
+    }
+    let reader = builder.build().map_err(err)?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| StoreError::Parquet {

@@ -126,7 +126,7 @@ impl Store {
             let rows = tokio::task::spawn_blocking(move || {
                 crate::block::mac::check(&keys, &t, &name, &bytes, &sidecar)?;
                 let groups = (0..meta.row_groups.len()).collect();
-                read_rows(Sparse::whole(bytes), &meta, &name, groups, &|_| true)
+                read_rows(Sparse::whole(bytes), &meta, &name, groups, None, &|_| true)
             })
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;

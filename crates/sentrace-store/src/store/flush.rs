@@ -218,6 +218,7 @@ impl Store {
                 .read_block(
                     b,
                     |m| (0..m.row_groups.len()).collect(),
+                    None,
                     |s| s.seal.is_some(),
                 )
                 .await

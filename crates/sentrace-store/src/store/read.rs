@@ -142,16 +142,18 @@ impl Store {
         }
     }
 
-    /// Reads the row groups `pick` chooses, fetching only their column chunks.
+    /// Reads the row groups `pick` chooses, fetching only their column chunks; with
+    /// `only_traces`, decodes only those traces' rows (see [`read_rows`]).
     pub(crate) async fn read_block(
         &self,
         b: &Arc<BlockInfo>,
         pick: impl Fn(&BlockMeta) -> Vec<usize>,
+        only_traces: Option<Arc<HashSet<TraceId>>>,
         keep: impl Fn(&SpanEntry) -> bool + Send + 'static,
     ) -> Result<Vec<SpanEntry>, StoreError> {
         let meta = self.meta(b).await?;
         let groups = pick(&meta);
-        self.read_groups(b, &meta, groups, keep).await
+        self.read_groups(b, &meta, groups, only_traces, keep).await
     }
 
     async fn read_groups(
@@ -159,6 +161,7 @@ impl Store {
         b: &Arc<BlockInfo>,
         meta: &Arc<BlockMeta>,
         groups: Vec<usize>,
+        only_traces: Option<Arc<HashSet<TraceId>>>,
         keep: impl Fn(&SpanEntry) -> bool + Send + 'static,
     ) -> Result<Vec<SpanEntry>, StoreError> {
         if groups.is_empty() {
@@ -182,9 +185,11 @@ impl Store {
             .row_groups_read
             .fetch_add(groups.len() as u64, Ordering::Relaxed);
         let (name, meta) = (b.name.clone(), meta.clone());
-        tokio::task::spawn_blocking(move || read_rows(file, &meta, &name, groups, &keep))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            read_rows(file, &meta, &name, groups, only_traces, &keep)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     fn snapshot(
@@ -207,22 +212,49 @@ impl Store {
         tenant: &TenantId,
         trace_id: TraceId,
     ) -> Result<Vec<SpanEntry>, StoreError> {
-        let (mut spans, blocks) =
-            self.snapshot(tenant, |t, out| t.trace(tenant, &trace_id, out))?;
+        self.traces(tenant, &[trace_id]).await
+    }
+
+    /// All spans of the traces `trace_ids`, in one pass over the blocks: trace after trace
+    /// in the order given, each ordered by start time, duplicates removed. A block's
+    /// index and a row group's statistics and bloom filter admit it if they admit any of
+    /// the ids, and only the rows of those traces are decoded.
+    pub async fn traces(
+        &self,
+        tenant: &TenantId,
+        trace_ids: &[TraceId],
+    ) -> Result<Vec<SpanEntry>, StoreError> {
+        if trace_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Arc<HashSet<TraceId>> = Arc::new(trace_ids.iter().copied().collect());
+        let (mut spans, blocks) = self.snapshot(tenant, |t, out| {
+            for id in trace_ids {
+                t.trace(tenant, id, out);
+            }
+        })?;
         for b in &blocks {
             let index = match self.index(b).await {
                 Ok(i) => i,
                 Err(e) if gone_peer_block(b, &e) => continue,
                 Err(e) => return Err(e),
             };
-            if !index.may_hold_trace(&trace_id) {
+            let here: Vec<TraceId> = trace_ids
+                .iter()
+                .filter(|t| index.may_hold_trace(t))
+                .copied()
+                .collect();
+            if here.is_empty() {
                 continue;
             }
+            let only = Arc::new(here.iter().copied().collect::<HashSet<_>>());
+            let keep = only.clone();
             let found = self
                 .read_block(
                     b,
-                    |m| m.row_groups_for_trace(&trace_id),
-                    move |s| s.trace_id == trace_id,
+                    move |m| m.row_groups_for_traces(&here),
+                    Some(only),
+                    move |s| keep.contains(&s.trace_id),
                 )
                 .await;
             match found {
@@ -231,13 +263,17 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
+        let rank: std::collections::HashMap<&TraceId, usize> =
+            trace_ids.iter().enumerate().map(|(i, t)| (t, i)).collect();
+        spans.retain(|s| wanted.contains(&s.trace_id));
         spans.sort_by(|a, b| {
-            a.start_unix_nanos
-                .cmp(&b.start_unix_nanos)
+            rank.get(&a.trace_id)
+                .cmp(&rank.get(&b.trace_id))
+                .then(a.start_unix_nanos.cmp(&b.start_unix_nanos))
                 .then(a.span_id.cmp(&b.span_id))
         });
         let mut seen = HashSet::new();
-        spans.retain(|s| seen.insert(s.span_id));
+        spans.retain(|s| seen.insert((s.trace_id, s.span_id)));
         Ok(spans)
     }
 
@@ -298,7 +334,7 @@ impl Store {
                 }
                 let filter = f.clone();
                 let found = self
-                    .read_groups(b, &meta, vec![g], move |s| filter.matches(s))
+                    .read_groups(b, &meta, vec![g], None, move |s| filter.matches(s))
                     .await?;
                 spans.extend(found);
             }

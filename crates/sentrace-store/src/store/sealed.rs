@@ -76,6 +76,7 @@ impl Store {
                 &meta,
                 &name,
                 groups,
+                None,
                 &move |s: &SpanEntry| s.seal.as_ref().is_some_and(|x| r.contains(&x.index)),
             )
         })
