@@ -342,6 +342,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let replay_saver = tokio::spawn(sources.clone().run(rx.clone()));
     let baseline_saver =
         (state.detect.clone()).map(|d| tokio::spawn(d.run_baseline_saver(rx.clone())));
+    // Sharing a bucket: quarantines and findings published to and read from the others.
+    let detect_sharing = (state.detect.clone())
+        .zip(store.shared_state())
+        .map(|(d, s)| tokio::spawn(detect::shared::run(d, s, rx.clone())));
     let exposure_saver = tokio::spawn(
         secviews
             .clone()
@@ -448,6 +452,11 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         d.save_baselines().await;
     }
     let _ = exposure_saver.await;
+    // Sharing is best effort (the local journals are durable): a bucket that hangs must
+    // not hold up the stop.
+    if let Some(s) = detect_sharing {
+        s.abort();
+    }
     // Signs the audit logs' final checkpoints (every record is already durable).
     let _ = audit_checkpoints.await;
     let _ = policy_watcher.await;

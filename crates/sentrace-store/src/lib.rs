@@ -33,6 +33,7 @@ pub mod objects;
 mod scan;
 mod sealed_file;
 mod search;
+pub mod shared_state;
 mod store;
 pub mod vault;
 pub mod wal;
@@ -56,6 +57,7 @@ pub use scan::{
     Damage, MAX_MISPLACED_CANDIDATES, Misplaced, ScannedSpan, StoreScan, scan_data_dir, scan_store,
 };
 pub use search::SpanFilter;
+pub use shared_state::{PeerState, SharedState};
 pub use store::{
     BarrierFuture, CompactReport, Durable, FlushReport, ReadStats, SealedRead, Store, Submit,
     WAL_LOCATION, WalBarrier,

@@ -9,6 +9,8 @@
 //! nodes/<node>/log-key.wrapped            its log signing key, wrapped by the master key (for verify)
 //! nodes/<node>/<tenant>/<block>.parquet   its blocks (and their .parquet.mac tags)
 //! nodes/<node>/log/<tenant>/...           its transparency logs (tiles, checkpoint)
+//! nodes/<node>/_shared/<kind>/<tenant>.sealed  its published quarantines and findings
+//!                                         (see [`crate::shared_state`])
 //! ```
 //!
 //! Each node writes only under its own `nodes/<node>/` (and, once, `kek-id` when it is
@@ -489,7 +491,10 @@ impl Cluster {
                 let Some(sub) = dir.parts().nth(2) else {
                     continue;
                 };
-                if sub.as_ref() == "log" || sub.as_ref() == KEYS_DIR {
+                if sub.as_ref() == "log"
+                    || sub.as_ref() == KEYS_DIR
+                    || sub.as_ref() == crate::shared_state::SHARED_DIR
+                {
                     continue;
                 }
                 let mut listing = shared.list(Some(dir));

@@ -24,6 +24,8 @@ pub struct FindingStore {
     /// Journal records per tenant (compacted to the ring's content past twice the bound).
     journaled: Mutex<HashMap<TenantId, usize>>,
     write_errors: Arc<AtomicU64>,
+    /// Sharing a bucket: what to publish, and the other nodes' findings (see [`shared`]).
+    shared: Mutex<shared::SharedFindings>,
 }
 
 /// What `GET /api/findings` asks for. Every set field must match.
@@ -72,6 +74,7 @@ impl FindingStore {
             journal: None,
             journaled: Mutex::new(HashMap::new()),
             write_errors: Arc::new(AtomicU64::new(0)),
+            shared: Mutex::new(shared::SharedFindings::default()),
         }
     }
 
@@ -147,6 +150,9 @@ impl FindingStore {
                     tracing::error!(tenant = %tenant, error = %e, "findings journal write not queued; findings kept in memory only");
                 }
             }
+        }
+        if let Ok(mut s) = self.shared.lock() {
+            s.dirty.insert(tenant.clone());
         }
         let Ok(mut g) = self.inner.lock() else {
             return;
@@ -242,8 +248,12 @@ impl FindingStore {
 
     /// The tenant's finding with this uid, if it is still kept.
     pub fn get(&self, tenant: &TenantId, uid: &str) -> Option<Finding> {
-        let g = self.inner.lock().ok()?;
-        g.get(tenant)?.iter().rev().find(|f| f.uid == uid).cloned()
+        let own = self
+            .inner
+            .lock()
+            .ok()
+            .and_then(|g| g.get(tenant)?.iter().rev().find(|f| f.uid == uid).cloned());
+        own.or_else(|| self.get_peer(tenant, uid))
     }
 
     /// The tenant's findings that match, newest first.
@@ -262,6 +272,9 @@ impl FindingStore {
             .collect()
     }
 }
+
+#[path = "findings_shared.rs"]
+pub mod shared;
 
 #[cfg(test)]
 mod tests {

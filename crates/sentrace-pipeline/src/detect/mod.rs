@@ -30,6 +30,7 @@ pub mod config;
 pub mod findings;
 pub mod response;
 pub mod response_audit;
+pub mod shared;
 pub mod stage;
 
 use std::sync::Arc;

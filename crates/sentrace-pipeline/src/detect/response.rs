@@ -185,14 +185,27 @@ struct Inner {
     /// Lasting actions in force: (tenant, shape) → until.
     in_force: HashMap<(TenantId, String), u64>,
     undo_stamp: Option<(u64, u64, i64, i64)>,
+    /// Sharing a bucket: quarantines other nodes put in force, and the ids they lifted
+    /// (see [`shared`]).
+    peers: shared::PeerActions,
 }
 
 impl Inner {
     fn rebuild(&mut self) {
         self.active.clear();
         self.in_force.clear();
-        for (tenant, _, p) in &self.records {
-            if self.undone.contains(&p.id) {
+        let peer = self
+            .peers
+            .records
+            .iter()
+            .map(|(_, t, time, p)| (t, time, p));
+        for (tenant, _, p) in self
+            .records
+            .iter()
+            .map(|(t, time, p)| (t, time, p))
+            .chain(peer)
+        {
+            if self.undone.contains(&p.id) || self.peers.undone.contains_key(&p.id) {
                 continue;
             }
             self.active
@@ -369,7 +382,9 @@ impl ResponseState {
                 .inner
                 .read()
                 .map_err(|_| anyhow::anyhow!("response state lock poisoned"))?;
-            if !g.records.iter().any(|(t, _, p)| t == tenant && p.id == id) {
+            if !g.records.iter().any(|(t, _, p)| t == tenant && p.id == id)
+                && !g.peers.knows(tenant, id)
+            {
                 return Ok(UndoOutcome::Unknown);
             }
             if g.undone.contains(id) {
@@ -673,15 +688,24 @@ impl ResponseState {
             .iter()
             .rev()
             .filter(|(t, _, _)| t == tenant)
-            .map(|(_, time, p)| {
-                serde_json::json!({
+            .map(|(_, time, p)| (g.peers.own_node.as_deref(), time, p))
+            .chain(g.peers.listed(tenant))
+            .map(|(node, time, p)| {
+                let mut v = serde_json::json!({
                     "id": p.id,
                     "time_unix_nanos": time,
                     "response_rule": p.response_rule,
                     "finding_uid": p.finding_uid,
                     "action": p.action,
                     "status": status(p, &g.undone, now),
-                })
+                });
+                if let Some(n) = node {
+                    v["node"] = serde_json::Value::from(n);
+                }
+                if g.peers.undone.contains_key(&p.id) {
+                    v["status"] = serde_json::Value::from("undone");
+                }
+                v
             })
             .collect()
     }
@@ -757,6 +781,9 @@ fn encode_counters(c: &Counters, e: &mut crate::metrics::export::Encoder<'_>) ->
         .map(|(what, v)| ([("event", what)], v.load(Relaxed))),
     )
 }
+
+#[path = "response_shared.rs"]
+pub mod shared;
 
 #[cfg(test)]
 #[path = "response_tests.rs"]

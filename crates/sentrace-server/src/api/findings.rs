@@ -172,11 +172,22 @@ pub async fn findings(
         Ok(g) => g,
         Err(r) => return r,
     };
-    let list = rt.findings.query(&caller.identity.tenant, &filter);
-    let data: Vec<serde_json::Value> = list.iter().map(|f| f.to_ocsf()).collect();
+    // This node's findings and, sharing a bucket, the other nodes' (each with its node in
+    // the OCSF `unmapped` object).
+    let list = rt.findings.query_origin(&caller.identity.tenant, &filter);
+    let data: Vec<serde_json::Value> = list
+        .iter()
+        .map(|(node, f)| {
+            let mut v = f.to_ocsf();
+            if let Some(n) = node {
+                v["unmapped"]["sentrace_node"] = serde_json::Value::from(&**n);
+            }
+            v
+        })
+        .collect();
     let mut trace_ids: Vec<String> = list
         .iter()
-        .flat_map(|f| {
+        .flat_map(|(_, f)| {
             f.evidences
                 .iter()
                 .filter_map(|e| e.trace_id.map(|t| t.to_hex()))

@@ -239,6 +239,11 @@ impl Store {
                         .push(Arc::new(b));
                 }
                 None if meta.location.as_ref().starts_with("log/") => {}
+                // Published quarantines and findings (see `crate::shared_state`).
+                None if meta
+                    .location
+                    .as_ref()
+                    .starts_with(crate::shared_state::SHARED_DIR) => {}
                 // A node's key files and descriptions in a shared bucket.
                 None if meta.location.as_ref().starts_with("keys/")
                     || meta.location.as_ref() == crate::nodes::NODE_FILE
@@ -603,6 +608,15 @@ impl Store {
     /// store of its own).
     pub fn cluster_status(&self) -> Option<crate::nodes::ClusterStatus> {
         self.inner.cluster.as_ref().map(|c| c.status())
+    }
+
+    /// The handle that publishes this node's shared state (quarantines, findings) to the
+    /// bucket and reads the other nodes' (`None` for a store of its own).
+    pub fn shared_state(&self) -> Option<crate::shared_state::SharedState> {
+        self.inner
+            .cluster
+            .as_ref()
+            .map(|c| crate::shared_state::SharedState::new(c.clone(), self.inner.keys.clone()))
     }
 
     /// The object store that holds block `b` (the bucket prefix for another node's).
