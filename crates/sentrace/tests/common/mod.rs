@@ -2,6 +2,7 @@
 //! data directory, and talks to it over HTTPS.
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod oidc;
 pub mod s3;
 
