@@ -203,13 +203,8 @@ fn with_test_stop_defaults(extra: &str) -> String {
         }
         match out.find(table) {
             Some(at) => out.insert_str(at + table.len(), line),
-            None => {
-                if !out.is_empty() && !out.ends_with('\n') {
-                    out.push('\n');
-                }
-                out.push_str(table);
-                out.push_str(line);
-            }
+            // First, so that a test appending keys to its last table still does.
+            None => out.insert_str(0, &format!("{table}{line}")),
         }
     }
     out
