@@ -41,6 +41,10 @@ if [ ! -x .tools/bin/s3s-fs ]; then
 fi
 export SENTRACE_S3_SERVER="$PWD/.tools/bin/s3s-fs"
 
+echo "==> Azure Blob emulator (Azurite, npm ci in tests/azurite; crates/sentrace/tests/cloud_store.rs)"
+(cd tests/azurite && npm ci --no-audit --no-fund --loglevel=error)
+export SENTRACE_AZURITE="$PWD/tests/azurite/node_modules/.bin/azurite-blob"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -17,6 +17,8 @@ pub use sentrace_pipeline::config::{MinimizeConfig, load_policy};
 pub struct Config {
     /// Listener addresses.
     pub listen: ListenConfig,
+    /// The process: how it stops.
+    pub server: ServerConfig,
     /// The server's own log.
     pub log: LogConfig,
     /// TLS certificate settings.
@@ -119,6 +121,50 @@ impl Default for ListenConfig {
     }
 }
 
+/// How the server process stops.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// On SIGTERM or ctrl-c, `/readyz` answers 503 `draining` at once while the listeners
+    /// keep serving this long, so that load balancers take the node out of their pools
+    /// before it stops. 0 turns it off; a second signal ends the wait.
+    #[serde(with = "duration_text")]
+    pub drain_grace: std::time::Duration,
+}
+
+/// Durations as text with a unit (`"5s"`), through the store's parser.
+mod duration_text {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        sentrace_store::duration::format(d).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        sentrace_store::duration::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            drain_grace: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.drain_grace > std::time::Duration::from_secs(600) {
+            return Err("[server] drain_grace must be at most 10m (0 turns it off)".into());
+        }
+        Ok(())
+    }
+}
+
 /// TLS settings. By default the server makes a local CA and a server certificate under
 /// `<data-dir>/tls/` on first start.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +240,7 @@ impl Config {
             return Err("[tls] cert and key must be set together".into());
         }
         self.log.validate()?;
+        self.server.validate()?;
         self.keys.validate()?;
         let l = &self.listen;
         for (a, b, x, y) in [

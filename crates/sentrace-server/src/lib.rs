@@ -17,6 +17,7 @@ pub mod keys_config;
 pub mod request_metrics;
 pub mod seal;
 pub mod secviews;
+mod shutdown;
 pub mod sources;
 pub mod tls;
 pub mod witness;
@@ -430,8 +431,10 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     println!("sentrace: ready");
 
     stop.await;
-    tracing::info!("shutting down");
+    // Readiness fails at once (503 `draining`); the listeners keep serving for the grace.
     state.health.stopping();
+    shutdown::drain(cfg.server.drain_grace).await?;
+    tracing::info!("shutting down");
     let _ = tx.send(true);
     for t in tasks {
         let _ = t.await;
@@ -463,6 +466,8 @@ pub async fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     if let Some(k) = key_rotation {
         let _ = k.await;
     }
+    // Ingest has stopped: flush what is buffered, so nothing is left only in the WAL.
+    shutdown::flush_before_exit(&store, cfg.store.shutdown_flush_timeout).await;
     store.close().await.context("closing the store")?;
     Ok(())
 }

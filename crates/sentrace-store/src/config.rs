@@ -38,9 +38,10 @@ pub struct StoreConfig {
     /// before the damage, renames the segment to `*.corrupt` for forensics and reports it.
     pub quarantine_corrupt_wal: bool,
     /// Where blocks and transparency-log objects live: `s3://bucket/prefix` for an
-    /// S3-compatible bucket (credentials, endpoint and region from the AWS environment
-    /// variables, never from here). Absent: the data directory's `blocks/`. The WAL always
-    /// stays on local disk.
+    /// S3-compatible bucket, `gs://bucket/prefix` for Google Cloud Storage,
+    /// `az://container/prefix` for Azure Blob Storage (credentials and endpoints from the
+    /// provider's environment variables, never from here). Absent: the data directory's
+    /// `blocks/`. The WAL always stays on local disk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// A PEM CA certificate to trust (besides the system roots) for TLS to the object
@@ -56,6 +57,12 @@ pub struct StoreConfig {
     /// quarter of `flush_max_spans` spans each), they are merged into one after a flush,
     /// keeping every span's seal so `verify` still passes. 0 (default) turns it off.
     pub compact_min_blocks: usize,
+    /// On SIGTERM or ctrl-c, `sentrace serve` flushes buffered spans into blocks before it
+    /// exits, waiting at most this long, so that a rolling restart leaves nothing only in
+    /// the WAL. A flush that fails or takes longer is reported; its spans stay in the WAL
+    /// and are replayed at the next start. 0 turns it off.
+    #[serde(with = "duration")]
+    pub shutdown_flush_timeout: Duration,
 }
 
 impl Default for StoreConfig {
@@ -74,6 +81,7 @@ impl Default for StoreConfig {
             ca_file: None,
             peer_refresh_interval: Duration::from_secs(5),
             compact_min_blocks: 0,
+            shutdown_flush_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -111,13 +119,22 @@ impl StoreConfig {
         if self.peer_refresh_interval < Duration::from_millis(100) {
             return bad("peer_refresh_interval", "must be at least 100ms");
         }
+        if self.shutdown_flush_timeout > Duration::from_secs(3600) {
+            return bad(
+                "shutdown_flush_timeout",
+                "must be at most 1h (0 turns it off)",
+            );
+        }
         if self.compact_min_blocks == 1 {
             return bad("compact_min_blocks", "must be 0 (off) or at least 2");
         }
         if let Some(url) = &self.url {
             crate::objects::StoreUrl::parse(url)?;
         } else if self.ca_file.is_some() {
-            return bad("ca_file", "is only used with url = \"s3://...\"");
+            return bad(
+                "ca_file",
+                "is only used with url = \"s3://...\", \"gs://...\" or \"az://...\"",
+            );
         }
         Ok(())
     }

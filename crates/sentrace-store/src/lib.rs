@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod block;
+mod cloud;
 mod config;
 pub mod crypto;
 mod entry;

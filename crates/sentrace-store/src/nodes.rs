@@ -99,6 +99,10 @@ pub struct NodeInfo {
     pub flush_interval_ms: u64,
     /// The id of its master key.
     pub kek: String,
+    /// How long its last flush took to store its blocks, in milliseconds (absent before
+    /// its first flush): its spans reach the bucket within the flush interval plus this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_flush_ms: Option<u64>,
 }
 
 /// Only the `kek` field of a key file (read without unwrapping anything).
@@ -162,6 +166,7 @@ struct Peer {
     /// Key file name → the version listed (e-tag, else size and time).
     key_versions: HashMap<String, String>,
     flush_interval: Option<Duration>,
+    last_flush: Option<Duration>,
     blocks: usize,
 }
 
@@ -179,9 +184,28 @@ pub struct ClusterStatus {
     /// Listings that failed since start.
     pub listing_failures: u64,
     /// How long a span acknowledged by another node may stay invisible here once listings
-    /// succeed: that node's flush interval (the longest of them) plus this node's listing
-    /// interval.
+    /// succeed: that node's flush interval plus its last flush's duration (the longest of
+    /// them over the nodes), plus this node's listing interval.
     pub visibility_bound: Duration,
+    /// The longest last flush duration the other nodes published (zero before any).
+    pub peer_flush: Duration,
+}
+
+/// The freshness bound: the longest `flush interval + last flush duration` over the other
+/// nodes (`own` when none published one), plus this node's listing interval.
+pub fn visibility_bound(
+    peers: impl IntoIterator<Item = (Option<Duration>, Option<Duration>)>,
+    own: Duration,
+    refresh: Duration,
+) -> Duration {
+    peers
+        .into_iter()
+        .filter_map(|(interval, flush)| {
+            interval.map(|i| i.saturating_add(flush.unwrap_or(Duration::ZERO)))
+        })
+        .max()
+        .unwrap_or(own)
+        .saturating_add(refresh)
 }
 
 /// This node's place among the nodes sharing a bucket.
@@ -192,6 +216,10 @@ pub(crate) struct Cluster {
     pub shared: Arc<dyn ObjectStore>,
     pub refresh: Duration,
     own_flush: Duration,
+    own_kek: String,
+    /// The last flush duration published in this node's `node.json`, in milliseconds
+    /// (`u64::MAX`: none yet).
+    published_flush_ms: AtomicU64,
     peers_dir: PathBuf,
     peers: RwLock<HashMap<String, Peer>>,
     /// Tenant → SHA-256 of the key file last uploaded.
@@ -286,6 +314,8 @@ impl Cluster {
             shared,
             refresh: cfg.peer_refresh_interval,
             own_flush: cfg.flush_interval,
+            own_kek: keys.kek_id().to_string(),
+            published_flush_ms: AtomicU64::new(u64::MAX),
             peers_dir: data_dir.join("peers"),
             peers: RwLock::new(HashMap::new()),
             published: Mutex::new(HashMap::new()),
@@ -293,15 +323,41 @@ impl Cluster {
             listing_failures: AtomicU64::new(0),
         };
         cluster.restore_own_keys(keys).await?;
+        cluster.put_node_info(None).await?;
+        Ok(cluster)
+    }
+
+    /// Writes this node's `node.json`.
+    async fn put_node_info(&self, last_flush_ms: Option<u64>) -> Result<(), StoreError> {
         let info = NodeInfo {
-            node: node.to_string(),
-            flush_interval_ms: u64::try_from(cfg.flush_interval.as_millis()).unwrap_or(u64::MAX),
-            kek: keys.kek_id().to_string(),
+            node: self.node.clone(),
+            flush_interval_ms: u64::try_from(self.own_flush.as_millis()).unwrap_or(u64::MAX),
+            kek: self.own_kek.clone(),
+            last_flush_ms,
         };
         let json = serde_json::to_vec_pretty(&info)
             .map_err(|e| StoreError::Task(format!("node.json: {e}")))?;
-        cluster.put_own(NODE_FILE, json).await?;
-        Ok(cluster)
+        self.put_own(NODE_FILE, json).await
+    }
+
+    /// Publishes how long a flush took to store its blocks (in `node.json`, which the
+    /// other nodes read at every listing), so that their freshness bound includes it.
+    /// Rounded up to 100 ms and written only when that changes. A failed write is logged:
+    /// the flush itself succeeded.
+    pub(crate) async fn record_flush(&self, took: Duration) {
+        let ms = u64::try_from(took.as_millis())
+            .unwrap_or(u64::MAX)
+            .div_ceil(100)
+            .saturating_mul(100);
+        if self.published_flush_ms.load(Ordering::Relaxed) == ms {
+            return;
+        }
+        match self.put_node_info(Some(ms)).await {
+            Ok(()) => self.published_flush_ms.store(ms, Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing the flush duration in node.json failed; the other nodes keep the last one")
+            }
+        }
     }
 
     fn own_path(&self, rel: &str) -> ObjectPath {
@@ -576,7 +632,13 @@ impl Cluster {
                 Peer {
                     keys,
                     key_versions: versions,
-                    flush_interval: info.map(|i| Duration::from_millis(i.flush_interval_ms)),
+                    flush_interval: info
+                        .as_ref()
+                        .map(|i| Duration::from_millis(i.flush_interval_ms)),
+                    last_flush: info
+                        .as_ref()
+                        .and_then(|i| i.last_flush_ms)
+                        .map(Duration::from_millis),
                     blocks: count,
                 },
             );
@@ -587,27 +649,38 @@ impl Cluster {
 
     /// How fresh this node's view of the others is.
     pub(crate) fn status(&self) -> ClusterStatus {
-        let (peers, peer_blocks, longest) = self
+        let (peers, peer_blocks, bound, peer_flush) = self
             .peers
             .read()
             .map(|p| {
                 (
                     p.len(),
                     p.values().map(|x| x.blocks).sum(),
+                    visibility_bound(
+                        p.values().map(|x| (x.flush_interval, x.last_flush)),
+                        self.own_flush,
+                        self.refresh,
+                    ),
                     p.values()
-                        .filter_map(|x| x.flush_interval)
+                        .filter_map(|x| x.last_flush)
                         .max()
-                        .unwrap_or(self.own_flush),
+                        .unwrap_or(Duration::ZERO),
                 )
             })
-            .unwrap_or((0, 0, self.own_flush));
+            .unwrap_or((
+                0,
+                0,
+                self.own_flush.saturating_add(self.refresh),
+                Duration::ZERO,
+            ));
         ClusterStatus {
             node: self.node.clone(),
             peers,
             peer_blocks,
             last_listing_unix_secs: self.last_listing_unix_secs.load(Ordering::Relaxed),
             listing_failures: self.listing_failures.load(Ordering::Relaxed),
-            visibility_bound: longest.saturating_add(self.refresh),
+            visibility_bound: bound,
+            peer_flush,
         }
     }
 }
@@ -615,6 +688,31 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bound_adds_each_nodes_flush_duration_to_its_interval() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // Node 1: 10 s + 4.5 s; node 2: 12 s + 0.2 s; node 3 (older, no duration): 9 s.
+        let peers = [
+            (Some(s(10)), Some(ms(4500))),
+            (Some(s(12)), Some(ms(200))),
+            (Some(s(9)), None),
+            (None, Some(s(60))),
+        ];
+        assert_eq!(visibility_bound(peers, s(30), s(5)), ms(19_500));
+        assert_eq!(visibility_bound([], s(30), s(5)), s(35));
+        // An older node's file (no field) still parses; the field is written when known.
+        let old: NodeInfo =
+            serde_json::from_str(r#"{"node":"a","flush_interval_ms":1000,"kek":"k"}"#).unwrap();
+        assert_eq!(old.last_flush_ms, None);
+        let json = serde_json::to_string(&NodeInfo {
+            last_flush_ms: Some(300),
+            ..old
+        })
+        .unwrap();
+        assert!(json.contains(r#""last_flush_ms":300"#), "{json}");
+    }
 
     #[test]
     fn node_names_are_one_safe_path_component() {

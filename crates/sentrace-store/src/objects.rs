@@ -1,13 +1,11 @@
 //! Where blocks and transparency-log objects live: the local `blocks/` directory of the data
-//! directory (the default), or an S3-compatible bucket named by `[store] url`
-//! (`s3://bucket/prefix`, with the `s3` cargo feature).
+//! directory (the default), or a bucket named by `[store] url`: `s3://bucket/prefix` (the
+//! `s3` cargo feature), `gs://bucket/prefix` (`gcs`) or `az://container/prefix` (`azure`).
 //!
-//! Credentials, endpoint and region come from the usual AWS environment (`AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ENDPOINT_URL`, `AWS_REGION`,
-//! `AWS_ALLOW_HTTP`, and the server-side-encryption settings `AWS_SERVER_SIDE_ENCRYPTION`,
-//! `AWS_SSE_KMS_KEY_ID`, `AWS_SSE_BUCKET_KEY_ENABLED`), read by `object_store`'s
-//! `AmazonS3Builder::from_env`. They never appear in the config, in logs or in errors: the
-//! URL is shown without user information, and a URL that carries any is refused.
+//! Credentials and endpoints come from each provider's usual environment, read by
+//! `object_store`'s `from_env` builders ([`crate::cloud`]). They never appear in the config,
+//! in logs or in errors: the URL is shown without user information, and a URL that carries
+//! any is refused.
 //!
 //! The WAL, the catalog, the keys and every other journal stay in the local data directory.
 
@@ -24,20 +22,56 @@ use crate::{StoreConfig, StoreError};
 pub const MAX_URL_BYTES: usize = 1024;
 
 /// The object-store URL schemes this build can open.
-pub fn supported_schemes() -> &'static [&'static str] {
+pub fn supported_schemes() -> Vec<&'static str> {
+    let mut out = Vec::new();
     if cfg!(feature = "s3") {
-        &["s3", "s3a"]
-    } else {
-        &[]
+        out.extend(["s3", "s3a"]);
+    }
+    if cfg!(feature = "gcs") {
+        out.push("gs");
+    }
+    if cfg!(feature = "azure") {
+        out.push("az");
+    }
+    out
+}
+
+/// Which provider a `[store] url` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// `s3://` (or `s3a://`): AWS S3 and S3-compatible stores.
+    S3,
+    /// `gs://`: Google Cloud Storage.
+    Gcs,
+    /// `az://`: Azure Blob Storage (the bucket is the container).
+    Azure,
+}
+
+impl Provider {
+    /// The environment settings an operator checks when this provider does not answer.
+    pub fn settings_hint(self) -> &'static str {
+        match self {
+            Provider::S3 => {
+                "check AWS_ENDPOINT_URL, AWS_REGION, the bucket and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+            }
+            Provider::Gcs => {
+                "check the bucket and the credentials (GOOGLE_SERVICE_ACCOUNT, GOOGLE_SERVICE_ACCOUNT_KEY or GOOGLE_APPLICATION_CREDENTIALS; else the instance's metadata server)"
+            }
+            Provider::Azure => {
+                "check the container, AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ENDPOINT and the credentials (AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY, AZURE_CLIENT_ID/AZURE_CLIENT_SECRET/AZURE_TENANT_ID, or a managed identity)"
+            }
+        }
     }
 }
 
 /// A parsed `[store] url`: scheme, bucket and key prefix, with no user information.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreUrl {
-    /// `s3` (or `s3a`).
+    /// `s3` (or `s3a`), `gs` or `az`.
     pub scheme: String,
-    /// The bucket.
+    /// Which provider the scheme names.
+    pub provider: Provider,
+    /// The bucket (the container for `az://`).
     pub bucket: String,
     /// The key prefix inside the bucket (no leading or trailing `/`; empty for the root).
     pub prefix: String,
@@ -54,7 +88,8 @@ impl std::fmt::Display for StoreUrl {
 }
 
 impl StoreUrl {
-    /// Parses `s3://bucket[/prefix]`. User information (`key:secret@`), queries and
+    /// Parses `s3://bucket[/prefix]`, `gs://bucket[/prefix]` or `az://container[/prefix]`.
+    /// User information (`key:secret@`), queries and
     /// fragments are refused: credentials come from the environment only.
     pub fn parse(text: &str) -> Result<StoreUrl, StoreError> {
         let bad = |reason: String| StoreError::Config {
@@ -66,27 +101,38 @@ impl StoreUrl {
         }
         let url = url::Url::parse(text).map_err(|e| {
             bad(format!(
-                "not a URL like \"s3://bucket/prefix\" ({e}); leave it out for the local blocks/ directory"
+                "not a URL like \"s3://bucket/prefix\", \"gs://bucket/prefix\" or \"az://container/prefix\" ({e}); leave it out for the local blocks/ directory"
             ))
         })?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(bad(
-                "must not carry credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment instead".into(),
+                "must not carry credentials: set them in the environment instead (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY)".into(),
             ));
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(bad("must not have a query or fragment".into()));
         }
         let scheme = url.scheme().to_ascii_lowercase();
-        if !matches!(scheme.as_str(), "s3" | "s3a") {
-            return Err(bad(format!(
-                "scheme {scheme:?} is not supported: use s3://bucket/prefix (gs:// and az:// are not built in)"
-            )));
-        }
+        let (provider, endpoint_hint) = match scheme.as_str() {
+            "s3" | "s3a" => (Provider::S3, "the endpoint comes from AWS_ENDPOINT_URL"),
+            "gs" => (
+                Provider::Gcs,
+                "an emulator's endpoint comes from the service account's gcs_base_url or GOOGLE_BASE_URL",
+            ),
+            "az" => (
+                Provider::Azure,
+                "the account comes from AZURE_STORAGE_ACCOUNT_NAME, an endpoint from AZURE_STORAGE_ENDPOINT",
+            ),
+            _ => {
+                return Err(bad(format!(
+                    "scheme {scheme:?} is not supported: use s3://bucket/prefix, gs://bucket/prefix or az://container/prefix"
+                )));
+            }
+        };
         let bucket = url.host_str().unwrap_or_default().to_string();
-        if bucket.is_empty() || url.port().is_some() {
+        if bucket.is_empty() || url.port().is_some() || bucket.contains('@') {
             return Err(bad(format!(
-                "{scheme}://{bucket}: name the bucket as s3://bucket/prefix (the endpoint comes from AWS_ENDPOINT_URL)"
+                "{scheme}://{bucket}: name the bucket as {scheme}://bucket/prefix ({endpoint_hint})"
             )));
         }
         // object_store's own scheme parser splits the key prefix off the URL.
@@ -94,6 +140,7 @@ impl StoreUrl {
             .map_err(|e| bad(format!("{scheme}://{bucket}: {e}")))?;
         Ok(StoreUrl {
             scheme,
+            provider,
             bucket,
             prefix: path.as_ref().trim_matches('/').to_string(),
         })
@@ -121,71 +168,9 @@ pub fn open_objects(
         }
         Some(text) => {
             let url = StoreUrl::parse(text)?;
-            open_remote(&url, cfg)
+            crate::cloud::open_remote(&url, cfg)
         }
     }
-}
-
-#[cfg(feature = "s3")]
-fn open_remote(url: &StoreUrl, cfg: &StoreConfig) -> Result<Arc<dyn ObjectStore>, StoreError> {
-    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-    use object_store::prefix::PrefixStore;
-    use object_store::{BackoffConfig, Certificate, ClientOptions, RetryConfig};
-    use std::time::Duration;
-
-    let unavailable = |reason: String| StoreError::Backend {
-        url: url.to_string(),
-        reason,
-    };
-    // The client options the environment sets (AWS_ALLOW_HTTP, timeouts, ...), rebuilt
-    // here because `with_client_options` replaces them and the CA must be added.
-    let mut client = ClientOptions::new();
-    for (key, value) in std::env::vars() {
-        if let Some(rest) = key.strip_prefix("AWS_")
-            && let Ok(AmazonS3ConfigKey::Client(k)) =
-                format!("aws_{}", rest.to_ascii_lowercase()).parse::<AmazonS3ConfigKey>()
-        {
-            client = client.with_config(k, value);
-        }
-    }
-    if let Some(path) = &cfg.ca_file {
-        let pem = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| StoreError::Config {
-            field: "ca_file",
-            reason: format!("{}: not a PEM certificate: {e}", path.display()),
-        })?;
-        client = client.with_root_certificate(cert);
-    }
-    // Bounded retries with backoff inside one request; a flush that still fails keeps its
-    // WAL segments and is retried at the next flush.
-    let retry = RetryConfig {
-        backoff: BackoffConfig {
-            init_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            base: 2.0,
-        },
-        max_retries: 4,
-        retry_timeout: Duration::from_secs(30),
-    };
-    let s3 = AmazonS3Builder::from_env()
-        .with_bucket_name(&url.bucket)
-        .with_client_options(client)
-        .with_retry(retry)
-        .build()
-        .map_err(|e| unavailable(e.to_string()))?;
-    if url.prefix.is_empty() {
-        Ok(Arc::new(s3))
-    } else {
-        Ok(Arc::new(PrefixStore::new(s3, url.prefix.as_str())))
-    }
-}
-
-#[cfg(not(feature = "s3"))]
-fn open_remote(url: &StoreUrl, _cfg: &StoreConfig) -> Result<Arc<dyn ObjectStore>, StoreError> {
-    Err(StoreError::Backend {
-        url: url.to_string(),
-        reason: "this build has no S3 support (sentrace-store's `s3` feature)".into(),
-    })
 }
 
 /// Checks that the store answers (one listing page), so that a wrong endpoint, bucket or
@@ -202,7 +187,8 @@ pub async fn probe(objects: &dyn ObjectStore, cfg: &StoreConfig) -> Result<(), S
         .map_err(|e| StoreError::Backend {
             url: url.to_string(),
             reason: format!(
-                "the object store does not answer: {e} (check AWS_ENDPOINT_URL, AWS_REGION, the bucket and the credentials)"
+                "the object store does not answer: {e} ({})",
+                url.provider.settings_hint()
             ),
         })
 }
@@ -222,7 +208,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("credentials") && !e.contains("hunter2"), "{e}");
-        assert!(StoreUrl::parse("gs://traces").is_err());
+        let g = StoreUrl::parse("gs://traces/prod").unwrap();
+        assert_eq!((g.provider, g.bucket.as_str()), (Provider::Gcs, "traces"));
+        assert_eq!(g.prefix, "prod");
+        let a = StoreUrl::parse("az://spans").unwrap();
+        assert_eq!((a.provider, a.prefix.as_str()), (Provider::Azure, ""));
+        assert_eq!(a.to_string(), "az://spans");
+        let e = StoreUrl::parse("az://acct:c2VjcmV0@spans/x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("credentials") && !e.contains("c2VjcmV0"), "{e}");
+        let e = StoreUrl::parse("gcs://traces").unwrap_err().to_string();
+        assert!(e.contains("gs://bucket/prefix"), "{e}");
+        assert!(StoreUrl::parse("az://host:10000/c").is_err());
+        assert!(StoreUrl::parse("abfs://c@acct.dfs.core.windows.net/x").is_err());
         assert!(StoreUrl::parse("s3://traces?x=1").is_err());
         assert!(StoreUrl::parse("s3:///x").is_err());
         assert!(StoreUrl::parse("blocks").is_err());

@@ -151,10 +151,32 @@ fn three_nodes_share_a_bucket_read_everything_survive_kill9_and_verify() {
     let admin = nodes[0].admin_token.clone().unwrap();
     let m = nodes[0].get(&admin, "/metrics").text().unwrap();
     assert_eq!(metric(&m, "sentrace_peer_nodes"), Some(2), "{m}");
+    // The bound: the peers' flush interval (1 s) plus their last flush's duration, plus
+    // this node's listing interval (1 s), rounded up.
+    // The peers publish their flush duration in node.json after a flush; node a reads it
+    // at its next listing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (m, peer_flush) = loop {
+        let m = nodes[0].get(&admin, "/metrics").text().unwrap();
+        let f = m
+            .lines()
+            .find_map(|l| l.strip_prefix("sentrace_peer_flush_seconds "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if f > 0.0 {
+            break (m, f);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no peer flush duration: {m}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let bound = metric(&m, "sentrace_peer_visibility_bound_seconds").unwrap();
     assert_eq!(
-        metric(&m, "sentrace_peer_visibility_bound_seconds"),
-        Some(2),
-        "flush 1s + listing 1s: {m}"
+        bound as f64,
+        (2.0 + peer_flush).ceil(),
+        "flush 1s + its duration {peer_flush}s + listing 1s: {m}"
     );
     // The unauthenticated probe stays one word.
     let ready = nodes[0]

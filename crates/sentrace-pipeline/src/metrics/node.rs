@@ -134,13 +134,21 @@ fn encode_cluster(e: &mut Encoder<'_>, store: &Store) -> fmt::Result {
             now.saturating_sub(c.last_listing_unix_secs),
         )?;
     }
+    export::gauge(
+        e,
+        "sentrace_peer_flush_seconds",
+        "Longest duration of the other nodes' last flushes, as they published it (the time \
+         from a flush's start until its blocks are stored).",
+        c.peer_flush.as_secs_f64(),
+    )?;
     export::gauge_u64(
         e,
         "sentrace_peer_visibility_bound_seconds",
         "Longest time a span acknowledged by another node stays invisible to this node's \
-         queries while listings succeed: the longest flush interval of the other nodes plus \
-         [store] peer_refresh_interval (add sentrace_peer_listing_age_seconds beyond it).",
-        c.visibility_bound.as_secs(),
+         queries while listings succeed: the longest flush interval plus last flush duration \
+         of the other nodes, plus [store] peer_refresh_interval, rounded up (add \
+         sentrace_peer_listing_age_seconds beyond it).",
+        u64::try_from(c.visibility_bound.as_millis().div_ceil(1000)).unwrap_or(u64::MAX),
     )
 }
 

@@ -39,6 +39,11 @@ impl Health {
         self.stopping.store(true, Ordering::Release);
     }
 
+    /// Whether shutdown has begun (the node is draining).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     /// Whether the node should get traffic, given whether its store is open.
     pub fn ready(&self, store_open: bool) -> bool {
         store_open
@@ -60,10 +65,13 @@ pub async fn healthz() -> Response {
 }
 
 /// `GET /readyz`: 200 `ready` when the store is open, every listener is bound and the node
-/// is not shutting down; otherwise 503 `not ready`.
+/// is not shutting down; 503 `draining` once shutdown has begun (the listeners still serve
+/// for `[server] drain_grace`); otherwise 503 `not ready`.
 pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     if st.health.ready(st.store.is_open()) {
         plain(StatusCode::OK, "ready\n")
+    } else if st.health.is_stopping() {
+        plain(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
     } else {
         plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     }
@@ -82,7 +90,9 @@ mod tests {
         h.listener_bound();
         assert!(h.ready(true));
         assert!(!h.ready(false));
+        assert!(!h.is_stopping());
         h.stopping();
         assert!(!h.ready(true));
+        assert!(h.is_stopping());
     }
 }

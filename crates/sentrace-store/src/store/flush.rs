@@ -70,6 +70,7 @@ impl Store {
         if nothing_buffered && segments_before.len() <= 1 {
             return Ok(report);
         }
+        let started = std::time::Instant::now();
         // 1. Roll the WAL: every older segment is now covered by frozen generations.
         let (reply, rx) = oneshot::channel();
         inner
@@ -137,6 +138,8 @@ impl Store {
             report.bytes += len;
             new_blocks.push(Arc::new(info));
         }
+        // How long this flush took to make its spans visible to other nodes.
+        let stored_in = started.elapsed();
         // 4. Persist changed catalogs (before the WAL that also holds them goes away).
         let dirty: Vec<_> = {
             let st = inner.state.read().map_err(|_| poisoned())?;
@@ -191,6 +194,11 @@ impl Store {
             wal_segments_deleted = report.segments_deleted,
             "flushed buffered spans into blocks"
         );
+        if report.blocks > 0
+            && let Some(c) = self.cluster()
+        {
+            c.record_flush(stored_in).await;
+        }
         Ok(report)
     }
 

@@ -2,6 +2,7 @@
 //! data directory, and talks to it over HTTPS.
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod oidc;
 pub mod s3;
 
@@ -187,6 +188,28 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A test server stops at once and leaves its WAL as it is unless the test says otherwise
+/// (`[server] drain_grace`, `[store] shutdown_flush_timeout`): most tests stop and restart
+/// servers to look at exactly what the WAL and the blocks hold.
+fn with_test_stop_defaults(extra: &str) -> String {
+    let mut out = extra.to_string();
+    for (table, line) in [
+        ("[server]\n", "drain_grace = \"0s\"\n"),
+        ("[store]\n", "shutdown_flush_timeout = \"0s\"\n"),
+    ] {
+        let key = &line[..line.find(' ').unwrap_or(0)];
+        if out.contains(key) {
+            continue;
+        }
+        match out.find(table) {
+            Some(at) => out.insert_str(at + table.len(), line),
+            // First, so that a test appending keys to its last table still does.
+            None => out.insert_str(0, &format!("{table}{line}")),
+        }
+    }
+    out
+}
+
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub data: PathBuf,
@@ -204,6 +227,7 @@ pub struct Server {
 impl Server {
     /// A server whose config file has the listen addresses plus `extra` TOML.
     pub fn new(extra: &str) -> Self {
+        let extra = &with_test_stop_defaults(extra);
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let config = dir.path().join("sentrace.toml");
