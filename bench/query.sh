@@ -19,13 +19,16 @@
 # COMPARE_TOML (TOML, e.g. $'[minimize]\nsensitive_key = false'): also start a second server
 # with that TOML appended to its config, load it with the same spans (same generator seed),
 # and time trace by id on both, request by request interleaved, in the same run; prints
-# the ratio.
+# the ratio. COMPARE_BIN (path of another sentrace binary, e.g. an earlier build): the same,
+# with the second server running that binary (and COMPARE_TOML, if given, in its config);
+# the Jaeger search is then interleaved too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPANS=${SPANS:-10000000}
 IDS=${IDS:-100}
 SEARCHES=${SEARCHES:-20}
 BIN=${SENTRACE:-target/release/sentrace}
+BIN2=${COMPARE_BIN:-$BIN}
 : "${LOADGEN:?set LOADGEN to an otlp-loadgen binary}"
 [ -x "$LOADGEN" ] || { echo "LOADGEN=$LOADGEN is not executable" >&2; exit 2; }
 for tool in curl python3; do
@@ -54,16 +57,16 @@ grep -q "sentrace: ready" "$WORK/out" || { echo "server did not start:" >&2; cat
 INGEST=$("$BIN" tokens create --data-dir "$D" --tenant bench --role ingest)
 READ=$("$BIN" tokens create --data-dir "$D" --tenant bench --role read)
 CA="$D/tls/ca.pem"
-if [ -n "${COMPARE_TOML:-}" ]; then
+if [ -n "${COMPARE_TOML:-}${COMPARE_BIN:-}" ]; then
   G2=$(port); Q2=$(port); D2="$WORK/data2"
   printf '[listen]\notlp_grpc = "127.0.0.1:%s"\notlp_http = "127.0.0.1:%s"\nquery = "127.0.0.1:%s"\n%s\n' \
     "$G2" "$(port)" "$Q2" "$COMPARE_TOML" > "$WORK/sentrace2.toml"
-  "$BIN" serve --data-dir "$D2" --config "$WORK/sentrace2.toml" > "$WORK/out2" 2> "$WORK/err2" &
+  "$BIN2" serve --data-dir "$D2" --config "$WORK/sentrace2.toml" > "$WORK/out2" 2> "$WORK/err2" &
   echo $! > "$WORK/pid2"
   for _ in $(seq 1 300); do grep -q "sentrace: ready" "$WORK/out2" && break; sleep 0.2; done
   grep -q "sentrace: ready" "$WORK/out2" || { echo "second server did not start:" >&2; cat "$WORK/err2" >&2; exit 1; }
-  INGEST2=$("$BIN" tokens create --data-dir "$D2" --tenant bench --role ingest)
-  READ2=$("$BIN" tokens create --data-dir "$D2" --tenant bench --role read)
+  INGEST2=$("$BIN2" tokens create --data-dir "$D2" --tenant bench --role ingest)
+  READ2=$("$BIN2" tokens create --data-dir "$D2" --tenant bench --role read)
   CA2="$D2/tls/ca.pem"
 fi
 
@@ -83,7 +86,7 @@ load() { # grpc port, CA, token; sets loaded and load_secs
   done
   load_secs=$(( $(date +%s) - t0 ))
 }
-if [ -n "${COMPARE_TOML:-}" ]; then
+if [ -n "${COMPARE_TOML:-}${COMPARE_BIN:-}" ]; then
   load "$G2" "$CA2" "$INGEST2"; loaded2=$loaded; load_secs2=$load_secs
 fi
 load "$G" "$CA" "$INGEST"
@@ -108,7 +111,7 @@ while read -r svc; do
   python3 -c 'import json,sys; [print(t["traceID"]) for t in json.load(open(sys.argv[1]))["data"]]' "$WORK/body" >> "$WORK/ids"
 done < "$WORK/services"
 sort -u "$WORK/ids" | shuf -n "$IDS" --random-source=<(yes) > "$WORK/ids.pick"
-if [ -n "${COMPARE_TOML:-}" ]; then
+if [ -n "${COMPARE_TOML:-}${COMPARE_BIN:-}" ]; then
   # The generator gives each send fresh trace ids: pick the second server's ids the same way.
   : > "$WORK/ids2"
   while read -r svc; do
@@ -123,12 +126,15 @@ SERVICE=$(head -n 1 "$WORK/services")
 : > "$WORK/byid"; : > "$WORK/byid2"; [ -f "$WORK/ids2.pick" ] || : > "$WORK/ids2.pick"
 while read -r id id2; do
   r=$(get "/api/traces/$id"); check "$r" "trace $id"; cut -f1 <<< "$r" >> "$WORK/byid"
-  if [ -n "${COMPARE_TOML:-}" ] && [ -n "$id2" ]; then
+  if [ -n "${COMPARE_TOML:-}${COMPARE_BIN:-}" ] && [ -n "$id2" ]; then
     r=$(get2 "/api/traces/$id2"); check "$r" "trace $id2 (second server)"; cut -f1 <<< "$r" >> "$WORK/byid2"
   fi
 done < <(paste -d' ' "$WORK/ids.pick" "$WORK/ids2.pick")
-: > "$WORK/search"; for _ in $(seq 1 "$SEARCHES"); do
+: > "$WORK/search"; : > "$WORK/search2"; for _ in $(seq 1 "$SEARCHES"); do
   r=$(get "/api/traces?service=$SERVICE&lookback=1h&limit=20"); check "$r" "search"; cut -f1 <<< "$r" >> "$WORK/search"
+  if [ -n "${COMPARE_BIN:-}" ]; then
+    r=$(get2 "/api/traces?service=$SERVICE&lookback=1h&limit=20"); check "$r" "search (second server)"; cut -f1 <<< "$r" >> "$WORK/search2"
+  fi
 done
 traces_found=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["data"]))' "$WORK/body")
 urlq() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
@@ -169,7 +175,7 @@ for name, size in (("blocks", b), ("WAL", w), ("log", l)):
     print(f"| bytes per span on disk, {name} | {int(size) / spans:.1f} ({int(size):,} bytes) |")
 print(f"| bytes per span on disk, all three | {(int(b) + int(w) + int(l)) / spans:.1f} |")
 PY
-if [ -n "${COMPARE_TOML:-}" ]; then
+if [ -n "${COMPARE_TOML:-}${COMPARE_BIN:-}" ]; then
   python3 - "$WORK" "$COMPARE_TOML" "$loaded" "$load_secs" "$loaded2" "$load_secs2" <<'PY'
 import statistics, sys
 work, toml = sys.argv[1], sys.argv[2]
@@ -178,9 +184,13 @@ def ms(name):
     return sorted(float(x) * 1000 for x in open(f"{work}/{name}") if x.strip())
 a, b = ms("byid"), ms("byid2")
 pick = lambda v, p: v[min(len(v) - 1, int(round(p * (len(v) - 1))))]
-flat = " ".join(toml.split())
+flat = " ".join(toml.split()) or "another binary"
 print(f"| trace by id p50 / p99, second server (`{flat}`), its own ids, interleaved | {pick(b, .5):.1f} ms / {pick(b, .99):.1f} ms |")
 print(f"| trace by id, default / second server: mean, p50 | {statistics.mean(a) / statistics.mean(b):.3f}, {pick(a, .5) / pick(b, .5):.3f} |")
 print(f"| load rate, default / second server (spans/s) | {a_n / max(a_s, 1):,.0f} / {b_n / max(b_s, 1):,.0f} |")
+sa, sb = ms("search"), ms("search2")
+if sb:
+    print(f"| search p50 / p99, second server, interleaved | {pick(sb, .5):.1f} ms / {pick(sb, .99):.1f} ms |")
+    print(f"| search, default / second server: mean, p50 | {statistics.mean(sa) / statistics.mean(sb):.3f}, {pick(sa, .5) / pick(sb, .5):.3f} |")
 PY
 fi
