@@ -16,6 +16,10 @@
 # Environment (defaults in brackets):
 #   LOADGEN      an otlp-loadgen binary (required; see BENCHMARKS.md for where it comes from)
 #   BIN          the sentrace binary [target/release/sentrace]
+#   BIN_B        a second sentrace binary to compare with BIN (say, the build before a
+#                change): a configuration named with `@b` (CONFIGS="on on@b") runs on it,
+#                and the table ends with each `@b` row's ratio to its BIN row, as the
+#                median of the per-round ratios
 #   PROTO        grpc or http [grpc]
 #   DURATION     load per measurement [15s]
 #   CONNECTIONS  connections [4]; INFLIGHT requests in flight per connection [2]
@@ -33,6 +37,7 @@ set -euo pipefail
 ROUNDS=${1:-3}
 : "${LOADGEN:?set LOADGEN to an otlp-loadgen binary (see BENCHMARKS.md)}"
 BIN=${BIN:-target/release/sentrace}
+BIN_B=${BIN_B:-}
 PROTO=${PROTO:-grpc}
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-4}
@@ -75,19 +80,20 @@ extra_toml() {
 }
 
 start() { # configuration
-  local d="$WORK/$1" g h q s
+  local d="$WORK/$1" g h q s bin=$BIN
+  case "$1" in *@b) bin=${BIN_B:?a configuration named with @b needs BIN_B};; esac
   mkdir -p "$d"; g=$(port); h=$(port); q=$(port)
   printf '[listen]\notlp_grpc = "127.0.0.1:%s"\notlp_http = "127.0.0.1:%s"\nquery = "127.0.0.1:%s"\n' \
     "$g" "$h" "$q" > "$d/sentrace.toml"
-  for s in $(off_sections "$1"); do printf '[%s]\nenabled = false\n' "$s" >> "$d/sentrace.toml"; done
-  extra_toml "$1" >> "$d/sentrace.toml"
-  taskset -c "$SERVER_CPU" "$BIN" serve --data-dir "$d/data" --config "$d/sentrace.toml" > "$d/out" 2> "$d/err" &
+  for s in $(off_sections "${1%@b}"); do printf '[%s]\nenabled = false\n' "$s" >> "$d/sentrace.toml"; done
+  extra_toml "${1%@b}" >> "$d/sentrace.toml"
+  taskset -c "$SERVER_CPU" "$bin" serve --data-dir "$d/data" --config "$d/sentrace.toml" > "$d/out" 2> "$d/err" &
   echo $! > "$WORK/$1.pid"
   for _ in $(seq 1 150); do grep -q "sentrace: ready" "$d/out" && break; sleep 0.2; done
   grep -q "sentrace: ready" "$d/out" || { echo "server $1 did not start:" >&2; cat "$d/err" >&2; exit 1; }
   if [ "$PROTO" = grpc ]; then echo "https://127.0.0.1:$g" > "$d/endpoint"
   else echo "https://127.0.0.1:$h/v1/traces" > "$d/endpoint"; fi
-  "$BIN" tokens create --data-dir "$d/data" --tenant bench --role ingest > "$d/token"
+  "$bin" tokens create --data-dir "$d/data" --tenant bench --role ingest > "$d/token"
 }
 
 run() { # configuration
@@ -110,6 +116,7 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 for c in $CONFIGS; do
+  [ -f "$WORK/$c.pid" ] || continue
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$WORK/$c.pid")/status" 2>/dev/null || echo 0)
   echo "$rss" > "$WORK/$c.rss"
 done
@@ -156,15 +163,27 @@ print(f"| configuration | spans/s | vs all off | vs prost decode | p99 ms | spre
 print(f"|---|---:|---:|---:|---:|---:|---:|---:|")
 for c in configs:
     rate, p99, failed, spread, rss = per[c]
+    label = labels.get(c.removesuffix("@b"), c) + (" (BIN_B)" if c.endswith("@b") else "")
     vs_off = f"{rate / base:.2f}" if base else "-"
     vs_dec = f"{rate / floor:.3f}" if floor else "-"
-    print(f"| {labels[c]} | {rate:,.0f} | {vs_off} | {vs_dec} | {p99:.1f} | {spread:.0%} | {failed} | {rss} |")
+    print(f"| {label} | {rate:,.0f} | {vs_off} | {vs_dec} | {p99:.1f} | {spread:.0%} | {failed} | {rss} |")
 if floor:
     print(f"| prost decode alone (otlp-loadgen limits) | {floor:,.0f} | | 1.000 | | | | |")
 if on and "on-kek" in per and per["on-kek"][0]:
     print(f"cost of the KEK provider: {1 - per['on-kek'][0] / on:+.1%} of the default's throughput")
 if on and base:
     for c in configs:
-        if c.startswith("no-"):
+        if c.startswith("no-") and not c.endswith("@b"):
             print(f"cost of {c[3:]}: {1 - on / per[c][0]:+.1%} of its throughput")
+for c in configs:
+    if c.endswith("@b") and c.removesuffix("@b") in per:
+        a = c.removesuffix("@b")
+        ratios = []
+        for r in range(1, rounds + 1):
+            ra = float(load(f"{a}.{r}.json").get("spans_accepted_per_s", 0))
+            rb = float(load(f"{c}.{r}.json").get("spans_accepted_per_s", 0))
+            if rb:
+                ratios.append(ra / rb)
+        if ratios:
+            print(f"BIN / BIN_B, {a}: {statistics.median(ratios):.3f} (median of {len(ratios)} rounds; per round {', '.join(f'{x:.3f}' for x in ratios)})")
 PY

@@ -148,12 +148,20 @@ impl Redactor {
     ) -> MinimizeReport {
         let mut report = MinimizeReport::default();
         let act = ActionCtx::new(tenant, secrets);
+        // One walk for the whole batch: its buffers and its key-class cache serve every
+        // resource (the cache is kept while consecutive resources share their rules).
+        let mut walk = Walk::new(
+            &self.detectors,
+            self.rules_for(tenant.as_str(), ""),
+            &act,
+            &mut report,
+            None,
+        );
         for rs in resource_spans.iter_mut() {
-            let service = service_name(rs.resource.as_ref()).to_string();
-            let rules = self.rules_for(tenant.as_str(), &service);
-            let mut walk = Walk::new(&self.detectors, rules, &act, &mut report, None);
+            walk.set_rules(self.rules_for(tenant.as_str(), service_name(rs.resource.as_ref())));
             walk.resource_spans(rs, Some(&self.digest_hex));
         }
+        drop(walk);
         self.metrics.add_report(&report);
         report
     }
@@ -169,14 +177,22 @@ impl Redactor {
     ) -> MinimizeReport {
         let mut report = MinimizeReport::default();
         let act = ActionCtx::new(tenant, secrets);
+        // One walk for the whole batch, as in `minimize`.
+        let mut walk = Walk::new(
+            &self.detectors,
+            self.rules_for(tenant.as_str(), ""),
+            &act,
+            &mut report,
+            None,
+        )
+        .with_exposure(exposure, 0);
         for rs in resource_spans.iter_mut() {
-            let service = service_name(rs.resource.as_ref()).to_string();
-            let index = exposure.service(&service);
-            let rules = self.rules_for(tenant.as_str(), &service);
-            let mut walk = Walk::new(&self.detectors, rules, &act, &mut report, None)
-                .with_exposure(exposure, index);
+            let service = service_name(rs.resource.as_ref());
+            walk.set_rules(self.rules_for(tenant.as_str(), service));
+            walk.set_exposure_service(service);
             walk.resource_spans(rs, Some(&self.digest_hex));
         }
+        drop(walk);
         self.metrics.add_report(&report);
         report
     }

@@ -271,6 +271,49 @@ fn service_override_applies_to_that_service_only() {
     assert!(get(&b).starts_with("pse:email:"));
 }
 
+/// One walk serves a whole batch and keeps its key-class cache across resources: a key
+/// that one service's override makes sensitive is classified afresh for the next
+/// resource of another service, and again for the one after, in the same call.
+#[test]
+fn key_classes_follow_each_resources_rules_within_one_batch() {
+    let policy = Policy::from_toml(
+        "version = 1\n[[override]]\nservice = \"billing\"\n[override.keys.sensitive]\nplan = \"secret\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let r = Redactor::new(policy).unwrap();
+    let mk = |svc: &str| {
+        one_span(
+            svc,
+            Span {
+                attributes: vec![kv("plan", s("gold-annual-2024"))],
+                ..Default::default()
+            },
+        )
+        .remove(0)
+    };
+    for services in [["web", "billing", "web"], ["billing", "web", "billing"]] {
+        let mut batch: Vec<ResourceSpans> = services.iter().map(|svc| mk(svc)).collect();
+        let mut exposure = crate::exposure::BatchExposure::default();
+        let mut recorded = batch.clone();
+        r.minimize(&tenant("t"), &mut batch, &secrets());
+        r.minimize_recording(&tenant("t"), &mut recorded, &secrets(), &mut exposure);
+        for rs in [&batch, &recorded] {
+            for (svc, res) in services.iter().zip(rs.iter()) {
+                let v = attr(&res.scope_spans[0].spans[0].attributes, "plan").unwrap();
+                if *svc == "billing" {
+                    assert_ne!(
+                        v, "gold-annual-2024",
+                        "{services:?}: billing's plan is a secret"
+                    );
+                } else {
+                    assert_eq!(v, "gold-annual-2024", "{services:?}: web's plan is plain");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn stage_sets_digest_and_counts_metrics() {
     let r = Arc::new(Redactor::new(Policy::default()).unwrap());

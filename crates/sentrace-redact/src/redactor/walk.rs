@@ -42,7 +42,7 @@ impl std::hash::BuildHasher for FnvBuild {
     }
 }
 
-/// Most key classes remembered per resource.
+/// Most key classes remembered per walk (one walk per batch).
 const MAX_CACHED_KEYS: usize = 1024;
 
 /// Where a value sits in OTLP.
@@ -103,7 +103,7 @@ pub(crate) struct Walk<'a> {
     observe: Option<&'a mut Vec<Observation>>,
     found: Vec<Found>,
     norm: String,
-    /// Key classes seen in this resource (keys repeat across its spans).
+    /// Key classes seen under `rules` in this batch (keys repeat across spans and resources).
     classes: std::collections::HashMap<String, KeyClass, FnvBuild>,
     scratch: String,
     can_drop: bool,
@@ -168,6 +168,23 @@ impl<'a> Walk<'a> {
     ) -> Self {
         self.exposure = Some((exposure, service));
         self
+    }
+
+    /// Walks the next resource under `rules`. The key-class cache is kept when the rules
+    /// are the same ones (the common case: no override names this resource's service).
+    pub(crate) fn set_rules(&mut self, rules: &'a Rules) {
+        if !std::ptr::eq(self.rules, rules) {
+            self.classes.clear();
+            self.rules = rules;
+        }
+    }
+
+    /// Counts what the next resource minimizes under `service` (interned in the batch's
+    /// exposure); no-op without an exposure.
+    pub(crate) fn set_exposure_service(&mut self, service: &str) {
+        if let Some((ex, index)) = self.exposure.as_mut() {
+            *index = ex.service(service);
+        }
     }
 
     /// Folds the values noted since the last call into the exposure under `key`.
