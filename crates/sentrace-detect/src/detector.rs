@@ -87,6 +87,7 @@ pub(crate) fn make_finding(tenant: &TenantId, rule: &Rule, version: &str, d: Dra
         subject: d.subject,
         evidences: d.evidences,
         message: d.message,
+        downgraded: false,
     };
     f.uid = f.compute_uid();
     f
@@ -492,6 +493,7 @@ fn downgrade(f: &mut Finding, confidence: u8) {
     use sha2::{Digest, Sha256};
     f.confidence = confidence.min(f.confidence);
     f.severity = f.severity.min(Severity::Low);
+    f.downgraded = true;
     f.message
         .push_str(" [downgraded: the field's normal shape]");
     f.uid = hex::encode(&Sha256::digest(format!("{}:downgraded", f.uid))[..16]);

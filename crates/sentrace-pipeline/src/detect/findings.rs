@@ -292,6 +292,7 @@ mod tests {
                 reason: "r".into(),
             }],
             message: "m".into(),
+            downgraded: false,
         };
         f.uid = f.compute_uid();
         f
