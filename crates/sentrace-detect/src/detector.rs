@@ -101,6 +101,11 @@ pub struct Detector {
     behavior: crate::behavior::Baselines,
     memory: crate::memory::TraceMemory,
     context: context::Profiles,
+    /// Batches hold it shared while they run; a snapshot holds it alone, so a saved
+    /// baseline never has half a batch (field profiles updated, the behavioral state of the
+    /// same batch not yet: a save in that window, then a crash, restored a tenant with
+    /// profiles and no warm-up evidence).
+    batches: std::sync::RwLock<()>,
 }
 
 impl Detector {
@@ -114,6 +119,7 @@ impl Detector {
             behavior: crate::behavior::Baselines::new(),
             memory: crate::memory::TraceMemory::new(),
             context: context::Profiles::default(),
+            batches: std::sync::RwLock::new(()),
         })
     }
 
@@ -139,6 +145,12 @@ impl Detector {
     /// since the last call (see [`crate::behavior::BaselineSnapshot`]); the caller
     /// persists them. Each snapshot is the tenant's whole state.
     pub fn baseline_snapshots(&self) -> Vec<crate::behavior::BaselineSnapshot> {
+        // No batch in flight: every batch is in the snapshot whole or not at all. (The
+        // guard protects no data; a poisoned lock is as good as a clean one.)
+        let _quiet = self
+            .batches
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut snaps = self.behavior.snapshot_dirty();
         for t in self.context.take_dirty() {
             if !snaps.iter().any(|s| s.tenant == t.as_str()) {
@@ -221,6 +233,10 @@ impl Detector {
         resource_spans: &[ResourceSpans],
         now_unix_nanos: u64,
     ) -> Vec<Finding> {
+        let _batch = self
+            .batches
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let c = self.compiled(tenant);
         let mut out = Vec::new();
         let mut by_trace: HashMap<TraceId, Vec<SpanRef<'_>>> = HashMap::new();

@@ -529,3 +529,56 @@ fn a_pin_of_system_paths_downgrades_from_the_first_request() {
     assert!(max_conf(&f, Family::PathTraversal) >= 75, "{f:?}");
     assert!(f.iter().all(|f| !f.downgraded), "{f:?}");
 }
+
+/// A save while batches run sees each batch whole: the field profile and the behavioral
+/// evidence of the same spans, never one without the other (a save between them, then a
+/// crash, restored profiles without warm-up evidence).
+#[test]
+fn snapshots_never_hold_half_a_batch() {
+    let d = std::sync::Arc::new(detector(""));
+    let t = TenantId::new("acme").unwrap();
+    let batches = 300u64;
+    let writer = {
+        let (d, t) = (d.clone(), t.clone());
+        std::thread::spawn(move || {
+            for i in 0..batches {
+                let at = T0 + i * SEC;
+                let body = json("script", SCRIPTS[i as usize % SCRIPTS.len()]);
+                d.inspect(
+                    &t,
+                    &post(i, "ci", "/api/pipelines", "10.0.0.1", at, &body),
+                    at,
+                );
+            }
+        })
+    };
+    let mut checked = 0;
+    loop {
+        let done = writer.is_finished();
+        for snap in d.baseline_snapshots() {
+            let profiled = snap
+                .profiles
+                .iter()
+                .find(|p| p.field == "body.script")
+                .map_or(0, |p| p.values);
+            let v = serde_json::to_value(&snap).unwrap();
+            let spans = v["services"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s[0] == "ci"))
+                .and_then(|s| s[1]["spans"].as_u64())
+                .unwrap_or(0);
+            assert_eq!(profiled, spans, "a snapshot with half a batch");
+            checked += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    assert!(checked >= 1);
+    // The last snapshot holds every batch.
+    d.mark_baseline_unsaved(&t);
+    let last = d.baseline_snapshots();
+    let script = last[0].profiles.iter().find(|p| p.field == "body.script");
+    assert_eq!(script.map(|p| p.values), Some(batches));
+}
