@@ -26,6 +26,8 @@
 #   SPANS        spans per request [200]; ATTRS attributes per span [20]
 #   CONFIGS      space-separated subset of: on off no-detect no-minimize no-seal on-kek
 #                no-sensitive-key (minimized values under the data key only)
+#                no-context (every feature on, the tenant's learned field context off:
+#                `[context] learn = false` in its detection rules override)
 #   KEK          a master key provider spec (docs/keys.md) for the on-kek configuration:
 #                every feature on, with `[keys] kek = "$KEK"`, for example
 #                KEK="command:/usr/bin/python3 $PWD/examples/kek-openssl.py $PWD/kek.hex"
@@ -65,6 +67,7 @@ off_sections() {
     no-minimize) echo minimize ;;
     no-seal) echo seal ;;
     no-sensitive-key) ;;
+    no-context) ;;
     *) echo "unknown configuration $1" >&2; exit 2 ;;
   esac
 }
@@ -73,6 +76,10 @@ off_sections() {
 extra_toml() {
   case "$1" in
     no-sensitive-key) printf '[minimize]\nsensitive_key = false\n' ;;
+    no-context)
+      mkdir -p "$WORK/no-context/rules"
+      printf '[context]\nlearn = false\n' > "$WORK/no-context/rules/bench.toml"
+      printf '[detect]\ntenant_rules_dir = "%s"\n' "$WORK/no-context/rules" ;;
     on-kek)
       : "${KEK:?the on-kek configuration needs KEK, a master key provider spec}"
       printf '[keys]\nkek = "%s"\n' "$KEK" ;;
@@ -157,6 +164,7 @@ labels = {
     "no-seal": "seal off alone",
     "on-kek": "every feature on, [keys] kek = $KEK",
     "no-sensitive-key": "sensitive-value key off alone",
+    "no-context": "learned field context off alone",
 }
 print(f"OTLP/{proto}, {rounds} rounds, median; server on one core")
 print(f"| configuration | spans/s | vs all off | vs prost decode | p99 ms | spread | failed | peak RSS MB |")

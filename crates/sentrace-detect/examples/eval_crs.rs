@@ -1,7 +1,7 @@
 //! Payload detection on the OWASP CRS regression corpus and on generated benign traffic.
 //!
 //! `cargo run --release -p sentrace-detect --example eval_crs -- [--benign N] [--seed S]
-//!  [--misses FAMILY] [--fps] [--payloads DIR] [--list-misses] [--realistic N]`
+//!  [--misses FAMILY|all] [--fps] [--payloads DIR] [--list-misses] [--realistic N]`
 //!
 //! Each CRS test (go-ftw YAML) becomes one HTTP server span: method, `url.path`,
 //! `url.query`, `user_agent.original`, `http.request.header.<name>` and
@@ -447,7 +447,10 @@ fn main() {
         all_pos += pos.len();
         all_hit01 += hit(t01);
         all_hit1 += hit(t1);
-        if show_misses.as_deref() == Some(fam.as_str()) {
+        if show_misses
+            .as_deref()
+            .is_some_and(|m| m == fam.as_str() || m == "all")
+        {
             for (c, s, _) in &pos {
                 if s.get(fam).is_none_or(|c| *c < t01) {
                     let kvs: Vec<KeyValue> = c

@@ -87,6 +87,7 @@ pub(crate) fn make_finding(tenant: &TenantId, rule: &Rule, version: &str, d: Dra
         subject: d.subject,
         evidences: d.evidences,
         message: d.message,
+        downgraded: false,
     };
     f.uid = f.compute_uid();
     f
@@ -100,6 +101,11 @@ pub struct Detector {
     behavior: crate::behavior::Baselines,
     memory: crate::memory::TraceMemory,
     context: context::Profiles,
+    /// Batches hold it shared while they run; a snapshot holds it alone, so a saved
+    /// baseline never has half a batch (field profiles updated, the behavioral state of the
+    /// same batch not yet: a save in that window, then a crash, restored a tenant with
+    /// profiles and no warm-up evidence).
+    batches: std::sync::RwLock<()>,
 }
 
 impl Detector {
@@ -113,6 +119,7 @@ impl Detector {
             behavior: crate::behavior::Baselines::new(),
             memory: crate::memory::TraceMemory::new(),
             context: context::Profiles::default(),
+            batches: std::sync::RwLock::new(()),
         })
     }
 
@@ -138,6 +145,12 @@ impl Detector {
     /// since the last call (see [`crate::behavior::BaselineSnapshot`]); the caller
     /// persists them. Each snapshot is the tenant's whole state.
     pub fn baseline_snapshots(&self) -> Vec<crate::behavior::BaselineSnapshot> {
+        // No batch in flight: every batch is in the snapshot whole or not at all. (The
+        // guard protects no data; a poisoned lock is as good as a clean one.)
+        let _quiet = self
+            .batches
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut snaps = self.behavior.snapshot_dirty();
         for t in self.context.take_dirty() {
             if !snaps.iter().any(|s| s.tenant == t.as_str()) {
@@ -220,6 +233,10 @@ impl Detector {
         resource_spans: &[ResourceSpans],
         now_unix_nanos: u64,
     ) -> Vec<Finding> {
+        let _batch = self
+            .batches
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let c = self.compiled(tenant);
         let mut out = Vec::new();
         let mut by_trace: HashMap<TraceId, Vec<SpanRef<'_>>> = HashMap::new();
@@ -492,6 +509,7 @@ fn downgrade(f: &mut Finding, confidence: u8) {
     use sha2::{Digest, Sha256};
     f.confidence = confidence.min(f.confidence);
     f.severity = f.severity.min(Severity::Low);
+    f.downgraded = true;
     f.message
         .push_str(" [downgraded: the field's normal shape]");
     f.uid = hex::encode(&Sha256::digest(format!("{}:downgraded", f.uid))[..16]);

@@ -76,6 +76,13 @@ pub struct Finding {
     pub evidences: Vec<Evidence>,
     /// One-line human summary (contains no raw values).
     pub message: String,
+    /// Downgraded by learned or pinned field context: the hit is the field's normal shape
+    /// (a CI `script` field carrying shell), so confidence and severity are lowered and the
+    /// server keeps the finding for `GET /api/findings` without sending it to sinks or
+    /// response (below `[detect] send_min_confidence`). Evidence reasons name the field and
+    /// whether it was learned or pinned. Absent in findings stored before the flag existed.
+    #[serde(default)]
+    pub downgraded: bool,
 }
 
 fn confidence_id(c: u8) -> (u8, &'static str) {
@@ -216,6 +223,14 @@ impl Finding {
         if let Some(u) = &self.subject.user {
             out["actor"] = json!({"user": {"name": u}});
         }
+        // OCSF has no attribute for "lowered by learned context": the flag goes in
+        // `unmapped` (the schema's place for product data), and a label says it too.
+        out["unmapped"] = json!({"downgraded": self.downgraded});
+        if self.downgraded
+            && let Some(labels) = out["metadata"]["labels"].as_array_mut()
+        {
+            labels.push(json!("downgraded"));
+        }
         out
     }
 
@@ -252,6 +267,8 @@ impl Finding {
             ("cs6", self.uid.clone()),
             ("cn1Label", "confidence".into()),
             ("cn1", self.confidence.to_string()),
+            ("cn2Label", "downgraded".into()),
+            ("cn2", u8::from(self.downgraded).to_string()),
             ("dvchost", self.service.clone()),
         ];
         if let Some(a) = &self.subject.client_address {
@@ -334,6 +351,7 @@ mod tests {
                 reason: "boolean".into(),
             }],
             message: "a=b".into(),
+            downgraded: false,
         };
         f.uid = f.compute_uid();
         f
@@ -358,7 +376,31 @@ mod tests {
         );
         assert_eq!(v["evidences"][0]["data"]["span_id"], "00f067aa0ba902b7");
         assert_eq!(v["src_endpoint"]["ip"], "203.0.113.7");
+        assert_eq!(v["unmapped"]["downgraded"], false);
+        assert_eq!(v["metadata"]["labels"], json!(["sqli"]));
         assert_eq!(f.uid.len(), 32);
+    }
+
+    #[test]
+    fn downgraded_flag_in_json_and_ocsf() {
+        let mut f = sample();
+        f.downgraded = true;
+        let v = f.to_ocsf();
+        assert_eq!(v["unmapped"]["downgraded"], true);
+        assert_eq!(v["metadata"]["labels"], json!(["sqli", "downgraded"]));
+        let plain = serde_json::to_value(&f).unwrap();
+        assert_eq!(plain["downgraded"], true);
+        // A finding stored before the flag existed reads as not downgraded.
+        let mut old = serde_json::to_value(sample()).unwrap();
+        old.as_object_mut().unwrap().remove("downgraded");
+        let back: Finding = serde_json::from_value(old).unwrap();
+        assert!(!back.downgraded);
+        assert!(
+            f.to_cef().contains("cn2Label=downgraded cn2=1"),
+            "{}",
+            f.to_cef()
+        );
+        assert!(sample().to_cef().contains("cn2=0"));
     }
 
     #[test]

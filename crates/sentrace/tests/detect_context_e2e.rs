@@ -1,11 +1,13 @@
 //! Learned field context on the real binary (issue #16, part 1). A CI service sends shell
 //! scripts in its `script` body field and a CMS sends HTML with iframes in its `html` field,
-//! from many client addresses over a minute; one client alone sends shell in a `note`
-//! field many times. The server is killed (kill -9) after a periodic save and started
+//! and an admin console's file manager sends system paths in its `path` field, from many
+//! client addresses over a minute; one client alone sends shell in a `note` field many
+//! times. The server is killed (kill -9) after a periodic save and started
 //! again. Then: the normal values raise nothing above low confidence and reach no sink,
 //! injections in fields that never carried shell or HTML (and script markup in the HTML
 //! field, and JNDI in the script field) are high and reach the sink, the field the single
-//! client hammered learned nothing. `sentrace detect profile list|show|reset` read the
+//! client hammered learned nothing; a system file read in the file manager's `path` is
+//! downgraded (`unmapped.downgraded` true) while the same path in its `name` field is high. `sentrace detect profile list|show|reset` read the
 //! profiles while the server runs, and reset refuses until it is stopped, then makes the
 //! field learn again.
 
@@ -24,6 +26,12 @@ const SCRIPTS: &[&str] = &[
     "curl -fsSL https://get.example.dev/install.sh -o install.sh\nsh install.sh",
     "rm -rf build dist\nmake -j$(nproc) all",
     "cd packages/web && npm run build | tee build.log",
+];
+/// What an admin console's file manager sends in its `path` field.
+const SYSTEM_PATHS: &[&str] = &[
+    "/var/www/html/index.php",
+    "/etc/nginx/sites-available/shop.conf",
+    "/var/log/nginx/access.log",
 ];
 const PAGES: &[&str] = &[
     "<p>Watch the tour.</p>\n<iframe src=\"https://player.example/embed/x1\" allowfullscreen></iframe>",
@@ -165,7 +173,19 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
             )
             .0,
         );
-        n += 2;
+        let path = SYSTEM_PATHS[i as usize % SYSTEM_PATHS.len()];
+        batch.push(
+            post(
+                n + 2,
+                "admin",
+                "/api/files",
+                &client,
+                ago,
+                serde_json::json!({"path": path, "name": "shop.conf"}),
+            )
+            .0,
+        );
+        n += 3;
     }
     for i in 0..120u64 {
         let body = serde_json::json!({"note": SCRIPTS[i as usize % SCRIPTS.len()]});
@@ -188,6 +208,7 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
     loop {
         if saved(&srv, "body.script").is_some_and(|p| carries(&p, "shell"))
             && saved(&srv, "body.html").is_some_and(|p| carries(&p, "html"))
+            && saved(&srv, "body.path").is_some_and(|p| carries(&p, "system_path"))
             && saved(&srv, "body.note").is_some_and(|p| p["values"].as_u64() >= Some(120))
         {
             break;
@@ -227,6 +248,10 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
         export(&srv, &ingest, &req);
         let f = findings(&srv, &read, &trace);
         assert!(max_confidence(&f, None) < 40, "{f:?}");
+        assert!(
+            f.iter().all(|f| f["unmapped"]["downgraded"] == true),
+            "{f:?}"
+        );
         low.extend(uids(&f));
     }
     assert!(
@@ -248,6 +273,25 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
         assert!(max_confidence(&f, None) < 40, "{f:?}");
         low.extend(uids(&f));
     }
+    // A system file read in the file manager's `path` field: its normal shape.
+    let (req, trace) = post(
+        n,
+        "admin",
+        "/api/files",
+        "10.9.1.9",
+        0,
+        serde_json::json!({"path": "/etc/ssl/openssl.cnf"}),
+    );
+    n += 1;
+    export(&srv, &ingest, &req);
+    let f = findings(&srv, &read, &trace);
+    assert!(
+        !f.is_empty()
+            && f.iter().all(|f| f["unmapped"]["downgraded"] == true
+                && f["confidence_score"].as_u64() < Some(40)),
+        "{f:?}"
+    );
+    low.extend(uids(&f));
 
     // 5. Injections: in fields that never carried shell or HTML, script markup in the HTML
     //    field, JNDI in the script field, and shell in the field one client hammered.
@@ -288,6 +332,13 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
             80,
         ),
         (
+            "admin",
+            "/api/files",
+            serde_json::json!({"name": "/etc/ssl/openssl.cnf"}),
+            "path_traversal",
+            75,
+        ),
+        (
             "ci",
             "/api/notes",
             serde_json::json!({"note": SCRIPTS[0]}),
@@ -302,6 +353,12 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
         export(&srv, &ingest, &req);
         let f = findings(&srv, &read, &trace);
         assert!(max_confidence(&f, Some(family)) >= min, "{body}: {f:?}");
+        assert!(
+            f.iter()
+                .any(|x| x["finding_info"]["types"][0] == family
+                    && x["unmapped"]["downgraded"] == false),
+            "{body}: {f:?}"
+        );
         high.extend(uids(&f).into_iter().filter(|u| {
             f.iter().any(|x| {
                 x["metadata"]["uid"] == u.as_str() && x["confidence_score"].as_u64() >= Some(40)

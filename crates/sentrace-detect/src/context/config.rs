@@ -68,7 +68,8 @@ pub struct Pin {
     /// `header.<name>`, `cookie.<name>`, `path`, `body`.
     pub field: String,
     /// Structures the field carries normally (treated as learned): names from
-    /// `shell`, `sql`, `html`, `active_html`, `path`, `dotdot`, `json`, `template`.
+    /// `shell`, `sql`, `html`, `active_html`, `path`, `dotdot`, `json`, `template`,
+    /// `system_path`.
     #[serde(default)]
     pub carries: Vec<String>,
     /// Structures the field never carries: never learned, never downgraded.

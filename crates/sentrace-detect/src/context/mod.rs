@@ -399,11 +399,15 @@ impl Profiles {
         if bits & structure == 0 {
             return None;
         }
-        let (carries, never) = if cfg.pins.is_empty() {
+        let (mut carries, never) = if cfg.pins.is_empty() {
             (0, 0)
         } else {
             pin_bits(cfg, f, &f.field())
         };
+        // A field pinned to carry system paths carries paths.
+        if carries & shape::SYSTEM_PATH != 0 {
+            carries |= shape::PATH;
+        }
         // Paths and JSON make no value more dangerous for another family: not required.
         let value_structures = bits & !shape::CLASSES & !(shape::PATH | shape::JSON);
         if never & (value_structures | structure) != 0 {

@@ -57,6 +57,12 @@ pub const DOTDOT: u32 = 1 << 21;
 pub const JSON: u32 = 1 << 22;
 /// A template or expression-language marker (`{{`, `${`, `#{`, `<%`).
 pub const TEMPLATE: u32 = 1 << 23;
+/// The whole value is the absolute path of a system file or folder (`/etc/nginx/nginx.conf`,
+/// `/var/www/html/index.php`, `/home/u/.profile`, `C:\inetpub\wwwroot\web.config`), as
+/// [`crate::payload::paths`] reads it. A file manager's or an admin console's `path`
+/// field learns it; a field of names, ids or ordinary paths (`docs/a.md`, `/srv/files/a.pdf`,
+/// web routes) does not, so a system path read there is not explained by its `path` bit.
+pub const SYSTEM_PATH: u32 = 1 << 24;
 
 /// Every bit with its name (for reports, pins and the profile commands).
 pub const NAMES: &[(u32, &str)] = &[
@@ -82,6 +88,7 @@ pub const NAMES: &[(u32, &str)] = &[
     (DOTDOT, "dotdot"),
     (JSON, "json"),
     (TEMPLATE, "template"),
+    (SYSTEM_PATH, "system_path"),
 ];
 
 /// Names of the structure bits an operator may pin.
@@ -94,6 +101,7 @@ pub const STRUCTURE_NAMES: &[&str] = &[
     "dotdot",
     "json",
     "template",
+    "system_path",
 ];
 
 /// The bit of a name in [`NAMES`].
@@ -455,6 +463,18 @@ fn path(v: &str) -> bool {
         })
 }
 
+/// Whether the whole value is the absolute path of a system file or folder (the check of
+/// the `lfi-absolute-path` rule, on the value as that rule reads it).
+fn system_path(v: &str) -> bool {
+    let t = v.trim_start_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
+    let b = t.as_bytes();
+    let rooted =
+        b.first() == Some(&b'/') || (b.len() > 2 && b[0].is_ascii_alphabetic() && b[1] == b':');
+    rooted
+        && v.len() <= crate::payload::paths::MAX_PATH_BYTES
+        && crate::payload::paths::detect(&crate::normalize::fold_cow(v)).is_some()
+}
+
 /// Whether a value without angle brackets holds a script URL (`javascript:`, `vbscript:`,
 /// `data:text/html`), case-insensitively, without allocating.
 fn script_url(v: &str) -> bool {
@@ -495,6 +515,9 @@ pub fn shape(v: &str) -> u32 {
         }
         if v.contains("../") || v.contains("..\\") {
             bits |= DOTDOT | PATH;
+        }
+        if bits & PATH != 0 && system_path(v) {
+            bits |= SYSTEM_PATH;
         }
     }
     let t = v.trim();
@@ -557,6 +580,26 @@ mod tests {
         assert!(!has("Contact us online", ACTIVE_HTML));
         assert!(has("../../etc/passwd", DOTDOT) && has("/etc/passwd", PATH));
         assert!(!has("https://example.com/a", PATH));
+        // System paths: the whole value, as the absolute-path rule reads it.
+        for v in [
+            "/etc/nginx/nginx.conf",
+            "/var/www/html/index.php",
+            "/home/deploy/.profile",
+            "C:\\inetpub\\wwwroot\\web.config",
+            " /etc/passwd",
+        ] {
+            assert!(has(v, SYSTEM_PATH), "{v}");
+        }
+        for v in [
+            "/srv/files/alice/report.pdf",
+            "/api/v1/users",
+            "docs/guide/intro.md",
+            "see /etc/passwd for users",
+            "cat /etc/passwd",
+            "https://example.com/etc/passwd",
+        ] {
+            assert!(!has(v, SYSTEM_PATH), "{v}");
+        }
         assert!(has("{\"a\": 1}", JSON));
         assert!(has("${jndi:ldap://x/a}", TEMPLATE));
         assert_eq!(names(SHELL | ALPHA), ["alpha", "shell"]);

@@ -427,3 +427,158 @@ fn profiles_survive_a_snapshot_and_format_1_still_reads() {
     let again = back.baseline_snapshots();
     assert_eq!(again.len(), 1, "changed profiles are saved");
 }
+
+/// What an admin console's file manager sends in `path`, and a document store's `file`.
+const SYSTEM_PATHS: &[&str] = &[
+    "/var/www/html/index.php",
+    "/etc/nginx/sites-available/shop.conf",
+    "/var/log/nginx/access.log",
+    "/home/deploy/.profile",
+];
+const DOC_PATHS: &[&str] = &[
+    "/srv/files/alice/report.pdf",
+    "/srv/files/bob/2024/budget.xlsx",
+    "docs/guide/intro.md",
+];
+
+#[test]
+fn a_field_of_system_paths_downgrades_absolute_path_reads_and_name_fields_stay_high() {
+    let d = detector("");
+    let t = TenantId::new("acme").unwrap();
+    let mut n = 0;
+    for i in 0..80u64 {
+        let client = format!("10.0.{}.9", (i / 4) % 20);
+        let at = T0 + i * 3 * SEC;
+        let body = serde_json::json!({
+            "path": SYSTEM_PATHS[i as usize % SYSTEM_PATHS.len()],
+            "file": DOC_PATHS[i as usize % DOC_PATHS.len()],
+            "name": "shop.conf",
+        })
+        .to_string();
+        d.inspect(&t, &post(n, "admin", "/api/files", &client, at, &body), at);
+        n += 1;
+    }
+    let p = d
+        .field_profiles(&t)
+        .into_iter()
+        .find(|p| p.field == "body.path")
+        .unwrap();
+    assert!(p.structures().contains(&"system_path"), "{p:?}");
+    let p = d
+        .field_profiles(&t)
+        .into_iter()
+        .find(|p| p.field == "body.file")
+        .unwrap();
+    assert!(p.structures().contains(&"path"), "{p:?}");
+    assert!(!p.structures().contains(&"system_path"), "{p:?}");
+    let later = T0 + 300 * SEC;
+    let send = |k: u64, field: &str, v: &str| {
+        let body = serde_json::json!({ field: v }).to_string();
+        d.inspect(
+            &t,
+            &post(n + k, "admin", "/api/files", "10.9.9.9", later, &body),
+            later,
+        )
+    };
+    let reads = ["/etc/ssl/openssl.cnf", "/etc/passwd", "/proc/self/environ"];
+    for (k, v) in reads.iter().enumerate() {
+        // The file manager's field: its normal shape, downgraded and flagged as such.
+        let f = send(k as u64, "path", v);
+        assert!(
+            !f.is_empty() && f.iter().all(|f| f.confidence < 40 && f.downgraded),
+            "{v}: {f:?}"
+        );
+        // A name field never carried a path: high.
+        let f = send(10 + k as u64, "name", v);
+        assert!(max_conf(&f, Family::PathTraversal) >= 75, "{v}: {f:?}");
+        assert!(f.iter().all(|f| !f.downgraded), "{f:?}");
+        // Near miss: a field of ordinary paths learned `path`, not system paths.
+        let f = send(20 + k as u64, "file", v);
+        assert!(max_conf(&f, Family::PathTraversal) >= 75, "{v}: {f:?}");
+    }
+    // Dot-dot was never learned, not even in the file manager's field.
+    let f = send(30, "path", "/var/www/html/../../../etc/shadow");
+    assert!(max_conf(&f, Family::PathTraversal) >= 75, "{f:?}");
+    // Ordinary paths in the file manager's field raise nothing.
+    let f = send(31, "path", "/var/www/html/about.php");
+    assert!(f.iter().all(|f| f.confidence < 40), "{f:?}");
+}
+
+#[test]
+fn a_pin_of_system_paths_downgrades_from_the_first_request() {
+    let d = detector(
+        "[[context.pin]]\nservice = \"admin\"\nfield = \"body.file\"\ncarries = [\"system_path\"]\n",
+    );
+    let t = TenantId::new("acme").unwrap();
+    let body = |field: &str| serde_json::json!({ field: "/etc/nginx/nginx.conf" }).to_string();
+    let f = d.inspect(
+        &t,
+        &post(1, "admin", "/api/files", "10.1.1.1", T0, &body("file")),
+        T0,
+    );
+    assert!(
+        !f.is_empty() && f.iter().all(|f| f.downgraded && f.confidence < 40),
+        "{f:?}"
+    );
+    assert!(f[0].evidences[0].reason.contains("pinned"), "{f:?}");
+    let f = d.inspect(
+        &t,
+        &post(2, "admin", "/api/files", "10.1.1.1", T0, &body("id")),
+        T0,
+    );
+    assert!(max_conf(&f, Family::PathTraversal) >= 75, "{f:?}");
+    assert!(f.iter().all(|f| !f.downgraded), "{f:?}");
+}
+
+/// A save while batches run sees each batch whole: the field profile and the behavioral
+/// evidence of the same spans, never one without the other (a save between them, then a
+/// crash, restored profiles without warm-up evidence).
+#[test]
+fn snapshots_never_hold_half_a_batch() {
+    let d = std::sync::Arc::new(detector(""));
+    let t = TenantId::new("acme").unwrap();
+    let batches = 300u64;
+    let writer = {
+        let (d, t) = (d.clone(), t.clone());
+        std::thread::spawn(move || {
+            for i in 0..batches {
+                let at = T0 + i * SEC;
+                let body = json("script", SCRIPTS[i as usize % SCRIPTS.len()]);
+                d.inspect(
+                    &t,
+                    &post(i, "ci", "/api/pipelines", "10.0.0.1", at, &body),
+                    at,
+                );
+            }
+        })
+    };
+    let mut checked = 0;
+    loop {
+        let done = writer.is_finished();
+        for snap in d.baseline_snapshots() {
+            let profiled = snap
+                .profiles
+                .iter()
+                .find(|p| p.field == "body.script")
+                .map_or(0, |p| p.values);
+            let v = serde_json::to_value(&snap).unwrap();
+            let spans = v["services"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s[0] == "ci"))
+                .and_then(|s| s[1]["spans"].as_u64())
+                .unwrap_or(0);
+            assert_eq!(profiled, spans, "a snapshot with half a batch");
+            checked += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    assert!(checked >= 1);
+    // The last snapshot holds every batch.
+    d.mark_baseline_unsaved(&t);
+    let last = d.baseline_snapshots();
+    let script = last[0].profiles.iter().find(|p| p.field == "body.script");
+    assert_eq!(script.map(|p| p.values), Some(batches));
+}

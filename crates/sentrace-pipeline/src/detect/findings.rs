@@ -305,6 +305,7 @@ mod tests {
                 reason: "r".into(),
             }],
             message: "m".into(),
+            downgraded: false,
         };
         f.uid = f.compute_uid();
         f

@@ -49,6 +49,7 @@ fn finding(client: &str, user: &str) -> Finding {
             reason: "r".into(),
         }],
         message: "m".into(),
+        downgraded: false,
     };
     f.uid = f.compute_uid();
     f

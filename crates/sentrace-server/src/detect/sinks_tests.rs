@@ -40,6 +40,7 @@ fn finding(n: u8) -> Finding {
             reason: "tautology".into(),
         }],
         message: "m".into(),
+        downgraded: false,
     };
     f.uid = f.compute_uid();
     f
