@@ -210,6 +210,7 @@ mod tests {
             kind: RuleKind::Payload,
             severity: Severity::High,
             confidence: 80,
+            downgraded: false,
             technique: "T1190".into(),
             ruleset_version: "1".into(),
             time_unix_nanos: n,
