@@ -60,7 +60,7 @@ CA="$D/tls/ca.pem"
 if [ -n "${COMPARE_TOML:-}${COMPARE_BIN:-}" ]; then
   G2=$(port); Q2=$(port); D2="$WORK/data2"
   printf '[listen]\notlp_grpc = "127.0.0.1:%s"\notlp_http = "127.0.0.1:%s"\nquery = "127.0.0.1:%s"\n%s\n' \
-    "$G2" "$(port)" "$Q2" "$COMPARE_TOML" > "$WORK/sentrace2.toml"
+    "$G2" "$(port)" "$Q2" "${COMPARE_TOML:-}" > "$WORK/sentrace2.toml"
   "$BIN2" serve --data-dir "$D2" --config "$WORK/sentrace2.toml" > "$WORK/out2" 2> "$WORK/err2" &
   echo $! > "$WORK/pid2"
   for _ in $(seq 1 300); do grep -q "sentrace: ready" "$WORK/out2" && break; sleep 0.2; done
@@ -176,7 +176,7 @@ for name, size in (("blocks", b), ("WAL", w), ("log", l)):
 print(f"| bytes per span on disk, all three | {(int(b) + int(w) + int(l)) / spans:.1f} |")
 PY
 if [ -n "${COMPARE_TOML:-}${COMPARE_BIN:-}" ]; then
-  python3 - "$WORK" "$COMPARE_TOML" "$loaded" "$load_secs" "$loaded2" "$load_secs2" <<'PY'
+  python3 - "$WORK" "${COMPARE_TOML:-}" "$loaded" "$load_secs" "$loaded2" "$load_secs2" <<'PY'
 import statistics, sys
 work, toml = sys.argv[1], sys.argv[2]
 a_n, a_s, b_n, b_s = map(int, sys.argv[3:])

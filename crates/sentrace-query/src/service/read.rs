@@ -309,10 +309,11 @@ impl QueryService {
                     list.trace_ids.push(tid);
                 }
             }
-            // Every trace in one pass over the blocks.
-            let read = self.store.traces(tenant, &list.trace_ids).await;
-            let entries = self.stored(read, caller, action, endpoint, &filter).await?;
-            list.spans.extend(views(&entries));
+            for tid in &list.trace_ids {
+                let read = self.store.trace(tenant, *tid).await;
+                let entries = self.stored(read, caller, action, endpoint, &filter).await?;
+                list.spans.extend(views(&entries));
+            }
             list.spans = dedup(std::mem::take(&mut list.spans));
             let (_, shaped) = scope.shape(Action::ReadTrace, &mut list.spans);
             list.shaped = shaped;

@@ -246,61 +246,42 @@ impl QueryService {
                     .map(|e| e.canonical.len() as u64)
                     .sum::<u64>(),
             );
-            // Candidate traces are read in batches of as many as are still missing, each
-            // batch in one pass over the blocks.
-            let mut order = order.into_iter();
-            while found.hits.len() < s.limit {
-                let need = s.limit - found.hits.len();
-                let mut batch: Vec<TraceId> = Vec::with_capacity(need);
-                for tid in order.by_ref() {
-                    examined.insert(tid);
-                    found.inspected_traces += 1;
-                    let group = dedup(groups.remove(&tid).unwrap_or_default());
-                    // The candidates are part of the trace: a trace longer than maxDuration
-                    // already is one without its full read.
-                    if !prematch(s, &group)
-                        || s.max_duration_nanos
-                            .is_some_and(|m| group_duration(&group) > m)
-                    {
-                        continue;
-                    }
-                    batch.push(tid);
-                    if batch.len() >= need {
-                        break;
-                    }
-                }
-                if batch.is_empty() {
+            for tid in order {
+                if found.hits.len() >= s.limit {
                     break;
                 }
-                let read = self.store.traces(tenant, &batch).await;
+                examined.insert(tid);
+                found.inspected_traces += 1;
+                let group = dedup(groups.remove(&tid).unwrap_or_default());
+                // The candidates are part of the trace: a trace longer than maxDuration
+                // already is one without its full read.
+                if !prematch(s, &group)
+                    || s.max_duration_nanos
+                        .is_some_and(|m| group_duration(&group) > m)
+                {
+                    continue;
+                }
+                let read = self.store.trace(tenant, tid).await;
                 let entries = self.stored(read, caller, action, endpoint, &filter).await?;
-                let mut by_trace: HashMap<TraceId, Vec<SpanView>> = HashMap::new();
-                for v in views(&entries) {
-                    if let Ok(tid) = TraceId::from_slice(&v.span().trace_id) {
-                        by_trace.entry(tid).or_default().push(v);
-                    }
+                let mut spans = dedup(views(&entries));
+                spans.sort_by_key(|v| v.span().start_time_unix_nano);
+                let (fates, one) = scope.shape(Action::ReadTrace, &mut spans);
+                if !trace_duration_ok(s, &spans) {
+                    continue;
                 }
-                for tid in batch {
-                    let mut spans = dedup(by_trace.remove(&tid).unwrap_or_default());
-                    spans.sort_by_key(|v| v.span().start_time_unix_nano);
-                    let (fates, one) = scope.shape(Action::ReadTrace, &mut spans);
-                    if !trace_duration_ok(s, &spans) {
-                        continue;
-                    }
-                    let visible: Vec<usize> = (0..spans.len())
-                        .filter(|i| fates[*i] != Fate::Hidden)
-                        .collect();
-                    let Some(m) = matched(s, &spans, &visible) else {
-                        continue;
-                    };
-                    shaped.hidden += one.hidden;
-                    shaped.masked += one.masked;
-                    found.hits.push(TempoHit {
-                        trace_id: tid,
-                        spans,
-                        matched: m,
-                    });
-                }
+                let visible: Vec<usize> = (0..spans.len())
+                    .filter(|i| fates[*i] != Fate::Hidden)
+                    .collect();
+                let Some(m) = matched(s, &spans, &visible) else {
+                    continue;
+                };
+                shaped.hidden += one.hidden;
+                shaped.masked += one.masked;
+                found.hits.push(TempoHit {
+                    trace_id: tid,
+                    spans,
+                    matched: m,
+                });
             }
             let exhausted = traces_seen.len() < sf.limit_traces;
             if found.hits.len() >= s.limit || exhausted || sf.limit_traces >= MAX_CANDIDATE_TRACES {

@@ -207,54 +207,30 @@ impl Store {
 
     /// All spans of one trace, from memory (recent, WAL-only spans) and blocks (pruned by
     /// trace-id statistics and bloom filters), ordered by start time, duplicates removed.
+    /// Only the trace's rows of a row group are decoded (see [`read_rows`]).
     pub async fn trace(
         &self,
         tenant: &TenantId,
         trace_id: TraceId,
     ) -> Result<Vec<SpanEntry>, StoreError> {
-        self.traces(tenant, &[trace_id]).await
-    }
-
-    /// All spans of the traces `trace_ids`, in one pass over the blocks: trace after trace
-    /// in the order given, each ordered by start time, duplicates removed. A block's
-    /// index and a row group's statistics and bloom filter admit it if they admit any of
-    /// the ids, and only the rows of those traces are decoded.
-    pub async fn traces(
-        &self,
-        tenant: &TenantId,
-        trace_ids: &[TraceId],
-    ) -> Result<Vec<SpanEntry>, StoreError> {
-        if trace_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let wanted: Arc<HashSet<TraceId>> = Arc::new(trace_ids.iter().copied().collect());
-        let (mut spans, blocks) = self.snapshot(tenant, |t, out| {
-            for id in trace_ids {
-                t.trace(tenant, id, out);
-            }
-        })?;
+        let (mut spans, blocks) =
+            self.snapshot(tenant, |t, out| t.trace(tenant, &trace_id, out))?;
+        let only = Arc::new(HashSet::from([trace_id]));
         for b in &blocks {
             let index = match self.index(b).await {
                 Ok(i) => i,
                 Err(e) if gone_peer_block(b, &e) => continue,
                 Err(e) => return Err(e),
             };
-            let here: Vec<TraceId> = trace_ids
-                .iter()
-                .filter(|t| index.may_hold_trace(t))
-                .copied()
-                .collect();
-            if here.is_empty() {
+            if !index.may_hold_trace(&trace_id) {
                 continue;
             }
-            let only = Arc::new(here.iter().copied().collect::<HashSet<_>>());
-            let keep = only.clone();
             let found = self
                 .read_block(
                     b,
-                    move |m| m.row_groups_for_traces(&here),
-                    Some(only),
-                    move |s| keep.contains(&s.trace_id),
+                    |m| m.row_groups_for_traces(&[trace_id]),
+                    Some(only.clone()),
+                    move |s| s.trace_id == trace_id,
                 )
                 .await;
             match found {
@@ -263,17 +239,13 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        let rank: std::collections::HashMap<&TraceId, usize> =
-            trace_ids.iter().enumerate().map(|(i, t)| (t, i)).collect();
-        spans.retain(|s| wanted.contains(&s.trace_id));
         spans.sort_by(|a, b| {
-            rank.get(&a.trace_id)
-                .cmp(&rank.get(&b.trace_id))
-                .then(a.start_unix_nanos.cmp(&b.start_unix_nanos))
+            a.start_unix_nanos
+                .cmp(&b.start_unix_nanos)
                 .then(a.span_id.cmp(&b.span_id))
         });
         let mut seen = HashSet::new();
-        spans.retain(|s| seen.insert((s.trace_id, s.span_id)));
+        spans.retain(|s| seen.insert(s.span_id));
         Ok(spans)
     }
 
