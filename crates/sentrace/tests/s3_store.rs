@@ -32,23 +32,6 @@ fn verify(srv: &Server, s3: &S3Server) -> (i32, serde_json::Value, String) {
     (out.status.code().unwrap_or(-1), v, stderr)
 }
 
-fn read_all(srv: &Server, token: &str, ids: &[String], stage: &str) {
-    for id in ids {
-        let resp = srv.get(token, &format!("/api/traces/{id}"));
-        let status = resp.status().as_u16();
-        let text = resp.text().unwrap();
-        assert_eq!(
-            status,
-            200,
-            "{stage}: trace {id}: {text}\nlog:\n{}",
-            srv.log()
-        );
-        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let spans = body["data"][0]["spans"].as_array().map_or(0, Vec::len);
-        assert_eq!(spans, 1, "{stage}: trace {id}: {body}");
-    }
-}
-
 fn set_flush_interval(config: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(config).unwrap();
     assert!(text.contains(from));

@@ -21,20 +21,6 @@ fn ingest(srv: &Server, token: &str, base: u64, n: u64) -> Vec<String> {
     ids
 }
 
-fn read_all(srv: &Server, token: &str, ids: &[String], stage: &str) {
-    for id in ids {
-        let resp = srv.get(token, &format!("/api/traces/{id}"));
-        let status = resp.status().as_u16();
-        let text = resp.text().unwrap();
-        assert_eq!(
-            status,
-            200,
-            "{stage}: trace {id}: {text}\nlog:\n{}",
-            srv.log()
-        );
-    }
-}
-
 /// The span count of the last "WAL replayed" line of the server's log.
 fn last_replayed_spans(log: &str) -> u64 {
     let line = log

@@ -533,3 +533,22 @@ pub fn flushed_spans(log: &str) -> u64 {
         })
         .sum()
 }
+
+/// Reads each trace of `ids` through the Jaeger API and checks it is there with its one
+/// span; `stage` names the step in a failure, with the server's log.
+pub fn read_all(srv: &Server, token: &str, ids: &[String], stage: &str) {
+    for id in ids {
+        let resp = srv.get(token, &format!("/api/traces/{id}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        assert_eq!(
+            status,
+            200,
+            "{stage}: trace {id}: {text}\nlog:\n{}",
+            srv.log()
+        );
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let spans = body["data"][0]["spans"].as_array().map_or(0, Vec::len);
+        assert_eq!(spans, 1, "{stage}: trace {id}: {body}");
+    }
+}
