@@ -5,9 +5,9 @@
 //! it: a bucket outage only delays sharing, retried with backoff as flushes are.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use sentrace_store::{SharedState, StoreError};
+use sentrace_store::{SharedState, StoreError, retry_backoff};
 use tokio::sync::watch;
 
 use super::Runtime;
@@ -98,18 +98,6 @@ pub async fn sync_once(rt: &Arc<Runtime>, shared: &SharedState) -> Result<SyncRe
     }
 }
 
-/// The wait after `failures` consecutive failed rounds: the interval, doubled per
-/// failure, at most the longer of the interval and 60 s (as flushes back off).
-fn backoff(interval: Duration, failures: u32) -> Duration {
-    if failures == 0 {
-        return interval;
-    }
-    let cap = interval.max(Duration::from_secs(60));
-    interval
-        .saturating_mul(1u32 << (failures - 1).min(16))
-        .min(cap)
-}
-
 /// Shares until `shutdown` turns true: names this node in the findings and responses, then
 /// runs [`sync_once`] every `peer_refresh_interval` (backing off while the bucket fails).
 pub async fn run(rt: Arc<Runtime>, shared: SharedState, mut shutdown: watch::Receiver<bool>) {
@@ -136,13 +124,13 @@ pub async fn run(rt: Arc<Runtime>, shared: SharedState, mut shutdown: watch::Rec
                 tracing::warn!(
                     error = %e,
                     failures,
-                    retry_in_ms = u64::try_from(backoff(interval, failures).as_millis()).unwrap_or(u64::MAX),
+                    retry_in_ms = u64::try_from(retry_backoff(interval, failures).as_millis()).unwrap_or(u64::MAX),
                     "sharing quarantines and findings with the other nodes failed; local journals keep them, retrying with backoff"
                 );
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff(interval, failures)) => {}
+            _ = tokio::time::sleep(retry_backoff(interval, failures)) => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -151,11 +139,12 @@ pub async fn run(rt: Arc<Runtime>, shared: SharedState, mut shutdown: watch::Rec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn failed_rounds_back_off_to_a_bound() {
         let s = Duration::from_secs;
-        let waits: Vec<_> = (0..9).map(|f| backoff(s(1), f)).collect();
+        let waits: Vec<_> = (0..9).map(|f| retry_backoff(s(1), f)).collect();
         assert_eq!(
             waits,
             [s(1), s(1), s(2), s(4), s(8), s(16), s(32), s(60), s(60)]

@@ -688,9 +688,10 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
-/// The wait before the next flush after `failures` consecutive failed ones: the flush
-/// interval, doubled per failure, at most the longer of the interval and 60 s.
-fn flush_backoff(interval: Duration, failures: u32) -> Duration {
+/// The wait before the next try after `failures` consecutive failed ones (flushes, and
+/// other periodic work against the object store): the interval, doubled per failure, at
+/// most the longer of the interval and 60 s.
+pub fn retry_backoff(interval: Duration, failures: u32) -> Duration {
     if failures == 0 {
         return interval;
     }
@@ -709,7 +710,7 @@ async fn background(inner: Weak<Inner>, notify: Arc<Notify>, mut shutdown: watch
     // flush requests wait for the backoff too, so a full buffer does not hammer the store.
     let mut failures = 0u32;
     loop {
-        let wait = flush_backoff(interval, failures);
+        let wait = retry_backoff(interval, failures);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = notify.notified(), if failures == 0 => {}
@@ -729,7 +730,7 @@ async fn background(inner: Weak<Inner>, notify: Arc<Notify>, mut shutdown: watch
                 tracing::warn!(
                     error = %e,
                     failures,
-                    retry_in_ms = u64::try_from(flush_backoff(interval, failures).as_millis()).unwrap_or(u64::MAX),
+                    retry_in_ms = u64::try_from(retry_backoff(interval, failures).as_millis()).unwrap_or(u64::MAX),
                     "background flush failed; the WAL keeps the spans, retrying with backoff"
                 );
             }
@@ -747,14 +748,14 @@ mod tests {
     #[test]
     fn failed_flushes_back_off_to_a_bound() {
         let s = Duration::from_secs;
-        let waits: Vec<_> = (0..9).map(|f| flush_backoff(s(1), f)).collect();
+        let waits: Vec<_> = (0..9).map(|f| retry_backoff(s(1), f)).collect();
         assert_eq!(
             waits,
             [s(1), s(1), s(2), s(4), s(8), s(16), s(32), s(60), s(60)]
         );
-        assert_eq!(flush_backoff(s(30), 1), s(30));
-        assert_eq!(flush_backoff(s(30), 3), s(60));
-        assert_eq!(flush_backoff(s(120), 5), s(120));
-        assert_eq!(flush_backoff(s(1), u32::MAX), s(60));
+        assert_eq!(retry_backoff(s(30), 1), s(30));
+        assert_eq!(retry_backoff(s(30), 3), s(60));
+        assert_eq!(retry_backoff(s(120), 5), s(120));
+        assert_eq!(retry_backoff(s(1), u32::MAX), s(60));
     }
 }
