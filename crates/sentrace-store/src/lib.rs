@@ -61,7 +61,7 @@ pub use search::SpanFilter;
 pub use shared_state::{PeerState, SharedState};
 pub use store::{
     BarrierFuture, CompactReport, Durable, FlushReport, ReadStats, SealedRead, Store, Submit,
-    WAL_LOCATION, WalBarrier, retry_backoff,
+    TRACE_READS_IN_FLIGHT, WAL_LOCATION, WalBarrier, retry_backoff,
 };
 pub use vault::Vault;
 pub use wal::replay::{CorruptSegment, RecoveredManifest, RecoveryReport, TailCut};

@@ -130,3 +130,53 @@ async fn search_with_equal_start_times_stops_at_the_limit() {
     assert_eq!(store.read_stats().blocks_fetched, before.blocks_fetched);
     store.close().await.unwrap();
 }
+
+/// Several traces read at once come back in the order asked, each exactly as one read of
+/// it answers, from blocks and from memory alike, with an empty answer for an unknown id.
+#[tokio::test]
+async fn traces_answer_in_the_order_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(
+        dir.path(),
+        StoreConfig {
+            block_row_group_rows: 16,
+            ..cfg()
+        },
+    )
+    .await;
+    let acme = tenant("acme");
+    let t0 = now_nanos() - 600_000_000_000;
+    for blk in 0..6u64 {
+        for t in 0..5u64 {
+            store
+                .append(&acme, trace_spans(blk * 10 + t + 1, 3, t0 + t))
+                .await
+                .unwrap();
+        }
+        store.flush().await.unwrap();
+    }
+    // Two traces only in memory.
+    for n in [901, 902] {
+        store.append(&acme, trace_spans(n, 2, t0)).await.unwrap();
+    }
+    let tid = |n: u64| trace_spans(n, 1, 0)[0].trace_id;
+    let asked = [53, 902, 1, 77_777, 24, 901, 12, 45, 33];
+    let ids: Vec<_> = asked.iter().map(|n| tid(*n)).collect();
+    let answers = store.traces(&acme, &ids).await;
+    assert_eq!(answers.len(), asked.len());
+    for (n, answer) in asked.iter().zip(answers) {
+        let answer = answer.unwrap();
+        assert_eq!(
+            answer,
+            store.trace(&acme, tid(*n)).await.unwrap(),
+            "trace {n}"
+        );
+        match n {
+            77_777 => assert!(answer.is_empty()),
+            901 | 902 => assert_eq!(answer.len(), 2, "trace {n}"),
+            _ => assert_eq!(answer.len(), 3, "trace {n}"),
+        }
+        assert!(answer.iter().all(|s| s.trace_id == tid(*n)), "trace {n}");
+    }
+    store.close().await.unwrap();
+}

@@ -309,8 +309,7 @@ impl QueryService {
                     list.trace_ids.push(tid);
                 }
             }
-            for tid in &list.trace_ids {
-                let read = self.store.trace(tenant, *tid).await;
+            for read in self.store.traces(tenant, &list.trace_ids).await {
                 let entries = self.stored(read, caller, action, endpoint, &filter).await?;
                 list.spans.extend(views(&entries));
             }
@@ -359,12 +358,13 @@ impl QueryService {
             },
             missing: Vec::new(),
         };
-        for tid in parsed {
-            if !scope.allows(action, Resource::Trace(tid.to_string())) {
-                set.missing.push(tid);
-                continue;
-            }
-            let read = self.store.trace(&caller.identity.tenant, tid).await;
+        let asked = parsed.clone();
+        let (allowed, refused): (Vec<TraceId>, Vec<TraceId>) = parsed
+            .into_iter()
+            .partition(|tid| scope.allows(action, Resource::Trace(tid.to_string())));
+        set.missing = refused;
+        let reads = self.store.traces(&caller.identity.tenant, &allowed).await;
+        for (tid, read) in allowed.into_iter().zip(reads) {
             let entries = self.stored(read, caller, action, endpoint, &filter).await?;
             let mut spans = dedup(views(&entries));
             let (fates, shaped) = scope.shape(action, &mut spans);
@@ -378,6 +378,8 @@ impl QueryService {
             set.found.shaped.hidden += shaped.hidden;
             set.found.shaped.masked += shaped.masked;
         }
+        set.missing
+            .sort_by_key(|t| asked.iter().position(|a| a == t));
         let mut record = Self::record(caller, action, endpoint, Outcome::Allowed, filter);
         record.trace_ids = set.found.trace_ids.iter().map(|t| t.to_string()).collect();
         record.spans_returned = set.found.spans.len() as u64;

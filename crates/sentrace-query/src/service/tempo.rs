@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sentrace_access::authz::{Action, Resource};
 use sentrace_core::TraceId;
-use sentrace_store::SpanFilter;
+use sentrace_store::{SpanFilter, TRACE_READS_IN_FLIGHT};
 
 use super::read::{MAX_CANDIDATE_TRACES, dedup, views};
 use super::scope::{Fate, Shaped};
@@ -246,42 +246,53 @@ impl QueryService {
                     .map(|e| e.canonical.len() as u64)
                     .sum::<u64>(),
             );
-            for tid in order {
-                if found.hits.len() >= s.limit {
+            // Candidates that pass the cheap checks are read in waves of at most
+            // TRACE_READS_IN_FLIGHT, never more than the hits still missing, so a wave reads
+            // no trace the sequential order would not have read.
+            let mut queue = order.into_iter();
+            while found.hits.len() < s.limit {
+                let room = TRACE_READS_IN_FLIGHT.min(s.limit - found.hits.len());
+                let mut wave = Vec::with_capacity(room);
+                while wave.len() < room {
+                    let Some(tid) = queue.next() else { break };
+                    examined.insert(tid);
+                    found.inspected_traces += 1;
+                    let group = dedup(groups.remove(&tid).unwrap_or_default());
+                    // The candidates are part of the trace: a trace longer than maxDuration
+                    // already is one without its full read.
+                    if prematch(s, &group)
+                        && s.max_duration_nanos
+                            .is_none_or(|m| group_duration(&group) <= m)
+                    {
+                        wave.push(tid);
+                    }
+                }
+                if wave.is_empty() {
                     break;
                 }
-                examined.insert(tid);
-                found.inspected_traces += 1;
-                let group = dedup(groups.remove(&tid).unwrap_or_default());
-                // The candidates are part of the trace: a trace longer than maxDuration
-                // already is one without its full read.
-                if !prematch(s, &group)
-                    || s.max_duration_nanos
-                        .is_some_and(|m| group_duration(&group) > m)
-                {
-                    continue;
+                let reads = self.store.traces(tenant, &wave).await;
+                for (tid, read) in wave.into_iter().zip(reads) {
+                    let entries = self.stored(read, caller, action, endpoint, &filter).await?;
+                    let mut spans = dedup(views(&entries));
+                    spans.sort_by_key(|v| v.span().start_time_unix_nano);
+                    let (fates, one) = scope.shape(Action::ReadTrace, &mut spans);
+                    if !trace_duration_ok(s, &spans) {
+                        continue;
+                    }
+                    let visible: Vec<usize> = (0..spans.len())
+                        .filter(|i| fates[*i] != Fate::Hidden)
+                        .collect();
+                    let Some(m) = matched(s, &spans, &visible) else {
+                        continue;
+                    };
+                    shaped.hidden += one.hidden;
+                    shaped.masked += one.masked;
+                    found.hits.push(TempoHit {
+                        trace_id: tid,
+                        spans,
+                        matched: m,
+                    });
                 }
-                let read = self.store.trace(tenant, tid).await;
-                let entries = self.stored(read, caller, action, endpoint, &filter).await?;
-                let mut spans = dedup(views(&entries));
-                spans.sort_by_key(|v| v.span().start_time_unix_nano);
-                let (fates, one) = scope.shape(Action::ReadTrace, &mut spans);
-                if !trace_duration_ok(s, &spans) {
-                    continue;
-                }
-                let visible: Vec<usize> = (0..spans.len())
-                    .filter(|i| fates[*i] != Fate::Hidden)
-                    .collect();
-                let Some(m) = matched(s, &spans, &visible) else {
-                    continue;
-                };
-                shaped.hidden += one.hidden;
-                shaped.masked += one.masked;
-                found.hits.push(TempoHit {
-                    trace_id: tid,
-                    spans,
-                    matched: m,
-                });
             }
             let exhausted = traces_seen.len() < sf.limit_traces;
             if found.hits.len() >= s.limit || exhausted || sf.limit_traces >= MAX_CANDIDATE_TRACES {

@@ -19,7 +19,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 pub use compact::CompactReport;
 pub use flush::FlushReport;
-pub use read::ReadStats;
+pub use read::{ReadStats, TRACE_READS_IN_FLIGHT};
 pub use sealed::{SealedRead, WAL_LOCATION};
 
 use crate::block::BlockInfo;

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use futures::StreamExt;
 use object_store::{GetOptions, GetRange, ObjectStoreExt};
 use sentrace_core::{TenantId, TraceId};
 
@@ -17,6 +18,11 @@ use crate::{SpanEntry, SpanFilter, StoreError};
 const FOOTER_PREFETCH: u64 = 256 << 10;
 /// Column chunks closer than this are fetched in one request.
 const RANGE_GAP: u64 = 64 << 10;
+/// Traces [`Store::traces`] reads at the same time: their fetches overlap (an object
+/// store's latency is paid once per wave, not once per trace) and their decoding runs on
+/// the blocking pool's threads side by side. Each read holds one trace, so memory stays
+/// bounded by this many traces beyond the answer.
+pub const TRACE_READS_IN_FLIGHT: usize = 4;
 
 /// Counters of block reads, for tests and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -247,6 +253,23 @@ impl Store {
         let mut seen = HashSet::new();
         spans.retain(|s| seen.insert(s.span_id));
         Ok(spans)
+    }
+
+    /// [`Self::trace`] for each of `ids`, up to [`TRACE_READS_IN_FLIGHT`] at a time, the
+    /// answers in the order of `ids`. A failed read fails only its own entry.
+    pub async fn traces(
+        &self,
+        tenant: &TenantId,
+        ids: &[TraceId],
+    ) -> Vec<Result<Vec<SpanEntry>, StoreError>> {
+        // The futures are made up front (they do nothing until polled): a stream that
+        // mapped ids to futures would carry a closure over borrowed ids, which the callers'
+        // `Send` futures cannot name.
+        let reads: Vec<_> = ids.iter().map(|t| self.trace(tenant, *t)).collect();
+        futures::stream::iter(reads)
+            .buffered(TRACE_READS_IN_FLIGHT)
+            .collect()
+            .await
     }
 
     /// Spans matching `f`, newest first, limited to `f.limit_traces` distinct traces (those
