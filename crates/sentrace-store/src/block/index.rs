@@ -45,8 +45,9 @@ pub(crate) struct IndexBuilder {
 }
 
 impl IndexBuilder {
-    pub fn add(&mut self, spans: &[SpanEntry]) {
+    pub fn add<S: std::borrow::Borrow<SpanEntry>>(&mut self, spans: &[S]) {
         for s in spans {
+            let s = s.borrow();
             self.traces.insert(s.trace_id);
             let st = s.start_unix_nanos;
             match self.services.get_mut(s.service.as_str()) {

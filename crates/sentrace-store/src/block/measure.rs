@@ -4,6 +4,8 @@
 //! sentrace-store measure_block_encodings -- --ignored --nocapture` reads up to 100,000
 //! spans of that data directory (its master key from `<dir>/master.key`), encodes them as
 //! one block under each candidate setting and prints bytes per span, write and read time.
+//! `SENTRACE_BLOCK_DEFAULTS_ONLY=1` measures only the default and the default with its integer
+//! columns dictionary-encoded instead of delta-encoded; `SENTRACE_BLOCK_COLUMNS=1` adds each column's bytes per span.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,11 +52,18 @@ async fn measure_block_encodings() {
     println!("|---|---|---|---|---|---|---|---|");
     let dek = keys.current_dek(&tenant).unwrap();
     let base = BlockOptions::new(8192);
-    let mut variants = vec![BlockOptions {
-        split: false,
-        zstd_level: 1,
-        ..base
-    }];
+    let mut variants = vec![
+        BlockOptions {
+            split: false,
+            zstd_level: 1,
+            ..base
+        },
+        BlockOptions::new(2048),
+        BlockOptions {
+            delta_ints: false,
+            ..BlockOptions::new(2048)
+        },
+    ];
     for level in [1, 3, 6, 9, 12, 19] {
         variants.push(BlockOptions {
             zstd_level: level,
@@ -72,6 +81,10 @@ async fn measure_block_encodings() {
             data_page_bytes: page,
             ..base
         });
+    }
+    if std::env::var_os("SENTRACE_BLOCK_DEFAULTS_ONLY").is_some() {
+        // Only the default and its integer columns dictionary-encoded instead.
+        variants = variants[1..3].to_vec();
     }
     for opts in variants {
         let name = BlockInfo::new_name(0, 1).unwrap();
@@ -129,8 +142,13 @@ async fn measure_block_encodings() {
             }
         }
         println!(
-            "| {} | {} | {} | {} KiB | {:.1} | {:.2} | {:.2} | {:.1} |",
+            "| {}{} | {} | {} | {} KiB | {:.1} | {:.2} | {:.2} | {:.1} |",
             if opts.split { "split" } else { "whole" },
+            if opts.delta_ints {
+                ""
+            } else {
+                ", dictionary ints"
+            },
             opts.zstd_level,
             opts.row_group_rows,
             opts.data_page_bytes >> 10,

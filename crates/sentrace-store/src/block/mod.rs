@@ -209,6 +209,18 @@ mod tests {
     use crate::keys::{KeyRing, MasterKey};
     use crate::testutil::span;
 
+    /// `n` typical spans, sorted as a block holds them.
+    fn typical_in_block_order(n: u64) -> Vec<crate::SpanEntry> {
+        let mut spans: Vec<_> = (0..n).map(crate::testutil::typical_span).collect();
+        spans.sort_by(|a, b| {
+            a.trace_id
+                .cmp(&b.trace_id)
+                .then(a.start_unix_nanos.cmp(&b.start_unix_nanos))
+                .then(a.span_id.cmp(&b.span_id))
+        });
+        spans
+    }
+
     /// Every single-byte change anywhere in a block, and in its integrity tag, is caught
     /// by the whole-block check the verifier runs.
     #[test]
@@ -345,13 +357,7 @@ mod tests {
         let keys = Arc::new(KeyRing::open(dir.path(), &MasterKey::generate().unwrap()).unwrap());
         let acme = TenantId::new("acme").unwrap();
         let dek = keys.current_dek(&acme).unwrap();
-        let mut spans: Vec<_> = (0..3000u64).map(crate::testutil::typical_span).collect();
-        spans.sort_by(|a, b| {
-            a.trace_id
-                .cmp(&b.trace_id)
-                .then(a.start_unix_nanos.cmp(&b.start_unix_nanos))
-                .then(a.span_id.cmp(&b.span_id))
-        });
+        let spans = typical_in_block_order(3000);
         let name = BlockInfo::new_name(0, 1).unwrap();
         let split = build_block(&acme, &dek, &name, &spans, BlockOptions::new(1000)).unwrap();
         let whole_opts = BlockOptions {
@@ -381,6 +387,42 @@ mod tests {
                     got.span_id
                 );
             }
+            assert_eq!(rows, spans);
+        }
+    }
+
+    /// The time and log-position columns are delta-encoded by default, and a block written
+    /// with dictionaries instead (as earlier builds wrote them) reads back the same.
+    #[test]
+    fn integer_columns_are_delta_encoded_and_both_encodings_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(KeyRing::open(dir.path(), &MasterKey::generate().unwrap()).unwrap());
+        let acme = TenantId::new("acme").unwrap();
+        let dek = keys.current_dek(&acme).unwrap();
+        let spans = typical_in_block_order(500);
+        let name = BlockInfo::new_name(0, 1).unwrap();
+        let dictionary = BlockOptions {
+            delta_ints: false,
+            ..BlockOptions::new(128)
+        };
+        for (opts, delta) in [(BlockOptions::new(128), true), (dictionary, false)] {
+            let file = Sparse::whole(build_block(&acme, &dek, &name, &spans, opts).unwrap());
+            let meta = load_meta(&file, &keys, &acme, &name).unwrap();
+            let md = meta.arrow.metadata();
+            let schema = md.file_metadata().schema_descr();
+            for rg in md.row_groups() {
+                for c in 0..schema.num_columns() {
+                    let column = schema.column(c).name().to_string();
+                    let uses_delta = rg
+                        .column(c)
+                        .encodings()
+                        .any(|e| e == parquet::basic::Encoding::DELTA_BINARY_PACKED);
+                    let expected = delta && write::DELTA_COLUMNS.contains(&column.as_str());
+                    assert_eq!(uses_delta, expected, "column {column}");
+                }
+            }
+            let groups: Vec<usize> = (0..meta.row_groups.len()).collect();
+            let rows = read_rows(file, &meta, &name, groups, None, &|_| true).unwrap();
             assert_eq!(rows, spans);
         }
     }

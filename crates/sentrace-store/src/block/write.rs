@@ -1,5 +1,6 @@
 //! Building one encrypted block.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use arrow_schema::{DataType, Field, Schema};
 use base64::Engine;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::bloom_filter::Sbbf;
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::metadata::KeyValue;
@@ -61,6 +62,10 @@ pub(crate) struct BlockOptions {
     /// Split canonical spans into resource, scope and body ([`super::layout`]); when false
     /// every row keeps its canonical bytes whole in `body`.
     pub split: bool,
+    /// Write the time and log-position columns with Parquet's delta encoding instead of a
+    /// dictionary (measured: 2.4% fewer bytes a span and a quarter less write time on the
+    /// load generator's spans; docs/storage.md).
+    pub delta_ints: bool,
 }
 
 impl BlockOptions {
@@ -71,6 +76,7 @@ impl BlockOptions {
             zstd_level: 1,
             data_page_bytes: 1 << 20,
             split: true,
+            delta_ints: true,
         }
     }
 }
@@ -90,7 +96,11 @@ fn pq_err(block: &str) -> impl Fn(parquet::errors::ParquetError) -> StoreError +
     }
 }
 
-fn batch(spans: &[SpanEntry], block: &str, split: bool) -> Result<RecordBatch, StoreError> {
+fn batch<S: Borrow<SpanEntry>>(
+    spans: &[S],
+    block: &str,
+    split: bool,
+) -> Result<RecordBatch, StoreError> {
     let n = spans.len();
     let arrow_err = |e: arrow_schema::ArrowError| StoreError::Parquet {
         block: block.to_string(),
@@ -108,10 +118,12 @@ fn batch(spans: &[SpanEntry], block: &str, split: bool) -> Result<RecordBatch, S
     let mut layout = Int32Builder::with_capacity(n);
     let mut resource = BinaryBuilder::new();
     let mut scope = BinaryBuilder::new();
-    let mut body = BinaryBuilder::with_capacity(n, spans.iter().map(|s| s.canonical.len()).sum());
+    let mut body =
+        BinaryBuilder::with_capacity(n, spans.iter().map(|s| s.borrow().canonical.len()).sum());
     let mut log_index = UInt64Builder::with_capacity(n);
     let mut log_position = UInt32Builder::with_capacity(n);
     for s in spans {
+        let s = s.borrow();
         trace
             .append_value(s.trace_id.as_bytes())
             .map_err(arrow_err)?;
@@ -168,12 +180,23 @@ fn batch(spans: &[SpanEntry], block: &str, split: bool) -> Result<RecordBatch, S
     RecordBatch::try_new(schema(), cols).map_err(arrow_err)
 }
 
-/// Encodes `spans` (sorted by trace id, then start) as an encrypted Parquet file.
-pub(crate) fn build_block(
+/// Integer columns whose neighbouring values are close (times within a trace, positions
+/// within a batch).
+pub(super) const DELTA_COLUMNS: [&str; 5] = [
+    "start_unix_nanos",
+    "end_unix_nanos",
+    "duration_nanos",
+    "log_index",
+    "log_position",
+];
+
+/// Encodes `spans` (sorted by trace id, then start; entries or references to them) as an
+/// encrypted Parquet file.
+pub(crate) fn build_block<S: Borrow<SpanEntry>>(
     tenant: &TenantId,
     dek: &Dek,
     name: &str,
-    spans: &[SpanEntry],
+    spans: &[S],
     opts: BlockOptions,
 ) -> Result<Bytes, StoreError> {
     let row_group_rows = opts.row_group_rows.max(1);
@@ -202,6 +225,14 @@ pub(crate) fn build_block(
             props = props.set_column_dictionary_enabled(path, false);
         }
     }
+    if opts.delta_ints {
+        for col in DELTA_COLUMNS {
+            let path = ColumnPath::from(col);
+            props = props
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
+    }
     let props = props.build();
     let mut writer =
         ArrowWriter::try_new(Vec::with_capacity(spans.len() * 256), schema(), Some(props))
@@ -210,7 +241,7 @@ pub(crate) fn build_block(
     let mut index = BlockIndex::builder();
     for chunk in spans.chunks(row_group_rows) {
         index.add(chunk);
-        let distinct: HashSet<_> = chunk.iter().map(|s| s.trace_id).collect();
+        let distinct: HashSet<_> = chunk.iter().map(|s| s.borrow().trace_id).collect();
         let mut sbbf = Sbbf::new_with_ndv_fpp(distinct.len() as u64, BLOOM_FPP).map_err(&err)?;
         for t in &distinct {
             sbbf.insert(t.as_bytes().as_slice());
