@@ -144,7 +144,9 @@ impl Store {
         let min_start = inputs.iter().map(|b| b.min_start_ms).min().unwrap_or(0);
         let max_end = inputs.iter().map(|b| b.max_end_ms).max().unwrap_or(0);
         let name = BlockInfo::new_name(min_start, max_end)?;
-        let (bytes, tag) = self.encode_block(tenant, &name, spans).await?;
+        let (bytes, tag) = self
+            .encode_block(tenant, &name, super::flush::BlockRows::Owned(spans))
+            .await?;
         let path = BlockInfo::object_path(tenant, &name);
         let mac_path = crate::block::mac::mac_path(&path);
         for (p, body) in [

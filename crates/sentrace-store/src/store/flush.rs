@@ -1,6 +1,6 @@
 //! Flushing buffered spans to blocks, and retention.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,9 +11,103 @@ use tokio::sync::oneshot;
 
 use super::{Store, catalog, poisoned};
 use crate::block::{BlockInfo, BlockOptions, build_block};
+use crate::memtable::MemTable;
 use crate::wal::format::{list_segments, segment_path};
 use crate::wal::writer::WalMsg;
 use crate::{SpanEntry, StoreError};
+
+/// The spans a block is built from, in block order (trace id, start, span id).
+pub(super) enum BlockRows {
+    /// Entries read back from blocks (compaction).
+    Owned(Vec<SpanEntry>),
+    /// Buffered entries, left where they are.
+    Buffered(Buffered),
+}
+
+/// One tenant's buffered spans, as positions in the frozen generations that hold them,
+/// sorted into block order off the runtime's workers: sorting moves 8-byte positions
+/// instead of whole entries, and no entry is cloned for the block.
+pub(super) struct Buffered {
+    tenant: TenantId,
+    /// The generations that hold the tenant.
+    tables: Vec<Arc<MemTable>>,
+    /// (generation, index in the tenant's spans of that generation).
+    order: Vec<(u32, u32)>,
+}
+
+impl Buffered {
+    /// The tenant's spans in `frozen`, in generation order until [`Self::sort`].
+    fn new(tenant: &TenantId, frozen: &[(u64, Arc<MemTable>)]) -> Self {
+        let tables: Vec<Arc<MemTable>> = frozen
+            .iter()
+            .filter(|(_, t)| t.tenants.get(tenant).is_some_and(|m| !m.spans.is_empty()))
+            .map(|(_, t)| t.clone())
+            .collect();
+        let mut b = Self {
+            tenant: tenant.clone(),
+            tables,
+            order: Vec::new(),
+        };
+        let lists = b.lists();
+        let mut order = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
+        for (t, list) in lists.iter().enumerate() {
+            // A generation holds far fewer than 2^32 spans (memory bounds it).
+            order.extend((0..list.len()).map(|i| (t as u32, i as u32)));
+        }
+        b.order = order;
+        b
+    }
+
+    /// Puts the positions in block order; equal keys keep generation order.
+    fn sort(&mut self) {
+        let mut order = std::mem::take(&mut self.order);
+        let lists = self.lists();
+        order.sort_unstable_by(|&(ta, ia), &(tb, ib)| {
+            let (a, b) = (
+                &lists[ta as usize][ia as usize],
+                &lists[tb as usize][ib as usize],
+            );
+            a.trace_id
+                .cmp(&b.trace_id)
+                .then(a.start_unix_nanos.cmp(&b.start_unix_nanos))
+                .then(a.span_id.cmp(&b.span_id))
+                .then((ta, ia).cmp(&(tb, ib)))
+        });
+        self.order = order;
+    }
+
+    /// Each generation's spans of the tenant, in the order of `tables`.
+    fn lists(&self) -> Vec<&[SpanEntry]> {
+        self.tables
+            .iter()
+            .map(|t| t.tenants.get(&self.tenant).map_or(&[][..], |m| &m.spans))
+            .collect()
+    }
+
+    /// The spans in block order.
+    fn refs(&self) -> Vec<&SpanEntry> {
+        let lists = self.lists();
+        self.order
+            .iter()
+            .map(|&(t, i)| &lists[t as usize][i as usize])
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The earliest start and the latest end (Unix nanoseconds), if any span is buffered.
+    fn time_range(&self) -> Option<(u64, u64)> {
+        let spans = self.lists().into_iter().flatten();
+        spans.fold(None, |r, s| {
+            let end = s.end_unix_nanos.max(s.start_unix_nanos);
+            Some(r.map_or((s.start_unix_nanos, end), |(lo, hi): (u64, u64)| {
+                (lo.min(s.start_unix_nanos), hi.max(end))
+            }))
+        })
+    }
+}
 
 /// What a flush did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,15 +123,14 @@ pub struct FlushReport {
 }
 
 impl Store {
-    /// Encodes `spans` (sorted by trace id, then start) as block `name` of `tenant` under
-    /// its current data key, with the block's integrity tag, off the runtime's workers.
-    /// Sharing a bucket, the tenant's key file goes up first: no block is stored under
-    /// keys the other nodes cannot fetch.
+    /// Encodes `rows` as block `name` of `tenant` under its current data key, with the
+    /// block's integrity tag, off the runtime's workers. Sharing a bucket, the tenant's key
+    /// file goes up first: no block is stored under keys the other nodes cannot fetch.
     pub(super) async fn encode_block(
         &self,
         tenant: &TenantId,
         name: &str,
-        spans: Vec<SpanEntry>,
+        rows: BlockRows,
     ) -> Result<(Bytes, Vec<u8>), StoreError> {
         let inner = &self.inner;
         let dek = inner.keys.current_dek(tenant)?;
@@ -49,8 +142,17 @@ impl Store {
             ..BlockOptions::new(inner.cfg.block_row_group_rows)
         };
         let (t, n) = (tenant.clone(), name.to_owned());
+        let mut rows = rows;
         tokio::task::spawn_blocking(move || {
-            let bytes = build_block(&t, &dek, &n, &spans, opts)?;
+            let bytes = match rows {
+                BlockRows::Owned(ref spans) => build_block(&t, &dek, &n, spans, opts)?,
+                BlockRows::Buffered(ref mut b) => {
+                    b.sort();
+                    build_block(&t, &dek, &n, &b.refs(), opts)?
+                }
+            };
+            // The buffered generations are released here, off the runtime's workers.
+            drop(rows);
             let tag = crate::block::mac::seal(&dek, &t, &n, &bytes)?;
             Ok::<_, StoreError>((bytes, tag))
         })
@@ -80,37 +182,23 @@ impl Store {
         let first_uncovered = rx.await.map_err(|_| StoreError::Closed)??;
         let frozen = inner.state.read().map_err(|_| poisoned())?.frozen.clone();
 
-        // 2. Gather each tenant's spans, sorted by trace id then start.
-        let mut per_tenant: BTreeMap<TenantId, Vec<SpanEntry>> = BTreeMap::new();
-        for (_, table) in &frozen {
-            for (tenant, mem) in &table.tenants {
-                per_tenant
-                    .entry(tenant.clone())
-                    .or_default()
-                    .extend(mem.spans.iter().cloned());
-            }
-        }
+        // 2. Each tenant's spans in block order, by reference into the frozen generations.
+        let tenants: BTreeSet<TenantId> = frozen
+            .iter()
+            .flat_map(|(_, table)| table.tenants.keys().cloned())
+            .collect();
         // 3. Build and store the blocks.
         let mut new_blocks = Vec::new();
-        for (tenant, mut spans) in per_tenant {
-            if spans.is_empty() {
+        for tenant in tenants {
+            let rows = Buffered::new(&tenant, &frozen);
+            let Some((min_start, max_end)) = rows.time_range() else {
                 continue;
-            }
-            spans.sort_by(|a, b| {
-                a.trace_id
-                    .cmp(&b.trace_id)
-                    .then(a.start_unix_nanos.cmp(&b.start_unix_nanos))
-                    .then(a.span_id.cmp(&b.span_id))
-            });
-            let min_start = spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0);
-            let max_end = spans
-                .iter()
-                .map(|s| s.end_unix_nanos.max(s.start_unix_nanos))
-                .max()
-                .unwrap_or(0);
+            };
             let name = BlockInfo::new_name(min_start / 1_000_000, max_end.div_ceil(1_000_000))?;
-            let count = spans.len();
-            let (bytes, tag) = self.encode_block(&tenant, &name, spans).await?;
+            let count = rows.len();
+            let (bytes, tag) = self
+                .encode_block(&tenant, &name, BlockRows::Buffered(rows))
+                .await?;
             let path = BlockInfo::object_path(&tenant, &name);
             let len = bytes.len() as u64;
             // The integrity tag first: a block never exists without one.
