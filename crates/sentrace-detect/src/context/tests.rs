@@ -693,3 +693,30 @@ fn one_client_sending_code_teaches_no_field_code() {
     );
     assert!(max_conf(&f, Family::CodeInjection) >= 80, "{f:?}");
 }
+
+#[test]
+fn a_pin_of_code_downgrades_snippets_from_the_first_request() {
+    let d = detector(
+        "[[context.pin]]\nservice = \"paste\"\nfield = \"body.content\"\ncarries = [\"code\", \"template\"]\n",
+    );
+    let t = TenantId::new("acme").unwrap();
+    let send = |n: u64, field: &str, v: &str| {
+        let body = serde_json::json!({ field: v }).to_string();
+        d.inspect(
+            &t,
+            &post(n, "paste", "/api/snippets", "10.1.1.1", T0, &body),
+            T0,
+        )
+    };
+    let f = send(1, "content", SNIPPETS[0]);
+    assert!(
+        !f.is_empty() && f.iter().all(|f| f.downgraded && f.confidence < 40),
+        "{f:?}"
+    );
+    assert!(f[0].evidences[0].reason.contains("pinned"), "{f:?}");
+    // Not pinned to carry markup: PHP code inside markup the pin does not name stays high.
+    let f = send(2, "content", "<p><?php system($_GET['c']); ?></p>");
+    assert!(max_conf(&f, Family::CodeInjection) >= 80, "{f:?}");
+    let f = send(3, "title", SNIPPETS[0]);
+    assert!(max_conf(&f, Family::CodeInjection) >= 80, "{f:?}");
+}
