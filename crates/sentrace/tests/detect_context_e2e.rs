@@ -1,13 +1,16 @@
 //! Learned field context on the real binary (issue #16, part 1). A CI service sends shell
 //! scripts in its `script` body field and a CMS sends HTML with iframes in its `html` field,
-//! and an admin console's file manager sends system paths in its `path` field, from many
+//! an admin console's file manager sends system paths in its `path` field, and a paste
+//! service sends code snippets in its `content` field, from many
 //! client addresses over a minute; one client alone sends shell in a `note` field many
 //! times. The server is killed (kill -9) after a periodic save and started
 //! again. Then: the normal values raise nothing above low confidence and reach no sink,
 //! injections in fields that never carried shell or HTML (and script markup in the HTML
 //! field, and JNDI in the script field) are high and reach the sink, the field the single
 //! client hammered learned nothing; a system file read in the file manager's `path` is
-//! downgraded (`unmapped.downgraded` true) while the same path in its `name` field is high. `sentrace detect profile list|show|reset` read the
+//! downgraded (`unmapped.downgraded` true) while the same path in its `name` field is high,
+//! and a snippet a code-injection rule matches is downgraded in `content` and high in the
+//! paste service's `title`. `sentrace detect profile list|show|reset` read the
 //! profiles while the server runs, and reset refuses until it is stopped, then makes the
 //! field learn again.
 
@@ -32,6 +35,12 @@ const SYSTEM_PATHS: &[&str] = &[
     "/var/www/html/index.php",
     "/etc/nginx/sites-available/shop.conf",
     "/var/log/nginx/access.log",
+];
+/// What a paste service's `content` field receives: program source, the first snippet a
+/// code-injection rule matches (`${base}` is PHP's variable-variable syntax too).
+const SNIPPETS: &[&str] = &[
+    "const url = `${base}/api/${id}`;\nfetch(url).then(r => r.json());",
+    "def total(items):\n    return sum(i.price * i.qty for i in items)",
 ];
 const PAGES: &[&str] = &[
     "<p>Watch the tour.</p>\n<iframe src=\"https://player.example/embed/x1\" allowfullscreen></iframe>",
@@ -185,7 +194,19 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
             )
             .0,
         );
-        n += 3;
+        let snippet = SNIPPETS[i as usize % SNIPPETS.len()];
+        batch.push(
+            post(
+                n + 3,
+                "paste",
+                "/api/snippets",
+                &client,
+                ago,
+                serde_json::json!({"content": snippet, "title": "fetch helper"}),
+            )
+            .0,
+        );
+        n += 4;
     }
     for i in 0..120u64 {
         let body = serde_json::json!({"note": SCRIPTS[i as usize % SCRIPTS.len()]});
@@ -209,6 +230,7 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
         if saved(&srv, "body.script").is_some_and(|p| carries(&p, "shell"))
             && saved(&srv, "body.html").is_some_and(|p| carries(&p, "html"))
             && saved(&srv, "body.path").is_some_and(|p| carries(&p, "system_path"))
+            && saved(&srv, "body.content").is_some_and(|p| carries(&p, "code"))
             && saved(&srv, "body.note").is_some_and(|p| p["values"].as_u64() >= Some(120))
         {
             break;
@@ -293,7 +315,28 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
     );
     low.extend(uids(&f));
 
-    // 5. Injections: in fields that never carried shell or HTML, script markup in the HTML
+    // A code snippet in the paste service's `content` field: its normal shape.
+    let (req, trace) = post(
+        n,
+        "paste",
+        "/api/snippets",
+        "10.9.1.8",
+        0,
+        serde_json::json!({"content": SNIPPETS[0], "title": "fetch helper"}),
+    );
+    n += 1;
+    export(&srv, &ingest, &req);
+    let f = findings(&srv, &read, &trace);
+    assert!(
+        !f.is_empty()
+            && f.iter().all(|f| f["unmapped"]["downgraded"] == true
+                && f["confidence_score"].as_u64() < Some(40)),
+        "{f:?}"
+    );
+    low.extend(uids(&f));
+
+    // 5. Injections: in fields that never carried shell, HTML or code (the same snippet in
+    //    the paste service's `title`), script markup in the HTML
     //    field, JNDI in the script field, and shell in the field one client hammered.
     let attacks: Vec<(&str, &str, serde_json::Value, &str, u64)> = vec![
         (
@@ -343,6 +386,13 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
             "/api/notes",
             serde_json::json!({"note": SCRIPTS[0]}),
             "cmdi",
+            80,
+        ),
+        (
+            "paste",
+            "/api/snippets",
+            serde_json::json!({"content": "def f(): pass", "title": SNIPPETS[0]}),
+            "code_injection",
             80,
         ),
     ];

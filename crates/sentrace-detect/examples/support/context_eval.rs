@@ -9,9 +9,10 @@
 //! sinks and response; downgraded findings are 20).
 //!
 //! Recall: every CRS payload (the input value of a positive test that the context-free
-//! detector flags in the test's family) is sent to the CI and CMS services after learning,
-//! once in a field that never carried shell or HTML (`ref`, `title`) and once in the
-//! learned field (`script`, `html`), to the learned detector and to a fresh one.
+//! detector flags in the test's family) is sent to the CI, CMS and paste services after
+//! learning, once in a field that never carried shell, HTML or code (`ref`, `title`, `id`)
+//! and once in the learned field (`script`, `html`, `content`), to the learned detector and
+//! to a fresh one.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -87,6 +88,34 @@ fn scores(d: &Detector, t: &TenantId, rs: &[ResourceSpans], now: u64) -> BTreeMa
     m
 }
 
+/// Highest confidence per family of the payload findings of one request, and the raised
+/// ones as `rule (confidence) attribute "snippet"` for `--fps`.
+fn scores_and_rules(
+    d: &Detector,
+    t: &TenantId,
+    rs: &[ResourceSpans],
+    now: u64,
+) -> (BTreeMap<Family, u8>, Vec<String>) {
+    let mut m = BTreeMap::new();
+    let mut raised = Vec::new();
+    for f in d.inspect(t, rs, now) {
+        if f.kind == RuleKind::Behavioral {
+            continue;
+        }
+        let e = m.entry(f.family).or_insert(0);
+        *e = (*e).max(f.confidence);
+        if f.confidence >= RAISED {
+            let snippet = f
+                .evidences
+                .first()
+                .map(|e| format!("{:?}", e.snippet))
+                .unwrap_or_default();
+            raised.push(format!("{} ({}) {snippet}", f.rule_id, f.confidence));
+        }
+    }
+    (m, raised)
+}
+
 /// A detector whose field context is off (it learns nothing while it is measured).
 fn no_context() -> Detector {
     let mut rs = sentrace_detect::Ruleset::default_ruleset().expect("default rules");
@@ -152,12 +181,12 @@ pub fn report_sets(seed: u64, n: usize, show_fps: bool) {
             let rs = span(k, service_of(set), &attrs, &client, after + i * SEC);
             k += 1;
             let s0 = scores(&fresh, &t, &rs, after);
-            let s1 = scores(&learned, &t, &rs, after);
+            let (s1, rules) = scores_and_rules(&learned, &t, &rs, after);
+            if show_fps && !rules.is_empty() {
+                println!("FP after learning [{}] {}", set.name(), rules.join(" | "));
+            }
             fp0 += usize::from(s0.values().any(|c| *c >= RAISED));
             fp1 += usize::from(s1.values().any(|c| *c >= RAISED));
-            if show_fps && s1.values().any(|c| *c >= RAISED) {
-                println!("FP after learning {} {s1:?} {attrs:?}", set.name());
-            }
             low += usize::from(!s1.is_empty() && s1.values().all(|c| *c < RAISED));
         }
         println!(
@@ -178,12 +207,20 @@ pub fn report_recall(seed: u64, n: usize, payloads: &[(Family, String)]) {
     let after = learn(&learned, &t, seed, n);
     let mut g = Realistic::new(seed ^ 0xfeed);
     // family -> [placement] -> (payloads, detected without, detected with)
-    let mut by_family: BTreeMap<Family, [(usize, usize, usize); 4]> = BTreeMap::new();
-    let placements = ["CI `ref`", "CMS `title`", "CI `script`", "CMS `html`"];
+    let mut by_family: BTreeMap<Family, [(usize, usize, usize); 6]> = BTreeMap::new();
+    let placements = [
+        "CI `ref`",
+        "CMS `title`",
+        "paste `id`",
+        "CI `script`",
+        "CMS `html`",
+        "paste `content`",
+    ];
     let mut k = 1u64 << 41;
     for (family, p) in payloads {
         let (ci, _) = g.request(Set::Ci);
         let (cms, _) = g.request(Set::Cms);
+        let (paste, _) = g.request(Set::Code);
         let body_of = |attrs: &[(String, String)]| {
             attrs
                 .iter()
@@ -191,18 +228,26 @@ pub fn report_recall(seed: u64, n: usize, payloads: &[(Family, String)]) {
                 .and_then(|(_, v)| serde_json::from_str::<serde_json::Value>(v).ok())
                 .unwrap_or_default()
         };
-        let (mut ci_ref, mut cms_title) = (body_of(&ci), body_of(&cms));
+        let (mut ci_ref, mut cms_title, mut paste_id) =
+            (body_of(&ci), body_of(&cms), body_of(&paste));
         ci_ref["ref"] = p.as_str().into();
         cms_title["title"] = p.as_str().into();
+        paste_id["id"] = p.as_str().into();
         let bodies = [
             (Set::Ci, ci_ref),
             (Set::Cms, cms_title),
+            (Set::Code, paste_id),
             (Set::Ci, serde_json::json!({"script": p, "id": 42})),
             (Set::Cms, serde_json::json!({"html": p, "id": 42})),
+            (Set::Code, serde_json::json!({"content": p, "id": 42})),
         ];
         let e = by_family.entry(*family).or_default();
         for (i, (set, body)) in bodies.into_iter().enumerate() {
-            let attrs = if set == Set::Ci { &ci } else { &cms };
+            let attrs = match set {
+                Set::Ci => &ci,
+                Set::Cms => &cms,
+                _ => &paste,
+            };
             let mut attrs = attrs.clone();
             for a in &mut attrs {
                 if a.0 == "http.request.body" {
@@ -226,15 +271,15 @@ pub fn report_recall(seed: u64, n: usize, payloads: &[(Family, String)]) {
         payloads.len()
     );
     println!("| family | payloads | {} |", placements.join(" | "));
-    println!("|---|---|---|---|---|---|");
-    let mut total = [(0, 0, 0); 4];
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut total = [(0, 0, 0); 6];
     for (f, e) in &by_family {
         let cells: Vec<String> = e
             .iter()
             .map(|(n, a, b)| format!("{} / {}", short(*a, *n), short(*b, *n)))
             .collect();
         println!("| {f} | {} | {} |", e[0].0, cells.join(" | "));
-        for i in 0..4 {
+        for i in 0..6 {
             total[i].0 += e[i].0;
             total[i].1 += e[i].1;
             total[i].2 += e[i].2;

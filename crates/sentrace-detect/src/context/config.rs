@@ -69,7 +69,7 @@ pub struct Pin {
     pub field: String,
     /// Structures the field carries normally (treated as learned): names from
     /// `shell`, `sql`, `html`, `active_html`, `path`, `dotdot`, `json`, `template`,
-    /// `system_path`.
+    /// `system_path`, `code`.
     #[serde(default)]
     pub carries: Vec<String>,
     /// Structures the field never carries: never learned, never downgraded.

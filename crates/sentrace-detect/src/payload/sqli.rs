@@ -10,8 +10,8 @@
 
 #[path = "sqli_lex.rs"]
 mod lex;
-use lex::classify_word;
 pub use lex::{MAX_TOKENS, Tok, Token, tokenize};
+use lex::{apostrophes_only, classify_word};
 #[path = "sqli_vocab.rs"]
 mod vocab;
 use vocab::{ATTACK_FUNCS, ATTACK_WORDS};
@@ -380,12 +380,15 @@ fn words_after_object_name(t: &[Token<'_>]) -> bool {
 
 /// Whether the input is prose that names a catalogue (`Great post on information_schema
 /// views, thanks!`): three or more plain words and no SQL structure around them (no
-/// SELECT, UNION, FROM, statement, string, comment, `;` before a statement, or a clause
-/// with its `by` or number;
-/// operators, booleans, a `;` between sentences and a word before `(` are prose too:
-/// `!`, `-`, `and`, `(a) restart; then`). A catalogue name alone, or with SQL around it,
-/// is still read as an attack.
-fn prose_mention(t: &[Token<'_>]) -> bool {
+/// SELECT, UNION, FROM, string, comment, `;` before a statement, a clause with its `by` or
+/// number, or a statement word that starts a statement: `update t set`, `call f(`;
+/// `the security update is great` and `call me at (555)` are prose; operators, booleans,
+/// a `;` between sentences and a word before `(` are prose too: `!`, `-`, `and`, `(a)
+/// restart; then`). A string counts unless every quote of the input is an apostrophe
+/// inside a word (`it's`, `O'Neill`: `prose_quotes`); in a quoted context the leading
+/// string is the text before the value's first quote. A catalogue name alone, or with SQL
+/// around it, is still read as an attack.
+fn prose_mention(t: &[Token<'_>], quoted: bool, prose_quotes: bool) -> bool {
     let words = t.iter().filter(|x| x.tok == Tok::Word).count();
     let stacked = t
         .windows(2)
@@ -397,16 +400,17 @@ fn prose_mention(t: &[Token<'_>]) -> bool {
     words >= 3
         && !stacked
         && !clause
-        && !t.iter().any(|x| {
-            matches!(
-                x.tok,
-                Tok::Union | Tok::Select | Tok::From | Tok::Stmt | Tok::Str | Tok::Comment
-            )
+        && !t.iter().enumerate().any(|(i, x)| match x.tok {
+            Tok::Union | Tok::Select | Tok::From | Tok::Comment => true,
+            Tok::Stmt => stacked_statement(&t[i..]),
+            Tok::Str => !(prose_quotes || (quoted && i == 0)),
+            _ => false,
         })
 }
 
-/// Why a token stream looks like an injection, if it does.
-pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
+/// Why a token stream looks like an injection, if it does. `prose_quotes`: the input's
+/// quotes are all apostrophes inside words (`lex::apostrophes_only`).
+pub fn check_tokens(t: &[Token<'_>], quoted: bool, prose_quotes: bool) -> Option<&'static str> {
     let n = t.len();
     let at = |i: usize| t.get(i).map(|x| x.tok);
     for (i, tk) in t.iter().enumerate() {
@@ -511,7 +515,7 @@ pub fn check_tokens(t: &[Token<'_>], quoted: bool) -> Option<&'static str> {
             }
             Tok::Word | Tok::Var | Tok::Kw
                 if (ATTACK_WORDS.contains(&tk.text) || tk.text.starts_with("@@"))
-                    && !prose_mention(t) =>
+                    && !prose_mention(t, quoted, prose_quotes) =>
             {
                 return Some("database catalog access");
             }
@@ -762,12 +766,13 @@ fn detect_tokens(normalized: &str) -> Option<&'static str> {
     if normalized.len() < 2 {
         return None;
     }
-    if let Some(r) = check_tokens(&tokenize(normalized, None), false) {
+    let prose_quotes = apostrophes_only(normalized);
+    if let Some(r) = check_tokens(&tokenize(normalized, None), false, prose_quotes) {
         return Some(r);
     }
     for q in [b'\'', b'"'] {
         if normalized.as_bytes().contains(&q)
-            && let Some(r) = check_tokens(&tokenize(normalized, Some(q)), true)
+            && let Some(r) = check_tokens(&tokenize(normalized, Some(q)), true, prose_quotes)
         {
             return Some(r);
         }

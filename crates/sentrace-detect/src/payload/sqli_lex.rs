@@ -296,3 +296,16 @@ pub fn tokenize(s: &str, quote: Option<u8>) -> Vec<Token<'_>> {
     }
     out
 }
+
+/// Whether every quote of `s` is an apostrophe between two letters (`it's`, `don't`,
+/// `O'Neill`), as in prose: no double quote, no quote that opens or closes a string.
+pub(super) fn apostrophes_only(s: &str) -> bool {
+    let b = s.as_bytes();
+    !s.contains('"')
+        && b.iter().enumerate().all(|(i, c)| {
+            *c != b'\''
+                || (i > 0
+                    && b[i - 1].is_ascii_alphabetic()
+                    && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic))
+        })
+}

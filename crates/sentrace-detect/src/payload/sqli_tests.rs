@@ -529,3 +529,51 @@ fn statements_clauses_and_delays_in_prose() {
         );
     }
 }
+
+#[test]
+fn catalogue_names_in_support_prose() {
+    let mention = "I read your post about information_schema and pg_settings: very helpful!";
+    let others = [
+        "Hi team; the order arrived late (again), but the security update is great.",
+        "Call me at (555) 123-4567 or mail ana@example.com; thanks!",
+        "Options are A | B | C, pick one.",
+        "We tried both (a) restart and (b) reinstall; neither worked.",
+        "The file is in /api/v1/users? No, it's under Settings > Export.",
+        "Version 2.3 (build 118) fixed it; version 2.4 broke it again :)",
+        "Meeting moved to 3pm; agenda: budget | hiring | roadmap.",
+        "Can you check why `id` shows twice in the report?",
+        "Dear support, my espresso machine shows error 0x80070005 (access denied).",
+    ];
+    let mut fps = Vec::new();
+    for a in others {
+        for b in others {
+            for s in [
+                format!("{mention} {a} {b}"),
+                format!("{a} {mention} {b}"),
+                format!("{a} {b} {mention}"),
+            ] {
+                if hit(&s) {
+                    fps.push(format!("{s:?}: {:?}", detect(&normalize(&s))));
+                }
+            }
+        }
+    }
+    assert!(
+        fps.is_empty(),
+        "{} false positives:\n{}",
+        fps.len(),
+        fps.join("\n")
+    );
+    // Near misses: the catalogue read in SQL, a catalogue name alone, a statement that
+    // starts in the text, a string break then a read.
+    for s in [
+        "information_schema",
+        "pg_settings",
+        "1' union select table_name from information_schema.tables--",
+        "it's fine'; select * from pg_settings--",
+        "Great post; update users set role = 'admin' where 1=1; pg_shadow",
+        "x' and 1=(select count(*) from information_schema.tables) and 'a'='a",
+    ] {
+        assert!(hit(s), "missed {s:?}");
+    }
+}
