@@ -393,4 +393,42 @@ fn a_quarantine_and_its_undo_and_findings_cross_nodes_through_the_bucket() {
     for p in a_objects {
         assert!(!exists(&client, p), "{p} published again after the erasure");
     }
+
+    // 10. The erasure statement is in node A's log in the bucket: `verify --store` reports
+    //     A's earlier batches of acme as erased, nothing modified or missing.
+    a.stop();
+    b.stop();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "verify",
+            "--json",
+            "--store",
+            URL,
+            "--node",
+            "a",
+            "--data-dir",
+        ])
+        .arg(&a.data)
+        .envs(a.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let a_acme = report["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["tenant"] == "a/acme")
+        .unwrap_or_else(|| panic!("no log a/acme: {report}"));
+    let findings = a_acme["report"]["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().all(|f| f["kind"] == "erased"),
+        "only erased batches in a/acme: {a_acme}"
+    );
+    assert!(a_acme["report"]["batches_erased"].as_u64().unwrap() >= 1);
+    assert_eq!(out.status.code(), Some(0), "verify --store clean: {report}");
 }

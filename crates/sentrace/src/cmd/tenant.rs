@@ -17,8 +17,9 @@ pub enum Command {
     /// Destroy a tenant's data keys (and with them its vault key): all of its stored data
     /// becomes unreadable at once. Recorded in the tenant's transparency log; prints a
     /// signed receipt (JSON). Runs with the server stopped. With `--config` naming a
-    /// `[store] url`, also deletes this node's key file and shared snapshots of the tenant
-    /// from the bucket (else the node deletes them when it next starts).
+    /// `[store] url`, the statement goes into the node's log in the bucket, and this
+    /// node's key file and shared snapshots of the tenant are deleted from the bucket
+    /// (else the node deletes them when it next starts).
     Erase(EraseArgs),
 }
 
@@ -36,8 +37,9 @@ pub struct EraseArgs {
     /// Confirm: this cannot be undone.
     #[arg(long)]
     pub yes: bool,
-    /// The server's configuration file: with a `[store] url`, the node's objects of the
-    /// tenant in that bucket (its key file and `_shared` snapshots) are deleted too.
+    /// The server's configuration file: with a `[store] url`, the statement is logged in
+    /// the node's log in that bucket and the node's objects of the tenant there (its key
+    /// file and `_shared` snapshots) are deleted too.
     #[arg(long, env = "SENTRACE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -70,7 +72,8 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| "sentrace".into());
             // Checked before anything is destroyed: a bad [store] is refused up front.
             let bucket = super::store_objects::bucket(a.config.as_deref(), None)?;
-            let code = run_erase(&a.data, &node, &tenant, Target::Tenant)?;
+            let store = bucket.clone().unwrap_or_default();
+            let code = run_erase(&a.data, &node, &tenant, Target::Tenant, store)?;
             if let Some(store) = bucket {
                 remove_from_bucket(&store, &a.data.data_dir, &node, &tenant)?;
             }
@@ -121,12 +124,13 @@ pub(crate) fn run_erase(
     node: &str,
     tenant: &TenantId,
     target: Target,
+    store: sentrace_store::StoreConfig,
 ) -> anyhow::Result<ExitCode> {
     let master = super::verify::master_key(&data.data_dir)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let receipt = rt.block_on(erase(&data.data_dir, &master, node, tenant, target))?;
+    let receipt = rt.block_on(erase(&data.data_dir, &master, node, tenant, target, store))?;
     println!("{}", serde_json::to_string_pretty(&receipt)?);
     Ok(ExitCode::SUCCESS)
 }
