@@ -322,6 +322,7 @@ impl Cluster {
             last_listing_unix_secs: AtomicU64::new(0),
             listing_failures: AtomicU64::new(0),
         };
+        cluster.purge_erased(keys).await?;
         cluster.restore_own_keys(keys).await?;
         cluster.put_node_info(None).await?;
         Ok(cluster)
@@ -542,7 +543,7 @@ impl Cluster {
                 .list_with_delimiter(Some(&base))
                 .await
                 .map_err(oerr(format!("{base}/")))?;
-            let mut count = 0usize;
+            let mut node_blocks = Vec::new();
             for dir in &top.common_prefixes {
                 let Some(sub) = dir.parts().nth(2) else {
                     continue;
@@ -562,8 +563,7 @@ impl Cluster {
                     if let Some(b) =
                         BlockInfo::parse_peer(&name, &ObjectPath::from(rel), meta.location.clone())
                     {
-                        blocks.push(b);
-                        count += 1;
+                        node_blocks.push(b);
                     }
                 }
             }
@@ -588,6 +588,23 @@ impl Cluster {
             };
             let dir = self.peers_dir.join(&node);
             let mut changed = old_keys.is_none();
+            let listed_files: std::collections::HashSet<String> = listed
+                .iter()
+                .filter_map(|m| m.location.filename().map(str::to_string))
+                .collect();
+            // A key file the node deleted (it erased or shredded the tenant): delete the
+            // downloaded copy too, so this node can no longer open that tenant's data.
+            let removed = {
+                let (dir, keep) = (dir.clone(), listed_files.clone());
+                tokio::task::spawn_blocking(move || erased::remove_unlisted_keys(&dir, &keep))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??
+            };
+            for file in &removed {
+                versions.remove(file);
+                tracing::info!(node = %node, file = %file, "another node deleted a key file (tenant erased or shredded there); deleted its copy");
+            }
+            changed |= !removed.is_empty();
             for meta in listed {
                 let Some(file) = meta.location.filename().map(str::to_string) else {
                     continue;
@@ -623,6 +640,14 @@ impl Cluster {
                 versions.insert(file, version);
                 changed = true;
             }
+            // A node uploads a tenant's key file before any block under it, and the blocks
+            // were listed first: a block whose tenant has no key file listed belongs to a
+            // tenant that node erased or shredded, and is not read.
+            node_blocks.retain(|b: &BlockInfo| {
+                listed_files.contains(&format!("{}.json", b.tenant.as_str()))
+            });
+            let count = node_blocks.len();
+            blocks.extend(node_blocks);
             let keys = match (changed, old_keys) {
                 (false, Some(k)) => k,
                 _ => Arc::new(own.open_sibling(&dir)?),
@@ -684,6 +709,9 @@ impl Cluster {
         }
     }
 }
+
+#[path = "nodes_erased.rs"]
+mod erased;
 
 #[cfg(test)]
 mod tests {

@@ -26,13 +26,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use sentrace_core::TenantId;
 
 use crate::crypto::{AeadKey, put_field};
 use crate::keys::DekId;
-use crate::nodes::{Cluster, NODES_PREFIX, get_small, list_nodes};
+use crate::nodes::{Cluster, KEYS_DIR, NODES_PREFIX, check_node_name, get_small, list_nodes};
 use crate::{KeyRing, StoreError};
 
 /// The folder of a node's published state, `nodes/<node>/_shared/`.
@@ -149,7 +149,9 @@ impl SharedState {
 
     /// Seals `payload` under the tenant's current data key and replaces this node's object
     /// of `kind` for `tenant` (the tenant's key file goes up first, so every reader can
-    /// fetch the key). A payload over [`MAX_SHARED_PAYLOAD`] is refused: trim it first.
+    /// fetch the key). A payload over [`MAX_SHARED_PAYLOAD`] is refused: trim it first. A
+    /// tenant erased on this node (`sentrace tenant erase`) is never published: its object
+    /// is deleted instead.
     pub async fn publish(
         &self,
         kind: &str,
@@ -157,6 +159,9 @@ impl SharedState {
         payload: &[u8],
     ) -> Result<(), StoreError> {
         check_kind(kind)?;
+        if self.keys.erased(tenant)?.is_some() {
+            return self.remove(kind, tenant).await;
+        }
         if payload.len() > MAX_SHARED_PAYLOAD {
             return Err(StoreError::Config {
                 field: "payload",
@@ -314,6 +319,51 @@ impl SharedState {
             &format!("shared {kind} state of node {node}, tenant {tenant}"),
         )
     }
+}
+
+/// Deletes from the bucket (`shared`, at its prefix) what `node` published of a tenant
+/// that `sentrace tenant erase` erased there: its key file `nodes/<node>/keys/<tenant>.json`
+/// (the bucket copy of the destroyed data keys, which every node sharing the master key
+/// could otherwise still unwrap) and its snapshots `nodes/<node>/_shared/<kind>/<tenant>.sealed`
+/// of every kind. Deleting an absent object is no error. Returns the objects deleted or
+/// found absent. The other nodes' objects of the tenant are sealed under their own data
+/// keys, which only an erasure on each of them destroys: they are left alone.
+pub async fn remove_erased_tenant(
+    shared: &dyn ObjectStore,
+    node: &str,
+    tenant: &TenantId,
+) -> Result<Vec<String>, StoreError> {
+    check_node_name(node)?;
+    let base = format!("{NODES_PREFIX}/{node}");
+    let mut paths = vec![ObjectPath::from(format!(
+        "{base}/{KEYS_DIR}/{}.json",
+        tenant.as_str()
+    ))];
+    let dir = ObjectPath::from(format!("{base}/{SHARED_DIR}"));
+    let kinds =
+        shared
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(|e| StoreError::ObjectStore {
+                path: format!("{dir}/"),
+                source: e,
+            })?;
+    for kind in kinds.common_prefixes.iter().take(MAX_SHARED_OBJECTS) {
+        paths.push(kind.clone().join(format!("{}{SUFFIX}", tenant.as_str())));
+    }
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        match shared.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => out.push(path.to_string()),
+            Err(e) => {
+                return Err(StoreError::ObjectStore {
+                    path: path.to_string(),
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -3,8 +3,11 @@
 //! injection sent through node A quarantines its source; after a peer refresh node B sets
 //! that source's spans aside too and lists A's action; an undo through node B releases the
 //! source on both; node B's findings API shows A's finding with its node. The published
-//! objects are sealed (no target or snippet in clear in the bucket). Nothing here asserts
-//! timing: every wait polls with a deadline.
+//! objects are sealed (no target or snippet in clear in the bucket). One span sent through
+//! both nodes is listed once. `/metrics` counts the uploads and reads. Erasing the tenant on
+//! node A deletes A's key file and snapshots of it from the bucket, node B forgets A's
+//! findings of it, and A, restarted, never publishes it again. Nothing here asserts timing:
+//! every wait polls with a deadline.
 
 mod common;
 
@@ -81,6 +84,20 @@ fn wait_for<T>(what: &str, srv: &Server, mut f: impl FnMut() -> Option<T>) -> T 
     }
 }
 
+/// The value of one series (name and labels exactly as exposed) in `/metrics`.
+fn metric(srv: &Server, series: &str) -> Option<f64> {
+    let admin = srv.admin_token.clone().unwrap();
+    let text = srv.get(&admin, "/metrics").text().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Whether the bucket holds `path` (relative to the bucket).
+fn exists(client: &object_store::aws::AmazonS3, path: &str) -> bool {
+    list(client).iter().any(|p| p.as_ref() == path)
+}
+
 fn quarantine_of(responses: &Value) -> Option<Value> {
     responses["actions"]
         .as_array()?
@@ -139,6 +156,17 @@ fn a_quarantine_and_its_undo_and_findings_cross_nodes_through_the_bucket() {
     assert_eq!(on_b["id"], id.as_str());
     assert_eq!(on_b["node"], "a");
     assert_eq!(on_b["status"], "active");
+    // /metrics: A counted its upload, B its reads and the one peer quarantine it enforces.
+    let published = r#"sentrace_shared_publish_total{kind="quarantine",outcome="ok"}"#;
+    assert!(
+        metric(&a, published).unwrap_or(0.0) >= 1.0,
+        "{published} on A"
+    );
+    let fetched = r#"sentrace_shared_fetch_total{kind="quarantine",outcome="ok"}"#;
+    assert!(metric(&b, fetched).unwrap_or(0.0) >= 1.0, "{fetched} on B");
+    wait_for("B's metrics count A's quarantine", &b, || {
+        (metric(&b, "sentrace_shared_peer_quarantines") == Some(1.0)).then_some(())
+    });
 
     // 3. Node B's findings API shows A's finding, with the node it came from.
     let found = wait_for("node B lists node A's finding", &b, || {
@@ -162,6 +190,51 @@ fn a_quarantine_and_its_undo_and_findings_cross_nodes_through_the_bucket() {
         &format!("/api/findings?trace_id={attack_trace}"),
     );
     assert_eq!(own["data"][0]["unmapped"]["sentrace_node"], "a", "{own}");
+    wait_for("B's metrics count A's findings", &b, || {
+        (metric(&b, "sentrace_shared_peer_findings").unwrap_or(0.0) >= 1.0).then_some(())
+    });
+
+    // 3b. One span sent through both nodes (a client re-sending an export through another
+    //     node; no client address, so no quarantine races it) is detected on both with the
+    //     same uids (one per rule that fired) and listed once, under the first node name,
+    //     by both nodes.
+    let mut twice = server_span(7, "", "id=2' OR '1'='1");
+    twice.attributes.retain(|kv| kv.key != "client.address");
+    let twice_trace = hex(&twice.trace_id);
+    assert_eq!(send(&a, &ingest_a, twice.clone()), 0);
+    assert_eq!(send(&b, &ingest_b, twice), 0);
+    let path = format!("/api/findings?trace_id={twice_trace}");
+    let mut answers = Vec::new();
+    for (srv, token, peer) in [(&b, &read_b, "a"), (&a, &read_a, "b")] {
+        // Wait until this node holds the other's copy (B: A's copy sorts first; A: its
+        // own sorts first, so wait for B's finding in its peer gauge).
+        wait_for("both copies of the finding held", srv, || {
+            let v = json(srv, token, &path);
+            let first = v["data"].as_array()?.first()?.clone();
+            let peer_held = metric(srv, "sentrace_shared_peer_findings").unwrap_or(0.0);
+            (first["unmapped"]["sentrace_node"] == "a" && (peer == "a" || peer_held >= 1.0))
+                .then_some(())
+        });
+        let v = json(srv, token, &path);
+        let data = v["data"].as_array().unwrap();
+        let mut uids: Vec<&str> = data
+            .iter()
+            .map(|f| f["metadata"]["uid"].as_str().unwrap())
+            .collect();
+        uids.sort();
+        let listed = uids.len();
+        uids.dedup();
+        assert!(
+            listed >= 1 && uids.len() == listed,
+            "each uid listed once: {v}"
+        );
+        assert!(
+            data.iter().all(|f| f["unmapped"]["sentrace_node"] == "a"),
+            "under node a: {v}"
+        );
+        answers.push(uids.iter().map(|u| u.to_string()).collect::<Vec<_>>());
+    }
+    assert_eq!(answers[0], answers[1], "both nodes list the same findings");
 
     // 4. The bucket holds both snapshots sealed: no target, snippet or rule in clear.
     let client = s3.client();
@@ -215,4 +288,147 @@ fn a_quarantine_and_its_undo_and_findings_cross_nodes_through_the_bucket() {
     assert_eq!(send(&a, &ingest_a, server_span(5, ATTACKER, "q=hats")), 0);
     n += 1;
     assert_eq!(send(&b, &ingest_b, server_span(n, ATTACKER, "q=hats")), 0);
+
+    // 7. Erasing tenant acme on node A (stopped, with its configuration) deletes A's key
+    //    file and snapshots of acme from the bucket; B's own objects stay.
+    let a_objects = [
+        "shared/nodes/a/keys/acme.json",
+        "shared/nodes/a/_shared/quarantine/acme.sealed",
+        "shared/nodes/a/_shared/findings/acme.sealed",
+    ];
+    for p in a_objects {
+        assert!(exists(&client, p), "{p} before the erasure");
+    }
+    // Node B reads A's span of acme (A's block, A's key file) before the erasure.
+    let trace_status = |id: &str| {
+        b.get(&read_b, &format!("/api/traces/{id}"))
+            .status()
+            .as_u16()
+    };
+    wait_for("node B reads node A's span", &b, || {
+        (trace_status(&attack_trace) == 200).then_some(())
+    });
+    // What the erasure leaves in the bucket when it runs without it: kept to put back below.
+    let stale: Vec<(String, _)> = a_objects
+        .iter()
+        .map(|p| {
+            let path = object_store::path::Path::from(*p);
+            let bytes =
+                runtime.block_on(async { client.get(&path).await.unwrap().bytes().await.unwrap() });
+            (p.to_string(), bytes)
+        })
+        .collect();
+    a.stop();
+    let out = std::process::Command::new(BIN)
+        .args(["tenant", "erase", "acme", "--yes", "--data-dir"])
+        .arg(&a.data)
+        .arg("--config")
+        .arg(&a.config)
+        .envs(a.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tenant erase: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in a_objects {
+        assert!(!exists(&client, p), "{p} left after the erasure");
+    }
+    assert!(exists(
+        &client,
+        "shared/nodes/b/_shared/findings/acme.sealed"
+    ));
+
+    // 8. Node B forgets A's findings of acme at its next read (its own copy of the span
+    //    both saw stays, now under its own name).
+    wait_for("node B forgets node A's findings", &b, || {
+        let v = json(
+            &b,
+            &read_b,
+            &format!("/api/findings?trace_id={attack_trace}"),
+        );
+        v["data"].as_array()?.is_empty().then_some(())
+    });
+    let v = json(&b, &read_b, &path);
+    assert_eq!(v["data"][0]["unmapped"]["sentrace_node"], "b", "{v}");
+    // Nor does it read A's blocks of acme any more (A's key file is gone, and B deleted its
+    // downloaded copy), while its own spans of acme read on.
+    wait_for("node B stops reading node A's erased span", &b, || {
+        (trace_status(&attack_trace) == 404).then_some(())
+    });
+    assert!(!b.data.join("peers").join("a").join("acme.json").exists());
+    let bystander = hex(&server_span(3, "192.0.2.44", "q=shoes").trace_id);
+    assert_eq!(trace_status(&bystander), 200, "B's own span of acme");
+
+    // Put A's objects back, as if the erasure had run without --config: node A deletes them
+    // when it starts.
+    for (p, bytes) in &stale {
+        let path = object_store::path::Path::from(p.as_str());
+        runtime.block_on(async { client.put(&path, bytes.clone().into()).await.unwrap() });
+    }
+
+    // 9. Node A, restarted, does not bring the key file back and never publishes acme
+    //    again: its next upload (another tenant's finding) leaves acme absent.
+    a.launch();
+    assert!(
+        !a.data.join("keys").join("acme.json").exists(),
+        "key restored"
+    );
+    for p in a_objects {
+        assert!(!exists(&client, p), "{p} left after node A started");
+    }
+    let ingest_beta = a.token("beta", "ingest");
+    let resp = a.post_proto(
+        &ingest_beta,
+        &request(
+            "shop",
+            vec![server_span(8, "198.51.100.3", "id=3' UNION SELECT 1--")],
+        ),
+    );
+    assert_eq!(resp.status().as_u16(), 200);
+    wait_for("node A publishes tenant beta", &a, || {
+        exists(&client, "shared/nodes/a/_shared/findings/beta.sealed").then_some(())
+    });
+    for p in a_objects {
+        assert!(!exists(&client, p), "{p} published again after the erasure");
+    }
+
+    // 10. The erasure statement is in node A's log in the bucket: `verify --store` reports
+    //     A's earlier batches of acme as erased, nothing modified or missing.
+    a.stop();
+    b.stop();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "verify",
+            "--json",
+            "--store",
+            URL,
+            "--node",
+            "a",
+            "--data-dir",
+        ])
+        .arg(&a.data)
+        .envs(a.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let a_acme = report["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["tenant"] == "a/acme")
+        .unwrap_or_else(|| panic!("no log a/acme: {report}"));
+    let findings = a_acme["report"]["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().all(|f| f["kind"] == "erased"),
+        "only erased batches in a/acme: {a_acme}"
+    );
+    assert!(a_acme["report"]["batches_erased"].as_u64().unwrap() >= 1);
+    assert_eq!(out.status.code(), Some(0), "verify --store clean: {report}");
 }

@@ -181,6 +181,13 @@ impl FindingStore {
                 .cmp(&a.1.time_unix_nanos)
                 .then_with(|| a.0.cmp(&b.0))
         });
+        // One finding per uid: the uid hashes the tenant, rule, span start time, evidence
+        // trace, span and attribute and the subject, not the node, so two nodes hold the
+        // same uid only when both inspected the same span (a client that re-sent an export
+        // through another node). It is listed once, under the first node name (the same
+        // on every node: the uid's times are equal, so the sort put the names in order).
+        let mut seen = HashSet::with_capacity(out.len());
+        out.retain(|(_, f)| seen.insert(f.uid.clone()));
         out.truncate(filter.limit);
         out
     }
@@ -287,5 +294,56 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(b.query_origin(&tenant, &one).len(), 1);
+    }
+
+    #[test]
+    fn one_span_inspected_on_two_nodes_is_listed_once_under_the_first_node_name() {
+        // The same span (a client re-sent its export through another node) gives the
+        // same uid on both nodes: one entry, named after node "a" on every node.
+        let tenant = TenantId::new("acme").unwrap();
+        let all = FindingFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let snapshot_of = |node: &str, times: &[u64]| {
+            let s = FindingStore::new(10);
+            s.set_node(node);
+            for t in times {
+                s.push(finding("acme", *t));
+            }
+            let (_, payload) = s.take_snapshots().into_iter().next().unwrap();
+            PeerState {
+                node: Arc::from(node),
+                tenant: tenant.clone(),
+                payload: Arc::new(payload),
+            }
+        };
+        let answers: Vec<Vec<(Option<String>, u64)>> = ["a", "b", "c"]
+            .iter()
+            .map(|own| {
+                let store = FindingStore::new(10);
+                store.set_node(own);
+                // Every node saw span 7; node c alone saw span 9.
+                store.push(finding("acme", 7));
+                if *own == "c" {
+                    store.push(finding("acme", 9));
+                }
+                let peers: Vec<PeerState> = ["a", "b", "c"]
+                    .iter()
+                    .filter(|n| *n != own)
+                    .map(|n| snapshot_of(n, if *n == "c" { &[7, 9] } else { &[7] }))
+                    .collect();
+                store.set_peers(&peers);
+                store
+                    .query_origin(&tenant, &all)
+                    .into_iter()
+                    .map(|(n, f)| (n.map(|n| n.to_string()), f.time_unix_nanos))
+                    .collect()
+            })
+            .collect();
+        let expected = vec![(Some("c".to_string()), 9), (Some("a".to_string()), 7)];
+        for got in &answers {
+            assert_eq!(got, &expected);
+        }
     }
 }

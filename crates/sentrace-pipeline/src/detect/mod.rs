@@ -99,6 +99,8 @@ pub struct Runtime {
     /// Findings below this confidence are stored but not sent to sinks or response.
     send_min_confidence: u8,
     metrics: DetectMetrics,
+    /// Sharing with the other nodes of a bucket ([`shared::run`]).
+    sharing: shared::SharingMetrics,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -192,6 +194,7 @@ impl Runtime {
             baselines,
             send_min_confidence: cfg.send_min_confidence,
             metrics: DetectMetrics::default(),
+            sharing: shared::SharingMetrics::default(),
         }))
     }
 
@@ -280,6 +283,7 @@ impl Runtime {
             self.findings.write_errors(),
         )?;
         self.sinks.encode_metrics(e)?;
+        self.sharing.encode(e)?;
         if let Some(r) = &self.response {
             r.encode_metrics(e)?;
         }

@@ -253,17 +253,20 @@ pub enum Target {
 }
 
 /// Runs an erasure on a stopped server's data directory and returns the signed receipt
-/// (also written to `erased/<tenant>/receipts/<index>.json`).
+/// (also written to `erased/<tenant>/receipts/<index>.json`). `store` is the server's
+/// `[store]`: with a `url`, the node's transparency log is the one in the bucket (under
+/// `nodes/<node>/`), so the statement is appended there, where `verify --store` reads it.
 pub async fn erase(
     data_dir: &Path,
     master: &MasterKey,
     node: &str,
     tenant: &TenantId,
     target: Target,
+    store: StoreConfig,
 ) -> anyhow::Result<Receipt> {
     let keys = Arc::new(KeyRing::open(&data_dir.join("keys"), master)?);
     // The store takes the data directory's lock: a running server makes this fail here.
-    let (store, recovery) = Store::open(data_dir, StoreConfig::default(), keys.clone())
+    let (store, recovery) = Store::open_as(data_dir, store, keys.clone(), Some(node))
         .await
         .map_err(|e| {
             anyhow::anyhow!(

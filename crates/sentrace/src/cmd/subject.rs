@@ -53,6 +53,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                     values: a.value,
                     tokens: a.token,
                 },
+                sentrace_store::StoreConfig::default(),
             )
         }
     }

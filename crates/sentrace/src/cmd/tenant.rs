@@ -16,7 +16,10 @@ use crate::DataDir;
 pub enum Command {
     /// Destroy a tenant's data keys (and with them its vault key): all of its stored data
     /// becomes unreadable at once. Recorded in the tenant's transparency log; prints a
-    /// signed receipt (JSON). Runs with the server stopped.
+    /// signed receipt (JSON). Runs with the server stopped. With `--config` naming a
+    /// `[store] url`, the statement goes into the node's log in the bucket, and this
+    /// node's key file and shared snapshots of the tenant are deleted from the bucket
+    /// (else the node deletes them when it next starts).
     Erase(EraseArgs),
 }
 
@@ -27,12 +30,18 @@ pub struct EraseArgs {
     pub tenant: String,
     #[command(flatten)]
     pub data: DataDir,
-    /// The node name (`[seal] node`).
-    #[arg(long, default_value = "sentrace")]
-    pub node: String,
+    /// The node name (`[seal] node`). Default: `[seal] node` of `--config`, else
+    /// `sentrace`.
+    #[arg(long)]
+    pub node: Option<String>,
     /// Confirm: this cannot be undone.
     #[arg(long)]
     pub yes: bool,
+    /// The server's configuration file: with a `[store] url`, the statement is logged in
+    /// the node's log in that bucket and the node's objects of the tenant there (its key
+    /// file and `_shared` snapshots) are deleted too.
+    #[arg(long, env = "SENTRACE_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Arguments of `verify-receipt`.
@@ -56,8 +65,56 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                 );
             }
             let tenant = TenantId::new(&a.tenant).map_err(|e| anyhow::anyhow!("tenant: {e}"))?;
-            run_erase(&a.data, &a.node, &tenant, Target::Tenant)
+            let config = super::store_objects::config(a.config.as_deref())?;
+            let node = a
+                .node
+                .or_else(|| config.as_ref().map(|c| c.seal.node.clone()))
+                .unwrap_or_else(|| "sentrace".into());
+            // Checked before anything is destroyed: a bad [store] is refused up front.
+            let bucket = super::store_objects::bucket(a.config.as_deref(), None)?;
+            let store = bucket.clone().unwrap_or_default();
+            let code = run_erase(&a.data, &node, &tenant, Target::Tenant, store)?;
+            if let Some(store) = bucket {
+                remove_from_bucket(&store, &a.data.data_dir, &node, &tenant)?;
+            }
+            Ok(code)
         }
+    }
+}
+
+/// Deletes the node's key file and shared snapshots of the erased tenant from the bucket.
+/// A failure is reported with what still holds: the local erasure is done, and the node
+/// deletes them when it next starts.
+fn remove_from_bucket(
+    store: &sentrace_store::StoreConfig,
+    data_dir: &std::path::Path,
+    node: &str,
+    tenant: &TenantId,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let url = store.url.clone().unwrap_or_default();
+    let removed = super::store_objects::open_bucket(store, data_dir, &rt).and_then(|objects| {
+        rt.block_on(sentrace_store::shared_state::remove_erased_tenant(
+            objects.as_ref(),
+            node,
+            tenant,
+        ))
+        .map_err(anyhow::Error::from)
+    });
+    match removed {
+        Ok(paths) => {
+            for p in paths {
+                eprintln!("deleted {url}/{p} (absent objects included)");
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.context(format!(
+            "tenant {tenant} is erased on this node (receipt above), but deleting node {node}'s \
+             key file and shared snapshots of it from {url} failed; run the command again, or \
+             start the node: it deletes them at start"
+        ))),
     }
 }
 
@@ -67,12 +124,13 @@ pub(crate) fn run_erase(
     node: &str,
     tenant: &TenantId,
     target: Target,
+    store: sentrace_store::StoreConfig,
 ) -> anyhow::Result<ExitCode> {
     let master = super::verify::master_key(&data.data_dir)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let receipt = rt.block_on(erase(&data.data_dir, &master, node, tenant, target))?;
+    let receipt = rt.block_on(erase(&data.data_dir, &master, node, tenant, target, store))?;
     println!("{}", serde_json::to_string_pretty(&receipt)?);
     Ok(ExitCode::SUCCESS)
 }
