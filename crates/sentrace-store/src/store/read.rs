@@ -23,6 +23,12 @@ const RANGE_GAP: u64 = 64 << 10;
 /// the blocking pool's threads side by side. Each read holds one trace, so memory stays
 /// bounded by this many traces beyond the answer.
 pub const TRACE_READS_IN_FLIGHT: usize = 4;
+/// Row groups of one block a search reads at the same time, for the same reasons. The
+/// stopping rule is checked between waves, so a search may read up to this many minus one
+/// row groups beyond the one where reading one by one would stop. Those hold nothing newer
+/// than the `limit`-th trace already found, so the answer is the same except at an exact
+/// tie of start times, where the trace with the lower id takes the last place.
+const SEARCH_GROUPS_IN_FLIGHT: usize = 4;
 
 /// Counters of block reads, for tests and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -295,8 +301,7 @@ impl Store {
         });
         // Blocks newest first by the times in their names, then by the newest start of a
         // span that may match (from the block index). Reading stops once the `limit`-th
-        // newest trace found starts no earlier than anything left could; among equal start
-        // times, spans already found win.
+        // newest trace found starts no earlier than anything left could.
         blocks.sort_by_key(|b| std::cmp::Reverse(b.max_end_ms));
         let mut ready: Vec<(u64, Arc<BlockInfo>)> = Vec::new();
         for b in &blocks {
@@ -319,19 +324,37 @@ impl Store {
                 break;
             }
             let meta = self.meta(b).await?;
-            // Row groups newest first, one at a time, with the same stopping rule.
+            // Row groups newest first, in waves of up to SEARCH_GROUPS_IN_FLIGHT read at
+            // once, with the same stopping rule checked before each wave. Groups are sorted
+            // newest first, so the first one the rule stops ends the block.
             let mut groups = meta.row_groups_for_filter(f);
             let newest_of = |g: usize| meta.row_groups[g].start.map_or(u64::MAX, |r| r.1);
             groups.sort_by_key(|&g| std::cmp::Reverse(newest_of(g)));
-            for g in groups {
-                if kth_newest_trace(&spans, f.limit_traces).is_some_and(|kth| kth >= newest_of(g)) {
+            let mut left = groups.into_iter().peekable();
+            loop {
+                let kth = kth_newest_trace(&spans, f.limit_traces);
+                let mut wave = Vec::with_capacity(SEARCH_GROUPS_IN_FLIGHT);
+                while wave.len() < SEARCH_GROUPS_IN_FLIGHT
+                    && let Some(g) = left.next_if(|&g| kth.is_none_or(|kth| kth < newest_of(g)))
+                {
+                    wave.push(g);
+                }
+                if wave.is_empty() {
                     break;
                 }
-                let filter = f.clone();
-                let found = self
-                    .read_groups(b, &meta, vec![g], None, move |s| filter.matches(s))
-                    .await?;
-                spans.extend(found);
+                // Made up front: a stream mapping groups to futures would hold a closure
+                // over borrows that the callers' `Send` futures cannot name.
+                let reads: Vec<_> = wave
+                    .into_iter()
+                    .map(|g| {
+                        let filter = f.clone();
+                        self.read_groups(b, &meta, vec![g], None, move |s| filter.matches(s))
+                    })
+                    .collect();
+                let mut found = futures::stream::iter(reads).buffered(SEARCH_GROUPS_IN_FLIGHT);
+                while let Some(rows) = found.next().await {
+                    spans.extend(rows?);
+                }
             }
         }
         Ok(limit_newest(spans, f.limit_traces))
