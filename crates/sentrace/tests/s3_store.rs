@@ -169,3 +169,64 @@ fn unreachable_store_is_a_clear_error_without_credentials() {
         "the secret key was printed"
     );
 }
+
+/// The provider's server-side encryption is asked for on every upload when the operator
+/// sets it, on top of Sentrace's own: seen on the wire (a recording relay in front of the
+/// real S3 server, which stores the objects but does not implement SSE itself).
+#[test]
+fn server_side_encryption_is_asked_on_every_upload() {
+    let s3 = S3Server::start();
+    let relay = Recorder::start(s3.port);
+    let mut srv = Server::new(&format!(
+        "[store]\nurl = \"s3://{BUCKET}/{PREFIX}\"\nflush_interval = \"1s\"\n"
+    ));
+    srv.env = s3
+        .env()
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "AWS_ENDPOINT_URL" => (k, format!("http://127.0.0.1:{}", relay.port)),
+            _ => (k, v),
+        })
+        .chain([(
+            "AWS_SERVER_SIDE_ENCRYPTION".to_string(),
+            "AES256".to_string(),
+        )])
+        .collect();
+    srv.launch();
+    let admin = srv.admin_token.clone().unwrap();
+    let spans: Vec<_> = (0..20u64).map(|i| span(77_000 + i, "op")).collect();
+    let ids: Vec<_> = spans.iter().map(|s| hex(&s.trace_id)).collect();
+    let resp = srv.post_proto(&admin, &request("sse-node", spans));
+    assert_eq!(resp.status().as_u16(), 200);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while flushed_spans(&srv.log()) < ids.len() as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "spans were not flushed into the bucket; log:\n{}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    read_all(&srv, &admin, &ids, "from the bucket through the relay");
+    srv.stop();
+
+    let heads = relay.request_heads();
+    let puts: Vec<_> = heads.iter().filter(|h| h.starts_with("put ")).collect();
+    assert!(
+        puts.iter().any(|h| h.contains(".parquet ")),
+        "no block upload seen: {heads:#?}"
+    );
+    for put in &puts {
+        assert!(
+            put.contains("\r\nx-amz-server-side-encryption: aes256"),
+            "an upload without server-side encryption:\n{put}"
+        );
+    }
+    // The objects are in the real server's bucket, and only Sentrace can read them: what
+    // the provider encrypts is already ciphertext.
+    let blocks: Vec<_> = list(&s3.client())
+        .into_iter()
+        .filter(|p| p.as_ref().ends_with(".parquet"))
+        .collect();
+    assert!(!blocks.is_empty());
+}

@@ -177,3 +177,77 @@ pub fn flip_middle_byte(client: &AmazonS3, path: &ObjectPath) {
         client.put(path, PutPayload::from(bytes)).await.unwrap();
     });
 }
+
+/// A TCP relay in front of a server that keeps a copy of every byte the clients send (up
+/// to 64 MiB): what an object store client really put on the wire, headers included,
+/// while the real server answers.
+pub struct Recorder {
+    pub port: u16,
+    pub sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Recorder {
+    pub fn start(target: u16) -> Recorder {
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+        const CAP: usize = 64 << 20;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let seen = sent.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 << 10];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 || s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        let mut all = seen.lock().unwrap_or_else(|e| e.into_inner());
+                        let room = CAP.saturating_sub(all.len()).min(n);
+                        all.extend_from_slice(&buf[..room]);
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Recorder { port, sent }
+    }
+
+    /// The request heads (request line and headers, lower-cased) the clients sent to the
+    /// bucket: every `METHOD /bucket... HTTP/1.1` line up to the blank line after it.
+    pub fn request_heads(&self) -> Vec<String> {
+        let all = self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let text = String::from_utf8_lossy(&all).to_lowercase();
+        let mut heads = Vec::new();
+        for method in ["get", "put", "post", "head", "delete"] {
+            let line_start = format!("{method} /{BUCKET}");
+            for (at, _) in text.match_indices(&line_start) {
+                let rest = &text[at..];
+                let Some(end) = rest.find("\r\n\r\n") else {
+                    continue;
+                };
+                let head = &rest[..end];
+                if head
+                    .lines()
+                    .next()
+                    .is_some_and(|l| l.ends_with(" http/1.1"))
+                {
+                    heads.push(head.to_string());
+                }
+            }
+        }
+        heads
+    }
+}
