@@ -3,7 +3,9 @@
 //! here. The core end-to-end cases pass as on the local file system: ingest, Jaeger read,
 //! kill -9 and restart, flush into the bucket, read back from it, `sentrace verify` clean,
 //! and a block overwritten through the S3 API reported by `verify`. A store that does not
-//! answer stops the start with an error naming its URL and never the secret key.
+//! answer stops the start with an error naming its URL and never the secret key. A
+//! subject's erasure with `--config` logs its statement in the node's log in the bucket:
+//! `verify --store` stays clean and the subject's token no longer opens.
 
 mod common;
 
@@ -168,6 +170,141 @@ fn unreachable_store_is_a_clear_error_without_credentials() {
         !stderr.contains(&secret) && !stdout.contains(&secret),
         "the secret key was printed"
     );
+}
+
+/// The token a span's `user.email` became (`tok:email:…`), read through the Jaeger API.
+fn email_token(srv: &Server, token: &str, trace: &str) -> String {
+    let v: serde_json::Value = srv
+        .get(token, &format!("/api/traces/{trace}"))
+        .json()
+        .unwrap();
+    v["data"][0]["spans"][0]["tags"]
+        .as_array()
+        .unwrap_or_else(|| panic!("trace {trace}: {v}"))
+        .iter()
+        .find(|t| t["key"] == "user.email")
+        .unwrap_or_else(|| panic!("no user.email in trace {trace}: {v}"))["value"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `GET /api/detokenize` of `tok`: its status and body.
+fn detokenize(srv: &Server, token: &str, tok: &str) -> (u16, String) {
+    let r = srv.get(token, &format!("/api/detokenize?token={tok}"));
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+#[test]
+fn subject_erasure_on_a_bucket_node_is_logged_in_the_bucket() {
+    // A node on the bucket whose emails become reversible tokens (originals in its vault),
+    // flushing every second so that its spans and log are in the bucket before the erasure.
+    let s3 = S3Server::start();
+    let url = format!("s3://{BUCKET}/{PREFIX}");
+    let mut srv = Server::new(&format!(
+        "[store]\nurl = \"{url}\"\nflush_interval = \"1s\"\n"
+    ));
+    let policy = srv.dir.path().join("policy.toml");
+    std::fs::write(&policy, "version = 1\n[actions]\nemail = \"token\"\n").unwrap();
+    let mut config = std::fs::read_to_string(&srv.config).unwrap();
+    config.push_str(&format!("[minimize]\npolicy = \"{}\"\n", policy.display()));
+    std::fs::write(&srv.config, config).unwrap();
+    srv.env = s3.env();
+    srv.launch();
+    let admin = srv.admin_token.clone().unwrap();
+    let mut traces = Vec::new();
+    for (i, who) in ["jane@example.com", "john@example.com"].iter().enumerate() {
+        let mut s = span(700 + i as u64, "login");
+        s.attributes.push(kv("user.email", who));
+        traces.push(hex(&s.trace_id));
+        let r = srv.post_proto(&admin, &request("auth", vec![s]));
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while flushed_spans(&srv.log()) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "spans were not flushed into the bucket; log:\n{}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (jane, john) = (
+        email_token(&srv, &admin, &traces[0]),
+        email_token(&srv, &admin, &traces[1]),
+    );
+    assert!(
+        jane.starts_with("tok:email:") && jane != john,
+        "{jane} {john}"
+    );
+    let (status, body) = detokenize(&srv, &admin, &jane);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("jane@example.com"), "{body}");
+    srv.stop();
+
+    // The erasure, with the node's configuration: its statement goes into the node's log in
+    // the bucket.
+    let out = Command::new(BIN)
+        .args([
+            "subject",
+            "erase",
+            "--tenant",
+            "default",
+            "--value",
+            "jane@example.com",
+            "--data-dir",
+        ])
+        .arg(&srv.data)
+        .arg("--config")
+        .arg(&srv.config)
+        .envs(s3.env())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "subject erase: {stderr}");
+    let receipt: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no receipt ({e}): {stderr}"));
+    assert_eq!(receipt["statement"]["type"], "sentrace.subject-erasure.v1");
+    assert_eq!(receipt["log"]["origin"], "sentrace/default", "{receipt}");
+
+    // `verify --store` reads every node's log in the bucket: clean, the statement included.
+    let out = Command::new(BIN)
+        .args(["verify", "--json", "--store", &url, "--data-dir"])
+        .arg(&srv.data)
+        .envs(s3.env())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("verify printed no JSON ({e}): {stderr}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verify --store: {report:#}\n{stderr}"
+    );
+    assert!(verify_findings(&report).is_empty(), "{report:#}");
+    let log = report["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["tenant"] == "sentrace/default")
+        .unwrap_or_else(|| panic!("no log sentrace/default: {report:#}"))
+        .clone();
+    let size = log["report"]["checkpoint_size"].as_u64().unwrap_or(0);
+    let index = receipt["log"]["index"].as_u64().unwrap();
+    assert!(
+        size > index,
+        "the statement's entry {index} is in the bucket's log: {log:#}"
+    );
+
+    // Restarted, the node no longer opens the subject's token; the other subject's opens.
+    srv.launch();
+    let (status, body) = detokenize(&srv, &admin, &jane);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = detokenize(&srv, &admin, &john);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("john@example.com"), "{body}");
+    srv.stop();
 }
 
 /// The provider's server-side encryption is asked for on every upload when the operator

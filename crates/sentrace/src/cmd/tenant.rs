@@ -1,7 +1,7 @@
 //! `sentrace tenant erase`: crypto-shredding a whole tenant with a signed receipt, and
 //! `sentrace verify-receipt`. See docs/keys.md ("Erasure").
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -65,15 +65,8 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                 );
             }
             let tenant = TenantId::new(&a.tenant).map_err(|e| anyhow::anyhow!("tenant: {e}"))?;
-            let config = super::store_objects::config(a.config.as_deref())?;
-            let node = a
-                .node
-                .or_else(|| config.as_ref().map(|c| c.seal.node.clone()))
-                .unwrap_or_else(|| "sentrace".into());
-            // Checked before anything is destroyed: a bad [store] is refused up front.
-            let bucket = super::store_objects::bucket(a.config.as_deref(), None)?;
-            let store = bucket.clone().unwrap_or_default();
-            let code = run_erase(&a.data, &node, &tenant, Target::Tenant, store)?;
+            let (node, bucket) = erasure_node(a.config.as_deref(), a.node)?;
+            let code = run_erase(&a.data, &node, &tenant, Target::Tenant, bucket.as_ref())?;
             if let Some(store) = bucket {
                 remove_from_bucket(&store, &a.data.data_dir, &node, &tenant)?;
             }
@@ -118,18 +111,40 @@ fn remove_from_bucket(
     }
 }
 
-/// Runs an erasure and prints its receipt.
+/// The node an offline erasure runs as, from the server's configuration `config` (the one
+/// `tenant erase` and `subject erase` take): its name (`node`, else `[seal] node` of
+/// `config`, else `sentrace`) and its bucket (`[store] url` of `config`, `None` for a node
+/// on its data directory). Checked before anything is destroyed: a bad `[store]` is
+/// refused up front.
+pub(crate) fn erasure_node(
+    config: Option<&Path>,
+    node: Option<String>,
+) -> anyhow::Result<(String, Option<sentrace_store::StoreConfig>)> {
+    let node = match node {
+        Some(n) => n,
+        None => super::store_objects::config(config)?
+            .map(|c| c.seal.node)
+            .unwrap_or_else(|| "sentrace".into()),
+    };
+    let bucket = super::store_objects::bucket(config, None)?;
+    Ok((node, bucket))
+}
+
+/// Runs an erasure and prints its receipt. With `bucket` (the node's `[store]` with a
+/// `url`) the store opens as the server's does, so the statement goes into the node's log
+/// in the bucket, where `verify --store` reads it.
 pub(crate) fn run_erase(
     data: &DataDir,
     node: &str,
     tenant: &TenantId,
     target: Target,
-    store: sentrace_store::StoreConfig,
+    bucket: Option<&sentrace_store::StoreConfig>,
 ) -> anyhow::Result<ExitCode> {
     let master = super::verify::master_key(&data.data_dir)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let store = bucket.cloned().unwrap_or_default();
     let receipt = rt.block_on(erase(&data.data_dir, &master, node, tenant, target, store))?;
     println!("{}", serde_json::to_string_pretty(&receipt)?);
     Ok(ExitCode::SUCCESS)
