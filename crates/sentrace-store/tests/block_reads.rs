@@ -10,6 +10,14 @@ use common::*;
 use sentrace_store::testutil::span;
 use sentrace_store::{SpanFilter, StoreConfig};
 
+/// The test configuration with row groups of 16 rows, so a few traces fill several.
+fn small_row_groups() -> StoreConfig {
+    StoreConfig {
+        block_row_group_rows: 16,
+        ..cfg()
+    }
+}
+
 fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -136,14 +144,7 @@ async fn search_with_equal_start_times_stops_at_the_limit() {
 #[tokio::test]
 async fn traces_answer_in_the_order_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open(
-        dir.path(),
-        StoreConfig {
-            block_row_group_rows: 16,
-            ..cfg()
-        },
-    )
-    .await;
+    let (store, _) = open(dir.path(), small_row_groups()).await;
     let acme = tenant("acme");
     let t0 = now_nanos() - 600_000_000_000;
     for blk in 0..6u64 {
@@ -187,14 +188,7 @@ async fn traces_answer_in_the_order_asked() {
 #[tokio::test]
 async fn search_reads_row_groups_in_waves_and_stops_near_its_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open(
-        dir.path(),
-        StoreConfig {
-            block_row_group_rows: 16,
-            ..cfg()
-        },
-    )
-    .await;
+    let (store, _) = open(dir.path(), small_row_groups()).await;
     let acme = tenant("acme");
     let t0 = now_nanos() - 600_000_000_000;
     // One block of 64 traces of 4 spans (16 row groups), trace n starting n ms after t0.

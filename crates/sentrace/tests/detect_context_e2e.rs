@@ -307,12 +307,7 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
     n += 1;
     export(&srv, &ingest, &req);
     let f = findings(&srv, &read, &trace);
-    assert!(
-        !f.is_empty()
-            && f.iter().all(|f| f["unmapped"]["downgraded"] == true
-                && f["confidence_score"].as_u64() < Some(40)),
-        "{f:?}"
-    );
+    assert_all_downgraded(&f);
     low.extend(uids(&f));
 
     // A code snippet in the paste service's `content` field: its normal shape.
@@ -327,12 +322,7 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
     n += 1;
     export(&srv, &ingest, &req);
     let f = findings(&srv, &read, &trace);
-    assert!(
-        !f.is_empty()
-            && f.iter().all(|f| f["unmapped"]["downgraded"] == true
-                && f["confidence_score"].as_u64() < Some(40)),
-        "{f:?}"
-    );
+    assert_all_downgraded(&f);
     low.extend(uids(&f));
 
     // 5. Injections: in fields that never carried shell, HTML or code (the same snippet in
@@ -482,5 +472,15 @@ fn fields_learn_their_normal_shape_and_injections_elsewhere_stay_high() {
     assert!(
         max_confidence(&findings(&srv, &read, &trace), None) < 40,
         "html still learned"
+    );
+}
+
+/// `f` holds findings, each downgraded to low confidence.
+fn assert_all_downgraded(f: &[serde_json::Value]) {
+    assert!(
+        !f.is_empty()
+            && f.iter().all(|f| f["unmapped"]["downgraded"] == true
+                && f["confidence_score"].as_u64() < Some(40)),
+        "{f:?}"
     );
 }
