@@ -18,16 +18,23 @@ use common::*;
 
 const PREFIX: &str = "node-a";
 
-/// `sentrace verify --json --config CONFIG` with the S3 environment.
-fn verify(srv: &Server, s3: &S3Server) -> (i32, serde_json::Value, String) {
-    let out = Command::new(BIN)
-        .args(["verify", "--json", "--data-dir"])
+/// `sentrace ARGS --data-dir DATA --config CONFIG` with the S3 environment, as an operator
+/// runs the offline commands on a bucket node.
+fn cli(srv: &Server, s3: &S3Server, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
         .arg(&srv.data)
         .arg("--config")
         .arg(&srv.config)
         .envs(s3.env())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `sentrace verify --json --config CONFIG` with the S3 environment.
+fn verify(srv: &Server, s3: &S3Server) -> (i32, serde_json::Value, String) {
+    let out = cli(srv, s3, &["verify", "--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let v = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("verify printed no JSON ({e}); stderr: {stderr}"));
@@ -244,22 +251,18 @@ fn subject_erasure_on_a_bucket_node_is_logged_in_the_bucket() {
 
     // The erasure, with the node's configuration: its statement goes into the node's log in
     // the bucket.
-    let out = Command::new(BIN)
-        .args([
+    let out = cli(
+        &srv,
+        &s3,
+        &[
             "subject",
             "erase",
             "--tenant",
             "default",
             "--value",
             "jane@example.com",
-            "--data-dir",
-        ])
-        .arg(&srv.data)
-        .arg("--config")
-        .arg(&srv.config)
-        .envs(s3.env())
-        .output()
-        .unwrap();
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "subject erase: {stderr}");
     let receipt: serde_json::Value = serde_json::from_slice(&out.stdout)

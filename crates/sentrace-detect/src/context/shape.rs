@@ -681,6 +681,12 @@ mod tests {
         assert!(COMMANDS.windows(2).all(|w| w[0] < w[1]));
     }
 
+    /// `code` looks keywords up by binary search.
+    #[test]
+    fn code_keywords_are_sorted() {
+        assert!(CODE_KEYWORDS.windows(2).all(|w| w[0] < w[1]));
+    }
+
     #[test]
     fn structures() {
         let has = |v: &str, b: u32| shape(v) & b != 0;
