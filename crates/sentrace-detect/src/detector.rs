@@ -318,6 +318,8 @@ impl Detector {
                     }
                     bits
                 };
+                c.payload
+                    .scan_field(&input.field, &decoded, input.part, &mut hits);
                 let field = profiled.then(|| {
                     let (location, name) = context::location(input.attribute, &input.field);
                     FieldRef {

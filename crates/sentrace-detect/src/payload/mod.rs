@@ -540,6 +540,36 @@ fn encoded_pair_value<'a>(raw: &str, norm: &'a str) -> Option<&'a str> {
     (ident && !value.trim().is_empty()).then_some(value)
 }
 
+/// Parameter names through which published exploits of old PHP applications (Mambo and
+/// Joomla components, Geeklog, Gallery, phpBB, AppServ) include a file the request names:
+/// the application builds `include($param . "/file.php")`, so a remote URL there runs the
+/// attacker's code. Compared without case.
+const RFI_PARAMS: &[&str] = &[
+    "_conf[path]",
+    "_server[document_root]",
+    "appserv_root",
+    "config[root_dir]",
+    "gallery_basedir",
+    "mosconfig_absolute_path",
+    "path[docroot]",
+    "phpbb_root_path",
+];
+
+fn is_rfi_param(field: &str) -> bool {
+    let is = |f: &str| RFI_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(f));
+    // A name arrives as sent: `_CONF%5Bpath%5D` is `_CONF[path]`.
+    is(field) || field.contains('%') && is(&crate::normalize::decode_cow(field))
+}
+
+/// A URL that fetches from another host (`http`, `https`, `ftp`, `ftps`), scheme
+/// compared without case.
+fn remote_url(value: &str) -> bool {
+    let t = value.trim_start();
+    ["http://", "https://", "ftp://", "ftps://"]
+        .iter()
+        .any(|s| t.get(..s.len()).is_some_and(|h| h.eq_ignore_ascii_case(s)) && t.len() > s.len())
+}
+
 impl PayloadEngine {
     /// Compiles the payload rules of a (validated) ruleset.
     pub fn new(rules: &[Rule]) -> Result<Self, regex::Error> {
@@ -591,6 +621,24 @@ impl PayloadEngine {
             let d = crate::normalize::decode(&text);
             let n = crate::normalize::fold(&d);
             self.scan_view(&text, &d, &n, part, hits);
+        }
+    }
+
+    /// Hits that depend on the parameter name a value came under, which the value-keyed
+    /// cache of [`PayloadEngine::scan`] does not see: a remote URL in a parameter through
+    /// which old PHP applications include a file ([`RFI_PARAMS`]). `decoded` is the
+    /// value's decoded form (`normalize::decode`).
+    pub fn scan_field(&self, field: &str, decoded: &str, part: Part, hits: &mut Vec<PayloadHit>) {
+        if part != Part::Value || !is_rfi_param(field) || !remote_url(decoded) {
+            return;
+        }
+        for (rule, b) in &self.builtins {
+            if *b == Builtin::RfiUrl && !hits.iter().any(|h| h.rule == *rule) {
+                hits.push(PayloadHit {
+                    rule: *rule,
+                    reason: "remote URL in a parameter that PHP applications include",
+                });
+            }
         }
     }
 
