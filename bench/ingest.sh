@@ -21,6 +21,12 @@
 #                and the table ends with each `@b` row's ratio to its BIN row, as the
 #                median of the per-round ratios
 #   PROTO        grpc or http [grpc]
+#   CLIENT       loadgen or python [loadgen]: python sends with the OpenTelemetry Python
+#                SDK instead (bench/python_client.py, BatchSpanProcessor, 20 attributes a
+#                span, PY_SPANS spans a measurement [20000], run by $PYTHON [.venv/bin/python
+#                if present, else python3]; `scripts/test.sh` makes that venv). One Python
+#                client is far slower than the server, so with it compare the server's CPU
+#                per span (the table's last column), not spans/s
 #   DURATION     load per measurement [15s]
 #   CONNECTIONS  connections [4]; INFLIGHT requests in flight per connection [2]
 #   SPANS        spans per request [200]; ATTRS attributes per span [20]
@@ -41,6 +47,11 @@ ROUNDS=${1:-3}
 BIN=${BIN:-target/release/sentrace}
 BIN_B=${BIN_B:-}
 PROTO=${PROTO:-grpc}
+CLIENT=${CLIENT:-loadgen}
+PY_SPANS=${PY_SPANS:-20000}
+HERE=$(cd "$(dirname "$0")" && pwd)
+PYTHON=${PYTHON:-$([ -x "$HERE/../.venv/bin/python" ] && echo "$HERE/../.venv/bin/python" || echo python3)}
+CLK_TCK=$(getconf CLK_TCK)
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-4}
 INFLIGHT=${INFLIGHT:-2}
@@ -51,6 +62,11 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 SETTLE=${SETTLE:-3}
 case "$PROTO" in grpc|http) ;; *) echo "PROTO must be grpc or http" >&2; exit 2;; esac
+case "$CLIENT" in loadgen|python) ;; *) echo "CLIENT must be loadgen or python" >&2; exit 2;; esac
+if [ "$CLIENT" = python ]; then
+  "$PYTHON" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http' 2> /dev/null ||
+    { echo "CLIENT=python needs the OpenTelemetry Python SDK and OTLP exporters in $PYTHON (scripts/test.sh makes .venv)" >&2; exit 2; }
+fi
 [ -x "$BIN" ] || { echo "$BIN not found: cargo build --release -p sentrace" >&2; exit 2; }
 
 WORK=$(mktemp -d)
@@ -98,16 +114,26 @@ start() { # configuration
   echo $! > "$WORK/$1.pid"
   for _ in $(seq 1 150); do grep -q "sentrace: ready" "$d/out" && break; sleep 0.2; done
   grep -q "sentrace: ready" "$d/out" || { echo "server $1 did not start:" >&2; cat "$d/err" >&2; exit 1; }
-  if [ "$PROTO" = grpc ]; then echo "https://127.0.0.1:$g" > "$d/endpoint"
-  else echo "https://127.0.0.1:$h/v1/traces" > "$d/endpoint"; fi
+  if [ "$PROTO" = grpc ]; then echo "https://127.0.0.1:$g" > "$d/endpoint"; echo "$g" > "$d/port"
+  else echo "https://127.0.0.1:$h/v1/traces" > "$d/endpoint"; echo "$h" > "$d/port"; fi
   "$bin" tokens create --data-dir "$d/data" --tenant bench --role ingest > "$d/token"
 }
 
-run() { # configuration
-  local d="$WORK/$1"
-  taskset -c "$LOADGEN_CPU" "$LOADGEN" "$PROTO" --endpoint "$(cat "$d/endpoint")" \
-    --ca "$d/data/tls/ca.pem" --token "$(cat "$d/token")" --connections "$CONNECTIONS" \
-    --inflight "$INFLIGHT" --duration "$DURATION" --spans-per-request "$SPANS" --attrs "$ATTRS" --json
+# CPU time (user + system, clock ticks) the server of a configuration has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$WORK/$1.pid")/stat"; }
+
+run() { # configuration round
+  local d="$WORK/$1" before
+  before=$(cpu_ticks "$1")
+  if [ "$CLIENT" = python ]; then
+    taskset -c "$LOADGEN_CPU" "$PYTHON" "$HERE/python_client.py" --proto "$PROTO" --port "$(cat "$d/port")" \
+      --ca "$d/data/tls/ca.pem" --token "$(cat "$d/token")" --spans "$PY_SPANS" --json
+  else
+    taskset -c "$LOADGEN_CPU" "$LOADGEN" "$PROTO" --endpoint "$(cat "$d/endpoint")" \
+      --ca "$d/data/tls/ca.pem" --token "$(cat "$d/token")" --connections "$CONNECTIONS" \
+      --inflight "$INFLIGHT" --duration "$DURATION" --spans-per-request "$SPANS" --attrs "$ATTRS" --json
+  fi
+  echo $(($(cpu_ticks "$1") - before)) > "$WORK/$1.$2.cpu"
 }
 
 for c in $CONFIGS; do start "$c"; done
@@ -118,7 +144,7 @@ for r in $(seq 1 "$ROUNDS"); do
   if [ $((r % 2)) -eq 0 ]; then order=$(printf '%s\n' $CONFIGS | tac | tr '\n' ' '); fi
   for c in $order; do
     sleep "$SETTLE"
-    run "$c" > "$WORK/$c.$r.json"
+    run "$c" "$r" > "$WORK/$c.$r.json"
     echo "round $r $c: $(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(round(j.get("spans_accepted_per_s", 0)))' "$WORK/$c.$r.json") spans/s" >&2
   done
 done
@@ -128,9 +154,10 @@ for c in $CONFIGS; do
   echo "$rss" > "$WORK/$c.rss"
 done
 
-python3 - "$WORK" "$ROUNDS" "$PROTO" "$CONFIGS" <<'PY'
+python3 - "$WORK" "$ROUNDS" "$PROTO" "$CONFIGS" "$CLIENT" "$CLK_TCK" <<'PY'
 import json, statistics, sys, os
 work, rounds, proto, configs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
+client, clk_tck = sys.argv[5], int(sys.argv[6])
 
 def load(name):
     with open(os.path.join(work, name)) as f:
@@ -152,7 +179,13 @@ for c in configs:
     failed = sum(int(j.get("requests_failed", 0)) for j in runs)
     spread = (max(float(j.get("spans_accepted_per_s", 0)) for j in runs) - min(float(j.get("spans_accepted_per_s", 0)) for j in runs)) / rate if rate else 0
     rss = int(open(os.path.join(work, f"{c}.rss")).read().strip() or 0) // 1024
-    per[c] = (rate, p99, failed, spread, rss)
+    # Server CPU per accepted span, median of the rounds.
+    cpu = []
+    for r, j in enumerate(runs, start=1):
+        ticks = int(open(os.path.join(work, f"{c}.{r}.cpu")).read().strip() or 0)
+        if int(j.get("spans_accepted", 0)):
+            cpu.append(ticks / clk_tck * 1e6 / int(j["spans_accepted"]))
+    per[c] = (rate, p99, failed, spread, rss, statistics.median(cpu) if cpu else 0.0)
 
 base = per.get("off", (0,))[0]
 on = per.get("on", (0,))[0]
@@ -166,17 +199,20 @@ labels = {
     "no-sensitive-key": "sensitive-value key off alone",
     "no-context": "learned field context off alone",
 }
-print(f"OTLP/{proto}, {rounds} rounds, median; server on one core")
-print(f"| configuration | spans/s | vs all off | vs prost decode | p99 ms | spread | failed | peak RSS MB |")
-print(f"|---|---:|---:|---:|---:|---:|---:|---:|")
+who = "the OpenTelemetry Python SDK (one client)" if client == "python" else "otlp-loadgen"
+print(f"OTLP/{proto} from {who}, {rounds} rounds, median; server on one core")
+print(f"| configuration | spans/s | vs all off | vs prost decode | p99 ms | spread | failed | peak RSS MB | server CPU µs/span |")
+print(f"|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for c in configs:
-    rate, p99, failed, spread, rss = per[c]
+    rate, p99, failed, spread, rss, cpu = per[c]
     label = labels.get(c.removesuffix("@b"), c) + (" (BIN_B)" if c.endswith("@b") else "")
     vs_off = f"{rate / base:.2f}" if base else "-"
     vs_dec = f"{rate / floor:.3f}" if floor else "-"
-    print(f"| {label} | {rate:,.0f} | {vs_off} | {vs_dec} | {p99:.1f} | {spread:.0%} | {failed} | {rss} |")
+    print(f"| {label} | {rate:,.0f} | {vs_off} | {vs_dec} | {p99:.1f} | {spread:.0%} | {failed} | {rss} | {cpu:.1f} |")
 if floor:
-    print(f"| prost decode alone (otlp-loadgen limits) | {floor:,.0f} | | 1.000 | | | | |")
+    print(f"| prost decode alone (otlp-loadgen limits) | {floor:,.0f} | | 1.000 | | | | | {1e6 / floor:.1f} |")
+if "on" in per and "off" in per and per["on"][5]:
+    print(f"server CPU per span, every feature on / all off: {per['on'][5] / per['off'][5]:.2f}x" if per["off"][5] else "")
 if on and "on-kek" in per and per["on-kek"][0]:
     print(f"cost of the KEK provider: {1 - per['on-kek'][0] / on:+.1%} of the default's throughput")
 if on and base:
