@@ -23,7 +23,8 @@
 #   PROTO        grpc or http [grpc]
 #   CLIENT       loadgen or python [loadgen]: python sends with the OpenTelemetry Python
 #                SDK instead (bench/python_client.py, BatchSpanProcessor, 20 attributes a
-#                span, PY_SPANS spans a measurement [20000], run by $PYTHON [.venv/bin/python
+#                span, PY_SPANS spans a measurement [40000: CPU is read in clock ticks of
+#                10 ms, so fewer spans make the reading coarse], run by $PYTHON [.venv/bin/python
 #                if present, else python3]; `scripts/test.sh` makes that venv). One Python
 #                client is far slower than the server, so with it compare the server's CPU
 #                per span (the table's last column), not spans/s
@@ -48,7 +49,7 @@ BIN=${BIN:-target/release/sentrace}
 BIN_B=${BIN_B:-}
 PROTO=${PROTO:-grpc}
 CLIENT=${CLIENT:-loadgen}
-PY_SPANS=${PY_SPANS:-20000}
+PY_SPANS=${PY_SPANS:-40000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PYTHON=${PYTHON:-$([ -x "$HERE/../.venv/bin/python" ] && echo "$HERE/../.venv/bin/python" || echo python3)}
 CLK_TCK=$(getconf CLK_TCK)
@@ -119,11 +120,16 @@ start() { # configuration
   "$bin" tokens create --data-dir "$d/data" --tenant bench --role ingest > "$d/token"
 }
 
-# CPU time (user + system, clock ticks) the server of a configuration has used so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$WORK/$1.pid")/stat"; }
+# CPU time (user + system, clock ticks) the server of a configuration has used so far:
+# fields 14 and 15 of /proc/PID/stat, counted after the command name's closing `)`.
+cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$(cat "$WORK/$1.pid")/stat")
+  awk '{print $12 + $13}' <<< "${stat##*) }"
+}
 
 run() { # configuration round
-  local d="$WORK/$1" before
+  local d="$WORK/$1" before after
   before=$(cpu_ticks "$1")
   if [ "$CLIENT" = python ]; then
     taskset -c "$LOADGEN_CPU" "$PYTHON" "$HERE/python_client.py" --proto "$PROTO" --port "$(cat "$d/port")" \
@@ -133,7 +139,8 @@ run() { # configuration round
       --ca "$d/data/tls/ca.pem" --token "$(cat "$d/token")" --connections "$CONNECTIONS" \
       --inflight "$INFLIGHT" --duration "$DURATION" --spans-per-request "$SPANS" --attrs "$ATTRS" --json
   fi
-  echo $(($(cpu_ticks "$1") - before)) > "$WORK/$1.$2.cpu"
+  after=$(cpu_ticks "$1")
+  echo $((after - before)) > "$WORK/$1.$2.cpu"
 }
 
 for c in $CONFIGS; do start "$c"; done
@@ -185,7 +192,7 @@ for c in configs:
         ticks = int(open(os.path.join(work, f"{c}.{r}.cpu")).read().strip() or 0)
         if int(j.get("spans_accepted", 0)):
             cpu.append(ticks / clk_tck * 1e6 / int(j["spans_accepted"]))
-    per[c] = (rate, p99, failed, spread, rss, statistics.median(cpu) if cpu else 0.0)
+    per[c] = (rate, p99, failed, spread, rss, statistics.median(cpu) if cpu else None)
 
 base = per.get("off", (0,))[0]
 on = per.get("on", (0,))[0]
@@ -208,11 +215,12 @@ for c in configs:
     label = labels.get(c.removesuffix("@b"), c) + (" (BIN_B)" if c.endswith("@b") else "")
     vs_off = f"{rate / base:.2f}" if base else "-"
     vs_dec = f"{rate / floor:.3f}" if floor else "-"
-    print(f"| {label} | {rate:,.0f} | {vs_off} | {vs_dec} | {p99:.1f} | {spread:.0%} | {failed} | {rss} | {cpu:.1f} |")
+    cpu_s = f"{cpu:.1f}" if cpu is not None else "-"
+    print(f"| {label} | {rate:,.0f} | {vs_off} | {vs_dec} | {p99:.1f} | {spread:.0%} | {failed} | {rss} | {cpu_s} |")
 if floor:
     print(f"| prost decode alone (otlp-loadgen limits) | {floor:,.0f} | | 1.000 | | | | | {1e6 / floor:.1f} |")
-if "on" in per and "off" in per and per["on"][5]:
-    print(f"server CPU per span, every feature on / all off: {per['on'][5] / per['off'][5]:.2f}x" if per["off"][5] else "")
+if "on" in per and "off" in per and per["on"][5] and per["off"][5]:
+    print(f"server CPU per span, every feature on / all off: {per['on'][5] / per['off'][5]:.2f}x")
 if on and "on-kek" in per and per["on-kek"][0]:
     print(f"cost of the KEK provider: {1 - per['on-kek'][0] / on:+.1%} of the default's throughput")
 if on and base:

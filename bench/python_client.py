@@ -7,7 +7,9 @@ usage: python bench/python_client.py --ca DATA/tls/ca.pem --token TOKEN
 --port is the OTLP/gRPC port (default 4317) or, with --proto http, the OTLP/HTTP port
 (default 4318). With --json it prints one JSON object in the shape of `otlp-loadgen --json`
 (`spans_accepted`, `spans_accepted_per_s`, `requests_failed`, `latency_ms.p50/p99` of the
-export calls), which `bench/ingest.sh` reads with CLIENT=python.
+export calls), which `bench/ingest.sh` reads with CLIENT=python. `spans_accepted` counts the
+spans of every export the SDK reports as a success: the SDK does not expose OTLP partial
+success, so spans a server set aside in an accepted request are counted too.
 """
 
 import argparse
@@ -82,6 +84,8 @@ def main():
     ap.add_argument("--spans", type=int, default=20000)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if a.spans < 1:
+        ap.error("--spans must be at least 1")
     timed = Timed(exporter(a))
     provider = TracerProvider(resource=Resource.create({"service.name": "bench-python"}))
     provider.add_span_processor(

@@ -111,6 +111,9 @@ impl<'a> ResourceEncoder<'a> {
     /// [`ResourceEncoder::encode_into`] for a span whose encoded length the caller already
     /// has (`span_len`, from `Span::encoded_len`): appends without reserving, so a buffer
     /// sized with [`ResourceEncoder::encoded_len`] never grows. Returns the bytes appended.
+    ///
+    /// # Panics
+    /// If `span_len` is not `span.encoded_len()`.
     pub fn encode_sized(
         &self,
         out: &mut Vec<u8>,
@@ -128,7 +131,15 @@ impl<'a> ResourceEncoder<'a> {
         // `message::encode(2, span, out)`, without sizing the span a second time.
         encode_key(2, WireType::LengthDelimited, out);
         encode_varint(span_len as u64, out);
+        let span_at = out.len();
         span.encode_raw(out);
+        // A wrong length would write a length prefix that does not match the span's bytes,
+        // into bytes the log hashes: a caller's bug, never the data's.
+        assert_eq!(
+            out.len() - span_at,
+            span_len,
+            "encode_sized: span_len must be the span's Span::encoded_len()"
+        );
         if !ss.schema_url.is_empty() {
             string::encode(3, &ss.schema_url, out);
         }

@@ -350,7 +350,42 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// How many times `max_request_bytes` the copies of resources and scopes in a request's
+/// stored spans may come to (see [`Limits::validate`]).
+pub const STORED_COPIES_FACTOR: u64 = 16;
+
 impl Limits {
+    /// Each span is stored with a copy of its resource and scope (its canonical encoding),
+    /// so a request within `max_request_bytes` can still multiply: a resource of a few MiB
+    /// shared by 20,000 tiny spans would be tens of GiB once stored. The copies may come to
+    /// at most [`STORED_COPIES_FACTOR`] times `max_request_bytes` (128 MiB at the default
+    /// 8 MiB; an ordinary batch of 200 spans with a 1 KiB resource makes 200 KiB).
+    fn stored_copies(&self, resource_spans: &[ResourceSpans]) -> Result<(), ValidationError> {
+        use prost::Message;
+        let cap = (self.max_request_bytes as u64).saturating_mul(STORED_COPIES_FACTOR);
+        let mut copies = 0u64;
+        for rs in resource_spans {
+            let resource = rs.resource.as_ref().map_or(0, Message::encoded_len) as u64;
+            for ss in &rs.scope_spans {
+                let scope = ss.scope.as_ref().map_or(0, Message::encoded_len) as u64;
+                let n = ss.spans.len() as u64;
+                copies = copies.saturating_add(resource.saturating_add(scope).saturating_mul(n));
+            }
+        }
+        if copies > cap {
+            return Err(ValidationError {
+                location: "request".into(),
+                reason: format!(
+                    "each span is stored with a copy of its resource and scope, and those \
+                     copies come to {copies} bytes for this request; the limit is {cap} \
+                     ({STORED_COPIES_FACTOR} times max_request_bytes): send fewer spans per \
+                     request, or fewer and shorter resource attributes"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks a decoded request against every limit, with `now_unix_nanos` the server's
     /// clock for the future-skew bound. Stops at the first violation.
     pub fn validate(
@@ -374,6 +409,7 @@ impl Limits {
                 ),
             });
         }
+        self.stored_copies(resource_spans)?;
         for (r, rs) in resource_spans.iter().enumerate() {
             let mut loc = Loc {
                 resource: r,
@@ -451,6 +487,45 @@ mod tests {
     #[test]
     fn accepts_good_span() {
         Limits::default().validate(&req(span()), NOW).unwrap();
+    }
+
+    /// A large resource shared by many small spans multiplies once each span is stored with
+    /// a copy of it: refused before any stage runs, with what to change. The same resource
+    /// with fewer spans passes.
+    #[test]
+    fn refuses_a_resource_multiplied_past_the_stored_copies_limit() {
+        use crate::proto::common::v1::{AnyValue, any_value};
+        use crate::proto::resource::v1::Resource;
+        let limits = Limits {
+            max_request_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let request = |spans: usize| {
+            let mut rs = req(span());
+            rs[0].resource = Some(Resource {
+                attributes: (0..4)
+                    .map(|i| KeyValue {
+                        key: format!("r{i}"),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("x".repeat(60_000))),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            });
+            rs[0].scope_spans[0].spans = vec![span(); spans];
+            rs
+        };
+        // About 240 KB of resource: 80 spans are about 19 MB of copies, over 16 MiB.
+        let e = limits.validate(&request(80), NOW).unwrap_err();
+        assert_eq!(e.location, "request");
+        assert!(
+            e.reason.contains("copy of its resource") && e.reason.contains("fewer spans"),
+            "{}",
+            e.reason
+        );
+        limits.validate(&request(40), NOW).unwrap();
     }
 
     #[test]

@@ -215,6 +215,8 @@ impl Detector {
     }
 
     /// Payload hits of one raw input value (for tools and evaluation): `(rule, reason)`.
+    /// The value alone, without a parameter name: hits that need the name
+    /// ([`crate::payload::PayloadEngine::scan_field`]) come only from [`Detector::inspect`].
     pub fn scan_value<'a>(&'a self, tenant: &TenantId, raw: &str) -> Vec<(&'a Rule, &'static str)> {
         let c = self.compiled(tenant);
         let norm = normalize::normalize(raw);

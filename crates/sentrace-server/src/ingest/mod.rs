@@ -141,31 +141,60 @@ pub(crate) async fn drain(mut body: Body, limit: usize) {
 /// `limit` more bytes are drained so that the refusal reaches an HTTP/2 client.
 ///
 /// The frames are kept as received and joined once, into a buffer of the body's final
-/// size (a body of one frame is returned as it is): an OTLP request arrives in many
-/// HTTP/2 frames of 16 KiB, and appending each to a growing buffer copied the body again
-/// at every doubling.
+/// size (a body of one frame is returned as it is): an OTLP request arrives in HTTP/2
+/// frames of 16 KiB, and appending each to a growing buffer copied the body again at every
+/// doubling. A body of many small frames (as a hostile client may send: 1-byte frames) is
+/// copied into one growing buffer once it passes [`KEPT_FRAMES`], so that the frames' own
+/// bookkeeping never costs more than a small share of the bytes they carry.
 async fn read_bounded(mut body: Body, limit: usize) -> Result<bytes::Bytes, DecodeError> {
     use http_body_util::BodyExt;
     let mut frames: Vec<bytes::Bytes> = Vec::new();
+    let mut joined: Option<bytes::BytesMut> = None;
     let mut len = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| DecodeError::Body(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            if len.saturating_add(data.len()) > limit {
-                drain(body, limit).await;
-                return Err(DecodeError::TooLarge {
-                    limit,
-                    after_decompression: false,
-                });
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if len.saturating_add(data.len()) > limit {
+            drain(body, limit).await;
+            return Err(DecodeError::TooLarge {
+                limit,
+                after_decompression: false,
+            });
+        }
+        len += data.len();
+        if data.is_empty() {
+            continue;
+        }
+        match &mut joined {
+            Some(buf) => buf.extend_from_slice(&data),
+            // Keep frames apart while they are few, or large on average (an 8 MiB body
+            // in 16 KiB frames); tiny frames past the first few are copied.
+            None if frames.len() < KEPT_FRAMES || len / frames.len() >= LARGE_FRAME => {
+                frames.push(data)
             }
-            len += data.len();
-            if !data.is_empty() {
-                frames.push(data);
+            None => {
+                let mut buf = bytes::BytesMut::with_capacity(len.saturating_mul(2).min(limit));
+                for f in frames.drain(..) {
+                    buf.extend_from_slice(&f);
+                }
+                buf.extend_from_slice(&data);
+                joined = Some(buf);
             }
         }
     }
-    Ok(join(frames, len))
+    Ok(match joined {
+        Some(buf) => buf.freeze(),
+        None => join(frames, len),
+    })
 }
+
+/// Frames of one body kept apart before [`read_bounded`] copies them into one buffer,
+/// unless they average [`LARGE_FRAME`] bytes or more.
+const KEPT_FRAMES: usize = 64;
+/// See [`KEPT_FRAMES`]: at this size a frame's bookkeeping (a 32-byte handle) is under 1%.
+const LARGE_FRAME: usize = 4096;
 
 /// The frames' bytes as one buffer of `len` bytes (their sum): the frame itself when
 /// there is one, else one allocation and one copy of each.
@@ -269,6 +298,29 @@ mod tests {
         assert_eq!(&one[..], b"only");
         let none = read_bounded(streamed(&[]), 4).await.unwrap();
         assert!(none.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_body_of_tiny_frames_is_copied_into_one_buffer() {
+        // More frames than are kept apart: 1-byte frames, as a hostile client may send.
+        let chunks: Vec<&'static [u8]> = (0..1000).map(|i| &b"0123456789"[i % 10..][..1]).collect();
+        let got = read_bounded(streamed(&chunks), 1000).await.unwrap();
+        let want: Vec<u8> = (0..1000).map(|i| b'0' + (i % 10) as u8).collect();
+        assert_eq!(&got[..], &want[..]);
+        let over = read_bounded(streamed(&chunks), 999).await.unwrap_err();
+        assert!(
+            matches!(over, DecodeError::TooLarge { limit: 999, .. }),
+            "{over:?}"
+        );
+        // Many large frames are kept apart and joined once; then tiny ones after them.
+        static LARGE: [u8; 5000] = [7; 5000];
+        let mut mixed: Vec<&'static [u8]> = vec![&LARGE[..]; 100];
+        mixed.extend(std::iter::repeat_n(&b"x"[..], 500));
+        let got = read_bounded(streamed(&mixed), 1_000_000).await.unwrap();
+        assert_eq!(got.len(), 100 * 5000 + 500);
+        assert!(
+            got[..500_000].iter().all(|b| *b == 7) && got[500_000..].iter().all(|b| *b == b'x')
+        );
     }
 
     #[tokio::test]
