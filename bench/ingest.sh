@@ -115,8 +115,8 @@ start() { # configuration
   echo $! > "$WORK/$1.pid"
   for _ in $(seq 1 150); do grep -q "sentrace: ready" "$d/out" && break; sleep 0.2; done
   grep -q "sentrace: ready" "$d/out" || { echo "server $1 did not start:" >&2; cat "$d/err" >&2; exit 1; }
-  if [ "$PROTO" = grpc ]; then echo "https://127.0.0.1:$g" > "$d/endpoint"; echo "$g" > "$d/port"
-  else echo "https://127.0.0.1:$h/v1/traces" > "$d/endpoint"; echo "$h" > "$d/port"; fi
+  if [ "$PROTO" = grpc ]; then echo "https://127.0.0.1:$g" > "$d/endpoint"
+  else echo "https://127.0.0.1:$h/v1/traces" > "$d/endpoint"; fi
   "$bin" tokens create --data-dir "$d/data" --tenant bench --role ingest > "$d/token"
 }
 
@@ -129,10 +129,11 @@ cpu_ticks() {
 }
 
 run() { # configuration round
-  local d="$WORK/$1" before after
+  local d="$WORK/$1" before after port
   before=$(cpu_ticks "$1")
   if [ "$CLIENT" = python ]; then
-    taskset -c "$LOADGEN_CPU" "$PYTHON" "$HERE/python_client.py" --proto "$PROTO" --port "$(cat "$d/port")" \
+    port=$(cat "$d/endpoint"); port=${port##*:}; port=${port%%/*}
+    taskset -c "$LOADGEN_CPU" "$PYTHON" "$HERE/python_client.py" --proto "$PROTO" --port "$port" \
       --ca "$d/data/tls/ca.pem" --token "$(cat "$d/token")" --spans "$PY_SPANS" --json
   else
     taskset -c "$LOADGEN_CPU" "$LOADGEN" "$PROTO" --endpoint "$(cat "$d/endpoint")" \

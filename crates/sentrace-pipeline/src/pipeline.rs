@@ -285,12 +285,12 @@ fn encode_entries(batch: &Batch) -> Result<Vec<SpanEntry>, StageError> {
     }
     let mut buf = Vec::with_capacity(total);
     let mut ends = Vec::with_capacity(spans);
-    let mut lens = lens.into_iter();
+    // The same walk as the sizing pass: the n-th span has the n-th length.
+    let mut lens = lens.iter();
     for (rs, (encoder, scopes)) in batch.resource_spans.iter().zip(&encoders) {
         for (ss, scope) in rs.scope_spans.iter().zip(scopes) {
-            for span in &ss.spans {
-                let len = lens.next().unwrap_or_else(|| span.encoded_len());
-                encoder.encode_sized(&mut buf, ss, scope, span, len);
+            for (span, len) in ss.spans.iter().zip(lens.by_ref()) {
+                encoder.encode_sized(&mut buf, ss, scope, span, *len);
                 ends.push(buf.len());
             }
         }

@@ -641,8 +641,8 @@ impl PayloadEngine {
 
     /// Hits that depend on the parameter name a value came under, which the detector's
     /// per-batch cache of scans (keyed by value) must not hold: a remote URL in a
-    /// parameter through which old PHP applications include a file ([`RFI_PARAMS`]). `decoded` is the
-    /// value's decoded form (`normalize::decode`).
+    /// parameter through which old PHP applications include a file ([`RFI_PARAMS`]).
+    /// `decoded` is the value's decoded form (`normalize::decode`).
     pub fn scan_field(&self, field: &str, decoded: &str, part: Part, hits: &mut Vec<PayloadHit>) {
         if part != Part::Value || !is_rfi_param(field) || !remote_url(decoded) {
             return;
